@@ -1,0 +1,67 @@
+"""All terminal output goes through here: human text on stderr, data on stdout.
+
+``--json`` prints exactly one JSON document on stdout and nothing else there; messages and
+errors always go to stderr (rich, which honours ``NO_COLOR`` and plain pipes). Every string
+passes through :func:`ctwa.masking.scrub` on its way out, so a secret never reaches a terminal
+or a log file whatever path it took.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ctwa.masking import scrub
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass
+class Output:
+    json_mode: bool = False
+    verbose: bool = False
+    debug: bool = False
+    profile: str | None = None
+    _console: Console | None = field(default=None, repr=False)
+
+    @property
+    def console(self) -> Console:
+        """The stderr console, created on first use (rich costs start-up time)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
+        return self._console
+
+    def print(self, *renderables: Any) -> None:
+        """Rich renderables (tables, panels) for people, on stderr."""
+        self.console.print(*renderables)
+
+    def say(self, text: str, style: str | None = None) -> None:
+        from rich.markup import escape
+
+        body = escape(scrub(text))
+        self.console.print(f"[{style}]{body}[/]" if style else body)
+
+    def success(self, text: str) -> None:
+        self.say(text, "green")
+
+    def warn(self, text: str) -> None:
+        self.say(f"warning: {text}", "yellow")
+
+    def error(self, text: str) -> None:
+        self.say(f"error: {text}", "bold red")
+
+    def trace(self, text: str) -> None:
+        """Verbose request/response traces (already masked by :mod:`ctwa.http`)."""
+        if self.verbose:
+            self.say(text, "dim")
+
+    def data(self, payload: Any) -> None:
+        """The one JSON document of ``--json`` mode, on stdout."""
+        text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+        sys.stdout.write(scrub(text) + "\n")
+        sys.stdout.flush()

@@ -1,0 +1,96 @@
+"""``ctwa lint`` and ``ctwa schema``: check documents against the wire formats, print schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ctwa.cli.output import Output
+from ctwa.errors import ExitCode, InputError
+
+KIND_NAMES = ("template", "freeform", "validation", "response", "status", "inbound",
+              "meta-template", "meta-page", "upload", "upload-response")
+
+
+def _complete_kind(incomplete: str) -> list[str]:
+    return [k for k in KIND_NAMES if k.startswith(incomplete)]
+
+
+def lint(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="JSON or YAML files, or folders of them."),
+    kind: str = typer.Option(
+        None, "--kind", "-k", autocompletion=_complete_kind,
+        help=f"Wire format to check against (default: detected). One of {', '.join(KIND_NAMES)}.",
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Fail on warnings too."),
+) -> None:
+    """Check payloads, callbacks, templates and upload bodies against CleverTap's contract.
+
+    Each problem is printed with its JSON path, what is wrong and how to fix it. Published
+    variants of the spec (ERRATA.md) are warnings that name the canonical form.
+    """
+    from ctwa.wire.lint import lint_paths
+
+    out: Output = ctx.obj
+    if kind is not None and kind not in KIND_NAMES:
+        raise InputError(f"unknown kind {kind!r}", hint=f"use one of {', '.join(KIND_NAMES)}")
+    results = lint_paths(paths, kind)
+    if not results:
+        raise InputError("no JSON or YAML files found", hint="name files or folders holding "
+                         "*.json, *.yaml or *.yml")
+    failed = [r for r in results if not r.ok or (strict and r.warnings)]
+    if out.json_mode:
+        out.data({"ok": not failed, "documents": [r.as_dict() for r in results]})
+    else:
+        _render_lint(out, results)
+    if failed:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _render_lint(out: Output, results: list) -> None:
+    errors = warnings = 0
+    for result in results:
+        kind = result.kind or "unknown"
+        if not result.problems:
+            out.say(f"ok    {result.source} ({kind})", "green")
+            continue
+        label = "FAIL " if result.errors else "warn "
+        out.say(f"{label} {result.source} ({kind})", "red" if result.errors else "yellow")
+        for problem in result.problems:
+            errata = f" [ERRATA {problem.errata}]" if problem.errata else ""
+            hint = f" -> {problem.hint}" if problem.hint else ""
+            style = "red" if problem.severity == "error" else "yellow"
+            out.say(f"  {problem.path}: {problem.severity}: {problem.message}{hint}{errata}",
+                    style)
+        errors += len(result.errors)
+        warnings += len(result.warnings)
+    out.say(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")
+
+
+def schema(
+    ctx: typer.Context,
+    kind: str = typer.Argument(
+        None, autocompletion=_complete_kind, help="Wire format; omit to list them."
+    ),
+) -> None:
+    """Print the JSON Schema of a wire format, to validate payloads in your own services."""
+    from ctwa.wire.kinds import KINDS
+
+    out: Output = ctx.obj
+    if kind is None:
+        if out.json_mode:
+            out.data({name: spec.title for name, spec in KINDS.items()})
+            return
+        for name, spec in KINDS.items():
+            out.say(f"{name:16} {spec.title}")
+        return
+    if kind not in KINDS:
+        raise InputError(f"unknown kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+    out.data(KINDS[kind].json_schema())
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(lint)
+    app.command()(schema)

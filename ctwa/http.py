@@ -1,0 +1,432 @@
+"""The one HTTP module: every request ctwa makes is built here.
+
+It owns what must be the same everywhere: timeouts, Basic / bearer / custom-header auth, the
+``User-Agent``, connection limits sized for campaign-like concurrency, latency measurement,
+an opt-in retry policy, one-line error messages, and secret masking in verbose traces. Callers
+ask for a client and send; they never construct ``httpx`` objects themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
+
+from ctwa import __version__
+from ctwa.errors import InputError, RemoteUnreachable
+from ctwa.masking import (
+    redact_headers,
+    redact_url,
+    register_basic_auth,
+    register_secret,
+    register_secret_header,
+    scrub,
+)
+
+USER_AGENT = f"ctwa/{__version__}"
+#: Campaigns hit an endpoint 1500 at a time; leave headroom above that.
+MAX_CONNECTIONS = 1600
+DEFAULT_TIMEOUT = 10.0
+
+AuthKind = Literal["basic", "bearer", "header", "none"]
+Trace = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How to authenticate one service; ``secret`` is the password, token or header value."""
+
+    kind: AuthKind = "none"
+    username: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    header_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "basic":
+            if not self.username:
+                raise InputError("basic auth needs a username", hint="pass --username")
+            register_basic_auth(self.username, self.secret or "")
+        elif self.kind == "header":
+            if not self.header_name:
+                raise InputError(
+                    "header auth needs a header name", hint="pass --header-name, e.g. Token"
+                )
+            register_secret_header(self.header_name)
+        register_secret(self.secret)
+
+    def apply(self, headers: dict[str, str]) -> dict[str, str]:
+        """Return ``headers`` with this auth's header added."""
+        if self.kind == "none" or not self.secret:
+            return headers
+        out = dict(headers)
+        if self.kind == "basic":
+            pair = f"{self.username}:{self.secret}".encode()
+            out["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        elif self.kind == "bearer":
+            out["Authorization"] = f"Bearer {self.secret}"
+        else:
+            out[self.header_name or "Authorization"] = self.secret
+        return out
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Name: value'`` from the command line into a pair, or a clear error."""
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+        raise InputError(f"bad header {text!r}", hint="write it as 'Name: value'")
+    return name.strip(), value.strip()
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded in attempts and in total time.
+
+    Only connect errors (the request never left) and the listed statuses are retried: a read
+    timeout on a POST may mean the message went out, so repeating it is the caller's call.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    total_time: float = 30.0
+    statuses: frozenset[int] = RETRYABLE_STATUSES
+    retry_read_errors: bool = False  # only for requests that are safe to repeat (GET)
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: a uniform wait up to the exponential cap, so clients spread out."""
+        cap = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return rng.uniform(0, cap)
+
+    def retry_after(self, response: httpx.Response) -> float | None:
+        """Seconds from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+        value = response.headers.get("Retry-After")
+        if not value:
+            return None
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, moment.timestamp() - time.time())
+
+    def should_retry_error(self, exc: Exception) -> bool:
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return True
+        return self.retry_read_errors and isinstance(
+            exc, (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+        )
+
+
+@dataclass
+class _RetryState:
+    policy: RetryPolicy
+    rng: random.Random
+    started: float = field(default_factory=time.monotonic)
+    attempt: int = 0
+
+    def next_delay(self, response: httpx.Response | None) -> float | None:
+        """How long to wait before the next attempt, or None to give up."""
+        if self.attempt >= self.policy.attempts:
+            return None
+        delay = self.policy.backoff(self.attempt, self.rng)
+        if response is not None:
+            hinted = self.policy.retry_after(response)
+            if hinted is not None:
+                delay = hinted
+        remaining = self.policy.total_time - (time.monotonic() - self.started)
+        if delay > remaining:
+            return None
+        return delay
+
+
+class RetryTransport(httpx.BaseTransport):
+    """Wraps a transport and repeats requests that the policy says are safe to repeat."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        policy: RetryPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.inner, self.policy, self.sleep = inner, policy, sleep
+        self.rng = rng or random.Random()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        state = _RetryState(self.policy, self.rng)
+        while True:
+            state.attempt += 1
+            request.extensions["ctwa_attempts"] = state.attempt
+            try:
+                response = self.inner.handle_request(request)
+            except httpx.TransportError as exc:
+                delay = state.next_delay(None) if self.policy.should_retry_error(exc) else None
+                if delay is None:
+                    raise
+                self.sleep(delay)
+                continue
+            if response.status_code not in self.policy.statuses:
+                return response
+            delay = state.next_delay(response)
+            if delay is None:
+                return response
+            response.close()
+            self.sleep(delay)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class AsyncRetryTransport(httpx.AsyncBaseTransport):
+    """The async twin of :class:`RetryTransport`; the policy decisions are shared."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        policy: RetryPolicy,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.inner, self.policy = inner, policy
+        self.rng = rng or random.Random()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        state = _RetryState(self.policy, self.rng)
+        while True:
+            state.attempt += 1
+            request.extensions["ctwa_attempts"] = state.attempt
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx.TransportError as exc:
+                delay = state.next_delay(None) if self.policy.should_retry_error(exc) else None
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            if response.status_code not in self.policy.statuses:
+                return response
+            delay = state.next_delay(response)
+            if delay is None:
+                return response
+            await response.aclose()
+            await asyncio.sleep(delay)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+def _body_preview(content: bytes, limit: int = 2000) -> str:
+    text = content.decode("utf-8", errors="replace")
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(content)} bytes)"
+    return scrub(text)
+
+
+def describe_request(request: httpx.Request) -> str:
+    """A masked, multi-line picture of a request for ``--verbose``."""
+    lines = [f"> {request.method} {redact_url(str(request.url))}"]
+    lines += [f"> {k}: {v}" for k, v in redact_headers(request.headers.multi_items()).items()]
+    if request.content:
+        lines.append(_body_preview(request.content))
+    return "\n".join(lines)
+
+
+def describe_response(response: httpx.Response) -> str:
+    """A masked, multi-line picture of a response for ``--verbose``."""
+    lines = [f"< HTTP {response.status_code} {response.reason_phrase}"]
+    lines += [f"< {k}: {v}" for k, v in redact_headers(response.headers.multi_items()).items()]
+    if response.content:
+        lines.append(_body_preview(response.content))
+    return "\n".join(lines)
+
+
+def _hooks(trace: Trace | None) -> dict[str, list[Callable[..., Any]]]:
+    if trace is None:
+        return {}
+
+    def on_request(request: httpx.Request) -> None:
+        trace(describe_request(request))
+
+    def on_response(response: httpx.Response) -> None:
+        response.read()
+        trace(describe_response(response))
+
+    return {"request": [on_request], "response": [on_response]}
+
+
+def _async_hooks(trace: Trace | None) -> dict[str, list[Callable[..., Any]]]:
+    if trace is None:
+        return {}
+
+    async def on_request(request: httpx.Request) -> None:
+        trace(describe_request(request))
+
+    async def on_response(response: httpx.Response) -> None:
+        await response.aread()
+        trace(describe_response(response))
+
+    return {"request": [on_request], "response": [on_response]}
+
+
+def _limits(max_connections: int) -> httpx.Limits:
+    return httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+
+
+def _headers(auth: Auth | None, headers: Iterable[tuple[str, str]] | None) -> dict[str, str]:
+    base = {"User-Agent": USER_AGENT}
+    for name, value in headers or ():
+        base[name] = value
+    return (auth or Auth()).apply(base)
+
+
+def make_client(
+    *,
+    auth: Auth | None = None,
+    headers: Iterable[tuple[str, str]] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
+    trace: Trace | None = None,
+    follow_redirects: bool = False,
+    max_connections: int = 100,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> httpx.Client:
+    """A configured sync client. ``retry`` is off unless the caller knows a repeat is safe."""
+    inner = transport or httpx.HTTPTransport(limits=_limits(max_connections))
+    if retry is not None:
+        inner = RetryTransport(inner, retry, sleep=sleep)
+    return httpx.Client(
+        headers=_headers(auth, headers),
+        timeout=httpx.Timeout(timeout),
+        transport=inner,
+        follow_redirects=follow_redirects,
+        event_hooks=_hooks(trace),
+    )
+
+
+def make_async_client(
+    *,
+    auth: Auth | None = None,
+    headers: Iterable[tuple[str, str]] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    retry: RetryPolicy | None = None,
+    trace: Trace | None = None,
+    follow_redirects: bool = False,
+    max_connections: int = MAX_CONNECTIONS,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """A configured async client, sized for campaign-like concurrency by default."""
+    inner = transport or httpx.AsyncHTTPTransport(limits=_limits(max_connections))
+    if retry is not None:
+        inner = AsyncRetryTransport(inner, retry)
+    return httpx.AsyncClient(
+        headers=_headers(auth, headers),
+        timeout=httpx.Timeout(timeout),
+        transport=inner,
+        follow_redirects=follow_redirects,
+        event_hooks=_async_hooks(trace),
+    )
+
+
+# --- sending and timing ----------------------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    """One request and its answer, with the wall time it took and how many attempts."""
+
+    request: httpx.Request
+    response: httpx.Response
+    elapsed: float
+    attempts: int = 1
+
+
+def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange:
+    """Send one request, timing it; transport failures become :class:`RemoteUnreachable`."""
+    started = time.perf_counter()
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise translate_error(exc, url, client.timeout.read) from exc
+    elapsed = time.perf_counter() - started
+    attempts = int(response.request.extensions.get("ctwa_attempts", 1))
+    return Exchange(response.request, response, elapsed, attempts)
+
+
+async def send_async(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Exchange:
+    """The async twin of :func:`send`."""
+    started = time.perf_counter()
+    try:
+        response = await client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise translate_error(exc, url, client.timeout.read) from exc
+    elapsed = time.perf_counter() - started
+    attempts = int(response.request.extensions.get("ctwa_attempts", 1))
+    return Exchange(response.request, response, elapsed, attempts)
+
+
+def _attempts_of(exc: Exception) -> int:
+    try:
+        request = exc.request  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # httpx raises RuntimeError when no request is set
+        return 1
+    return int(request.extensions.get("ctwa_attempts", 1))
+
+
+_DNS_MARKERS = ("name or service not known", "nodename nor servname", "getaddrinfo",
+                "temporary failure in name resolution", "no address associated", "name resolution")
+
+
+def translate_error(exc: Exception, url: str, timeout: float | None = None) -> Exception:
+    """One clear line for an httpx failure, naming the URL (password masked) and the cause."""
+    where = redact_url(url)
+    attempts = ""
+    tries = _attempts_of(exc)
+    if tries > 1:
+        attempts = f" (gave up after {tries} attempts)"
+    detail = scrub(str(exc)) or type(exc).__name__
+    lowered = detail.lower()
+    after = f" after {timeout:g} s" if timeout else ""
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return InputError(f"bad URL {where}: {detail}", hint="use an http:// or https:// URL")
+    if isinstance(exc, httpx.ConnectTimeout):
+        message = f"could not connect to {where}: timed out{after}"
+    elif isinstance(exc, httpx.TimeoutException):
+        message = f"no answer from {where}: timed out{after}"
+    elif isinstance(exc, httpx.ConnectError):
+        if any(marker in lowered for marker in _DNS_MARKERS):
+            host = httpx.URL(url).host if url else "the host"
+            message = f"could not connect to {where}: cannot resolve host {host!r} (DNS)"
+        elif "refused" in lowered:
+            message = f"could not connect to {where}: connection refused"
+        elif "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
+            message = f"could not connect to {where}: TLS failed: {detail}"
+        else:
+            message = f"could not connect to {where}: {detail}"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        message = f"{where} broke the connection or sent a malformed HTTP answer: {detail}"
+    elif isinstance(exc, httpx.TooManyRedirects):
+        message = f"{where}: too many redirects"
+    else:
+        message = f"request to {where} failed: {detail}"
+    return RemoteUnreachable(message + attempts)

@@ -1,0 +1,105 @@
+"""Keep secrets out of everything ctwa prints.
+
+Two layers: structural redaction of the places secrets live (auth headers, passwords in URLs),
+and a registry of every secret value ctwa has resolved in this process, scrubbed from any text
+before it is shown (error messages, verbose logs, JSON output). The second layer catches what
+the first cannot know about, such as a server echoing a token back in an error body.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "****"
+
+#: Headers whose values are secrets whatever the request.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-clevertap-passcode", "token", "x-api-key",
+     "api-key", "cookie", "set-cookie"}
+)
+
+_MIN_SECRET_LEN = 3  # masking one- or two-character strings would shred ordinary text
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_extra_headers: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that :func:`scrub` removes it from any later text."""
+    if not value or len(value) < _MIN_SECRET_LEN:
+        return
+    with _lock:
+        _secrets.add(value)
+
+
+def register_basic_auth(username: str, password: str) -> None:
+    """Register a password and the Basic credential built from it (it shows up base64-encoded)."""
+    register_secret(password)
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    register_secret(token)
+
+
+def register_secret_header(name: str) -> None:
+    """Treat a custom auth header (e.g. a BSP's ``Token``) as secret in every redaction."""
+    with _lock:
+        _extra_headers.add(name.lower())
+
+
+def forget_all() -> None:
+    """Clear the registry; tests use it to keep cases independent."""
+    with _lock:
+        _secrets.clear()
+        _extra_headers.clear()
+
+
+def is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_HEADERS or lowered in _extra_headers
+
+
+def scrub(text: str) -> str:
+    """Replace every registered secret value in ``text`` with the mask."""
+    with _lock:
+        values = sorted(_secrets, key=len, reverse=True)
+    for value in values:
+        if value in text:
+            text = text.replace(value, MASK)
+    return _URL_PASSWORD.sub(r"\1" + MASK + "@", text)
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
+
+
+def redact_url(url: str) -> str:
+    """Drop the password from ``scheme://user:password@host`` forms."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return scrub(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:{MASK}@{host}"
+    return scrub(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers as a plain dict, with secret ones masked (the scheme word of Authorization kept)."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, str] = {}
+    for name, value in items:
+        if is_secret_header(name):
+            scheme, _, rest = value.partition(" ")
+            value = f"{scheme} {MASK}" if rest and name.lower() == "authorization" else MASK
+        else:
+            value = scrub(value)
+        out[name] = value
+    return out
+
+
+def mask_value(value: str | None) -> str:
+    """How a secret is shown when its presence matters but its value must not leak."""
+    return "(not set)" if not value else MASK

@@ -1,0 +1,231 @@
+"""Read a document, tell which wire format it is, and report every problem with its JSON path.
+
+This is what ``ctwa lint`` runs, and what the sender, the listener and the sandbox call to read
+payloads: one code path decides what the contract accepts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ctwa.errors import InputError
+from ctwa.wire.common import PathPart, Problem, json_path
+from ctwa.wire.kinds import KINDS, detect_kind
+
+LINTABLE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass
+class LintResult:
+    source: str
+    kind: str | None
+    problems: list[Problem] = field(default_factory=list)
+    value: Any = None  # the validated model, when there are no errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "kind": self.kind, "ok": self.ok,
+                "problems": [p.as_dict() for p in self.problems]}
+
+
+class InvalidDocument(InputError):
+    """A document that does not fit its wire format; carries every problem found."""
+
+    def __init__(self, result: LintResult) -> None:
+        first = result.errors[0]
+        more = f" (+{len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
+        super().__init__(f"{result.source}: {first.path}: {first.message}{more}",
+                         hint=first.hint)
+        self.result = result
+
+
+def lint_document(doc: Any, kind: str | None = None, source: str = "<document>") -> LintResult:
+    """Check one parsed document against its (given or detected) wire format."""
+    name = kind or detect_kind(doc)
+    if name is None:
+        return LintResult(source, None, [Problem(
+            "error", "$", "cannot tell which wire format this is",
+            hint=f"pass --kind (one of {', '.join(KINDS)})")])
+    if name not in KINDS:
+        raise InputError(f"unknown kind {name!r}", hint=f"use one of {', '.join(KINDS)}")
+    spec = KINDS[name]
+    canonical, notes = spec.normalize(doc)
+    problems = list(notes.problems)
+    try:
+        value = spec.adapter.validate_python(canonical)
+    except ValidationError as exc:
+        problems += _validation_problems(exc, canonical, name)
+        return LintResult(source, name, problems)
+    problems += spec.check(value)
+    return LintResult(source, name, problems, value if not _has_errors(problems) else None)
+
+
+def read_document(doc: Any, kind: str, source: str = "<document>") -> tuple[Any, list[Problem]]:
+    """Validate ``doc`` as ``kind``; return the model and its warnings, or raise with the errors."""
+    result = lint_document(doc, kind, source)
+    if not result.ok:
+        raise InvalidDocument(result)
+    return result.value, result.warnings
+
+
+def _has_errors(problems: Sequence[Problem]) -> bool:
+    return any(p.severity == "error" for p in problems)
+
+
+# --- pydantic errors -> problems -------------------------------------------------------------
+
+
+def _locate(doc: Any, loc: Sequence[PathPart]) -> list[PathPart]:
+    """Map a pydantic ``loc`` onto the document, dropping discriminator tags it inserts."""
+    path: list[PathPart] = []
+    node = doc
+    for n, part in enumerate(loc):
+        last = n == len(loc) - 1
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            path.append(part)
+            node = node[part]
+        elif last and isinstance(node, dict) and isinstance(part, str):
+            path.append(part)  # a missing key
+    return path
+
+
+@cache
+def _vocabulary(kind: str) -> tuple[str, ...]:
+    words: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                words.update(props)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(KINDS[kind].adapter.json_schema(by_alias=True))
+    return tuple(sorted(words))
+
+
+def _validation_problems(exc: ValidationError, doc: Any, kind: str) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for error in exc.errors(include_url=False):
+        path = _locate(doc, error["loc"])
+        where = json_path(path)
+        message, hint = _describe(error, path, kind)
+        if (where, message) in seen:
+            continue
+        seen.add((where, message))
+        problems.append(Problem("error", where, message, hint))
+    return problems
+
+
+def _describe(error: dict[str, Any], path: list[PathPart], kind: str) -> tuple[str, str | None]:
+    kind_of_error = error["type"]
+    key = path[-1] if path else None
+    msg = str(error["msg"])
+    if kind_of_error == "missing":
+        return f"missing required field `{key}`", f"add `{key}`"
+    if kind_of_error == "extra_forbidden":
+        close = difflib.get_close_matches(str(key), _vocabulary(kind), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else "remove it"
+        return f"unknown key `{key}` (not part of the {kind} format)", hint
+    if kind_of_error == "value_error":
+        return msg.removeprefix("Value error, "), None
+    if kind_of_error == "string_pattern_mismatch" and key in ("timestamp",):
+        return "timestamp must be epoch seconds as a string", 'e.g. "1647441774"'
+    if kind_of_error in ("string_type", "int_type", "int_parsing", "float_type", "bool_type"):
+        shown = json.dumps(error.get("input"))[:60]
+        return f"{msg.lower()}, got {shown}", None
+    return msg[:1].lower() + msg[1:], None
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
+    """Each file given, and every JSON/YAML file under each folder given, in a stable order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in LINTABLE_SUFFIXES
+                              and p.is_file())
+        elif path.exists():
+            yield path
+        else:
+            raise InputError(f"{path}: no such file or folder")
+
+
+def load_documents(path: Path) -> list[tuple[str, Any]]:
+    """Parse a JSON or YAML file (YAML may hold several documents) into (source, document)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    if path.suffix.lower() == ".json":
+        return [(str(path), parse_json(text, str(path)))]
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"{path}{where}: not valid YAML: {problem}") from exc
+    if len(docs) == 1:
+        return [(str(path), docs[0])]
+    return [(f"{path}#{i + 1}", doc) for i, doc in enumerate(docs)]
+
+
+def parse_json(text: str, source: str) -> Any:
+    """``json.loads`` with an error that names line and column and spots the spec's slips."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = None
+        if "“" in text or "”" in text:
+            hint = 'replace typographic quotes “ ” with plain " (ERRATA 3, 5)'
+        elif "//" in text.splitlines()[exc.lineno - 1] if text else False:
+            hint = "JSON has no comments: remove the // ... part (ERRATA 5)"
+        raise InputError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}",
+                         hint=hint) from exc
+
+
+def lint_paths(paths: Sequence[Path], kind: str | None = None) -> list[LintResult]:
+    """Lint every document in the given files and folders; a file that does not parse is a
+    result with one error, so one broken file never hides the others."""
+    results: list[LintResult] = []
+    for path in iter_files(paths):
+        try:
+            documents = load_documents(path)
+        except InputError as exc:
+            results.append(LintResult(str(path), kind, [Problem("error", "$", exc.message,
+                                                                 exc.hint)]))
+            continue
+        for source, doc in documents:
+            results.append(lint_document(doc, kind, source))
+    return results

@@ -1,0 +1,164 @@
+"""Meta's WhatsApp template format, as a vendor's import endpoint serves it (FACTS.md).
+
+The format keeps growing, so these models are open: unknown keys are kept, and unknown
+statuses, categories, component and button types are flagged by :func:`check_template`, never
+rejected by the model.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from ctwa.wire.common import OpenModel, Problem, json_path
+
+KNOWN_STATUSES = frozenset({"APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED",
+                            "IN_APPEAL", "PENDING_DELETION", "DELETED", "LIMIT_EXCEEDED"})
+KNOWN_CATEGORIES = frozenset({"AUTHENTICATION", "MARKETING", "UTILITY"})
+KNOWN_COMPONENTS = frozenset({"HEADER", "BODY", "FOOTER", "BUTTONS", "CAROUSEL",
+                              "LIMITED_TIME_OFFER"})
+KNOWN_BUTTONS = frozenset({"QUICK_REPLY", "URL", "PHONE_NUMBER", "COPY_CODE", "OTP", "FLOW",
+                           "CATALOG", "MPM", "SPM"})
+KNOWN_HEADER_FORMATS = frozenset({"TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATION", "PRODUCT"})
+#: Parts CleverTap's Generic integration cannot send.
+UNSENDABLE_BUTTONS = frozenset({"OTP", "FLOW", "CATALOG", "MPM", "SPM"})
+UNSENDABLE_HEADERS = frozenset({"PRODUCT"})
+
+PLACEHOLDER = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class MetaButton(OpenModel):
+    type: NonEmpty
+    text: str | None = None
+    url: str | None = None
+    phone_number: str | None = None
+    example: list[str] | str | None = None
+
+
+class MetaComponent(OpenModel):
+    type: NonEmpty
+    format: str | None = None
+    text: str | None = None
+    example: dict[str, Any] | None = None
+    buttons: list[MetaButton] | None = None
+    cards: list[MetaCard] | None = None
+    limited_time_offer: dict[str, Any] | None = None
+
+
+class MetaCard(OpenModel):
+    components: list[MetaComponent]
+
+
+class MetaTemplate(OpenModel):
+    name: NonEmpty
+    language: NonEmpty
+    status: str | None = None
+    category: str | None = None
+    id: str | None = None
+    parameter_format: str | None = None
+    components: list[MetaComponent]
+
+
+class MetaCursors(OpenModel):
+    before: str | None = None
+    after: str | None = None
+
+
+class MetaPaging(OpenModel):
+    cursors: MetaCursors | None = None
+    next: str | None = None
+
+
+class MetaTemplatePage(OpenModel):
+    data: list[MetaTemplate]
+    paging: MetaPaging | None = None
+
+
+MetaComponent.model_rebuild()
+
+
+def unsendable_parts(template: MetaTemplate) -> list[str]:
+    """What in this template CleverTap cannot send, named for a user ("button 2: FLOW")."""
+    parts: list[str] = []
+
+    def visit(components: list[MetaComponent], prefix: str) -> None:
+        for comp in components:
+            kind = comp.type.upper()
+            if kind == "HEADER" and (comp.format or "").upper() in UNSENDABLE_HEADERS:
+                parts.append(f"{prefix}header format {comp.format}")
+            for b, button in enumerate(comp.buttons or []):
+                if button.type.upper() in UNSENDABLE_BUTTONS:
+                    parts.append(f"{prefix}button {b}: {button.type}")
+            for c, card in enumerate(comp.cards or []):
+                visit(card.components, f"{prefix}card {c} ")
+
+    visit(template.components, "")
+    return parts
+
+
+def _check_components(components: list[MetaComponent], path: list[Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, comp in enumerate(components):
+        where = [*path, i]
+        kind = comp.type.upper()
+        if kind not in KNOWN_COMPONENTS:
+            problems.append(Problem("warning", json_path([*where, "type"]),
+                                    f"unknown component type {comp.type!r}; kept as it is"))
+        if kind == "HEADER":
+            fmt = (comp.format or "").upper()
+            if fmt not in KNOWN_HEADER_FORMATS:
+                problems.append(Problem("warning", json_path([*where, "format"]),
+                                        f"unknown header format {comp.format!r}"))
+            if fmt == "TEXT" and comp.text and len(comp.text) > 60:
+                problems.append(Problem("error", json_path([*where, "text"]),
+                                        f"header text is {len(comp.text)} characters; Meta "
+                                        "allows 60"))
+        if kind == "BODY":
+            if comp.text is None:
+                problems.append(Problem("error", json_path([*where, "text"]), "body has no text"))
+            elif len(comp.text) > 1024:
+                problems.append(Problem("error", json_path([*where, "text"]),
+                                        f"body text is {len(comp.text)} characters; Meta "
+                                        "allows 1024"))
+        if kind == "FOOTER" and comp.text and len(comp.text) > 60:
+            problems.append(Problem("error", json_path([*where, "text"]),
+                                    f"footer is {len(comp.text)} characters; Meta allows 60"))
+        for b, button in enumerate(comp.buttons or []):
+            if button.type.upper() not in KNOWN_BUTTONS:
+                problems.append(Problem("warning", json_path([*where, "buttons", b, "type"]),
+                                        f"unknown button type {button.type!r}; kept as it is"))
+            elif button.type.upper() in UNSENDABLE_BUTTONS:
+                problems.append(Problem("warning", json_path([*where, "buttons", b, "type"]),
+                                        f"CleverTap cannot send {button.type} buttons"))
+        if comp.cards is not None and len(comp.cards) > 10:
+            problems.append(Problem("error", json_path([*where, "cards"]),
+                                    f"{len(comp.cards)} cards; Meta allows 10"))
+        for c, card in enumerate(comp.cards or []):
+            problems += _check_components(card.components, [*where, "cards", c, "components"])
+    return problems
+
+
+def check_template(template: MetaTemplate, path: list[Any] | None = None) -> list[Problem]:
+    base = path or []
+    problems: list[Problem] = []
+    if template.status and template.status.upper() not in KNOWN_STATUSES:
+        problems.append(Problem("warning", json_path([*base, "status"]),
+                                f"unknown status {template.status!r}; kept as it is"))
+    if template.category and template.category.upper() not in KNOWN_CATEGORIES:
+        problems.append(Problem("warning", json_path([*base, "category"]),
+                                f"unknown category {template.category!r}; kept as it is"))
+    if not any(c.type.upper() == "BODY" for c in template.components):
+        problems.append(Problem("error", json_path([*base, "components"]),
+                                "no BODY component"))
+    return problems + _check_components(template.components, [*base, "components"])
+
+
+def check_page(page: MetaTemplatePage) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, template in enumerate(page.data):
+        problems += check_template(template, ["data", i])
+    return problems

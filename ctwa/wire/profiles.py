@@ -1,0 +1,95 @@
+"""CleverTap's user profile upload API: request records and recorded answers (FACTS.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from ctwa.wire.common import OpenModel, Problem, WireModel, json_path
+
+MAX_RECORDS = 1000
+MAX_IDENTITY = 120
+MAX_KEY_BYTES = 120
+MAX_VALUE_BYTES = 512
+MAX_CUSTOM_KEYS = 256
+IDENTITY_KEYS = ("identity", "objectId", "FBID", "GPID")
+
+ProfileValue = str | int | float | bool | list[str] | None
+
+
+class UploadRecord(WireModel):
+    identity: str | None = None
+    objectId: str | None = None
+    FBID: str | None = None
+    GPID: str | None = None
+    type: Literal["profile", "event"] = "profile"
+    ts: int | None = None
+    profileData: dict[str, ProfileValue] | None = None
+    evtName: str | None = None
+    evtData: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> UploadRecord:
+        given = [key for key in IDENTITY_KEYS if getattr(self, key)]
+        if not given:
+            raise ValueError("a record needs one of identity, objectId, FBID or GPID")
+        for key in given:
+            if len(getattr(self, key)) >= MAX_IDENTITY:
+                raise ValueError(f"{key} must be under {MAX_IDENTITY} characters")
+        if self.type == "profile" and self.profileData is None:
+            raise ValueError("a profile record needs profileData")
+        return self
+
+
+class UploadRequest(WireModel):
+    d: Annotated[list[UploadRecord], Field(min_length=1, max_length=MAX_RECORDS)]
+
+
+class UnprocessedRecord(OpenModel):
+    status: str | None = None
+    code: int | None = None
+    error: str | None = None
+    record: str | dict[str, Any] | None = None
+
+
+class UploadResponse(OpenModel):
+    status: str
+    processed: int | None = None
+    unprocessed: list[UnprocessedRecord] = Field(default_factory=list)
+    error: str | None = None
+    code: int | None = None
+
+
+def check_record(record: UploadRecord, path: list[Any]) -> list[Problem]:
+    """The per-record checks CleverTap (and its own Python helper) applies before accepting."""
+    problems: list[Problem] = []
+    data = record.profileData or {}
+    phone = data.get("Phone")
+    if phone is not None and (not isinstance(phone, str) or not phone.startswith("+")):
+        problems.append(Problem("error", json_path([*path, "profileData", "Phone"]),
+                                "Phone must be a string in international form (+ and country "
+                                "code)", hint="e.g. +14155551234"))
+    custom = [key for key in data if not key.startswith("MSG-")]
+    if len(custom) > MAX_CUSTOM_KEYS:
+        problems.append(Problem("error", json_path([*path, "profileData"]),
+                                f"{len(custom)} properties; CleverTap keeps at most "
+                                f"{MAX_CUSTOM_KEYS}"))
+    for key, value in data.items():
+        if len(key.encode()) > MAX_KEY_BYTES:
+            problems.append(Problem("error", json_path([*path, "profileData", key]),
+                                    f"property name is over {MAX_KEY_BYTES} bytes"))
+        if isinstance(value, str) and len(value.encode()) > MAX_VALUE_BYTES:
+            problems.append(Problem("error", json_path([*path, "profileData", key]),
+                                    f"value is over {MAX_VALUE_BYTES} bytes"))
+        if key.startswith("MSG-") and not isinstance(value, bool):
+            problems.append(Problem("error", json_path([*path, "profileData", key]),
+                                    f"{key} must be a boolean", hint="write true or false"))
+    return problems
+
+
+def check_request(request: UploadRequest) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, record in enumerate(request.d):
+        problems += check_record(record, ["d", i])
+    return problems
