@@ -51,7 +51,7 @@ KINDS: dict[str, Kind] = {
              outbound.normalize_outbound, outbound.check_freeform),
         Kind("validation", "CleverTap endpoint validation payload", outbound.TemplatePayload,
              outbound.unwrap_validation, outbound.check_template),
-        Kind("response", "Messaging endpoint response", responses.EndpointResponse,
+        Kind("response", "Messaging endpoint response", responses.EndpointAnswer,
              check=responses.check_response),
         Kind("status", "Status (DLR) callback", callbacks.StatusCallback,
              callbacks.normalize_status, callbacks.check_status),
@@ -102,5 +102,7 @@ def detect_kind(doc: Any) -> str | None:
             return "validation"
         return "template"
     if "status" in keys and doc.get("status") in ("success", "failure"):
+        return "response"
+    if keys == {"message"}:
         return "response"
     return None

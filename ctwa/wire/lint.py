@@ -95,8 +95,11 @@ def _has_errors(problems: Sequence[Problem]) -> bool:
 # --- pydantic errors -> problems -------------------------------------------------------------
 
 
-def _locate(doc: Any, loc: Sequence[PathPart]) -> list[PathPart]:
-    """Map a pydantic ``loc`` onto the document, dropping discriminator tags it inserts."""
+def _locate(doc: Any, loc: Sequence[PathPart], missing: bool) -> list[PathPart]:
+    """Map a pydantic ``loc`` onto the document, dropping discriminator tags it inserts.
+
+    Only a "missing" error may end in a key that is not in the document.
+    """
     path: list[PathPart] = []
     node = doc
     for n, part in enumerate(loc):
@@ -106,7 +109,7 @@ def _locate(doc: Any, loc: Sequence[PathPart]) -> list[PathPart]:
         if in_dict or in_list:
             path.append(part)
             node = node[part]
-        elif last and isinstance(node, dict) and isinstance(part, str):
+        elif missing and last and isinstance(node, dict) and isinstance(part, str):
             path.append(part)  # a missing key
     return path
 
@@ -134,7 +137,7 @@ def _validation_problems(exc: ValidationError, doc: Any, kind: str) -> list[Prob
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for error in exc.errors(include_url=False):
-        path = _locate(doc, error["loc"])
+        path = _locate(doc, error["loc"], error["type"] == "missing")
         where = json_path(path)
         message, hint = _describe(error, path, kind)
         if (where, message) in seen:
@@ -154,6 +157,10 @@ def _describe(error: dict[str, Any], path: list[PathPart], kind: str) -> tuple[s
         close = difflib.get_close_matches(str(key), _vocabulary(kind), n=1)
         hint = f"did you mean `{close[0]}`?" if close else "remove it"
         return f"unknown key `{key}` (not part of the {kind} format)", hint
+    if kind_of_error == "literal_error":
+        expected = str(error.get("ctx", {}).get("expected", ""))
+        expected = expected.replace("True", "true").replace("False", "false").replace("'", '"')
+        return f"must be {expected}, got {json.dumps(error.get('input'))[:60]}", None
     if kind_of_error == "value_error":
         return msg.removeprefix("Value error, "), None
     if kind_of_error == "string_pattern_mismatch" and key in ("timestamp",):

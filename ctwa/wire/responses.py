@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Tag
 
 from ctwa.wire.codes import MESSAGING_ERRORS
 from ctwa.wire.common import OpenModel, Problem
@@ -30,8 +32,23 @@ class EndpointMessage(OpenModel):
     message: str
 
 
-def check_response(answer: EndpointResponse) -> list[Problem]:
+def _answer_tag(value: Any) -> str:
+    if isinstance(value, dict):
+        return "message" if "status" not in value and "message" in value else "status"
+    return "message" if isinstance(value, EndpointMessage) else "status"
+
+
+#: Any answer shape the spec shows: the status object, or a bare message (429, 403).
+EndpointAnswer = Annotated[
+    Annotated[EndpointResponse, Tag("status")] | Annotated[EndpointMessage, Tag("message")],
+    Discriminator(_answer_tag),
+]
+
+
+def check_response(answer: EndpointResponse | EndpointMessage) -> list[Problem]:
     problems: list[Problem] = []
+    if isinstance(answer, EndpointMessage):
+        return problems
     if answer.status == "failure":
         if answer.error is None or answer.error.code is None:
             problems.append(Problem("warning", "$.error.code", "a failure without an error code;"

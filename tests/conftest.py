@@ -1,0 +1,90 @@
+"""Test isolation: every test gets its own config and data dirs, no colour, a fixed width,
+an in-memory keyring, no proxies, and a clean secret registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from typer.testing import CliRunner
+
+from ctwa import masking
+
+#: Secrets used by tests; no output of any test may contain one of them.
+CANARIES = ("pw-CANARY-7f3a", "tok-CANARY-91bd", "pc-CANARY-55e0", "imp-CANARY-0c11")
+
+
+class MemoryKeyring(KeyringBackend):
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        from keyring.errors import PasswordDeleteError
+
+        if (service, username) not in self.store:
+            raise PasswordDeleteError("not found")
+        del self.store[(service, username)]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
+    for name in list(os.environ):
+        if name.startswith("CTWA_") or name.lower() in ("http_proxy", "https_proxy",
+                                                        "all_proxy", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CTWA_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("CTWA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("TERM", "dumb")
+    backend = MemoryKeyring()
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    masking.forget_all()
+    yield backend
+    keyring.set_keyring(previous)
+    masking.forget_all()
+
+
+@pytest.fixture
+def memory_keyring(isolated: MemoryKeyring) -> MemoryKeyring:
+    return isolated
+
+
+class Runner:
+    """Invokes the CLI like a user would and checks that no test secret leaked into output."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None):
+        from ctwa.cli.app import app
+
+        result = self.runner.invoke(app, list(args), input=input, env=env,
+                                    prog_name="ctwa")
+        for canary in CANARIES:
+            assert canary not in result.stdout, f"secret leaked to stdout: {args}"
+            assert canary not in result.stderr, f"secret leaked to stderr: {args}"
+        return result
+
+
+@pytest.fixture
+def cli() -> Runner:
+    return Runner()
+
+
+SPEC_SAMPLES = Path(__file__).parent / "spec_samples"
+EXAMPLES = Path(__file__).parent.parent / "examples"
