@@ -22,7 +22,7 @@ import httpx
 from ctwa import __version__
 from ctwa.errors import InputError, RemoteUnreachable
 from ctwa.masking import (
-    redact_headers,
+    redact_header_value,
     redact_url,
     register_basic_auth,
     register_secret,
@@ -240,10 +240,15 @@ def _body_preview(content: bytes, limit: int = 2000) -> str:
     return scrub(text)
 
 
+def _header_lines(headers: httpx.Headers) -> list[str]:
+    pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
+    return [f"{name}: {redact_header_value(name, value)}" for name, value in pairs]
+
+
 def describe_request(request: httpx.Request) -> str:
     """A masked, multi-line picture of a request for ``--verbose``."""
     lines = [f"> {request.method} {redact_url(str(request.url))}"]
-    lines += [f"> {k}: {v}" for k, v in redact_headers(request.headers.multi_items()).items()]
+    lines += [f"> {line}" for line in _header_lines(request.headers)]
     if request.content:
         lines.append(_body_preview(request.content))
     return "\n".join(lines)
@@ -252,7 +257,7 @@ def describe_request(request: httpx.Request) -> str:
 def describe_response(response: httpx.Response) -> str:
     """A masked, multi-line picture of a response for ``--verbose``."""
     lines = [f"< HTTP {response.status_code} {response.reason_phrase}"]
-    lines += [f"< {k}: {v}" for k, v in redact_headers(response.headers.multi_items()).items()]
+    lines += [f"< {line}" for line in _header_lines(response.headers)]
     if response.content:
         lines.append(_body_preview(response.content))
     return "\n".join(lines)

@@ -86,18 +86,18 @@ def redact_url(url: str) -> str:
     return scrub(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
 
 
+def redact_header_value(name: str, value: str) -> str:
+    """A header's value fit to print: secret ones masked, the scheme word of Authorization kept."""
+    if is_secret_header(name):
+        scheme, _, rest = value.partition(" ")
+        return f"{scheme} {MASK}" if rest and name.lower() == "authorization" else MASK
+    return scrub(value)
+
+
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers as a plain dict, with secret ones masked (the scheme word of Authorization kept)."""
+    """Headers as a plain dict with secret values masked."""
     items = headers.items() if isinstance(headers, Mapping) else headers
-    out: dict[str, str] = {}
-    for name, value in items:
-        if is_secret_header(name):
-            scheme, _, rest = value.partition(" ")
-            value = f"{scheme} {MASK}" if rest and name.lower() == "authorization" else MASK
-        else:
-            value = scrub(value)
-        out[name] = value
-    return out
+    return {name: redact_header_value(name, value) for name, value in items}
 
 
 def mask_value(value: str | None) -> str:

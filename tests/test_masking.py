@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import base64
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ctwa import masking
+
+
+def test_headers_are_redacted_keeping_the_scheme() -> None:
+    masking.register_secret_header("Token")
+    headers = {"Authorization": "Bearer abc123", "X-CleverTap-Passcode": "pc",
+               "token": "t", "Content-Type": "application/json"}
+    assert masking.redact_headers(headers) == {
+        "Authorization": "Bearer ****", "X-CleverTap-Passcode": "****", "token": "****",
+        "Content-Type": "application/json"}
+
+
+def test_url_passwords_are_masked() -> None:
+    assert masking.redact_url("https://bob:hunter22@example.com:8443/x?a=1") == (
+        "https://bob:****@example.com:8443/x?a=1")
+    assert masking.scrub("see http://bob:hunter22@h/x now") == "see http://bob:****@h/x now"
+
+
+def test_basic_credentials_are_masked_in_plain_and_base64_form() -> None:
+    masking.register_basic_auth("bob", "pw-CANARY-7f3a")
+    encoded = base64.b64encode(b"bob:pw-CANARY-7f3a").decode()
+    text = f"pw-CANARY-7f3a and Basic {encoded}"
+    assert masking.scrub(text) == "**** and Basic ****"
+
+
+def test_short_values_are_not_registered() -> None:
+    masking.register_secret("ab")
+    assert masking.scrub("about") == "about"
+
+
+@given(st.text(min_size=3, max_size=30).filter(lambda s: s.strip() == s and s),
+       st.text(max_size=30), st.text(max_size=30))
+def test_a_registered_secret_never_survives_scrub(secret: str, before: str, after: str) -> None:
+    masking.forget_all()
+    masking.register_secret(secret)
+    assert secret not in masking.scrub(before + secret + after)
