@@ -1,0 +1,80 @@
+"""``ctwa lint`` and ``ctwa schema`` through Typer's runner."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from ctwa.errors import ExitCode
+from tests.conftest import EXAMPLES, SPEC_SAMPLES
+
+
+def test_lint_a_folder_reports_every_document(cli) -> None:
+    result = cli("lint", str(SPEC_SAMPLES))
+    assert result.exit_code == ExitCode.FAILED  # the Media Template's duplicate index
+    assert "template-media.json (template)" in result.stderr
+    assert "$.components[3].index: error: button index 0 is used twice" in result.stderr
+    assert "[ERRATA 6]" in result.stderr
+    assert "31 document(s): 1 error(s)" in result.stderr
+    assert result.stdout == ""
+
+
+def test_lint_json_output_is_one_document(cli) -> None:
+    result = cli("--json", "lint", str(SPEC_SAMPLES / "template-text-footer.json"))
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    (doc,) = data["documents"]
+    assert data["ok"] and doc["kind"] == "template"
+    assert doc["problems"][0]["errata"] == 4
+
+
+def test_strict_fails_on_warnings(cli) -> None:
+    path = str(SPEC_SAMPLES / "template-text-footer.json")
+    assert cli("lint", "--strict", path).exit_code == ExitCode.FAILED
+
+
+def test_forced_kind(cli) -> None:
+    path = str(SPEC_SAMPLES / "status-sent.json")
+    result = cli("--json", "lint", "--kind", "inbound", path)
+    assert result.exit_code == ExitCode.FAILED
+    assert json.loads(result.stdout)["documents"][0]["kind"] == "inbound"
+    assert cli("lint", "--kind", "nope", path).exit_code == ExitCode.USAGE
+
+
+def test_lint_missing_file_and_empty_folder(cli, tmp_path) -> None:
+    assert cli("lint", str(tmp_path / "none.json")).exit_code == ExitCode.USAGE
+    result = cli("lint", str(tmp_path))
+    assert result.exit_code == ExitCode.USAGE and "no JSON or YAML files" in result.stderr
+
+
+def test_examples_lint_clean(cli) -> None:
+    result = cli("lint", "--strict", str(EXAMPLES / "payloads"))
+    assert result.exit_code == 0, result.stderr
+
+
+def test_schema_lists_kinds(cli) -> None:
+    result = cli("--json", "schema")
+    assert "template" in json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(("kind", "sample"), [
+    ("template", "template-lto"), ("freeform", "freeform-image"), ("status", "status-failed"),
+    ("inbound", "inbound-document"), ("meta-page", "meta-page-carousel"),
+    ("upload", "upload-request"), ("response", "response-failure-2000"),
+])
+def test_schema_validates_canonical_samples(cli, kind: str, sample: str) -> None:
+    from ctwa.wire.lint import lint_document
+
+    schema = json.loads(cli("schema", kind).stdout)
+    canonical = lint_document(json.loads((SPEC_SAMPLES / f"{sample}.json").read_text()),
+                              kind).value
+    from ctwa.wire.kinds import KINDS
+
+    jsonschema.validate(KINDS[kind].adapter.dump_python(canonical, mode="json", by_alias=True,
+                                                        exclude_none=True), schema)
+
+
+def test_schema_unknown_kind(cli) -> None:
+    assert cli("schema", "nope").exit_code == ExitCode.USAGE
