@@ -149,7 +149,7 @@ class OfferParameter(WireModel):
 class OfferComponent(WireModel):
     type: Literal["limited_time_offer"] = "limited_time_offer"
     text: str
-    parameters: Annotated[list[OfferParameter], Field(min_length=1, max_length=1)]
+    parameters: Annotated[list[OfferParameter], Field(default_factory=list, max_length=1)]
 
 
 CardComponent = Annotated[

@@ -1,0 +1,98 @@
+"""The local template library: one Meta-format JSON file per (name, language), plus an index.
+
+``import-templates`` fills it and ``send-template --template NAME`` reads from it. Files are
+written atomically (temp file, then rename) so an interrupted import never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ctwa.config import data_dir
+from ctwa.errors import InputError
+
+INDEX_FILE = "index.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._()-]+")
+
+
+def default_root(profile: str | None) -> Path:
+    return data_dir() / "templates" / (profile or "default")
+
+
+def file_name(name: str, language: str) -> str:
+    """A safe, stable file name; the true name and language live inside the file."""
+    return f"{_UNSAFE.sub('_', name)}__{_UNSAFE.sub('_', language)}.json"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    language: str
+    file: str
+    status: str | None = None
+    category: str | None = None
+    sendable: bool = True
+
+
+class TemplateLibrary:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def index(self) -> dict[str, Entry]:
+        path = self.root / INDEX_FILE
+        if not path.exists():
+            return {}
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: the template index is unreadable ({exc})",
+                             hint="re-run `ctwa import-templates`") from exc
+        return {key: Entry(**value) for key, value in raw.get("templates", {}).items()}
+
+    def save_index(self, entries: dict[str, Entry]) -> None:
+        data = {"templates": {k: vars(v) for k, v in sorted(entries.items())}}
+        write_atomic(self.root / INDEX_FILE, json.dumps(data, indent=1, ensure_ascii=False))
+
+    def put(self, template: dict[str, Any]) -> Path:
+        path = self.root / file_name(template["name"], template["language"])
+        write_atomic(path, json.dumps(template, indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    def get(self, name: str, language: str | None = None) -> dict[str, Any]:
+        """The template named ``name`` (in ``language``, required when there are several)."""
+        matches = [e for e in self.index().values() if e.name == name]
+        chosen = [e for e in matches if language is None or e.language == language]
+        if not chosen:
+            known = sorted({e.language for e in matches})
+            where = f" in {language!r}" if language else ""
+            hint = (f"languages available: {', '.join(known)}" if known
+                    else "import it with `ctwa import-templates`, or pass --template-file")
+            raise InputError(f"no template {name!r}{where} in the library at {self.root}",
+                             hint=hint)
+        if len(chosen) > 1:
+            langs = ", ".join(sorted(e.language for e in chosen))
+            raise InputError(f"template {name!r} exists in several languages ({langs})",
+                             hint="pass --language")
+        path = self.root / chosen[0].file
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: cannot read the template ({exc})") from exc
