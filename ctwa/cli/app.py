@@ -91,8 +91,9 @@ def root(
 
 
 def _register() -> None:
-    from ctwa.cli import profiles, tools
+    from ctwa.cli import profiles, send, tools
 
+    send.register(app)
     app.add_typer(profiles.app, name="profile")
     tools.register(app)
 

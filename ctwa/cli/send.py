@@ -1,0 +1,395 @@
+"""``send-template``, ``send-freeform``, ``validate-endpoint``: CleverTap's exact payloads,
+sent to a messaging endpoint and judged against the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctwa import envvars
+from ctwa.cli.output import Output
+from ctwa.errors import ConfigError, InputError
+
+CONNECTION = "Connection"
+PARAMS = "Template parameters"
+SOURCE = "What to send"
+
+EndpointOpt = Annotated[str | None, typer.Option(
+    "--endpoint", metavar="URL", help="Messaging endpoint URL (default: the profile's).",
+    rich_help_panel=CONNECTION)]
+AuthOpt = Annotated[str | None, typer.Option(
+    "--auth", help="basic, bearer, header or none (default: the profile's, or implied by "
+    "--username/--password/--token).", rich_help_panel=CONNECTION)]
+UsernameOpt = Annotated[str | None, typer.Option(
+    "--username", help="Basic auth username.", rich_help_panel=CONNECTION)]
+PasswordOpt = Annotated[str | None, typer.Option(
+    "--password", help=f"Basic auth password. [env var: {envvars.PASSWORD}]",
+    rich_help_panel=CONNECTION)]
+TokenOpt = Annotated[str | None, typer.Option(
+    "--token", help=f"Bearer token or custom header value. [env var: {envvars.TOKEN}]",
+    rich_help_panel=CONNECTION)]
+HeaderNameOpt = Annotated[str | None, typer.Option(
+    "--header-name", help="Header that carries the token for --auth header (e.g. Token).",
+    rich_help_panel=CONNECTION)]
+HeaderOpt = Annotated[list[str] | None, typer.Option(
+    "--header", metavar="'NAME: VALUE'", help="Extra header (repeatable).",
+    rich_help_panel=CONNECTION)]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", help="Seconds to wait for an answer before giving up.",
+    rich_help_panel=CONNECTION)]
+DeadlineOpt = Annotated[float, typer.Option(
+    "--deadline", help="Answers slower than this many seconds count as CleverTap timeouts.",
+    rich_help_panel=CONNECTION)]
+ToOpt = Annotated[str | None, typer.Option(
+    "--to", help="Recipient number, with or without +.")]
+WabaOpt = Annotated[str | None, typer.Option(
+    "--waba", help="Your WhatsApp Business number (default: the profile's).")]
+MsgIdOpt = Annotated[str | None, typer.Option(
+    "--msg-id", help="msgId to send (default: a fresh i|campaign|batch|j|variant id).")]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", help="Print the payload on stdout and send nothing.")]
+
+
+def _profile(out: Output):
+    from ctwa.config import ConfigStore
+
+    return ConfigStore().get(out.profile)
+
+
+def _endpoint(out: Output, name: str | None, profile: Any, **flags: Any):
+    from ctwa.endpoint import EndpointFlags, resolve_endpoint
+    from ctwa.secrets import SecretResolver, SecretStore
+
+    flags["headers"] = tuple(flags.get("headers") or ())
+    resolver = SecretResolver(name, SecretStore())
+    return resolve_endpoint(EndpointFlags(**flags), profile, resolver)
+
+
+def _waba(waba: str | None, profile: Any) -> str:
+    value = waba or profile.waba_number
+    if not value:
+        raise ConfigError("no WhatsApp Business number given",
+                          hint="pass --waba or set it with `ctwa profile add NAME --waba ...`")
+    return value
+
+
+def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float,
+                        deadline: float, warnings: list[str]) -> None:
+    from ctwa.messaging import deliver
+
+    result = deliver(endpoint, payload, timeout=timeout, deadline=deadline,
+                     trace=out.trace if out.verbose else None)
+    result.warnings = warnings
+    if out.json_mode:
+        out.data(result.as_dict())
+    else:
+        _render(out, result)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def _render(out: Output, result: Any) -> None:
+    import json
+
+    for warning in result.warnings:
+        out.warn(warning)
+    out.say(f"> POST {result.url}", "bold")
+    for name, value in result.request_headers.items():
+        out.say(f"> {name}: {value}", "dim")
+    out.say(json.dumps(result.payload, indent=2, ensure_ascii=False))
+    verdict = result.verdict
+    if result.response_status is not None:
+        out.say(f"< HTTP {result.response_status} in {verdict.latency_ms:g} ms", "bold")
+        body = result.response_body
+        out.say(body if isinstance(body, str) else json.dumps(body, ensure_ascii=False))
+    for note in verdict.notes:
+        out.say(f"  also: {note}", "yellow")
+    if verdict.accepted:
+        out.success(f"accepted ({verdict.latency_ms:g} ms)")
+    else:
+        out.error(f"{verdict.outcome}: {verdict.summary}")
+
+
+def _print_payload(out: Output, payload: Any, warnings: list[str]) -> None:
+    for warning in warnings:
+        out.warn(warning)
+    out.data(payload)
+
+
+# --- send-template ---------------------------------------------------------------------------
+
+
+def _template_params(params_file: Path | None, var: list[str], header_var: list[str],
+                     header_media: str | None, header_filename: str | None,
+                     location: str | None, button: list[str], coupon: str | None,
+                     offer_expires: str | None, prop: list[str]):
+    from ctwa import params as p
+
+    base = p.load_params_file(params_file) if params_file else p.TemplateParams()
+    flags = p.TemplateParams(
+        vars=p.parse_vars(var), header_vars=p.parse_vars(header_var, "--header-var"),
+        header_media=header_media, header_filename=header_filename,
+        location=p.parse_location(location) if location else None,
+        buttons=p.parse_buttons(button), coupon=coupon,
+        offer_expires_ms=p.parse_offer_expiry(offer_expires) if offer_expires else None,
+        props=p.parse_props(prop),
+    )
+    return base.overlay(flags)
+
+
+def _load_template(name: str | None, language: str | None, file: Path | None,
+                   profile_name: str | None) -> dict[str, Any]:
+    from ctwa.library import TemplateLibrary, default_root
+    from ctwa.wire.lint import load_documents
+
+    if file is not None:
+        documents = load_documents(file)
+        if len(documents) != 1 or not isinstance(documents[0][1], dict):
+            raise InputError(f"{file}: expected one Meta-format template")
+        return documents[0][1]
+    assert name is not None
+    return TemplateLibrary(default_root(profile_name)).get(name, language)
+
+
+def send_template(
+    ctx: typer.Context,
+    template: Annotated[str | None, typer.Option(
+        "--template", "-t", help="Template name in the local library (see import-templates).",
+        rich_help_panel=SOURCE)] = None,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="Template language, when the library has several.",
+        rich_help_panel=SOURCE)] = None,
+    template_file: Annotated[Path | None, typer.Option(
+        "--template-file", help="A Meta-format template file (JSON or YAML).",
+        rich_help_panel=SOURCE)] = None,
+    sample: Annotated[str | None, typer.Option(
+        "--sample", help="One of the spec's samples: text-footer, image-cta, text, media, lto, "
+        "multi-button, carousel, custom-kv.", rich_help_panel=SOURCE)] = None,
+    payload: Annotated[Path | None, typer.Option(
+        "--payload", help="Send this payload file as it is (linted first).",
+        rich_help_panel=SOURCE)] = None,
+    no_lint: Annotated[bool, typer.Option(
+        "--no-lint", help="With --payload: send it even if it breaks the contract.",
+        rich_help_panel=SOURCE)] = False,
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", metavar="[KEY=]VALUE",
+        help="Body value: 1=John, first_name=John, or bare values in order.",
+        rich_help_panel=PARAMS)] = None,
+    header_var: Annotated[list[str] | None, typer.Option(
+        "--header-var", metavar="[KEY=]VALUE", help="Text header value.",
+        rich_help_panel=PARAMS)] = None,
+    header_media: Annotated[str | None, typer.Option(
+        "--header-media", metavar="URL", help="Media URL for an image, video or document header.",
+        rich_help_panel=PARAMS)] = None,
+    header_filename: Annotated[str | None, typer.Option(
+        "--header-filename", help="File name for a document header.",
+        rich_help_panel=PARAMS)] = None,
+    location: Annotated[str | None, typer.Option(
+        "--location", help="LAT,LONG[,NAME[,ADDRESS]] for a location header.",
+        rich_help_panel=PARAMS)] = None,
+    button: Annotated[list[str] | None, typer.Option(
+        "--button", metavar="INDEX=VALUE", help="INDEX=VALUE: a dynamic URL button's suffix.",
+        rich_help_panel=PARAMS)] = None,
+    coupon: Annotated[str | None, typer.Option(
+        "--coupon", help="Coupon code for a copy-code button.", rich_help_panel=PARAMS)] = None,
+    offer_expires: Annotated[str | None, typer.Option(
+        "--offer-expires", help="Limited-time offer expiry: ISO time or epoch ms.",
+        rich_help_panel=PARAMS)] = None,
+    prop: Annotated[list[str] | None, typer.Option(
+        "--prop", metavar="KEY=VALUE", help="KEY=VALUE custom property (customProps).",
+        rich_help_panel=PARAMS)] = None,
+    params_file: Annotated[Path | None, typer.Option(
+        "--params", help="YAML file with any of these values, and per-card values.",
+        rich_help_panel=PARAMS)] = None,
+    examples: Annotated[bool, typer.Option(
+        "--examples", help="Fill every value not given from the template's own examples.",
+        rich_help_panel=PARAMS)] = False,
+    to: ToOpt = None,
+    waba: WabaOpt = None,
+    msg_id: MsgIdOpt = None,
+    dry_run: DryRunOpt = False,
+    endpoint: EndpointOpt = None,
+    auth: AuthOpt = None,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
+    token: TokenOpt = None,
+    header_name: HeaderNameOpt = None,
+    header: HeaderOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    deadline: DeadlineOpt = 1.0,
+) -> None:
+    """Send a template message exactly as CleverTap would, and judge the endpoint's answer.
+
+    The payload comes from a Meta-format template (--template from the library, or
+    --template-file) plus parameters, from one of the spec's samples (--sample), or from a
+    payload file (--payload). Exit 0 accepted, 1 failed or too slow, 3 unreachable.
+    """
+    from ctwa.build import build_template_payload, check_phone
+    from ctwa.msgid import MsgIdFactory
+
+    out: Output = ctx.obj
+    sources = [s for s in (template, template_file, sample, payload) if s is not None]
+    if len(sources) != 1:
+        raise InputError("give exactly one of --template, --template-file, --sample, --payload")
+    profile_name, profile = _profile(out)
+    warnings: list[str] = []
+    if payload is not None:
+        body = _payload_file(payload, no_lint, to, waba, msg_id, warnings)
+    elif sample is not None:
+        from ctwa.samples import load_sample
+
+        body = load_sample(sample)
+        body["to"] = check_phone(to) if to else body["to"]
+        body["wabaNumber"] = waba or profile.waba_number or body["wabaNumber"]
+        body["msgId"] = msg_id or MsgIdFactory().next()
+    else:
+        if not to:
+            raise InputError("no recipient given", hint="pass --to NUMBER")
+        meta = _load_template(template, language, template_file, profile_name)
+        params = _template_params(params_file, var or [], header_var or [], header_media,
+                                  header_filename, location, button or [], coupon,
+                                  offer_expires, prop or [])
+        built, notes = build_template_payload(
+            meta, params, to=to, waba=_waba(waba, profile), msg_id=msg_id or MsgIdFactory().next(),
+            use_examples=examples)
+        body = built.to_wire()
+        warnings += notes
+    if dry_run:
+        _print_payload(out, body, warnings)
+        return
+    target = _endpoint(out, profile_name, profile, endpoint=endpoint, auth=auth,
+                       username=username, password=password, token=token,
+                       header_name=header_name, headers=header)
+    _deliver_and_report(out, body, target, timeout, deadline, warnings)
+
+
+def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
+                  msg_id: str | None, warnings: list[str]) -> Any:
+    from ctwa.build import check_phone
+    from ctwa.wire.lint import InvalidDocument, lint_document, load_documents
+
+    documents = load_documents(path)
+    if len(documents) != 1:
+        raise InputError(f"{path}: holds {len(documents)} documents; give one payload per file")
+    source, body = documents[0]
+    if not no_lint:
+        result = lint_document(body, source=source)
+        if result.kind not in (None, "template", "freeform", "validation"):
+            raise InputError(f"{path}: this is a {result.kind} document, not an outbound payload")
+        if not result.ok:
+            raise InvalidDocument(result)
+        warnings += [f"{p.path}: {p.message}" for p in result.warnings]
+    if isinstance(body, dict):
+        if to:
+            body["to"] = check_phone(to)
+        if waba:
+            body["wabaNumber"] = waba
+        if msg_id:
+            body["msgId"] = msg_id
+    return body
+
+
+# --- send-freeform ---------------------------------------------------------------------------
+
+
+def send_freeform(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Option(
+        "--type", help="text, image, audio, video or file.", rich_help_panel=SOURCE)] = "text",
+    text: Annotated[str | None, typer.Option(
+        "--text", help="Message text (type text).", rich_help_panel=SOURCE)] = None,
+    media_url: Annotated[str | None, typer.Option(
+        "--media-url", metavar="URL", help="Media URL (image, audio, video, file).",
+        rich_help_panel=SOURCE)] = None,
+    caption: Annotated[str | None, typer.Option(
+        "--caption", help="Caption (image, video, file).", rich_help_panel=SOURCE)] = None,
+    filename: Annotated[str | None, typer.Option(
+        "--filename", help="File name (file).", rich_help_panel=SOURCE)] = None,
+    to: ToOpt = None,
+    waba: WabaOpt = None,
+    msg_id: MsgIdOpt = None,
+    dry_run: DryRunOpt = False,
+    endpoint: EndpointOpt = None,
+    auth: AuthOpt = None,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
+    token: TokenOpt = None,
+    header_name: HeaderNameOpt = None,
+    header: HeaderOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    deadline: DeadlineOpt = 1.0,
+) -> None:
+    """Send a freeform (session) message exactly as CleverTap would, and judge the answer."""
+    from ctwa.build import check_phone
+    from ctwa.freeform import build_freeform
+    from ctwa.msgid import MsgIdFactory
+
+    out: Output = ctx.obj
+    if not to:
+        raise InputError("no recipient given", hint="pass --to NUMBER")
+    profile_name, profile = _profile(out)
+    payload = build_freeform(kind, to=check_phone(to), waba=_waba(waba, profile),
+                             msg_id=msg_id or MsgIdFactory().next(), text=text,
+                             media_url=media_url, caption=caption, filename=filename)
+    body = payload.to_wire()
+    if dry_run:
+        _print_payload(out, body, [])
+        return
+    target = _endpoint(out, profile_name, profile, endpoint=endpoint, auth=auth,
+                       username=username, password=password, token=token,
+                       header_name=header_name, headers=header)
+    _deliver_and_report(out, body, target, timeout, deadline, [])
+
+
+# --- validate-endpoint -----------------------------------------------------------------------
+
+
+def validate_endpoint(
+    ctx: typer.Context,
+    wrapped: Annotated[bool, typer.Option(
+        "--wrapped", help='Send the spec\'s {"body": {...}} form (ERRATA 13).')] = False,
+    to: Annotated[str, typer.Option("--to", help="Recipient of the dummy message.")] =
+    "918900000000",
+    waba: WabaOpt = None,
+    msg_id: Annotated[str, typer.Option("--msg-id", help="msgId of the dummy message.")] =
+    "0|0|0|0",
+    dry_run: DryRunOpt = False,
+    endpoint: EndpointOpt = None,
+    auth: AuthOpt = None,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
+    token: TokenOpt = None,
+    header_name: HeaderNameOpt = None,
+    header: HeaderOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    deadline: DeadlineOpt = 1.0,
+) -> None:
+    """Send the validation payload CleverTap sends when a provider is saved.
+
+    CleverTap saves the provider only if the endpoint answers {"status": "success"} within
+    one second.
+    """
+    from ctwa.build import check_phone
+    from ctwa.wire.outbound import validation_payload
+
+    out: Output = ctx.obj
+    profile_name, profile = _profile(out)
+    body: Any = validation_payload(to=check_phone(to), waba=waba or profile.waba_number
+                                   or "919900000000", msg_id=msg_id).to_wire()
+    if wrapped:
+        body = {"body": body}
+    if dry_run:
+        _print_payload(out, body, [])
+        return
+    target = _endpoint(out, profile_name, profile, endpoint=endpoint, auth=auth,
+                       username=username, password=password, token=token,
+                       header_name=header_name, headers=header)
+    _deliver_and_report(out, body, target, timeout, deadline, [])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("send-template")(send_template)
+    app.command("send-freeform")(send_freeform)
+    app.command("validate-endpoint")(validate_endpoint)

@@ -1,0 +1,110 @@
+"""Judge a messaging endpoint's answer the way CleverTap would (spec: Expected API Response).
+
+CleverTap reads the body only on ``200 OK``; ``{"status": "success"}`` is accepted, ``failure``
+carries a 2000-2004 code, and an answer later than one second is a timeout in campaign stats,
+whatever it says.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ctwa.wire.codes import messaging_error_meaning
+
+DEFAULT_DEADLINE = 1.0
+
+Outcome = Literal["accepted", "rejected", "http-error", "contract-violation", "too-slow",
+                  "unreachable"]
+
+
+@dataclass
+class Verdict:
+    outcome: Outcome
+    accepted: bool
+    summary: str
+    latency_ms: float | None = None
+    status_code: int | None = None
+    error_code: int | None = None
+    error_meaning: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _json_body(content: bytes) -> tuple[Any, str | None]:
+    if not content.strip():
+        return None, "the body is empty"
+    try:
+        return json.loads(content), None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, "the body is not JSON"
+
+
+def _message_of(body: Any) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if body.get("message"):
+            return str(body["message"])
+        if isinstance(error, str):
+            return error
+    return None
+
+
+def judge(status_code: int, content: bytes, latency: float,
+          deadline: float = DEFAULT_DEADLINE, location: str | None = None) -> Verdict:
+    """The verdict on one answer: accepted only if 200, ``status: success`` and in time."""
+    latency_ms = round(latency * 1000, 1)
+    body, body_problem = _json_body(content)
+    verdict = _judge_body(status_code, body, body_problem, location)
+    verdict.latency_ms = latency_ms
+    verdict.status_code = status_code
+    if latency > deadline:
+        verdict.notes.append(verdict.summary)
+        verdict.outcome, verdict.accepted = "too-slow", False
+        verdict.summary = (f"answered in {latency_ms:g} ms, over the {deadline:g} s deadline: "
+                           "CleverTap would count this as a timeout")
+    return verdict
+
+
+def _judge_body(status_code: int, body: Any, body_problem: str | None,
+                location: str | None) -> Verdict:
+    if 300 <= status_code < 400:
+        where = f" to {location}" if location else ""
+        return Verdict("http-error", False, f"HTTP {status_code} redirect{where}; CleverTap "
+                       "expects a 200 answer from the endpoint itself")
+    if status_code != 200:
+        message = _message_of(body)
+        detail = f": {message}" if message else ""
+        if 200 <= status_code < 300:
+            return Verdict("contract-violation", False, f"HTTP {status_code}{detail}; "
+                           "CleverTap reads the answer only on 200 OK")
+        return Verdict("http-error", False, f"HTTP {status_code}{detail}")
+    if body_problem:
+        return Verdict("contract-violation", False, f"HTTP 200 but {body_problem}; the "
+                       'contract expects {"status": "success"} or a failure object')
+    if not isinstance(body, dict) or "status" not in body:
+        return Verdict("contract-violation", False, 'HTTP 200 but the JSON has no "status"; '
+                       'the contract expects {"status": "success"} or a failure object')
+    status = body["status"]
+    if status == "success":
+        return Verdict("accepted", True, "accepted")
+    if status == "failure":
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        code = error.get("code")
+        if isinstance(code, str) and code.isdigit():
+            code = int(code)
+        if not isinstance(code, int) or isinstance(code, bool):
+            code = None
+        meaning = messaging_error_meaning(code)
+        message = error.get("message")
+        text = f"failure {code}: {meaning}" if code is not None else f"failure ({meaning})"
+        if message:
+            text += f" - {message}"
+        return Verdict("rejected", False, text, error_code=code, error_meaning=meaning)
+    return Verdict("contract-violation", False, f'HTTP 200 with "status": {json.dumps(status)}; '
+                   'the contract allows only "success" or "failure"')
