@@ -1,7 +1,7 @@
-"""Where and how to reach a messaging endpoint: flags over the profile, secrets resolved.
+"""Where and how to reach a service (the BSP's messaging endpoint, a vendor's template import
+URL): flags over the profile, secrets resolved in the one order.
 
-The same resolution serves the send commands, load mode and the demo, so a flag means the
-same thing everywhere.
+The same resolution serves every command, so a flag means the same thing everywhere.
 """
 
 from __future__ import annotations
@@ -31,6 +31,31 @@ class EndpointFlags:
 
 
 @dataclass(frozen=True)
+class Service:
+    """What a profile says about one service, and which secrets authenticate to it."""
+
+    what: str  # "messaging endpoint", "template import URL"
+    url_flag: str
+    url: str | None
+    auth: str
+    username: str | None
+    header_name: str | None
+    password: SecretName
+    token: SecretName
+
+    @classmethod
+    def messaging(cls, profile: Profile) -> Service:
+        return cls("messaging endpoint", "--endpoint", profile.endpoint, profile.auth,
+                   profile.username, profile.auth_header, SecretName.PASSWORD, SecretName.TOKEN)
+
+    @classmethod
+    def template_import(cls, profile: Profile) -> Service:
+        return cls("template import URL", "--url", profile.import_url, profile.import_auth,
+                   profile.import_username, profile.import_header, SecretName.IMPORT_PASSWORD,
+                   SecretName.IMPORT_TOKEN)
+
+
+@dataclass(frozen=True)
 class Endpoint:
     url: str
     auth: Auth = field(default_factory=Auth)
@@ -49,10 +74,10 @@ def parse_extra_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str,
     return tuple(pairs)
 
 
-def _auth_kind(flags: EndpointFlags, profile: Profile) -> str:
+def _auth_kind(flags: EndpointFlags, service: Service) -> str:
     """The auth to use: as given, as implied by the credentials given, or the profile's.
 
-    A profile's credentials go only to the profile's own endpoint, never to another URL.
+    A profile's credentials go only to the profile's own URL, never to another one.
     """
     if flags.auth:
         return flags.auth
@@ -60,38 +85,37 @@ def _auth_kind(flags: EndpointFlags, profile: Profile) -> str:
         return "basic"
     if flags.token:
         return "header" if flags.header_name else "bearer"
-    if flags.endpoint and flags.endpoint != profile.endpoint:
+    if flags.endpoint and flags.endpoint != service.url:
         return "none"
-    return profile.auth
+    return service.auth
 
 
-def resolve_endpoint(flags: EndpointFlags, profile: Profile,
+def resolve_endpoint(flags: EndpointFlags, service: Service,
                      resolver: SecretResolver) -> Endpoint:
-    url = flags.endpoint or profile.endpoint
+    url = flags.endpoint or service.url
     if not url:
-        raise ConfigError("no messaging endpoint given",
-                          hint="pass --endpoint URL or set one in the profile "
-                          "(`ctwa profile add NAME --endpoint URL`)")
+        raise ConfigError(f"no {service.what} given",
+                          hint=f"pass {service.url_flag} URL or set it in the profile")
     if not url.startswith(("http://", "https://")):
-        raise InputError(f"endpoint {url!r} is not an http(s) URL")
-    kind = _auth_kind(flags, profile)
+        raise InputError(f"{service.what} {url!r} is not an http(s) URL")
+    kind = _auth_kind(flags, service)
     headers = parse_extra_headers(flags.headers)
     if kind == "none":
         return Endpoint(url, Auth(), headers)
     if kind == "basic":
-        username = flags.username or profile.username
+        username = flags.username or service.username
         if not username:
             raise ConfigError("basic auth needs a username",
                               hint="pass --username or set it in the profile")
-        password = resolver.require(SecretName.PASSWORD, flags.password).value
+        password = resolver.require(service.password, flags.password).value
         return Endpoint(url, Auth("basic", username, password), headers)
-    token = resolver.require(SecretName.TOKEN, flags.token).value
+    if kind not in ("bearer", "header"):
+        raise InputError(f"unknown auth kind {kind!r}", hint="use basic, bearer, header or none")
+    token = resolver.require(service.token, flags.token).value
     if kind == "bearer":
         return Endpoint(url, Auth("bearer", secret=token), headers)
-    if kind == "header":
-        name = flags.header_name or profile.auth_header
-        if not name:
-            raise ConfigError("header auth needs a header name",
-                              hint="pass --header-name (e.g. Token) or set it in the profile")
-        return Endpoint(url, Auth("header", secret=token, header_name=name), headers)
-    raise InputError(f"unknown auth kind {kind!r}", hint="use basic, bearer, header or none")
+    name = flags.header_name or service.header_name
+    if not name:
+        raise ConfigError("header auth needs a header name",
+                          hint="pass --header-name (e.g. Token) or set it in the profile")
+    return Endpoint(url, Auth("header", secret=token, header_name=name), headers)

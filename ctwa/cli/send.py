@@ -59,12 +59,12 @@ def _profile(out: Output):
 
 
 def _endpoint(out: Output, name: str | None, profile: Any, **flags: Any):
-    from ctwa.endpoint import EndpointFlags, resolve_endpoint
+    from ctwa.endpoint import EndpointFlags, Service, resolve_endpoint
     from ctwa.secrets import SecretResolver, SecretStore
 
     flags["headers"] = tuple(flags.get("headers") or ())
     resolver = SecretResolver(name, SecretStore())
-    return resolve_endpoint(EndpointFlags(**flags), profile, resolver)
+    return resolve_endpoint(EndpointFlags(**flags), Service.messaging(profile), resolver)
 
 
 def _waba(waba: str | None, profile: Any) -> str:
