@@ -10,7 +10,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,13 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-@dataclass(frozen=True)
+def serialise(template: dict[str, Any]) -> str:
+    """One line of JSON: json's C encoder only runs without indent, and imports write
+    thousands of these (``templates show --json`` pretty-prints one when asked)."""
+    return json.dumps(template, ensure_ascii=False) + "\n"
+
+
+@dataclass
 class Entry:
     name: str
     language: str
@@ -50,6 +56,7 @@ class Entry:
     status: str | None = None
     category: str | None = None
     sendable: bool = True
+    tracked_buttons: list[int] = field(default_factory=list)
 
 
 class TemplateLibrary:
@@ -65,15 +72,21 @@ class TemplateLibrary:
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{path}: the template index is unreadable ({exc})",
                              hint="re-run `ctwa import-templates`") from exc
-        return {key: Entry(**value) for key, value in raw.get("templates", {}).items()}
+        known = set(Entry.__dataclass_fields__)
+        return {key: Entry(**{k: v for k, v in value.items() if k in known})
+                for key, value in raw.get("templates", {}).items()}
 
     def save_index(self, entries: dict[str, Entry]) -> None:
         data = {"templates": {k: vars(v) for k, v in sorted(entries.items())}}
         write_atomic(self.root / INDEX_FILE, json.dumps(data, indent=1, ensure_ascii=False))
 
-    def put(self, template: dict[str, Any]) -> Path:
-        path = self.root / file_name(template["name"], template["language"])
-        write_atomic(path, json.dumps(template, indent=2, ensure_ascii=False) + "\n")
+    def path_of(self, name: str, language: str) -> Path:
+        return self.root / file_name(name, language)
+
+    def put(self, template: dict[str, Any], text: str | None = None) -> Path:
+        """Store a template; ``text`` is its serialised form when the caller already has it."""
+        path = self.path_of(template["name"], template["language"])
+        write_atomic(path, text if text is not None else serialise(template))
         return path
 
     def get(self, name: str, language: str | None = None) -> dict[str, Any]:

@@ -91,9 +91,10 @@ def root(
 
 
 def _register() -> None:
-    from ctwa.cli import profiles, send, tools
+    from ctwa.cli import profiles, send, templates, tools
 
     send.register(app)
+    templates.register(app)
     app.add_typer(profiles.app, name="profile")
     tools.register(app)
 

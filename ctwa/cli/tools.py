@@ -44,12 +44,12 @@ def lint(
     if out.json_mode:
         out.data({"ok": not failed, "documents": [r.as_dict() for r in results]})
     else:
-        _render_lint(out, results)
+        render_lint(out, results)
     if failed:
         raise typer.Exit(ExitCode.FAILED)
 
 
-def _render_lint(out: Output, results: list) -> None:
+def render_lint(out: Output, results: list) -> None:
     errors = warnings = 0
     for result in results:
         kind = result.kind or "unknown"

@@ -1,0 +1,241 @@
+"""``import-templates`` and ``templates list|show|lint``: the local template library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctwa import envvars
+from ctwa.cli.output import Output
+from ctwa.errors import ExitCode, InputError
+
+app = typer.Typer(help="The local template library that import-templates fills and "
+                  "send-template reads.", no_args_is_help=True, rich_markup_mode=None)
+
+
+def _library(out: Output, folder: Path | None):
+    from ctwa.config import ConfigStore
+    from ctwa.library import TemplateLibrary, default_root
+
+    name, _ = ConfigStore().get(out.profile)
+    return TemplateLibrary(folder or default_root(name))
+
+
+# --- import-templates ------------------------------------------------------------------------
+
+
+def import_templates(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(
+        "--url", metavar="URL", help="Vendor's template import URL (default: the profile's).")]
+    = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", min=1, max=10_000, help="Templates per page (the spec recommends 50-500).")]
+    = 50,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Library folder (default: the profile's, under the data dir).")] = None,
+    track_clicks: Annotated[str | None, typer.Option(
+        "--track-clicks", metavar="DOMAIN",
+        help="Click-tracking domain: URL buttons pointing there are tagged.")] = None,
+    status: Annotated[list[str] | None, typer.Option(
+        "--status", help="Keep only templates with this status (repeatable), e.g. APPROVED.")]
+    = None,
+    max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Stop after this many "
+                                           "pages.")] = 1000,
+    prune: Annotated[bool, typer.Option(
+        "--prune", help="Delete library templates the vendor no longer offers.")] = False,
+    auth: Annotated[str | None, typer.Option(
+        "--auth", help="basic, bearer, header or none (default: the profile's).")] = None,
+    username: Annotated[str | None, typer.Option("--username", help="Basic auth username.")]
+    = None,
+    password: Annotated[str | None, typer.Option(
+        "--password", help="Basic auth password. [env var: CTWA_IMPORT_PASSWORD]")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", help=f"Bearer token or header value. [env var: {envvars.IMPORT_TOKEN}]")]
+    = None,
+    header_name: Annotated[str | None, typer.Option(
+        "--header-name", help="Header carrying the token for --auth header.")] = None,
+    header: Annotated[list[str] | None, typer.Option(
+        "--header", metavar="'NAME: VALUE'", help="Extra header (repeatable).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per page request.")]
+    = 30.0,
+) -> None:
+    """Pull every template from a vendor's paginated endpoint (Meta's format) into the library.
+
+    Each template is checked; invalid ones are reported and skipped, the rest imported. A
+    re-import reports added, updated, unchanged and no-longer-offered templates.
+    """
+    from ctwa.config import ConfigStore
+    from ctwa.endpoint import EndpointFlags, Service, resolve_endpoint
+    from ctwa.http import make_client
+    from ctwa.importer import IMPORT_RETRY, Importer
+    from ctwa.library import TemplateLibrary, default_root
+    from ctwa.secrets import SecretResolver, SecretStore
+
+    out: Output = ctx.obj
+    profile_name, profile = ConfigStore().get(out.profile)
+    flags = EndpointFlags(url, auth, username, password, token, header_name, tuple(header or ()))
+    target = resolve_endpoint(flags, Service.template_import(profile),
+                              SecretResolver(profile_name, SecretStore()))
+    library = TemplateLibrary(out_dir or default_root(profile_name))
+    statuses = frozenset(s.upper() for s in status) if status else None
+    with make_client(auth=target.auth, headers=target.headers, timeout=timeout,
+                     retry=IMPORT_RETRY, follow_redirects=True,
+                     trace=out.trace if out.verbose else None) as client, \
+            _progress(out) as on_page:
+        importer = Importer(client, library, statuses, track_clicks or profile.track_clicks,
+                            prune, on_page)
+        report = importer.run(target.url, limit, max_pages)
+    _report_import(out, report, library.root)
+    if report.error:
+        out.error(report.error)
+        raise typer.Exit(report.exit_code)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _progress(out: Output):
+    if out.json_mode or not out.console.is_terminal:
+        return _NoProgress()
+    from contextlib import contextmanager
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    @contextmanager
+    def running():
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                      console=out.console, transient=True) as progress:
+            task = progress.add_task("importing...", total=None)
+
+            def on_page(pages: int, templates: int) -> None:
+                progress.update(task, description=f"page {pages}: {templates} templates")
+
+            yield on_page
+
+    return running()
+
+
+def _report_import(out: Output, report: Any, root: Path) -> None:
+    if out.json_mode:
+        out.data({**report.as_dict(), "library": str(root)})
+        return
+    from rich.table import Table
+
+    for rejected in report.rejected:
+        out.warn(f"skipped {rejected.name} ({rejected.language}), page {rejected.page}: "
+                 f"{rejected.path}: {rejected.reason}")
+    for flag in report.flagged:
+        out.say(f"note: {flag}", "yellow")
+    for label, parts in report.unsendable.items():
+        out.say(f"note: {label} cannot be sent through CleverTap: {', '.join(parts)}", "yellow")
+    table = Table(title=f"import from {report.url}", box=None, show_header=False)
+    rows = [("pages", report.pages), ("templates fetched", report.fetched),
+            ("added", len(report.added)), ("updated", len(report.updated)),
+            ("unchanged", len(report.unchanged)), ("skipped (invalid)", len(report.rejected)),
+            ("filtered by --status", report.filtered),
+            ("no longer offered (kept)", len(report.missing)),
+            ("pruned", len(report.pruned)),
+            ("click-tracked templates", len(report.tracked))]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    out.print(table)
+    out.say(f"library: {root}")
+
+
+# --- templates list / show / lint ------------------------------------------------------------
+
+
+@app.command("list")
+def list_templates(
+    ctx: typer.Context,
+    category: Annotated[list[str] | None, typer.Option(
+        "--category", help="Only this category (repeatable).")] = None,
+    sendable: Annotated[bool, typer.Option(
+        "--sendable", help="Only templates CleverTap can send.")] = False,
+    folder: Annotated[Path | None, typer.Option("--library", help="Library folder.")] = None,
+) -> None:
+    """List the templates in the library."""
+    out: Output = ctx.obj
+    library = _library(out, folder)
+    wanted = {c.upper() for c in category} if category else None
+    entries = [e for e in library.index().values()
+               if (wanted is None or (e.category or "").upper() in wanted)
+               and (not sendable or e.sendable)]
+    entries.sort(key=lambda e: (e.name, e.language))
+    if out.json_mode:
+        out.data([vars(e) for e in entries])
+        return
+    if not entries:
+        out.say(f"no templates in {library.root}; run `ctwa import-templates`")
+        return
+    from rich.table import Table
+
+    table = Table("name", "language", "status", "category", "sendable", box=None)
+    for e in entries:
+        table.add_row(e.name, e.language, e.status or "", e.category or "",
+                      "yes" if e.sendable else "no")
+    out.print(table)
+
+
+@app.command("show")
+def show_template(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    language: Annotated[str | None, typer.Option("--language", help="Language.")] = None,
+    var: Annotated[list[str] | None, typer.Option(
+        "--vars", "--var", metavar="[KEY=]VALUE",
+        help="Fill placeholders for a preview (repeatable).")] = None,
+    folder: Annotated[Path | None, typer.Option("--library", help="Library folder.")] = None,
+) -> None:
+    """Render a template the way a WhatsApp message looks."""
+    from ctwa.build import parse_template
+    from ctwa.cli.preview import render_template
+    from ctwa.params import parse_vars
+
+    out: Output = ctx.obj
+    raw = _library(out, folder).get(name, language)
+    if out.json_mode:
+        out.data(raw)
+        return
+    template = parse_template(raw, name)
+    out.print(render_template(template, parse_vars(var or [])))
+
+
+@app.command("lint")
+def lint_templates(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Meta-format template files or folders.")],
+) -> None:
+    """Check Meta-format templates (or list pages) with the same rules as the import."""
+    from ctwa.cli.tools import render_lint
+    from ctwa.wire.kinds import detect_kind
+    from ctwa.wire.lint import iter_files, lint_document, load_documents
+
+    out: Output = ctx.obj
+    results = []
+    for path in iter_files(paths):
+        for source, doc in load_documents(path):
+            kind = detect_kind(doc)
+            results.append(lint_document(doc, kind if kind == "meta-page" else "meta-template",
+                                         source))
+    if not results:
+        raise InputError("no JSON or YAML files found")
+    if out.json_mode:
+        out.data({"ok": all(r.ok for r in results), "documents": [r.as_dict() for r in results]})
+    else:
+        render_lint(out, results)
+    if not all(r.ok for r in results):
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("import-templates")(import_templates)
+    root.add_typer(app, name="templates")

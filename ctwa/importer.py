@@ -1,0 +1,245 @@
+"""Pull every template from a vendor's paginated GET endpoint into the local library.
+
+Paging (spec: Import Templates; ERRATA 16): the first request is ``URL?limit=N``; next pages
+follow ``paging.next`` when present, otherwise repeat the first request with
+``after=<paging.cursors.after>``; stop when neither moves on or a page has no ``data``. Pages are
+processed one at a time, so memory stays flat whatever the vendor holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from ctwa.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
+from ctwa.http import RetryPolicy, send
+from ctwa.library import Entry, TemplateLibrary, serialise
+from ctwa.masking import redact_url
+from ctwa.wire.lint import lint_document
+from ctwa.wire.meta import MetaTemplate, unsendable_parts
+
+DEFAULT_LIMIT = 50
+DEFAULT_MAX_PAGES = 1000
+IMPORT_RETRY = RetryPolicy(attempts=5, base_delay=0.5, max_delay=8.0, total_time=60.0,
+                           statuses=frozenset({429, 500, 502, 503, 504}),
+                           retry_read_errors=True)
+
+
+def with_query(url: str, **params: str) -> str:
+    """``url`` with these query parameters set, keeping every other parameter it had."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k not in params]
+    query += list(params.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+@dataclass
+class Page:
+    number: int
+    url: str
+    templates: list[Any]
+
+
+class PagingLoop(CheckFailed):
+    """The vendor sent a cursor or next URL it had already sent: following it never ends."""
+
+
+def iter_pages(client: httpx.Client, url: str, limit: int = DEFAULT_LIMIT,
+               max_pages: int = DEFAULT_MAX_PAGES) -> Iterator[Page]:
+    """Yield pages in order; raise (after yielding every good page) when paging breaks."""
+    first = with_query(url, limit=str(limit))
+    current = first
+    seen_urls = {first}
+    seen_cursors: set[str] = set()
+    for number in range(1, max_pages + 1):
+        body = _fetch(client, current, number)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise CheckFailed(f"page {number} ({redact_url(current)}) has no `data` list",
+                              hint="the vendor must answer in Meta's template list format")
+        if not data:
+            return
+        yield Page(number, current, data)
+        paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+        next_url = paging.get("next") if isinstance(paging.get("next"), str) else None
+        cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+        after = cursors.get("after") if isinstance(cursors.get("after"), str) else None
+        if next_url:
+            if next_url in seen_urls or (after and after in seen_cursors):
+                raise PagingLoop(f"paging loops: page {number} points back to an earlier page "
+                                 f"({redact_url(next_url)})", hint="the vendor's cursors must "
+                                 "move on; the templates fetched so far were kept")
+            current = next_url
+        elif after:
+            if after in seen_cursors:
+                raise PagingLoop(f"paging loops: page {number} repeats the cursor {after!r}",
+                                 hint="the templates fetched so far were kept")
+            current = with_query(first, after=after)
+        else:
+            return
+        seen_urls.add(current)
+        if after:
+            seen_cursors.add(after)
+    raise CheckFailed(f"stopped after {max_pages} pages (--max-pages); more were offered",
+                      hint="raise --max-pages if the vendor really holds that many")
+
+
+def _fetch(client: httpx.Client, url: str, number: int) -> dict[str, Any]:
+    exchange = send(client, "GET", url)
+    response = exchange.response
+    where = f"page {number} ({redact_url(url)})"
+    if response.status_code in (401, 403):
+        raise ConfigError(f"{where}: HTTP {response.status_code}: the vendor refused the "
+                          "credentials", hint="check --auth and the import token or password")
+    if response.status_code != 200:
+        tries = f" after {exchange.attempts} attempts" if exchange.attempts > 1 else ""
+        raise RemoteUnreachable(f"{where}: HTTP {response.status_code}{tries}")
+    try:
+        body = json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RemoteUnreachable(f"{where}: the answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise RemoteUnreachable(f"{where}: the answer is not a JSON object")
+    return body
+
+
+# --- checking and storing --------------------------------------------------------------------
+
+
+@dataclass
+class Rejected:
+    name: str
+    language: str
+    page: int
+    path: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    url: str
+    pages: int = 0
+    fetched: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the library, not offered any more
+    pruned: list[str] = field(default_factory=list)
+    filtered: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    unsendable: dict[str, list[str]] = field(default_factory=dict)
+    tracked: dict[str, list[int]] = field(default_factory=dict)
+    error: str | None = None
+    exit_code: ExitCode = ExitCode.OK
+    complete: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tracked_buttons(template: MetaTemplate, domain: str) -> list[int]:
+    """Indexes of URL buttons pointing at the click-tracking domain (or a subdomain of it)."""
+    domain = domain.lower().strip().removeprefix("https://").removeprefix("http://").strip("/")
+    indexes: list[int] = []
+    index = 0
+    for comp in template.components:
+        for button in comp.buttons or []:
+            if button.type.upper() == "URL" and button.url:
+                host = (urlsplit(button.url).hostname or "").lower()
+                if host == domain or host.endswith("." + domain):
+                    indexes.append(index)
+            index += 1
+    return indexes
+
+
+ProgressHook = Callable[[int, int], None]
+
+
+@dataclass
+class Importer:
+    client: httpx.Client
+    library: TemplateLibrary
+    statuses: frozenset[str] | None = None
+    track_clicks: str | None = None
+    prune: bool = False
+    on_page: ProgressHook | None = None
+
+    def run(self, url: str, limit: int = DEFAULT_LIMIT,
+            max_pages: int = DEFAULT_MAX_PAGES) -> ImportReport:
+        """Import every page; on a failure keep what was stored, and say in the report why
+        it stopped (``error``, ``exit_code``) rather than raising, so the summary still shows.
+        """
+        report = ImportReport(redact_url(url))
+        before = self.library.index()
+        index = dict(before)
+        seen: set[str] = set()
+        try:
+            for page in iter_pages(self.client, url, limit, max_pages):
+                report.pages = page.number
+                for position, raw in enumerate(page.templates):
+                    self._one(raw, page.number, position, before, index, seen, report)
+                if self.on_page:
+                    self.on_page(page.number, report.fetched)
+            report.complete = True
+        except CtwaError as exc:
+            report.error, report.exit_code = str(exc), exc.exit_code
+        finally:
+            self._finish(report, before, index, seen)
+        return report
+
+    def _one(self, raw: Any, page: int, position: int, before: dict[str, Entry],
+             index: dict[str, Entry], seen: set[str], report: ImportReport) -> None:
+        report.fetched += 1
+        result = lint_document(raw, "meta-template", f"page {page} data[{position}]")
+        name = str(raw.get("name", "?")) if isinstance(raw, dict) else "?"
+        language = str(raw.get("language", "?")) if isinstance(raw, dict) else "?"
+        if not result.ok:
+            first = result.errors[0]
+            report.rejected.append(Rejected(name, language, page,
+                                            f"$.data[{position}]{first.path[1:]}", first.message))
+            return
+        template: MetaTemplate = result.value
+        key = f"{template.name}|{template.language}"
+        label = f"{template.name} ({template.language})"
+        seen.add(key)
+        for problem in result.warnings:
+            report.flagged.append(f"{label}: {problem.path[2:] or 'template'}: {problem.message}")
+        if self.statuses is not None and (template.status or "").upper() not in self.statuses:
+            report.filtered += 1
+            return
+        refused = unsendable_parts(template)
+        if refused:
+            report.unsendable[label] = refused
+        tracked = tracked_buttons(template, self.track_clicks) if self.track_clicks else []
+        if tracked:
+            report.tracked[label] = tracked
+        path = self.library.path_of(template.name, template.language)
+        text = serialise(raw)
+        old = path.read_text(encoding="utf-8") if key in before and path.exists() else None
+        if old == text:
+            report.unchanged.append(label)
+        else:
+            self.library.put(raw, text)
+            (report.updated if key in before else report.added).append(label)
+        index[key] = Entry(template.name, template.language, path.name, template.status,
+                           template.category, not refused, tracked)
+
+    def _finish(self, report: ImportReport, before: dict[str, Entry],
+                index: dict[str, Entry], seen: set[str]) -> None:
+        if report.complete:
+            gone = sorted(set(before) - seen)
+            report.missing = [f"{before[k].name} ({before[k].language})" for k in gone]
+            if self.prune:
+                for key in gone:
+                    (self.library.root / before[key].file).unlink(missing_ok=True)
+                    index.pop(key, None)
+                report.pruned, report.missing = report.missing, []
+        if index != before or not (self.library.root / "index.json").exists():
+            self.library.save_index(index)

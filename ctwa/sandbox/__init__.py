@@ -1,0 +1,1 @@
+"""Local stand-ins for the services ctwa talks to (starlette apps), for offline work and tests."""

@@ -1,0 +1,64 @@
+"""``ctwa templates list|show|lint`` through Typer's runner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ctwa.errors import ExitCode
+from ctwa.library import Entry, TemplateLibrary, default_root
+from tests.conftest import EXAMPLES, SPEC_SAMPLES
+
+
+@pytest.fixture
+def library() -> TemplateLibrary:
+    lib = TemplateLibrary(default_root(None))
+    index = {}
+    for name in ("lto", "carousel", "text-footer"):
+        template = json.loads((EXAMPLES / "templates" / f"{name}.json").read_text())
+        path = lib.put(template)
+        index[f"{template['name']}|{template['language']}"] = Entry(
+            template["name"], template["language"], path.name, template["status"],
+            template["category"])
+    index["flow|en"] = Entry("flow", "en", "flow__en.json", "APPROVED", "MARKETING", False)
+    lib.save_index(index)
+    return lib
+
+
+def test_list_filters(cli, library) -> None:
+    everything = json.loads(cli("--json", "templates", "list").stdout)
+    assert len(everything) == 4
+    utility = json.loads(cli("--json", "templates", "list", "--category", "utility").stdout)
+    assert [t["name"] for t in utility] == ["Namespace:sample"]
+    sendable = json.loads(cli("--json", "templates", "list", "--sendable").stdout)
+    assert "flow" not in [t["name"] for t in sendable]
+    human = cli("templates", "list")
+    assert "carousel_test_1" in human.stderr and "MARKETING" in human.stderr
+
+
+def test_show_renders_like_a_message(cli, library) -> None:
+    result = cli("templates", "show", "Test_template", "--vars", "Asha")
+    assert result.exit_code == 0, result.stderr
+    screen = result.stderr
+    for part in ("[image]", "Hey Asha, Welcome to CleverTap.", "limited-time offer: Buy 1 Get 1 "
+                 "Free", "Copy offer code", "Check Out Now", "Show More"):
+        assert part in screen
+    carousel = cli("templates", "show", "carousel_test_1").stderr
+    assert "card 0" in carousel and "card 1" in carousel and "{{1}}" in carousel
+
+
+def test_show_unknown_template(cli, library) -> None:
+    result = cli("templates", "show", "nope")
+    assert result.exit_code == ExitCode.USAGE and "import-templates" in result.stderr
+
+
+def test_lint_meta_files_and_pages(cli, tmp_path) -> None:
+    assert cli("templates", "lint", str(EXAMPLES / "templates")).exit_code == 0
+    assert cli("templates", "lint", str(SPEC_SAMPLES / "meta-page-lto.json")).exit_code == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"name": "x", "language": "en", "components": [
+        {"type": "FOOTER", "text": "f" * 61}]}))
+    result = cli("templates", "lint", str(bad))
+    assert result.exit_code == ExitCode.FAILED
+    assert "no BODY component" in result.stderr and "Meta allows 60" in result.stderr

@@ -1,0 +1,242 @@
+"""import-templates: every paging shape (respx), the spec's samples, a real server end to end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from ctwa.errors import ExitCode
+from ctwa.http import RetryPolicy, make_client
+from ctwa.importer import Importer, tracked_buttons, with_query
+from ctwa.library import TemplateLibrary
+from ctwa.wire.meta import MetaTemplate
+from tests.conftest import SPEC_SAMPLES, LiveServer
+
+URL = "https://vendor.example/templates/import"
+FAST = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.001, total_time=5,
+                   statuses=frozenset({429, 500, 502, 503, 504}), retry_read_errors=True)
+
+
+def tpl(name: str, **over: Any) -> dict[str, Any]:
+    return {"name": name, "language": "en", "status": "APPROVED", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": f"{name} {{{{1}}}}"}], **over}
+
+
+def page(names: list[str], after: str | None = None, next_url: str | None = None) -> dict:
+    body: dict[str, Any] = {"data": [tpl(n) for n in names]}
+    paging: dict[str, Any] = {}
+    if after:
+        paging["cursors"] = {"before": "B", "after": after}
+    if next_url:
+        paging["next"] = next_url
+    if paging:
+        body["paging"] = paging
+    return body
+
+
+def run(tmp_path, **kw):
+    library = TemplateLibrary(tmp_path / "lib")
+    with make_client(retry=FAST) as client:
+        report = Importer(client, library, **kw).run(URL, limit=2)
+    return report, library
+
+
+@respx.mock
+def test_next_only(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=page(["a", "b"],
+                                                            next_url=f"{URL}?p=2"))
+    respx.get(f"{URL}?p=2").respond(json=page(["c"]))
+    report, library = run(tmp_path)
+    assert report.complete and report.pages == 2 and sorted(report.added) == [
+        "a (en)", "b (en)", "c (en)"]
+    assert set(library.index()) == {"a|en", "b|en", "c|en"}
+
+
+@respx.mock
+def test_after_only_repeats_the_first_request_with_the_cursor(tmp_path) -> None:
+    first = respx.get(URL, params__eq={"limit": "2"}).mock(side_effect=[
+        httpx.Response(200, json=page(["a", "b"], after="CUR1"))])
+    second = respx.get(URL, params__eq={"limit": "2", "after": "CUR1"}).respond(
+        json=page(["c"]))
+    report, _ = run(tmp_path)
+    assert first.called and second.called and report.fetched == 3
+
+
+@respx.mock
+def test_both_prefers_next(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(
+        json=page(["a"], after="X", next_url="https://vendor.example/other?page=2"))
+    nxt = respx.get("https://vendor.example/other?page=2").respond(json=page(["b"]))
+    report, _ = run(tmp_path)
+    assert nxt.called and report.fetched == 2
+
+
+@respx.mock
+def test_missing_paging_and_empty_last_page(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=page(["a"], after="E"))
+    respx.get(URL, params__eq={"limit": "2", "after": "E"}).respond(json={"data": []})
+    report, _ = run(tmp_path)
+    assert report.complete and report.fetched == 1
+
+
+@respx.mock
+def test_query_already_in_the_url_is_kept() -> None:
+    assert with_query("https://v.example/t?waba=1&limit=9", limit="50") == (
+        "https://v.example/t?waba=1&limit=50")
+
+
+@respx.mock
+def test_loop_stops_keeping_what_was_fetched(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=page(["a"], next_url=f"{URL}?p=2"))
+    respx.get(f"{URL}?p=2").respond(json=page(["b"], next_url=f"{URL}?limit=2"))
+    report, library = run(tmp_path)
+    assert not report.complete and "paging loops" in (report.error or "")
+    assert report.exit_code == ExitCode.FAILED
+    assert set(library.index()) == {"a|en", "b|en"}
+
+
+@respx.mock
+def test_the_specs_own_static_next_is_a_loop(tmp_path) -> None:
+    sample = json.loads((SPEC_SAMPLES / "meta-page-basic.json").read_text())
+    respx.route(method="GET").respond(json=sample)
+    report, _ = run(tmp_path)
+    assert report.fetched == 2 and "loops" in (report.error or "")
+
+
+@respx.mock
+def test_429_then_success(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).mock(side_effect=[
+        httpx.Response(429), httpx.Response(200, json=page(["a"]))])
+    report, _ = run(tmp_path)
+    assert report.complete and report.fetched == 1
+
+
+@respx.mock
+def test_persistent_500_keeps_earlier_pages_and_exits_3(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=page(["a", "b"], after="P2"))
+    failing = respx.get(URL, params__eq={"limit": "2", "after": "P2"}).respond(500)
+    report, library = run(tmp_path)
+    assert failing.call_count == 3
+    assert report.exit_code == ExitCode.UNREACHABLE and "HTTP 500 after 3 attempts" in (
+        report.error or "")
+    assert set(library.index()) == {"a|en", "b|en"} and report.missing == []
+
+
+@respx.mock
+def test_body_that_is_not_json(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(200, text="<html>oops</html>")
+    report, _ = run(tmp_path)
+    assert report.exit_code == ExitCode.UNREACHABLE and "not JSON" in (report.error or "")
+
+
+@respx.mock
+def test_bad_credentials_exit_4(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(401)
+    report, _ = run(tmp_path)
+    assert report.exit_code == ExitCode.CONFIG and "refused the credentials" in report.error
+
+
+@respx.mock
+def test_invalid_template_among_good_ones(tmp_path) -> None:
+    body = page(["good1", "good2"])
+    body["data"].insert(1, {"name": "broken", "language": "en", "components": "nope"})
+    body["data"].append({"name": "weird", "language": "en", "status": "SHINY",
+                         "components": [{"type": "BODY", "text": "x"}, {"type": "HOLO"}]})
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=body)
+    report, library = run(tmp_path)
+    assert report.complete and len(report.added) == 3
+    (rejected,) = report.rejected
+    assert (rejected.name, rejected.path) == ("broken", "$.data[1].components")
+    assert any("unknown status 'SHINY'" in f for f in report.flagged)
+    assert any("unknown component type 'HOLO'" in f for f in report.flagged)
+    assert "weird|en" in library.index()
+
+
+@respx.mock
+def test_reimport_reports_changes_and_prune(tmp_path) -> None:
+    route = respx.get(URL, params__eq={"limit": "2"})
+    route.respond(json=page(["a", "b"]))
+    run(tmp_path)
+    changed = page(["a", "c"])
+    changed["data"][0]["components"][0]["text"] = "new text {{1}}"
+    route.respond(json=changed)
+    report, library = run(tmp_path)
+    assert (report.added, report.updated, report.unchanged, report.missing) == (
+        ["c (en)"], ["a (en)"], [], ["b (en)"])
+    assert "b|en" in library.index()
+    route.respond(json=page(["a", "c"]))
+    report, library = run(tmp_path, prune=True)
+    assert report.pruned == ["b (en)"] and "b|en" not in library.index()
+    assert not (library.root / "b__en.json").exists()
+    report, _ = run(tmp_path)
+    assert report.unchanged == ["a (en)", "c (en)"] and report.added == []
+
+
+@respx.mock
+def test_status_filter_and_sendability_and_click_tracking(tmp_path) -> None:
+    body = {"data": [
+        tpl("ok"), tpl("draft", status="PENDING"),
+        tpl("flowy", components=[{"type": "BODY", "text": "x"}, {"type": "BUTTONS", "buttons": [
+            {"type": "FLOW", "text": "Go"}]}]),
+        tpl("tracked", components=[{"type": "BODY", "text": "x"}, {"type": "BUTTONS", "buttons": [
+            {"type": "QUICK_REPLY", "text": "No"},
+            {"type": "URL", "text": "Go", "url": "https://clk.track.example/{{1}}"},
+            {"type": "URL", "text": "Site", "url": "https://shop.example/"}]}])]}
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=body)
+    report, library = run(tmp_path, statuses=frozenset({"APPROVED"}),
+                          track_clicks="track.example")
+    index = library.index()
+    assert report.filtered == 1 and "draft|en" not in index
+    assert index["flowy|en"].sendable is False and report.unsendable == {
+        "flowy (en)": ["button 0: FLOW"]}
+    assert index["tracked|en"].tracked_buttons == [1]
+
+
+def test_tracked_buttons_match_subdomains_only() -> None:
+    template = MetaTemplate.model_validate(tpl("t", components=[
+        {"type": "BODY", "text": "x"}, {"type": "BUTTONS", "buttons": [
+            {"type": "URL", "text": "a", "url": "https://evil-track.example/x"},
+            {"type": "URL", "text": "b", "url": "https://track.example/x"}]}]))
+    assert tracked_buttons(template, "https://track.example/") == [1]
+
+
+@pytest.mark.parametrize("sample", ["meta-page-basic", "meta-page-lto", "meta-page-carousel"])
+def test_spec_samples_import_and_build_payloads(tmp_path, cli, sample: str) -> None:
+    body = json.loads((SPEC_SAMPLES / f"{sample}.json").read_text())
+    del body["paging"]["next"]
+    with respx.mock:
+        respx.get(URL, params__eq={"limit": "2"}).respond(json=body)
+        respx.get(URL, params__eq={"limit": "2", "after": "MgZDZD"}).respond(json={"data": []})
+        report, library = run(tmp_path)
+    assert report.complete and not report.rejected and len(report.added) == 1
+    name = body["data"][0]["name"]
+    result = cli("send-template", "--template-file",
+                 str(library.root / f"{name}__{body['data'][0]['language']}.json"),
+                 "--examples", "--to", "919000000001", "--waba", "9190", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["template"]["namespace"] == name
+
+
+def test_real_server_several_hundred_templates_end_to_end(cli, tmp_path) -> None:
+    from ctwa.sandbox.vendor import generated_templates, vendor_app
+
+    templates = generated_templates(340)
+    with LiveServer(vendor_app(templates, token="imp-CANARY-0c11")) as server:
+        result = cli("--json", "import-templates", "--url", f"{server.url}/templates",
+                     "--limit", "50", "--token", "imp-CANARY-0c11",
+                     "--out", str(tmp_path / "lib"))
+        assert result.exit_code == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["pages"] == 7 and len(data["added"]) == 340 and data["complete"]
+        again = cli("--json", "import-templates", "--url", f"{server.url}/templates",
+                    "--token", "imp-CANARY-0c11", "--out", str(tmp_path / "lib"))
+        assert len(json.loads(again.stdout)["unchanged"]) == 340
+        denied = cli("import-templates", "--url", f"{server.url}/templates",
+                     "--token", "wrong-token", "--out", str(tmp_path / "lib2"))
+        assert denied.exit_code == ExitCode.CONFIG
+    listed = cli("--json", "templates", "list", "--library", str(tmp_path / "lib"))
+    assert len(json.loads(listed.stdout)) == 340
