@@ -91,10 +91,11 @@ def root(
 
 
 def _register() -> None:
-    from ctwa.cli import profiles, send, templates, tools
+    from ctwa.cli import profiles, send, templates, tools, users
 
     send.register(app)
     templates.register(app)
+    users.register(app)
     app.add_typer(profiles.app, name="profile")
     tools.register(app)
 

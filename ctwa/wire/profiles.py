@@ -93,3 +93,38 @@ def check_request(request: UploadRequest) -> list[Problem]:
     for i, record in enumerate(request.d):
         problems += check_record(record, ["d", i])
     return problems
+
+
+_EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+_GENDERS = frozenset({"M", "F", "O", "Male", "Female", "Other", "Others"})
+
+
+def record_refusal(record: Any) -> tuple[int, str] | None:
+    """How CleverTap refuses one record of an upload (its per-record code), or None.
+
+    The sandbox answers with these, so ctwa's own checks and the mock agree on what fails.
+    """
+    import re
+
+    if not isinstance(record, dict):
+        return 555, "record is not an object"
+    if not any(isinstance(record.get(k), str) and record.get(k) for k in IDENTITY_KEYS):
+        return 523, "Missing identity"
+    if record.get("type") not in ("profile", "event"):
+        return 524, "Neither event nor profile"
+    if record.get("type") == "event":
+        return None
+    data = record.get("profileData")
+    if not isinstance(data, dict):
+        return 555, "profileData is not an object"
+    phone = data.get("Phone")
+    if phone is not None and (not isinstance(phone, str) or not phone.startswith("+")
+                              or not phone[1:].isdigit() or not 8 <= len(phone) <= 16):
+        return 516, "Invalid phone number"
+    email = data.get("Email")
+    if email is not None and (not isinstance(email, str) or not re.match(_EMAIL_SHAPE, email)):
+        return 515, "Invalid email"
+    gender = data.get("Gender")
+    if gender is not None and gender not in _GENDERS:
+        return 514, "Invalid gender"
+    return None

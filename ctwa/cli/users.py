@@ -1,0 +1,233 @@
+"""``ctwa upload-users``: validate a CSV of users and upload it to CleverTap, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctwa import envvars
+from ctwa.cli.output import Output
+from ctwa.errors import ConfigError, InputError
+
+COLUMN_TYPES = ("str", "int", "float", "bool", "date")
+
+
+def _column_types(values: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw in values:
+        name, sep, kind = raw.rpartition("=")
+        if not sep or not name.strip() or kind not in COLUMN_TYPES:
+            raise InputError(f"--column-type {raw!r}: write NAME=TYPE with TYPE one of "
+                             f"{', '.join(COLUMN_TYPES)}")
+        out[name.strip()] = kind
+    return out
+
+
+def upload_users(
+    ctx: typer.Context,
+    csv_path: Annotated[Path, typer.Argument(metavar="CSV", help="The users file.")],
+    region: Annotated[str | None, typer.Option(
+        "--region", help="CleverTap region: in1, sg1, us1, aps3, mec1, eu.")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", metavar="URL", help="CleverTap API base URL (overrides --region).")] = None,
+    account_id: Annotated[str | None, typer.Option(
+        "--account-id", help=f"CleverTap account id. [env var: {envvars.ACCOUNT_ID}]")] = None,
+    passcode: Annotated[str | None, typer.Option(
+        "--passcode", help=f"CleverTap passcode. [env var: {envvars.PASSCODE}]")] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, max=1000, help="Records per request (CleverTap allows 1000).")]
+    = 1000,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, max=15,
+        help="Requests in parallel (CleverTap allows 15 per account).")] = 5,
+    encoding: Annotated[str, typer.Option(
+        "--encoding", help="File encoding (a UTF-8 BOM is handled either way).")] = "utf-8-sig",
+    delimiter: Annotated[str | None, typer.Option(
+        "--delimiter", help="Field delimiter (default: sniffed from the header).")] = None,
+    default_region: Annotated[str | None, typer.Option(
+        "--default-region", metavar="CC",
+        help="Country (e.g. IN) for numbers written without + and country code.")] = None,
+    column_type: Annotated[list[str] | None, typer.Option(
+        "--column-type", metavar="NAME=TYPE",
+        help="Send a column as int, float, bool or date instead of a string.")] = None,
+    drop_column: Annotated[list[str] | None, typer.Option(
+        "--drop-column", metavar="NAME", help="Leave a column out.")] = None,
+    rejects: Annotated[Path | None, typer.Option(
+        "--rejects", help="Where rejected rows go (default: next to the CSV).")] = None,
+    journal: Annotated[Path | None, typer.Option(
+        "--journal", help="Batch journal for --resume (default: next to the CSV).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Skip the batches a previous run finished.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check everything, show the first batch, send nothing.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Processes checking rows (default: cores, for big files).")]
+    = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 30.0,
+) -> None:
+    """Upload user profiles from a CSV to CleverTap's regional API, in batches.
+
+    Every row ends up uploaded or in the rejects file with its reason, and the final
+    reconciliation shows it: rows read = uploaded + rejected + refused + not uploaded.
+    Exit 0 only if every row was uploaded.
+    """
+    from ctwa.upload.run import Uploader, UploadOptions
+
+    out: Output = ctx.obj
+    if default_region is not None and not (len(default_region) == 2 and
+                                           default_region.isalpha()):
+        raise InputError(f"--default-region {default_region!r}: use a two-letter country "
+                         "code such as IN or US")
+    delimiter = delimiter.replace("\\t", "\t") if delimiter else None  # a typed "\t" is a tab
+    if delimiter is not None and len(delimiter) != 1:
+        raise InputError(f"--delimiter {delimiter!r}: give one character (\\t for a tab)")
+    if not csv_path.is_file():
+        raise InputError(f"{csv_path}: no such file")
+    options = UploadOptions(
+        csv_path, encoding, delimiter, default_region, _column_types(column_type or []),
+        frozenset(drop_column or []), batch_size, concurrency, rejects, journal, resume,
+        dry_run, workers)
+    client, url, headers = None, None, {}
+    if not dry_run or account_id or passcode:
+        url, headers = _target(out, region, base_url, account_id, passcode, dry_run)
+    if not dry_run:
+        from ctwa.http import make_client
+        from ctwa.upload.clevertap import UPLOAD_RETRY
+
+        client = make_client(headers=headers.items(), timeout=timeout, retry=UPLOAD_RETRY,
+                             max_connections=concurrency,
+                             trace=out.trace if out.verbose else None)
+    try:
+        with _progress(out) as progress:
+            report = Uploader(options, client, url, progress).run()
+    finally:
+        if client is not None:
+            client.close()
+    _render(out, report, url, headers)
+    if report.interrupted:
+        out.say("to finish the upload, run: " + _resume_command(), "bold")
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
+
+
+def _target(out: Output, region: str | None, base_url: str | None, account_id: str | None,
+            passcode: str | None, dry_run: bool) -> tuple[str, dict[str, str]]:
+    from ctwa.config import ConfigStore
+    from ctwa.regions import api_base_url
+    from ctwa.secrets import SecretName, SecretResolver, SecretStore
+    from ctwa.upload.clevertap import UPLOAD_PATH
+
+    name, profile = ConfigStore().get(out.profile)
+    account = account_id or os.environ.get(envvars.ACCOUNT_ID) or profile.account_id
+    if not account:
+        raise ConfigError("no CleverTap account id given",
+                          hint=f"pass --account-id, export {envvars.ACCOUNT_ID}=..., or set it "
+                          "in the profile")
+    resolver = SecretResolver(name, SecretStore())
+    secret = (resolver.resolve(SecretName.PASSCODE, passcode) if dry_run
+              else resolver.require(SecretName.PASSCODE, passcode))
+    url = api_base_url(region or profile.region, base_url or profile.base_url) + UPLOAD_PATH
+    headers = {"X-CleverTap-Account-Id": account, "X-CleverTap-Passcode": secret.value or ""}
+    return url, headers
+
+
+def _resume_command() -> str:
+    from ctwa.masking import scrub
+
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    return scrub(" ".join(shlex.quote(a) for a in ["ctwa", *args, "--resume"]))
+
+
+class _Quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _progress(out: Output):
+    if out.json_mode or not out.console.is_terminal:
+        return _Quiet()
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def running():
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                      console=out.console, transient=True) as bar:
+            task = bar.add_task("reading", total=None)
+            started = time.monotonic()
+
+            def update(report: Any, done: int, size: int) -> None:
+                counts = report.counts
+                rate = counts.rows_read / max(time.monotonic() - started, 1e-6)
+                bar.update(task, completed=done, total=size or None,
+                           description=f"{counts.rows_read:,} rows, "
+                           f"{report.batches_sent:,} batches, {rate:,.0f} rows/s")
+
+            yield update
+
+    return running()
+
+
+def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) -> None:
+    from ctwa.masking import redact_header_value
+
+    masked = {k: redact_header_value(k, v) for k, v in headers.items()}
+    if out.json_mode:
+        data = report.as_dict()
+        data["request"] = {"url": url, "headers": masked}
+        out.data(data)
+        return
+    from rich.table import Table
+
+    counts = report.counts
+    if report.error:
+        out.error(report.error)
+    for note in report.notes[:20]:
+        out.warn(note)
+    for row, reason in report.rejected_sample:
+        out.say(f"row {row}: {reason}", "yellow")
+    if report.dry_run and report.first_batch is not None:
+        import json
+
+        out.say(f"first batch ({len(report.first_batch)} records) would go to "
+                f"{url or '(no account given)'}", "bold")
+        for key, value in masked.items():
+            out.say(f"  {key}: {value}", "dim")
+        out.say(json.dumps({"d": report.first_batch[:3]}, indent=2, ensure_ascii=False))
+        if len(report.first_batch) > 3:
+            out.say(f"  ... and {len(report.first_batch) - 3} more records in this batch")
+    table = Table(title="reconciliation" + (" (dry run)" if report.dry_run else ""),
+                  box=None, show_header=False)
+    table.add_row("rows read", f"{counts.rows_read:,}")
+    if report.dry_run:
+        table.add_row("would be uploaded", f"{counts.would_upload:,}")
+    else:
+        table.add_row("uploaded", f"{counts.uploaded:,}")
+    table.add_row("rejected before sending", f"{counts.rejected:,}")
+    if not report.dry_run:
+        table.add_row("refused by CleverTap", f"{counts.refused:,}")
+        table.add_row("not uploaded", f"{counts.not_uploaded:,}")
+        table.add_row("batches sent / skipped (resume)",
+                      f"{report.batches_sent:,} / {report.batches_skipped:,}")
+    table.add_row("adds up", "yes" if counts.adds_up else "NO")
+    table.add_row("time", f"{report.elapsed:.1f} s")
+    out.print(table)
+    if (counts.rejected or counts.refused or counts.not_uploaded) and not report.dry_run:
+        out.say(f"rejects: {report.rejects}")
+    elif report.dry_run and counts.rejected:
+        out.say("(a dry run writes no rejects file; run without --dry-run to get one, or fix "
+                "the rows above)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("upload-users")(upload_users)

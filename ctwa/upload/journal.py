@@ -1,0 +1,160 @@
+"""The journal and the rejects file: what happened to every batch and every refused row,
+written as soon as it is known, so an interrupted upload can be finished without sending
+anything twice."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ctwa.errors import InputError
+
+JOURNAL_VERSION = 1
+#: Outcomes after which a batch is never sent again (CleverTap answered for every record).
+FINAL = frozenset({"uploaded", "partial", "refused"})
+NOT_UPLOADED = "not uploaded"
+
+
+@dataclass
+class BatchEntry:
+    batch: int
+    first_row: int
+    last_row: int
+    rows: int
+    outcome: str  # uploaded, partial, refused, failed
+    uploaded: int = 0
+    refused: int = 0
+    error: str | None = None
+
+
+def fingerprint(path: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """What a resume must match: the same file (size, mtime) read with the same options."""
+    stat = path.stat()
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
+    return {"journal": JOURNAL_VERSION, "input": str(path), "size": stat.st_size,
+            "mtime": int(stat.st_mtime), "options": digest}
+
+
+class Journal:
+    """Append-only JSON lines: a header, then one line per finished batch, fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: TextIO | None = None
+
+    def load(self, expected: dict[str, Any]) -> dict[int, BatchEntry]:
+        """The batches a previous run finished, or an error if it was another file or setup."""
+        if not self.path.exists():
+            raise InputError(f"--resume: no journal at {self.path}",
+                             hint="start without --resume, or pass --journal PATH")
+        entries: dict[int, BatchEntry] = {}
+        with self.path.open(encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except json.JSONDecodeError:
+            header = {}
+        for key in ("input", "size", "mtime", "options"):
+            if header.get(key) != expected[key]:
+                what = {"input": "another file", "size": "a file of another size",
+                        "mtime": "a file changed since", "options": "other options"}[key]
+                raise InputError(f"--resume: the journal {self.path} was written for {what}",
+                                 hint="resume with the same file and options, or start afresh "
+                                 "without --resume")
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                entry = BatchEntry(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                if number == len(lines):
+                    break  # a line cut short by a kill: that batch is simply not done
+                raise InputError(f"{self.path}:{number}: damaged journal line") from None
+            entries[entry.batch] = entry
+        return entries
+
+    def start(self, header: dict[str, Any], resume: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._handle = self.path.open("a", encoding="utf-8")
+            self._ensure_newline()
+        else:
+            self._handle = self.path.open("w", encoding="utf-8")
+            self._write(header)
+
+    def _ensure_newline(self) -> None:
+        with self.path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell():
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    assert self._handle is not None
+                    self._handle.write("\n")
+
+    def record(self, entry: BatchEntry) -> None:
+        self._write(asdict(entry))
+
+    def _write(self, data: dict[str, Any]) -> None:
+        assert self._handle is not None
+        self._handle.write(json.dumps(data, separators=(",", ":")) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class RejectsFile:
+    """CSV of every row not uploaded: its row number, the reason, a code, its original values.
+
+    On resume, rows marked "not uploaded" are dropped from the file first (they are sent
+    again); every other line stays, and a row already in the file is never written twice.
+    """
+
+    def __init__(self, path: Path, header: list[str]) -> None:
+        self.path = path
+        self.header = header
+        self.rows_present: set[int] = set()
+        self._handle: TextIO | None = None
+        self._writer: Any = None
+        self.written = 0
+
+    def open(self, resume: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept: list[list[str]] = []
+        if resume and self.path.exists():
+            with self.path.open(encoding="utf-8", newline="") as handle:
+                reader = csv.reader(handle)
+                next(reader, None)
+                for line in reader:
+                    if len(line) >= 2 and line[0].isdigit() and not line[1].startswith(
+                            NOT_UPLOADED):
+                        kept.append(line)
+                        self.rows_present.add(int(line[0]))
+        self._handle = self.path.open("w", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(["row", "reason", "code", *self.header])
+        self._writer.writerows(kept)
+        self._handle.flush()
+
+    def add(self, row: int, reason: str, code: int | None, values: list[str]) -> None:
+        if row in self.rows_present:
+            return
+        self.rows_present.add(row)
+        assert self._writer is not None
+        self._writer.writerow([row, reason, "" if code is None else code, *values])
+        self.written += 1
+
+    def flush(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -1,0 +1,220 @@
+"""What makes a CSV row a CleverTap profile record, or the reason it cannot be one.
+
+Everything here is plain data and pure functions, picklable, so rows can be checked in worker
+processes: phone validation (phonenumbers, ~19 us a number) dominates the cost of a large file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Literal
+
+from ctwa.wire.profiles import MAX_CUSTOM_KEYS, MAX_IDENTITY, MAX_KEY_BYTES, MAX_VALUE_BYTES
+
+ColumnType = Literal["str", "int", "float", "bool", "date"]
+IDENTITY_COLUMNS = {"identity": "identity", "objectid": "objectId"}
+#: CleverTap's own spelling of the profile keys users write in any case.
+KNOWN_KEYS = {"name": "Name", "email": "Email", "phone": "Phone", "gender": "Gender",
+              "dob": "DOB", "employment": "Employment", "education": "Education",
+              "married": "Married", "age": "Age", "photo": "Photo"}
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
+GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O",
+           "others": "O"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+@dataclass(frozen=True)
+class Column:
+    index: int
+    header: str  # as in the file
+    key: str  # the profile key it becomes
+    kind: ColumnType = "str"
+
+
+@dataclass(frozen=True)
+class RowRules:
+    """How to turn one row into a record; built once from the header and the options."""
+
+    identity_index: int
+    identity_key: str  # identity or objectId
+    phone_index: int
+    columns: tuple[Column, ...]
+    width: int
+    default_region: str | None = None
+
+
+@dataclass
+class Checked:
+    """One row's outcome: ``record`` (JSON text) when good, else ``reason`` (and a code)."""
+
+    row: int
+    identity: str | None = None
+    record: str | None = None
+    reason: str | None = None
+    code: int | None = None
+    values: list[str] = field(default_factory=list)
+
+
+def _phone(raw: str, region: str | None) -> tuple[str | None, str | None]:
+    import phonenumbers
+
+    text = raw.strip()
+    if not text.startswith("+") and region is None:
+        return None, ("phone has no + and country code; write it as +<country><number>, or "
+                      "pass --default-region")
+    try:
+        number = phonenumbers.parse(text, None if text.startswith("+") else region)
+    except phonenumbers.NumberParseException as exc:
+        detail = re.sub(r"^\(\d+\)\s*", "", str(exc)).rstrip(".")
+        return None, f"phone {text!r} cannot be read: {detail}"
+    if not phonenumbers.is_valid_number(number):
+        return None, f"phone {text!r} is not a valid number"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+def _typed(value: str, kind: ColumnType) -> Any:
+    if kind == "str":
+        return value
+    if kind == "int":
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError("not a whole number (--column-type int)") from None
+    if kind == "float":
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError("not a number (--column-type float)") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError("not a finite number")
+        return number
+    if kind == "bool":
+        return parse_bool(value)
+    return date_value(value)
+
+
+def parse_bool(value: str) -> bool:
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("not TRUE/FALSE, true/false, 1/0 or yes/no")
+
+
+def date_value(value: str) -> str:
+    """CleverTap's date form ``$D_<epoch seconds>`` from an ISO date or date-time."""
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ValueError("not an ISO date such as 1990-04-21 (--column-type date)") from None
+        moment = datetime(day.year, day.month, day.day)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return f"$D_{int(moment.timestamp())}"
+
+
+def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
+    """The record for one row, or the first reason it cannot be uploaded."""
+    if len(values) != rules.width:
+        return Checked(row, reason=f"has {len(values)} fields; the header has {rules.width}")
+    identity = values[rules.identity_index].strip()
+    if not identity:
+        return Checked(row, reason=f"{rules.identity_key} is empty", code=523)
+    if len(identity) >= MAX_IDENTITY:
+        return Checked(row, reason=f"{rules.identity_key} is {len(identity)} characters; "
+                       f"CleverTap allows under {MAX_IDENTITY}")
+    phone_raw = values[rules.phone_index].strip()
+    if not phone_raw:
+        return Checked(row, identity, reason="Phone is empty", code=516)
+    phone, problem = _phone(phone_raw, rules.default_region)
+    if problem:
+        return Checked(row, identity, reason=problem, code=516)
+    data: dict[str, Any] = {}
+    for column in rules.columns:
+        raw = values[column.index].strip()
+        if not raw:
+            continue
+        if column.index == rules.phone_index:
+            data["Phone"] = phone
+            continue
+        try:
+            value = _typed(raw, column.kind)
+        except ValueError as exc:
+            return Checked(row, identity, reason=f"{column.header} {raw!r}: {exc}")
+        if column.key == "Email" and not _EMAIL.match(raw):
+            return Checked(row, identity, reason=f"Email {raw!r} is not an email address",
+                           code=515)
+        if column.key == "Gender":
+            gender = GENDERS.get(raw.lower())
+            if gender is None:
+                return Checked(row, identity, reason=f"Gender {raw!r}: use M, F or O",
+                               code=514)
+            value = gender
+        if isinstance(value, str) and len(value.encode()) > MAX_VALUE_BYTES:
+            return Checked(row, identity, reason=f"{column.header} is "
+                           f"{len(value.encode())} bytes; CleverTap keeps at most "
+                           f"{MAX_VALUE_BYTES}")
+        data[column.key] = value
+    record = {rules.identity_key: identity, "type": "profile", "profileData": data}
+    return Checked(row, identity, json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+
+
+def check_chunk(rules: RowRules, start: int, rows: list[list[str]]) -> list[Checked]:
+    """Check consecutive rows (row numbers from ``start``); runs in worker processes.
+
+    Outcomes travel back without the rows' values: the reading process still holds them.
+    """
+    return [check_row(rules, start + i, values) for i, values in enumerate(rows)]
+
+
+def plan_columns(header: list[str], types: dict[str, ColumnType], dropped: set[str],
+                 default_region: str | None) -> RowRules:
+    """Read the header: identity first, Phone present, MSG-* as booleans, sizes in bounds.
+
+    Raises ValueError with a message naming the column; the caller adds the file name.
+    """
+    names = [h.strip() for h in header]
+    if not names or names[0].lower() not in IDENTITY_COLUMNS:
+        first = names[0] if names else ""
+        raise ValueError(f"the first column must be identity or objectId (any case), not "
+                         f"{first!r}")
+    lowered = [n.lower() for n in names]
+    duplicates = sorted({n for n in lowered if lowered.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"column {duplicates[0]!r} appears twice")
+    if "phone" not in lowered:
+        raise ValueError("there is no Phone column; CleverTap needs one for WhatsApp")
+    wanted_types = {k.lower(): v for k, v in types.items()}
+    unknown = sorted((set(wanted_types) | {d.lower() for d in dropped}) - set(lowered))
+    if unknown:
+        raise ValueError(f"--column-type/--drop-column names {unknown[0]!r}, which is not a "
+                         "column")
+    columns = []
+    for index, name in enumerate(names[1:], start=1):
+        low = name.lower()
+        if low in {d.lower() for d in dropped}:
+            if low == "phone":
+                raise ValueError("the Phone column cannot be dropped")
+            continue
+        if low.startswith("msg-"):
+            key, kind = "MSG-" + name[4:].lower(), "bool"
+        else:
+            key, kind = KNOWN_KEYS.get(low, name), wanted_types.get(low, "str")
+        if len(key.encode()) > MAX_KEY_BYTES:
+            raise ValueError(f"column {name[:30]!r}... is over {MAX_KEY_BYTES} bytes")
+        columns.append(Column(index, name, key, kind))
+    custom = [c for c in columns if not c.key.startswith("MSG-")]
+    if len(custom) > MAX_CUSTOM_KEYS:
+        raise ValueError(f"{len(custom)} property columns; CleverTap keeps at most "
+                         f"{MAX_CUSTOM_KEYS}")
+    return RowRules(0, IDENTITY_COLUMNS[lowered[0]], lowered.index("phone"), tuple(columns),
+                    len(names), default_region.upper() if default_region else None)

@@ -1,0 +1,191 @@
+"""Uploading: every answer shape (respx), a real mock CleverTap end to end, interrupt + resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import respx
+
+from ctwa.errors import ExitCode
+from ctwa.http import RetryPolicy, make_client
+from ctwa.sandbox.clevertap import MockCleverTap
+from ctwa.upload.run import Uploader, UploadOptions
+from tests.conftest import EXAMPLES, LiveServer
+
+URL = "https://in1.api.clevertap.com/1/upload"
+FAST = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.001, total_time=5,
+                   statuses=frozenset({429, 500, 502, 503, 504}), retry_read_errors=True)
+
+
+def users_file(tmp_path: Path, count: int, bad_every: int = 0) -> Path:
+    path = tmp_path / "users.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["identity", "Name", "Phone", "MSG-whatsapp"])
+        for i in range(count):
+            phone = "bad" if bad_every and i % bad_every == 0 else f"+1415555{i % 10000:04d}"
+            writer.writerow([f"user-{i}", f"User {i}", phone, "TRUE"])
+    return path
+
+
+def upload(path: Path, url: str = URL, **kw):
+    options = UploadOptions(path, workers=1, **{"batch_size": 2, **kw})
+    with make_client(headers={"X-CleverTap-Account-Id": "A", "X-CleverTap-Passcode":
+                              "pc-CANARY-55e0"}.items(), retry=FAST) as client:
+        return Uploader(options, client, url).run()
+
+
+def rejects(path: Path) -> list[dict[str, str]]:
+    with path.with_name(path.stem + ".rejects.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@respx.mock
+def test_full_success(tmp_path) -> None:
+    route = respx.post(URL).respond(json={"status": "success", "processed": 2,
+                                          "unprocessed": []})
+    report = upload(users_file(tmp_path, 4))
+    assert report.exit_code == ExitCode.OK and report.counts.uploaded == 4
+    assert route.call_count == 2
+    body = json.loads(route.calls.last.request.content)
+    assert body["d"][0]["profileData"]["Phone"].startswith("+")
+    assert route.calls.last.request.headers["X-CleverTap-Passcode"] == "pc-CANARY-55e0"
+
+
+@respx.mock
+def test_partial_with_string_records_matched_by_identity(tmp_path) -> None:
+    refused = json.dumps({"identity": "user-1", "type": "profile", "profileData": {}})
+    respx.post(URL).respond(json={"status": "success", "processed": 1, "unprocessed": [
+        {"status": "fail", "code": 523, "error": "Bad. Skipped record number : 2",
+         "record": refused}]})
+    path = users_file(tmp_path, 2)
+    report = upload(path)
+    assert (report.counts.uploaded, report.counts.refused) == (1, 1)
+    (line,) = rejects(path)
+    assert line["row"] == "3" and line["code"] == "523" and line["identity"] == "user-1"
+    assert line["reason"].startswith("refused by CleverTap: Bad.")
+    assert report.exit_code == ExitCode.FAILED
+
+
+@respx.mock
+def test_all_refused_with_object_records(tmp_path) -> None:
+    respx.post(URL).respond(json={"status": "fail", "processed": 0, "unprocessed": [
+        {"status": "fail", "code": 516, "error": "Invalid phone", "record": {"identity": i}}
+        for i in ("user-0", "user-1")]})
+    report = upload(users_file(tmp_path, 2))
+    assert report.counts.refused == 2 and report.counts.uploaded == 0
+
+
+@respx.mock
+def test_refusal_matched_by_record_number_when_no_identity(tmp_path) -> None:
+    respx.post(URL).respond(json={"status": "success", "processed": 1, "unprocessed": [
+        {"status": "fail", "code": 555, "error": "oops. Skipped record number : 2"}]})
+    path = users_file(tmp_path, 2)
+    upload(path)
+    assert rejects(path)[0]["identity"] == "user-1"
+
+
+@respx.mock
+def test_401_stops_at_once_with_exit_4(tmp_path) -> None:
+    route = respx.post(URL).respond(401, json={"status": "fail",
+                                               "error": "Account ID is not valid", "code": 401})
+    path = users_file(tmp_path, 10)
+    report = upload(path, concurrency=1)
+    assert report.exit_code == ExitCode.CONFIG and "Account ID is not valid" in report.error
+    assert route.call_count == 1
+    assert report.counts.adds_up
+
+
+@respx.mock
+def test_429_then_success(tmp_path) -> None:
+    respx.post(URL).mock(side_effect=[httpx.Response(429), httpx.Response(
+        200, json={"status": "success", "processed": 2, "unprocessed": []})])
+    report = upload(users_file(tmp_path, 2))
+    assert report.counts.uploaded == 2
+
+
+@respx.mock
+def test_500_until_retries_run_out_is_not_lost(tmp_path) -> None:
+    route = respx.post(URL).respond(500, json={"status": "fail", "error": "boom"})
+    path = users_file(tmp_path, 3)
+    report = upload(path)
+    assert route.call_count == 6  # 2 batches x 3 attempts
+    assert report.counts.not_uploaded == 3 and report.counts.adds_up
+    assert report.exit_code == ExitCode.FAILED
+    reasons = {line["reason"] for line in rejects(path)}
+    assert reasons == {"not uploaded: HTTP 500: boom after 3 attempts"}
+
+
+@respx.mock
+def test_unreachable_exits_3(tmp_path) -> None:
+    respx.post(URL).mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
+    report = upload(users_file(tmp_path, 2))
+    assert report.exit_code == ExitCode.UNREACHABLE and report.counts.not_uploaded == 2
+
+
+def test_real_server_enforces_limits_end_to_end(tmp_path, cli) -> None:
+    mock = MockCleverTap({"ACC": "pc-CANARY-55e0"}, concurrency=3, latency=0.02)
+    path = users_file(tmp_path, 2500, bad_every=97)
+    with LiveServer(mock.app()) as server:
+        result = cli("--json", "upload-users", str(path), "--base-url", server.url,
+                     "--account-id", "ACC", "--concurrency", "5", "--batch-size", "200",
+                     env={"CTWA_PASSCODE": "pc-CANARY-55e0"})
+    data = json.loads(result.stdout)
+    counts = data["counts"]
+    assert counts["adds_up"] and counts["rows_read"] == 2500
+    assert counts["rejected"] == 26 and counts["uploaded"] == 2474
+    assert result.exit_code == ExitCode.FAILED  # the bad rows
+    assert mock.state.rejected_429 > 0 and mock.state.max_in_flight <= 3  # limit was hit
+    assert set(mock.state.uploads.values()) == {1}  # every row exactly once
+    assert data["request"]["headers"]["X-CleverTap-Passcode"] == "****"
+
+
+def test_example_users_file(tmp_path, cli) -> None:
+    mock = MockCleverTap({"ACC": "pc-CANARY-55e0"})
+    path = tmp_path / "users.csv"
+    path.write_bytes((EXAMPLES / "users.csv").read_bytes())
+    with LiveServer(mock.app()) as server:
+        result = cli("upload-users", str(path), "--base-url", server.url, "--account-id",
+                     "ACC", "--passcode", "pc-CANARY-55e0")
+    assert result.exit_code == ExitCode.FAILED
+    assert re.search(r"rows read\s+12\s", result.stderr)
+    assert re.search(r"adds up\s+yes", result.stderr)
+    assert len(mock.state.profiles) == 6 and len(rejects(path)) == 6
+
+
+def test_interrupted_run_resumes_without_sending_anything_twice(tmp_path) -> None:
+    mock = MockCleverTap({"ACC": "pc-CANARY-55e0"}, latency=0.05)
+    path = users_file(tmp_path, 3000, bad_every=101)
+    env = {**os.environ, "CTWA_PASSCODE": "pc-CANARY-55e0", "NO_COLOR": "1",
+           "CTWA_NO_KEYRING": "1"}
+    with LiveServer(mock.app()) as server:
+        args = [sys.executable, "-m", "ctwa", "upload-users", str(path), "--base-url",
+                server.url, "--account-id", "ACC", "--batch-size", "50", "--concurrency", "2"]
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 30
+        while mock.state.requests < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == ExitCode.INTERRUPTED, err
+        assert "--resume" in err and "pc-CANARY-55e0" not in err
+        sent_before = sum(mock.state.uploads.values())
+        assert 0 < sent_before < 2970
+        resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True,
+                                 timeout=120)
+    assert resumed.returncode == ExitCode.FAILED, resumed.stderr  # only the bad rows remain
+    assert len(mock.state.uploads) == 2970
+    assert set(mock.state.uploads.values()) == {1}
+    lines = rejects(path)
+    assert len(lines) == 30 and len({line["row"] for line in lines}) == 30
+    assert all(not line["reason"].startswith("not uploaded") for line in lines)
