@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ctwa.wire.profiles import IDENTITY_KEYS, MAX_RECORDS, record_refusal
+from ctwa.wire.limits import IDENTITY_KEYS, MAX_RECORDS
+from ctwa.wire.profiles import record_refusal
 
 
 @dataclass

@@ -13,7 +13,7 @@ import httpx
 from ctwa.errors import ConfigError, RemoteUnreachable
 from ctwa.http import RetryPolicy, send
 from ctwa.upload.rules import Checked
-from ctwa.wire.profiles import IDENTITY_KEYS
+from ctwa.wire.limits import IDENTITY_KEYS
 
 UPLOAD_PATH = "/1/upload"
 #: Profile uploads are upserts, so repeating one is safe: retry read errors too.

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ctwa.errors import InputError
+from ctwa.upload.rules import unpack_values
 
 JOURNAL_VERSION = 1
 #: Outcomes after which a batch is never sent again (CleverTap answered for every record).
@@ -142,12 +143,13 @@ class RejectsFile:
         self._writer.writerows(kept)
         self._handle.flush()
 
-    def add(self, row: int, reason: str, code: int | None, values: list[str]) -> None:
+    def add(self, row: int, reason: str, code: int | None, values: list[str] | str) -> None:
         if row in self.rows_present:
             return
         self.rows_present.add(row)
         assert self._writer is not None
-        self._writer.writerow([row, reason, "" if code is None else code, *values])
+        self._writer.writerow([row, reason, "" if code is None else code,
+                               *unpack_values(values)])
         self.written += 1
 
     def flush(self) -> None:

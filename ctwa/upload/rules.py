@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Literal
 
-from ctwa.wire.profiles import MAX_CUSTOM_KEYS, MAX_IDENTITY, MAX_KEY_BYTES, MAX_VALUE_BYTES
+from ctwa.upload.phones import to_e164
+from ctwa.wire.limits import MAX_CUSTOM_KEYS, MAX_IDENTITY, MAX_KEY_BYTES, MAX_VALUE_BYTES
 
 ColumnType = Literal["str", "int", "float", "bool", "date"]
 IDENTITY_COLUMNS = {"identity": "identity", "objectid": "objectId"}
@@ -56,24 +57,7 @@ class Checked:
     record: str | None = None
     reason: str | None = None
     code: int | None = None
-    values: list[str] = field(default_factory=list)
-
-
-def _phone(raw: str, region: str | None) -> tuple[str | None, str | None]:
-    import phonenumbers
-
-    text = raw.strip()
-    if not text.startswith("+") and region is None:
-        return None, ("phone has no + and country code; write it as +<country><number>, or "
-                      "pass --default-region")
-    try:
-        number = phonenumbers.parse(text, None if text.startswith("+") else region)
-    except phonenumbers.NumberParseException as exc:
-        detail = re.sub(r"^\(\d+\)\s*", "", str(exc)).rstrip(".")
-        return None, f"phone {text!r} cannot be read: {detail}"
-    if not phonenumbers.is_valid_number(number):
-        return None, f"phone {text!r} is not a valid number"
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+    values: list[str] | str = field(default_factory=list)  # str: packed, see pack_values
 
 
 def _typed(value: str, kind: ColumnType) -> Any:
@@ -135,7 +119,7 @@ def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
     phone_raw = values[rules.phone_index].strip()
     if not phone_raw:
         return Checked(row, identity, reason="Phone is empty", code=516)
-    phone, problem = _phone(phone_raw, rules.default_region)
+    phone, problem = to_e164(phone_raw, rules.default_region)
     if problem:
         return Checked(row, identity, reason=problem, code=516)
     data: dict[str, Any] = {}
@@ -166,6 +150,56 @@ def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
         data[column.key] = value
     record = {rules.identity_key: identity, "type": "profile", "profileData": data}
     return Checked(row, identity, json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+
+
+_UNIT = "\x1f"  # ASCII unit separator: never in a real CSV cell
+
+
+def pack_values(values: list[str]) -> list[str] | str:
+    """One string instead of a list: much cheaper to send between processes."""
+    if any(_UNIT in v for v in values):
+        return values
+    return _UNIT.join(values)
+
+
+def unpack_values(values: list[str] | str) -> list[str]:
+    return values.split(_UNIT) if isinstance(values, str) else values
+
+
+STRAY = "stray quote"
+BlockRow = tuple[int, str | None, str | None, str | None, int | None, "list[str] | str"]
+
+
+def check_block(rules: RowRules, encoding: str, delimiter: str,
+                data: bytes) -> tuple[int, list[BlockRow]] | tuple[int, str]:
+    """Parse and check one block of whole records; runs in worker processes.
+
+    Returns (records in the block, outcomes as plain tuples with row numbers counted from 0
+    in the block); (index of the failing record, an error message) when the block cannot be
+    decoded; or (-1, STRAY) when it holds a quote inside an unquoted field, which makes cutting
+    the file at quote-balanced newlines unsafe from here on.
+    """
+    import csv
+    import io
+
+    from ctwa.upload.source import stray_quote_pattern
+
+    if b'"' in data and stray_quote_pattern(delimiter).search(data):
+        return -1, STRAY
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        return data[:exc.start].count(b"\n"), f"not {encoding} text ({exc.reason})"
+    out: list[BlockRow] = []
+    count = 0
+    for count, values in enumerate(csv.reader(io.StringIO(text, newline=""),
+                                              delimiter=delimiter), start=1):
+        if not values or (len(values) == 1 and not values[0].strip()):
+            continue
+        checked = check_row(rules, count - 1, values)
+        out.append((checked.row, checked.identity, checked.record, checked.reason,
+                    checked.code, pack_values(values)))
+    return count, out
 
 
 def check_chunk(rules: RowRules, start: int, rows: list[list[str]]) -> list[Checked]:

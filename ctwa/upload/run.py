@@ -19,9 +19,9 @@ import httpx
 from ctwa.errors import ConfigError, CtwaError, ExitCode, InputError
 from ctwa.upload.clevertap import BatchAnswer, body_of, post_batch
 from ctwa.upload.journal import FINAL, NOT_UPLOADED, BatchEntry, Journal, RejectsFile, fingerprint
-from ctwa.upload.rules import Checked, ColumnType, plan_columns
+from ctwa.upload.rules import Checked, ColumnType, RowRules, plan_columns
 from ctwa.upload.source import CsvSource
-from ctwa.upload.validate import check_rows, default_workers
+from ctwa.upload.validate import checked_rows, default_workers
 
 MAX_BATCH = 1000
 MAX_CONCURRENCY = 15
@@ -130,23 +130,19 @@ class Uploader:
     # --- reading -----------------------------------------------------------------------------
 
     def _checked(self) -> Iterator[Checked]:
-        rows = self.source.rows()
-        first = next(rows, None)
-        try:
-            rules = plan_columns(self.source.header, self.options.column_types,
-                                 set(self.options.dropped), self.options.default_region)
-        except ValueError as exc:
-            raise InputError(f"{self.options.path}: header: {exc}") from None
-        self._open_rejects(self.source.header)
-        if first is None:
-            return
+        opts = self.options
 
-        def all_rows() -> Iterator[tuple[int, list[str]]]:
-            yield first
-            yield from rows
+        def make_rules(header: list[str]) -> RowRules:
+            try:
+                rules = plan_columns(header, opts.column_types, set(opts.dropped),
+                                     opts.default_region)
+            except ValueError as exc:
+                raise InputError(f"{opts.path}: header: {exc}") from None
+            self._open_rejects(header)
+            return rules
 
-        workers = self.options.workers or default_workers(self.options.path.stat().st_size)
-        yield from check_rows(rules, all_rows(), workers)
+        workers = opts.workers or default_workers(opts.path.stat().st_size)
+        yield from checked_rows(self.source, make_rules, workers)
 
     def _batches(self) -> Iterator[_Batch]:
         """Good rows in batches; the batch being filled is kept on ``self`` so that an

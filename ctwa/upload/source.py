@@ -1,11 +1,20 @@
 """Stream a CSV file: encoding (BOM or not), a sniffed or given delimiter, quoted fields with
-embedded newlines, CRLF, and how far through the file reading has got (for progress and ETA)."""
+embedded newlines, CRLF, and how far through the file reading has got (for progress and ETA).
+
+Two ways to read the rows after the header:
+- ``rows()``: one reader in this process, for any encoding and any quoting;
+- ``blocks()``: raw byte blocks cut at record boundaries, for worker processes to parse and
+  check in parallel. A cut is safe at a newline with an even number of quotes before it, which
+  holds for every RFC 4180 file in an ASCII-compatible encoding; files with stray quotes inside
+  unquoted fields, or in UTF-16/32, are read with ``rows()`` instead.
+"""
 
 from __future__ import annotations
 
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +23,10 @@ from typing import BinaryIO
 from ctwa.errors import InputError
 
 SNIFF_BYTES = 64 * 1024
+BLOCK_BYTES = 1 << 20
 DELIMITERS = ",;\t|"
+_ASCII_COMPATIBLE = frozenset({"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1",
+                               "iso8859-15", "cp1252", "cp1250", "cp1251"})
 
 
 class _CountingReader(io.RawIOBase):
@@ -35,6 +47,10 @@ class _CountingReader(io.RawIOBase):
         return n
 
 
+def is_blank(values: list[str]) -> bool:
+    return not values or (len(values) == 1 and not values[0].strip())
+
+
 @dataclass
 class CsvSource:
     path: Path
@@ -42,59 +58,159 @@ class CsvSource:
     delimiter: str | None = None
     size: int = 0
     header: list[str] = field(default_factory=list)
+    bytes_done: int = 0  # updated by whoever consumes blocks
+    block_bytes: int = BLOCK_BYTES
     _counter: _CountingReader | None = None
 
-    @property
-    def bytes_read(self) -> int:
-        return self._counter.count if self._counter else 0
-
-    def rows(self) -> Iterator[tuple[int, list[str]]]:
-        """Yield (row number, values); the header is row 1, so the first data row is 2."""
+    def __post_init__(self) -> None:
         try:
-            codecs.lookup(self.encoding)
+            self.codec = codecs.lookup(self.encoding).name
         except LookupError:
             raise InputError(f"unknown encoding {self.encoding!r}",
                              hint="e.g. utf-8, utf-16, cp1252, latin-1") from None
+
+    @property
+    def bytes_read(self) -> int:
+        return max(self._counter.count if self._counter else 0, self.bytes_done)
+
+    def _open(self) -> BinaryIO:
         try:
-            raw = self.path.open("rb")
+            handle = self.path.open("rb")
         except OSError as exc:
             raise InputError(f"{self.path}: cannot read: {exc.strerror}") from exc
         self.size = self.path.stat().st_size
-        with raw:
+        return handle
+
+    def sniffed_delimiter(self) -> str:
+        if self.delimiter:
+            return self.delimiter
+        with self._open() as handle:
+            sample = handle.read(SNIFF_BYTES)
+        first = sample.decode(self.encoding, errors="ignore").splitlines()[:1]
+        counts = {d: first[0].count(d) if first else 0 for d in DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        self.delimiter = best if counts[best] else ","
+        return self.delimiter
+
+    # --- one reader ----------------------------------------------------------------------
+
+    def rows(self, offset: int = 0, first_row: int = 1) -> Iterator[tuple[int, list[str]]]:
+        """Yield (row number, values); the header is row 1, so the first data row is 2.
+
+        With ``offset`` (a record boundary in bytes), reading starts there at ``first_row``.
+        """
+        delimiter = self.sniffed_delimiter()
+        with self._open() as raw:
+            raw.seek(offset)
             self._counter = _CountingReader(raw)
+            self._counter.count = offset
             buffered = io.BufferedReader(self._counter, buffer_size=1 << 16)
-            text = io.TextIOWrapper(buffered, encoding=self.encoding, newline="")
-            row = 0
+            encoding = "utf-8" if offset and self.codec == "utf-8-sig" else self.encoding
+            text = io.TextIOWrapper(buffered, encoding=encoding, newline="")
+            row = first_row - 1
             try:
-                delimiter = self.delimiter or self._sniff()
-                reader = csv.reader(text, delimiter=delimiter, strict=False)
-                for row, values in enumerate(reader, start=1):
+                for row, values in enumerate(csv.reader(text, delimiter=delimiter),
+                                             start=first_row):
                     if row == 1:
                         self.header = values
-                        continue
-                    if not values or (len(values) == 1 and not values[0].strip()):
-                        continue  # a blank line is not a user
-                    yield row, values
+                    elif not is_blank(values):
+                        yield row, values
             except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"{self.path}: row {row + 1}: not {self.encoding} text ({exc.reason})",
-                    hint="pass --encoding (e.g. cp1252 or latin-1 for Excel exports)") from exc
+                raise self.decode_error(row + 1, exc) from exc
             except csv.Error as exc:
                 raise InputError(f"{self.path}: row {row + 1}: {exc}",
                                  hint="check the quoting around that row") from exc
-            if row == 0:
+            if row == 0 and not offset:
                 raise InputError(f"{self.path}: the file is empty",
                                  hint="the first line must be the header")
 
-    def _sniff(self) -> str:
-        path = self.path
-        with path.open("rb") as handle:
-            sample = handle.read(SNIFF_BYTES)
-        try:
-            text = sample.decode(self.encoding, errors="ignore")
-        except LookupError:
-            return ","
-        first = text.splitlines()[0] if text else ""
-        counts = {d: first.count(d) for d in DELIMITERS}
-        best = max(counts, key=lambda d: counts[d])
-        return best if counts[best] else ","
+    def decode_error(self, row: int, exc: UnicodeDecodeError) -> InputError:
+        return InputError(f"{self.path}: row {row}: not {self.encoding} text ({exc.reason})",
+                          hint="pass --encoding (e.g. cp1252 or latin-1 for Excel exports)")
+
+    # --- blocks for worker processes -----------------------------------------------------
+
+    def can_split(self) -> bool:
+        """Whether blocks may be cut at quote-balanced newlines: an ASCII-compatible encoding.
+
+        Stray quotes are found per block by :func:`has_stray_quote`, in the workers.
+        """
+        return self.codec in _ASCII_COMPATIBLE
+
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
+        """The header (parsed into ``self.header``), then (offset, block of whole records)."""
+        with self._open() as handle:
+            parts = _cut(handle, self.block_bytes)
+            first = next(parts, b"")
+            if not first:
+                raise InputError(f"{self.path}: the file is empty",
+                                 hint="the first line must be the header")
+            if first.startswith(codecs.BOM_UTF8) and self.codec in ("utf-8", "utf-8-sig"):
+                first = first[len(codecs.BOM_UTF8):]
+            header_end = _first_record_end(first)
+            try:
+                text = first[:header_end].decode(self.encoding)
+            except UnicodeDecodeError as exc:
+                raise self.decode_error(1, exc) from exc
+            self.header = next(csv.reader(io.StringIO(text, newline=""),
+                                          delimiter=self.sniffed_delimiter()), [])
+            offset = header_end + (len(codecs.BOM_UTF8) if self._has_bom() else 0)
+            rest = first[header_end:]
+            if rest:
+                yield offset, rest
+                offset += len(rest)
+            for part in parts:
+                yield offset, part
+                offset += len(part)
+
+    def _has_bom(self) -> bool:
+        with self._open() as handle:
+            return handle.read(3) == codecs.BOM_UTF8 and self.codec in ("utf-8", "utf-8-sig")
+
+
+def stray_quote_pattern(delimiter: str) -> re.Pattern[bytes]:
+    """A quote between two ordinary characters: inside an unquoted field (not RFC 4180)."""
+    ordinary = rb"[^" + re.escape(delimiter.encode()) + rb'\r\n"]'
+    return re.compile(ordinary + rb'"(?=' + ordinary + rb")")
+
+
+def _first_record_end(data: bytes) -> int:
+    quotes = 0
+    start = 0
+    while True:
+        newline = data.find(b"\n", start)
+        if newline < 0:
+            return len(data)
+        quotes += data.count(b'"', start, newline)
+        if quotes % 2 == 0:
+            return newline + 1
+        start = newline + 1
+
+
+def _cut(handle: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+    """Blocks ending just after a newline preceded by an even number of quotes."""
+    carry = b""
+    while True:
+        chunk = handle.read(block_bytes)
+        if not chunk:
+            if carry:
+                yield carry
+            return
+        data = carry + chunk if carry else chunk
+        end = len(data)
+        quotes = data.count(b'"')
+        cut = 0
+        while True:
+            newline = data.rfind(b"\n", 0, end)
+            if newline < 0:
+                break
+            quotes -= data.count(b'"', newline, end)
+            if quotes % 2 == 0:
+                cut = newline + 1
+                break
+            end = newline
+        if cut == 0:
+            carry = data  # no safe cut yet: read on
+            continue
+        yield data[:cut]
+        carry = data[cut:]

@@ -1,22 +1,30 @@
 """Check rows in order, on every core, with memory that stays flat however large the file.
 
-The reading process sends chunks of rows to worker processes and keeps at most a few chunks in
-flight, so a million-row file never sits in memory; results come back in file order.
+Worker processes parse and check whole blocks of the file; this process only cuts blocks and
+reads back compact outcomes, keeping a few blocks in flight, so a million-row file never sits
+in memory and results come back in file order. Files that cannot be cut safely (stray quotes,
+UTF-16) are read here and checked in chunks of rows instead.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
+from typing import Any
 
-from ctwa.upload.rules import Checked, RowRules, check_chunk
+from ctwa.errors import InputError
+from ctwa.upload.rules import STRAY, Checked, RowRules, check_block, check_chunk
+from ctwa.upload.source import CsvSource
 
 CHUNK_ROWS = 2000
 #: Below this many bytes, starting worker processes costs more than it saves.
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024
+
+RulesFactory = Callable[[list[str]], RowRules]
 
 
 def default_workers(size: int) -> int:
@@ -24,7 +32,27 @@ def default_workers(size: int) -> int:
     return 1 if size < PARALLEL_MIN_BYTES else max(1, cores or 1)
 
 
-def _chunks(rows: Iterable[tuple[int, list[str]]]) -> Iterator[tuple[int, list[list[str]]]]:
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the reading process, which stops them in order."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Workers forked from a clean server that preloaded the checking code (Unix), so they
+    start fast and share its memory; spawned elsewhere. Never plain fork: this process may
+    hold threads (keyring, HTTP pools)."""
+    if sys.platform != "win32":
+        context = get_context("forkserver")
+        context.set_forkserver_preload(["ctwa.upload.rules", "phonenumbers"])
+    else:
+        context = get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=_ignore_interrupts)
+
+
+def _chunks(rows: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[list[str]]]]:
     """Runs of consecutive rows (blank lines break a run, since row numbers must stay exact)."""
     start, expected, chunk = 0, -1, []
     for row, values in rows:
@@ -45,30 +73,94 @@ def _attach(results: list[Checked], rows: list[list[str]]) -> list[Checked]:
     return results
 
 
-def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the reading process, which stops them in order."""
-    import signal
+def checked_rows(source: CsvSource, make_rules: RulesFactory,
+                 workers: int = 1) -> Iterator[Checked]:
+    """Every row's outcome, in file order, each carrying its original values.
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ``make_rules`` turns the header into the checking rules (and may raise on a bad header)
+    before any row is checked.
+    """
+    if workers > 1 and source.can_split():
+        yield from _by_blocks(source, make_rules, workers)
+        return
+    rows = source.rows()
+    first = next(rows, None)
+    rules = make_rules(source.header)
+    if first is None:
+        return
 
+    def all_rows() -> Iterator[tuple[int, list[str]]]:
+        yield first
+        yield from rows
 
-def check_rows(rules: RowRules, rows: Iterable[tuple[int, list[str]]],
-               workers: int = 1) -> Iterator[Checked]:
-    """Every row's outcome, in file order, each carrying its original values."""
     if workers <= 1:
-        for start, chunk in _chunks(rows):
+        for start, chunk in _chunks(all_rows()):
             yield from _attach(check_chunk(rules, start, chunk), chunk)
         return
-    context = get_context("spawn")  # fork is unsafe next to threads (keyring, HTTP pools)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_ignore_interrupts) as pool:
+    with _pool(workers) as pool:
         pending: deque[tuple[Future[list[Checked]], list[list[str]]]] = deque()
-        limit = workers * 3
-        for start, chunk in _chunks(rows):
+        for start, chunk in _chunks(all_rows()):
             pending.append((pool.submit(check_chunk, rules, start, chunk), chunk))
-            if len(pending) >= limit:
+            if len(pending) >= workers * 3:
                 future, values = pending.popleft()
                 yield from _attach(future.result(), values)
         while pending:
             future, values = pending.popleft()
             yield from _attach(future.result(), values)
+
+
+def _by_blocks(source: CsvSource, make_rules: RulesFactory, workers: int) -> Iterator[Checked]:
+    blocks = source.blocks()
+    first = next(blocks, None)
+    rules = make_rules(source.header)
+    if first is None:
+        return
+    encoding = "utf-8" if source.codec == "utf-8-sig" else source.encoding
+    delimiter = source.sniffed_delimiter()
+    base = 2  # the header is row 1
+
+    def all_blocks() -> Iterator[tuple[int, bytes]]:
+        yield first
+        yield from blocks
+
+    with _pool(workers) as pool:
+        pending: deque[tuple[Future[Any], int, int]] = deque()
+        stray_at: int | None = None
+        for offset, block in all_blocks():
+            pending.append((pool.submit(check_block, rules, encoding, delimiter, block),
+                            offset, len(block)))
+            while pending and (len(pending) >= workers * 3 or stray_at is not None):
+                future, start, size = pending.popleft()
+                count, outcome = future.result()
+                if outcome == STRAY:
+                    stray_at = start
+                    break
+                yield from _settle(source, base, count, outcome)
+                base += count
+                source.bytes_done = start + size
+            if stray_at is not None:
+                break
+        while pending and stray_at is None:
+            future, start, size = pending.popleft()
+            count, outcome = future.result()
+            if outcome == STRAY:
+                stray_at = start
+                break
+            yield from _settle(source, base, count, outcome)
+            base += count
+            source.bytes_done = start + size
+        for future, _, _ in pending:
+            future.cancel()
+    if stray_at is not None:
+        # From the first block with a stray quote on, one reader decides where records end.
+        blocks.close()
+        for start, chunk in _chunks(source.rows(stray_at, base)):
+            yield from _attach(check_chunk(rules, start, chunk), chunk)
+
+
+def _settle(source: CsvSource, base: int, count: int, outcome: Any) -> Iterator[Checked]:
+    if isinstance(outcome, str):
+        raise InputError(f"{source.path}: row {base + count}: {outcome}",
+                         hint="pass --encoding (e.g. cp1252 or latin-1 for Excel exports)")
+    for row, identity, record, reason, code, values in outcome:
+        yield Checked(base + row, identity, record, reason, code, values)

@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ctwa.wire.common import OpenModel, Problem, WireModel, json_path
-
-MAX_RECORDS = 1000
-MAX_IDENTITY = 120
-MAX_KEY_BYTES = 120
-MAX_VALUE_BYTES = 512
-MAX_CUSTOM_KEYS = 256
-IDENTITY_KEYS = ("identity", "objectId", "FBID", "GPID")
+from ctwa.wire.limits import (
+    IDENTITY_KEYS,
+    MAX_CUSTOM_KEYS,
+    MAX_IDENTITY,
+    MAX_KEY_BYTES,
+    MAX_RECORDS,
+    MAX_VALUE_BYTES,
+)
 
 ProfileValue = str | int | float | bool | list[str] | None
 

@@ -1,0 +1,76 @@
+"""Checking in worker processes gives exactly what checking in one process gives."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+
+from ctwa.upload.rules import plan_columns, unpack_values
+from ctwa.upload.source import CsvSource, _cut
+from ctwa.upload.validate import checked_rows
+
+
+def make_file(path: Path, rows: int, encoding: str = "utf-8", stray: bool = False) -> None:
+    rng = random.Random(7)
+    with path.open("w", newline="", encoding=encoding) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["identity", "Phone", "Notes", "MSG-whatsapp"])
+        for i in range(rows):
+            phone = rng.choice(["+14155552671", "+919876543210", "bad", "", "+1415"])
+            notes = rng.choice(["plain", 'say "hi"', "two\nlines", "comma, inside", "é ü"])
+            if stray and i == rows // 2:
+                handle.write('user-stray,+14155552671,5\'10" tall,TRUE\r\n')  # not RFC 4180
+            if i % 17 == 0:
+                handle.write("\r\n")  # a blank line
+            writer.writerow([f"user-{i}", phone, notes, rng.choice(["TRUE", "no", "maybe"])])
+
+
+def outcomes(path: Path, workers: int, encoding: str = "utf-8-sig", block: int = 1 << 20):
+    source = CsvSource(path, encoding)
+    source.block_bytes = block
+    rules = lambda header: plan_columns(header, {}, set(), None)  # noqa: E731
+    return [(c.row, c.identity, c.record, c.reason, c.code, unpack_values(c.values))
+            for c in checked_rows(source, rules, workers)]
+
+
+@pytest.mark.parametrize(("encoding", "stray"), [("utf-8", False), ("utf-16", False),
+                                                 ("utf-8", True)])
+def test_workers_match_one_process(tmp_path: Path, encoding: str, stray: bool) -> None:
+    path = tmp_path / "u.csv"
+    make_file(path, 700, encoding, stray)
+    one = outcomes(path, 1, encoding)
+    assert outcomes(path, 2, encoding, block=997) == one
+    assert len(one) == 700 + stray and one[0][0] == 3  # row 2 is a blank line
+
+
+def test_utf16_is_not_cut(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    make_file(path, 10, encoding="utf-16")
+    assert not CsvSource(path, "utf-16").can_split()
+    assert CsvSource(path, "cp1252").can_split()
+
+
+def test_a_stray_quote_before_a_multi_line_field_falls_back_to_one_reader(tmp_path) -> None:
+    path = tmp_path / "u.csv"
+    lines = ["identity,Phone,Notes"] + [f"u{i},+14155552671,n{i}" for i in range(200)]
+    lines[100] = 'u99,+14155552671,5\'10" tall'  # odd quote parity from here on
+    lines[150] = 'u149,+14155552671,"a\nb"'  # a newline that looks like a safe cut
+    path.write_text("\n".join(lines) + "\n")
+    one = outcomes(path, 1)
+    assert outcomes(path, 2, block=600) == one
+    assert next(r for r in one if r[1] == "u149")[5][2] == "a\nb"
+
+
+def test_cuts_fall_between_records(tmp_path: Path) -> None:
+    data = b'a,b\n1,"x\ny"\n2,"p""q"\n3,z\n'
+    path = tmp_path / "d.csv"
+    path.write_bytes(data)
+    for size in range(1, len(data) + 2):
+        with path.open("rb") as handle:
+            blocks = list(_cut(handle, size))
+        assert b"".join(blocks) == data
+        for block in blocks:
+            assert block.count(b'"') % 2 == 0 and block.endswith(b"\n")
