@@ -12,7 +12,7 @@ import httpx
 
 from ctwa.errors import ConfigError, RemoteUnreachable
 from ctwa.http import RetryPolicy, send
-from ctwa.upload.rules import Checked
+from ctwa.upload.rules import Checked, body_of
 from ctwa.wire.limits import IDENTITY_KEYS
 
 UPLOAD_PATH = "/1/upload"
@@ -38,11 +38,6 @@ class BatchAnswer:
     error: str | None = None
     unreachable: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def body_of(rows: list[Checked]) -> bytes:
-    """The request body, joined from each record's JSON (encoded once, where it was checked)."""
-    return ('{"d":[' + ",".join(r.record or "" for r in rows) + "]}").encode("utf-8")
 
 
 def _identity(record: Any) -> str | None:

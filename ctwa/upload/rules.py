@@ -25,6 +25,21 @@ TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O",
            "others": "O"}
+#: json's own C string encoder: records are assembled from parts, which is ~2x faster than
+#: json.dumps on a nested dict and gives the same text.
+_json_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, str):
+        return _json_text(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return json.dumps(value)
+
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
@@ -34,6 +49,10 @@ class Column:
     header: str  # as in the file
     key: str  # the profile key it becomes
     kind: ColumnType = "str"
+    json_key: str = ""  # the key as JSON, with its colon: encoded once, used for every row
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "json_key", _json_text(self.key) + ":")
 
 
 @dataclass(frozen=True)
@@ -48,7 +67,7 @@ class RowRules:
     default_region: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Checked:
     """One row's outcome: ``record`` (JSON text) when good, else ``reason`` (and a code)."""
 
@@ -122,34 +141,45 @@ def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
     phone, problem = to_e164(phone_raw, rules.default_region)
     if problem:
         return Checked(row, identity, reason=problem, code=516)
-    data: dict[str, Any] = {}
+    parts = [f'{{"{rules.identity_key}":', _json_text(identity),
+             ',"type":"profile","profileData":{']
+    first = True
     for column in rules.columns:
         raw = values[column.index].strip()
         if not raw:
             continue
         if column.index == rules.phone_index:
-            data["Phone"] = phone
-            continue
-        try:
-            value = _typed(raw, column.kind)
-        except ValueError as exc:
-            return Checked(row, identity, reason=f"{column.header} {raw!r}: {exc}")
+            value: Any = phone
+        elif column.kind == "str":
+            value = raw
+        else:
+            try:
+                value = _typed(raw, column.kind)
+            except ValueError as exc:
+                return Checked(row, identity, reason=f"{column.header} {raw!r}: {exc}")
         if column.key == "Email" and not _EMAIL.match(raw):
             return Checked(row, identity, reason=f"Email {raw!r} is not an email address",
                            code=515)
         if column.key == "Gender":
-            gender = GENDERS.get(raw.lower())
-            if gender is None:
+            value = GENDERS.get(raw.lower())
+            if value is None:
                 return Checked(row, identity, reason=f"Gender {raw!r}: use M, F or O",
                                code=514)
-            value = gender
-        if isinstance(value, str) and len(value.encode()) > MAX_VALUE_BYTES:
+        if isinstance(value, str) and len(value) * 4 > MAX_VALUE_BYTES and len(
+                value.encode()) > MAX_VALUE_BYTES:
             return Checked(row, identity, reason=f"{column.header} is "
                            f"{len(value.encode())} bytes; CleverTap keeps at most "
                            f"{MAX_VALUE_BYTES}")
-        data[column.key] = value
-    record = {rules.identity_key: identity, "type": "profile", "profileData": data}
-    return Checked(row, identity, json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        parts.append(column.json_key if first else "," + column.json_key)
+        parts.append(_json_value(value))
+        first = False
+    parts.append("}}")
+    return Checked(row, identity, "".join(parts))
+
+
+def body_of(rows: list[Checked]) -> bytes:
+    """An upload request body, joined from each record's JSON (encoded once, when checked)."""
+    return ('{"d":[' + ",".join(r.record or "" for r in rows) + "]}").encode("utf-8")
 
 
 _UNIT = "\x1f"  # ASCII unit separator: never in a real CSV cell

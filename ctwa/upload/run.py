@@ -12,16 +12,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ctwa.errors import ConfigError, CtwaError, ExitCode, InputError
-from ctwa.upload.clevertap import BatchAnswer, body_of, post_batch
 from ctwa.upload.journal import FINAL, NOT_UPLOADED, BatchEntry, Journal, RejectsFile, fingerprint
-from ctwa.upload.rules import Checked, ColumnType, RowRules, plan_columns
+from ctwa.upload.rules import Checked, ColumnType, RowRules, body_of, plan_columns
 from ctwa.upload.source import CsvSource
 from ctwa.upload.validate import checked_rows, default_workers
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ctwa.upload.clevertap import BatchAnswer
 
 MAX_BATCH = 1000
 MAX_CONCURRENCY = 15
@@ -210,6 +212,8 @@ class Uploader:
             self._tick()
 
     def _upload(self) -> None:
+        from ctwa.upload.clevertap import post_batch
+
         assert self.client is not None and self.url is not None
         in_flight: dict[Future[BatchAnswer], _Batch] = {}
         limit = self.options.concurrency
@@ -254,6 +258,8 @@ class Uploader:
             try:
                 answer = future.result()
             except ConfigError as exc:  # HTTP 401: account for the batch, then stop
+                from ctwa.upload.clevertap import BatchAnswer
+
                 self._settle(batch, BatchAnswer(not_uploaded=batch.rows, error=exc.message))
                 raise
             self._settle(batch, answer)
@@ -286,6 +292,8 @@ class Uploader:
     def _drain(self, in_flight: dict[Future[BatchAnswer], _Batch], batches: Iterator[_Batch],
                grace: float = INTERRUPT_GRACE, reason: str = "interrupted") -> None:
         """Stop sending: wait briefly for requests in flight, account for everything read."""
+        from ctwa.upload.clevertap import BatchAnswer
+
         if in_flight:
             done, _ = wait(in_flight, timeout=grace)
             for future in done:

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from ctwa.errors import InputError
 
 SNIFF_BYTES = 64 * 1024
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 19
 DELIMITERS = ",;\t|"
 _ASCII_COMPATIBLE = frozenset({"utf-8", "utf-8-sig", "ascii", "latin-1", "iso8859-1",
                                "iso8859-15", "cp1252", "cp1250", "cp1251"})

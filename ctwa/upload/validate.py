@@ -129,7 +129,7 @@ def _by_blocks(source: CsvSource, make_rules: RulesFactory, workers: int) -> Ite
         for offset, block in all_blocks():
             pending.append((pool.submit(check_block, rules, encoding, delimiter, block),
                             offset, len(block)))
-            while pending and (len(pending) >= workers * 3 or stray_at is not None):
+            while pending and (len(pending) >= workers * 2 or stray_at is not None):
                 future, start, size = pending.popleft()
                 count, outcome = future.result()
                 if outcome == STRAY:
