@@ -91,9 +91,10 @@ def root(
 
 
 def _register() -> None:
-    from ctwa.cli import profiles, send, templates, tools, users
+    from ctwa.cli import callbacks, profiles, send, templates, tools, users
 
     send.register(app)
+    callbacks.register(app)
     templates.register(app)
     users.register(app)
     app.add_typer(profiles.app, name="profile")

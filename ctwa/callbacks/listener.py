@@ -1,0 +1,172 @@
+"""A strict local receiver for CleverTap callbacks: validates each one against the contract,
+keeps campaign-like stats, records what it receives as a fixture, and can relay callbacks on.
+
+CleverTap says nothing back about a malformed callback, it is just lost; this listener says
+exactly what is wrong, one line per callback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ctwa.callbacks.stats import CampaignStats
+from ctwa.wire.kinds import detect_kind
+from ctwa.wire.lint import LintResult, lint_document
+
+MAX_BODY = 1 << 20
+
+
+@dataclass
+class Received:
+    """One callback as the listener saw it, for the one-line log."""
+
+    at: float
+    path: str
+    kind: str | None
+    result: LintResult | None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.result is not None and self.result.ok
+
+
+class Recorder:
+    """Writes every valid callback as a ``raw`` fixture event that ``replay`` sends again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: TextIO = path.open("w", encoding="utf-8")
+        self._handle.write("# recorded by `ctwa callback listen`; send again with "
+                           "`ctwa callback replay`\nevents:\n")
+        self._handle.flush()
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def add(self, target: str, body: Any) -> None:
+        with self._lock:
+            now = time.monotonic()
+            after = 0 if self._last is None else round((now - self._last) * 1000)
+            self._last = now
+            raw = json.dumps(body, ensure_ascii=False)
+            self._handle.write(f"  - raw: {raw}\n    to: {target}\n    after: {after}ms\n")
+            self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+#: Relays a valid callback (target, raw body) and returns a note for the log line.
+Forward = Callable[[str, bytes], Awaitable[str]]
+
+
+@dataclass
+class Listener:
+    strict: bool = False
+    stats: CampaignStats = field(default_factory=CampaignStats)
+    recorder: Recorder | None = None
+    forward: Forward | None = None
+    on_receive: Callable[[Received], None] | None = None
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/status", self._status, methods=["POST"]),
+            Route("/inbound", self._inbound, methods=["POST"]),
+            Route("/", self._any, methods=["POST"]),
+            Route("/stats", self._stats, methods=["GET"]),
+        ])
+
+    async def _status(self, request: Request) -> Response:
+        return await self._handle(request, "status")
+
+    async def _inbound(self, request: Request) -> Response:
+        return await self._handle(request, "inbound")
+
+    async def _any(self, request: Request) -> Response:
+        return await self._handle(request, None)
+
+    async def _stats(self, request: Request) -> Response:
+        return JSONResponse(self.stats.tallies())
+
+    async def _handle(self, request: Request, kind: str | None) -> Response:
+        self.stats.callbacks += 1
+        received = Received(time.time(), request.url.path, kind, None)
+        body = await _read_limited(request)
+        if body is None:
+            return self._refuse(received, f"body over {MAX_BODY} bytes", 413)
+        try:
+            document = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return self._refuse(received, f"not JSON: {exc}", 400)
+        if kind is None:
+            kind = detect_kind(document)
+            if kind not in ("status", "inbound"):
+                return self._refuse(received, "neither a status nor an inbound callback", 400)
+            received.kind = kind
+        result = lint_document(document, kind, request.url.path)
+        received.result = result
+        if not result.ok:
+            self.stats.invalid += 1
+            self._emit(received)
+            status = 400 if self.strict else 200
+            return JSONResponse({"status": "invalid" if self.strict else "accepted",
+                                 "problems": [p.as_dict() for p in result.problems]},
+                                status_code=status)
+        self.stats.valid += 1
+        if result.warnings:
+            self.stats.variants += 1
+        self._account(kind, result.value, received)
+        if self.recorder is not None:
+            self.recorder.add(kind, document)
+        if self.forward is not None:
+            received.notes.append(await self.forward(kind, body))
+        self._emit(received)
+        return JSONResponse({"status": "accepted",
+                             "problems": [p.as_dict() for p in result.problems]})
+
+    def _account(self, kind: str, value: Any, received: Received) -> None:
+        if kind == "status":
+            for entry in value.statuses:
+                code = entry.error.code if entry.status == "failed" else None
+                note = self.stats.status(entry.msgId, entry.status, code)
+                if note:
+                    received.notes.append(f"{entry.msgId}: {note}")
+        else:
+            context = value.context.id if value.context else None
+            self.stats.reply(value.type, context)
+
+    def _refuse(self, received: Received, error: str, status: int) -> Response:
+        self.stats.invalid += 1
+        received.error = error
+        self._emit(received)
+        return JSONResponse({"status": "invalid", "error": error}, status_code=status)
+
+    def _emit(self, received: Received) -> None:
+        if self.on_receive is not None:
+            self.on_receive(received)
+
+
+async def _read_limited(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

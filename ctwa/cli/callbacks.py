@@ -1,0 +1,208 @@
+"""``ctwa callback replay`` and ``ctwa callback listen``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctwa.cli.output import Output
+from ctwa.errors import ExitCode, InputError
+
+app = typer.Typer(help="Send DLR and inbound callbacks from YAML fixtures, or receive and "
+                  "check them in a strict local listener.", no_args_is_help=True,
+                  rich_markup_mode=None)
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
+
+
+@app.command("replay")
+def replay(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(metavar="FIXTURE...", help="YAML fixtures.")],
+    status_url: Annotated[str | None, typer.Option(
+        "--status-url", metavar="URL", help="DLR callback URL (default: the profile's).")]
+    = None,
+    inbound_url: Annotated[str | None, typer.Option(
+        "--inbound-url", metavar="URL", help="Inbound callback URL (default: the profile's).")]
+    = None,
+    no_delay: Annotated[bool, typer.Option("--no-delay", help="Ignore every `after`.")] = False,
+    speed: Annotated[float, typer.Option("--speed", min=0.01,
+                                         help="Play `after` waits this much faster.")] = 1.0,
+    group: Annotated[int, typer.Option(
+        "--group", min=1, help="Put up to N consecutive statuses in one statuses[] request.")]
+    = 1,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", min=1, max=256,
+        help="Requests in parallel; each msgId's callbacks stay in order.")] = 1,
+    allow_invalid: Annotated[bool, typer.Option(
+        "--allow-invalid", help="Send events that break the contract (raw tests).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the bodies; send nothing.")]
+    = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 10.0,
+) -> None:
+    """Send the callbacks described in YAML fixtures, in order, and show every answer.
+
+    Every event is checked against the callback formats first (exit 2 on errors). Exit 1 if
+    any answer was not 2xx, 3 if the URL could not be reached.
+    """
+    from ctwa.callbacks.fixtures import load_fixture
+    from ctwa.callbacks.replay import Replayer, group_statuses, validate
+    from ctwa.config import ConfigStore
+    from ctwa.http import make_client
+
+    out: Output = ctx.obj
+    events = []
+    for path in files:
+        events += load_fixture(path).events
+    problems = validate(events)
+    if problems and not allow_invalid:
+        for problem in problems[:50]:
+            out.error(problem)
+        raise InputError(f"{len(problems)} problem(s) in the fixtures; nothing was sent",
+                         hint="fix them, or pass --allow-invalid to send them as they are")
+    events = group_statuses(events, group)
+    if dry_run:
+        out.data([{"target": e.target, "after_ms": round(e.after * 1000), "body": e.body}
+                  for e in events])
+        return
+    _, profile = ConfigStore().get(out.profile)
+    with make_client(timeout=timeout, max_connections=max(concurrency, 10),
+                     trace=out.trace if out.verbose else None) as client:
+        replayer = Replayer(client, status_url or profile.status_callback_url,
+                            inbound_url or profile.inbound_callback_url, speed, not no_delay)
+        if not out.json_mode:
+            replayer.on_send = lambda a: out.say(
+                f"{_clock(a.sent_at)} -> {a.planned.label:22} {a.planned.msg_id}", "dim")
+            replayer.on_answer = lambda a: _say_answer(out, a)
+        answers = replayer.run(events, concurrency)
+    failed = [a for a in answers if not a.ok]
+    if out.json_mode:
+        out.data({"sent": len(answers), "failed": len(failed),
+                  "answers": [a.as_dict() for a in answers]})
+    else:
+        out.say(f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
+                f"{len(failed)} not", "bold")
+    if failed:
+        unreachable = all(a.status is None for a in failed)
+        raise typer.Exit(ExitCode.UNREACHABLE if unreachable else ExitCode.FAILED)
+
+
+def _say_answer(out: Output, answer: Any) -> None:
+    label = f"{answer.planned.label:22} {answer.planned.msg_id}"
+    if answer.status is None:
+        out.say(f"{_clock(time.time())} <- ERR  {label}  {answer.error}", "red")
+    else:
+        style = "green" if answer.ok else "red"
+        detail = "" if answer.ok else f"  {answer.body[:120]}"
+        out.say(f"{_clock(time.time())} <- {answer.status}  {label}  "
+                f"({answer.elapsed_ms:g} ms){detail}", style)
+
+
+@app.command("listen")
+def listen(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8787,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Answer 400 with the problems to a callback that breaks the contract.")]
+    = False,
+    record: Annotated[Path | None, typer.Option(
+        "--record", help="Write every valid callback to this fixture file.")] = None,
+    forward_to: Annotated[str | None, typer.Option(
+        "--forward-to", metavar="URL", help="Relay each valid callback to this URL.")] = None,
+    forward_inbound_to: Annotated[str | None, typer.Option(
+        "--forward-inbound-to", metavar="URL",
+        help="Relay inbound callbacks here instead (CleverTap has two callback URLs).")] = None,
+) -> None:
+    """Receive callbacks on /status, /inbound (or / to detect which), check each against the
+    contract, and keep CleverTap-like campaign stats (GET /stats; printed on Ctrl-C)."""
+    import uvicorn
+
+    from ctwa.callbacks.listener import Listener, Recorder
+
+    out: Output = ctx.obj
+    recorder = Recorder(record) if record else None
+    listener = Listener(strict=strict, recorder=recorder)
+    listener.on_receive = lambda r: _say_received(out, r)
+    client = None
+    if forward_to or forward_inbound_to:
+        from ctwa.http import make_async_client, send_async
+
+        client = make_async_client(timeout=10, max_connections=50)
+
+        async def forward(target: str, body: bytes) -> str:
+            url = (forward_inbound_to or forward_to) if target == "inbound" else forward_to
+            if not url:
+                return "not forwarded"
+            try:
+                exchange = await send_async(client, "POST", url, content=body,
+                                            headers={"Content-Type": "application/json"})
+            except Exception as exc:  # report, never crash the listener
+                return f"forward failed: {exc}"
+            return f"forwarded: HTTP {exchange.response.status_code}"
+
+        listener.forward = forward
+    config = uvicorn.Config(listener.app(), host=host, port=port, log_level="warning",
+                            access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    out.say(f"listening on http://{host}:{port}  (POST /status, /inbound or /; GET /stats)",
+            "bold")
+    try:
+        server.run()
+    finally:
+        if recorder is not None:
+            recorder.close()
+    tallies = listener.stats.tallies()
+    if out.json_mode:
+        out.data(tallies)
+    else:
+        _print_stats(out, tallies)
+
+
+def _say_received(out: Output, received: Any) -> None:
+    stamp = _clock(received.at)
+    if received.error:
+        out.say(f"{stamp} {received.path:9} INVALID  {received.error}", "red")
+        return
+    result = received.result
+    what = received.kind or "?"
+    value = result.value
+    if what == "status" and value is not None:
+        what = ", ".join(f"{e.status} {e.msgId}" for e in value.statuses)
+    elif what == "inbound" and value is not None:
+        what = f"inbound {value.type} from {value.from_}"
+    if not result.ok:
+        out.say(f"{stamp} {received.path:9} INVALID  {what}", "red")
+    else:
+        out.say(f"{stamp} {received.path:9} ok       {what}",
+                "yellow" if result.warnings else "green")
+    for problem in result.problems:
+        errata = f" [ERRATA {problem.errata}]" if problem.errata else ""
+        hint = f" -> {problem.hint}" if problem.hint else ""
+        style = "red" if problem.severity == "error" else "yellow"
+        out.say(f"    {problem.path}: {problem.severity}: {problem.message}{hint}{errata}",
+                style)
+    for note in received.notes:
+        out.say(f"    {note}", "magenta")
+
+
+def _print_stats(out: Output, tallies: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="campaign stats from callbacks", box=None, show_header=False)
+    for key in ("callbacks", "valid", "invalid", "with_variants", "messages", "sent",
+                "delivered", "read", "clicked", "replies", "anomaly_count"):
+        table.add_row(key.replace("_", " "), str(tallies[key]))
+    table.add_row("failed", ", ".join(f"{c}: {n}" for c, n in tallies["failed"].items()) or "0")
+    table.add_row("inbound", ", ".join(f"{k}: {n}" for k, n in tallies["inbound"].items())
+                  or "0")
+    out.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="callback")
