@@ -99,25 +99,24 @@ class Replayer:
                              hint=f"pass {flag} or set it in the profile")
         return url
 
-    def run(self, events: list[Planned], concurrency: int = 1) -> list[Answer]:
+    def run(self, events: list[Planned], concurrency: int = 1, group: int = 1) -> list[Answer]:
+        """Send every event; with ``concurrency`` > 1, events are split by msgId into that
+        many ordered lanes (and grouped within a lane), so no message's callbacks overtake
+        each other."""
         for planned in events:
             self.url_for(planned)  # fail before sending anything
         if concurrency <= 1:
-            return [self._one(p) for p in events]
-        shards: list[list[tuple[int, Planned]]] = [[] for _ in range(concurrency)]
-        for index, planned in enumerate(events):
-            shard = zlib.crc32(planned.msg_id.encode()) % concurrency
-            shards[shard].append((index, planned))
-        answers: list[Answer | None] = [None] * len(events)
+            return [self._one(p) for p in group_statuses(events, group)]
+        lanes: list[list[Planned]] = [[] for _ in range(concurrency)]
+        for planned in events:
+            lanes[zlib.crc32(planned.msg_id.encode()) % concurrency].append(planned)
 
-        def work(shard: list[tuple[int, Planned]]) -> None:
-            for index, planned in shard:
-                answers[index] = self._one(planned)
+        def work(lane: list[Planned]) -> list[Answer]:
+            return [self._one(p) for p in group_statuses(lane, group)]
 
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            for future in [pool.submit(work, shard) for shard in shards if shard]:
-                future.result()
-        return [a for a in answers if a is not None]
+            futures = [pool.submit(work, lane) for lane in lanes if lane]
+            return [answer for future in futures for answer in future.result()]
 
     def _one(self, planned: Planned) -> Answer:
         if self.delays and planned.after > 0:

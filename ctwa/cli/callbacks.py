@@ -65,8 +65,8 @@ def replay(
             out.error(problem)
         raise InputError(f"{len(problems)} problem(s) in the fixtures; nothing was sent",
                          hint="fix them, or pass --allow-invalid to send them as they are")
-    events = group_statuses(events, group)
     if dry_run:
+        events = group_statuses(events, group)
         out.data([{"target": e.target, "after_ms": round(e.after * 1000), "body": e.body}
                   for e in events])
         return
@@ -79,7 +79,7 @@ def replay(
             replayer.on_send = lambda a: out.say(
                 f"{_clock(a.sent_at)} -> {a.planned.label:22} {a.planned.msg_id}", "dim")
             replayer.on_answer = lambda a: _say_answer(out, a)
-        answers = replayer.run(events, concurrency)
+        answers = replayer.run(events, concurrency, group)
     failed = [a for a in answers if not a.ok]
     if out.json_mode:
         out.data({"sent": len(answers), "failed": len(failed),
@@ -154,6 +154,8 @@ def listen(
             "bold")
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: the stats are the answer
     finally:
         if recorder is not None:
             recorder.close()

@@ -1,0 +1,196 @@
+"""Replay into the real listener; listener checks, stats, recording, forwarding."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from ctwa.callbacks.fixtures import load_fixture
+from ctwa.callbacks.listener import Listener, Recorder
+from ctwa.callbacks.replay import Replayer
+from ctwa.errors import ExitCode
+from ctwa.http import make_client
+from tests.conftest import EXAMPLES, SPEC_SAMPLES, LiveServer
+
+
+@pytest.fixture
+def listener():
+    received: list = []
+    listen = Listener(on_receive=received.append)
+    with LiveServer(listen.app()) as server:
+        listen.url = server.url  # type: ignore[attr-defined]
+        listen.received = received  # type: ignore[attr-defined]
+        yield listen
+
+
+def stats(listen) -> dict:
+    return httpx.get(f"{listen.url}/stats").json()
+
+
+def test_replay_lifecycle_into_the_listener(cli, listener) -> None:
+    result = cli("callback", "replay", str(EXAMPLES / "callbacks" / "lifecycle.yaml"),
+                 "--status-url", f"{listener.url}/status", "--inbound-url",
+                 f"{listener.url}/inbound", "--no-delay")
+    assert result.exit_code == 0, result.stderr
+    assert "-> status sent" in result.stderr and "<- 200" in result.stderr
+    tallies = stats(listener)
+    assert (tallies["sent"], tallies["delivered"], tallies["read"], tallies["clicked"],
+            tallies["replies"]) == (1, 1, 1, 1, 1)
+    assert tallies["invalid"] == 0 and tallies["anomaly_count"] == 0
+
+
+def test_volume_under_concurrency_keeps_each_messages_order(cli, listener) -> None:
+    result = cli("--json", "callback", "replay", str(EXAMPLES / "callbacks" / "volume.yaml"),
+                 "--status-url", f"{listener.url}/status", "--inbound-url",
+                 f"{listener.url}/inbound", "--concurrency", "8", "--group", "5")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["failed"] == 0 and data["sent"] < 3000  # grouped
+    tallies = stats(listener)
+    assert tallies["messages"] == 1000 and tallies["anomaly_count"] == 0
+    assert tallies["sent"] == 1000 and sum(tallies["failed"].values()) == tallies["sent"] - \
+        tallies["delivered"]
+
+
+def test_every_spec_callback_sample_and_variant(listener) -> None:
+    for path in sorted(SPEC_SAMPLES.glob("status-*.json")) + sorted(
+            SPEC_SAMPLES.glob("inbound-*.json")):
+        target = path.name.split("-")[0]
+        answer = httpx.post(f"{listener.url}/{target}", content=path.read_bytes())
+        assert answer.status_code == 200, path
+        assert answer.json()["status"] == "accepted"
+    tallies = stats(listener)
+    assert tallies["invalid"] == 0 and tallies["with_variants"] == 3
+    errata = {p["errata"] for r in listener.received for p in
+              [q.as_dict() for q in r.result.problems] if "errata" in p}
+    assert errata == {2, 11, 12}
+
+
+def test_detection_on_root_path_and_strict_mode(tmp_path) -> None:
+    strict = Listener(strict=True)
+    with LiveServer(strict.app()) as server:
+        good = json.loads((SPEC_SAMPLES / "inbound-document.json").read_text())
+        assert httpx.post(server.url + "/", json=good).status_code == 200
+        bad = {"payloadVersion": "0.1", "statuses": [{"msgId": "x", "status": "seen"}]}
+        answer = httpx.post(server.url + "/status", json=bad)
+        assert answer.status_code == 400
+        assert any(p["path"].startswith("$.statuses[0]") for p in answer.json()["problems"])
+        assert httpx.post(server.url + "/", json={"hello": 1}).status_code == 400
+        assert httpx.post(server.url + "/status", content=b"{nope").status_code == 400
+        huge = b'{"x": "' + b"a" * (1 << 20) + b'"}'
+        assert httpx.post(server.url + "/status", content=huge).status_code == 413
+    assert strict.stats.invalid == 4
+
+
+def test_lenient_mode_answers_200_but_reports(listener) -> None:
+    answer = httpx.post(f"{listener.url}/status", json={"statuses": []})
+    assert answer.status_code == 200 and answer.json()["problems"]
+    assert stats(listener)["invalid"] == 1
+
+
+def test_impossible_orders_are_flagged(listener) -> None:
+    def post(status: str, msg: str = "1|2|3|4", **extra) -> None:
+        entry = {"msgId": msg, "status": status, "timestamp": "1647441774", **extra}
+        httpx.post(f"{listener.url}/status", json={"payloadVersion": "0.1",
+                                                   "statuses": [entry]})
+
+    post("read")
+    post("sent", "9|9|9|9")
+    post("failed", "9|9|9|9", error={"code": 1002, "title": "Invalid phone number"})
+    post("delivered", "9|9|9|9")
+    tallies = stats(listener)
+    assert tallies["anomalies"] == ["1|2|3|4: read before sent",
+                                    "9|9|9|9: delivered after the message failed"]
+    assert tallies["failed"] == {"1002": 1}
+
+
+def test_record_then_replay_gives_the_same_stream(tmp_path) -> None:
+    recording = tmp_path / "recorded.yaml"
+    first = Listener(recorder=Recorder(recording))
+    with LiveServer(first.app()) as server:
+        events = load_fixture(EXAMPLES / "callbacks" / "inbound.yaml").events
+        with make_client() as client:
+            Replayer(client, f"{server.url}/status", f"{server.url}/inbound",
+                     delays=False).run(events)
+    first.recorder.close()
+    second_bodies: list = []
+    second = Listener(on_receive=lambda r: second_bodies.append(r))
+    with LiveServer(second.app()) as server, make_client() as client:
+        replayed = load_fixture(recording).events
+        answers = Replayer(client, f"{server.url}/status", f"{server.url}/inbound",
+                           delays=False).run(replayed)
+    assert [a.planned.body for a in answers] == [e.body for e in events]
+    assert second.stats.tallies()["inbound"] == first.stats.tallies()["inbound"]
+
+
+def test_forwarding_relays_valid_callbacks(tmp_path) -> None:
+    upstream = Listener()
+    with LiveServer(upstream.app()) as up:
+        relay = Listener()
+
+        async def forward(target: str, body: bytes) -> str:
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"{up.url}/{target}", content=body)
+            return f"forwarded: HTTP {answer.status_code}"
+
+        relay.forward = forward
+        with LiveServer(relay.app()) as server:
+            body = (SPEC_SAMPLES / "status-delivered-sample.json").read_bytes()
+            httpx.post(f"{server.url}/status", content=body)
+            httpx.post(f"{server.url}/status", json={"statuses": "broken"})
+    assert upstream.stats.valid == 1 and upstream.stats.callbacks == 1
+
+
+def test_replay_exit_codes(cli, tmp_path) -> None:
+    fixture = tmp_path / "f.yaml"
+    fixture.write_text("events:\n  - {status: sent, msgId: '1|2|3|4'}\n")
+    strict = Listener(strict=True)
+    with LiveServer(strict.app()) as server:
+        ok = cli("callback", "replay", str(fixture), "--status-url", server.url + "/status")
+        assert ok.exit_code == 0
+        wrong = cli("callback", "replay", str(fixture), "--status-url", server.url + "/nope")
+        assert wrong.exit_code == ExitCode.FAILED and "404" in wrong.stderr
+    gone = cli("callback", "replay", str(fixture), "--status-url", "http://127.0.0.1:9/status")
+    assert gone.exit_code == ExitCode.UNREACHABLE
+    missing = cli("callback", "replay", str(fixture))
+    assert missing.exit_code == ExitCode.USAGE and "--status-url" in missing.stderr
+
+
+def test_invalid_fixture_sends_nothing(cli, tmp_path) -> None:
+    fixture = tmp_path / "f.yaml"
+    fixture.write_text("events:\n  - raw: {statuses: [{msgId: x, status: Sent}]}\n")
+    result = cli("callback", "replay", str(fixture), "--status-url", "http://127.0.0.1:9/x")
+    assert result.exit_code == ExitCode.USAGE and "f.yaml:2" in result.stderr
+
+
+def test_listen_command_runs_and_prints_stats(tmp_path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    record = tmp_path / "rec.yaml"
+    proc = subprocess.Popen([sys.executable, "-m", "ctwa", "--json", "callback", "listen",
+                             "--port", str(port), "--record", str(record)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(f"http://127.0.0.1:{port}/status",
+                           content=(SPEC_SAMPLES / "status-sent.json").read_bytes())
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=20)
+    assert json.loads(out)["sent"] == 1
+    assert "ok       sent 25596363|1639561857|20220227|25596363" in err
+    assert load_fixture(record).events[0].target == "status"
