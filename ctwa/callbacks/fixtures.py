@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ctwa import durations
 from ctwa.callbacks.yamlpos import Located, load_located
 from ctwa.errors import InputError
 from ctwa.msgid import MsgIdFactory
@@ -27,7 +28,6 @@ from ctwa.wire.codes import CALLBACK_ERRORS
 
 Target = Literal["status", "inbound"]
 _REFERENCE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 BUILTINS = ("now", "uuid", "msg_id")
 EVENT_KEYS = {"status", "inbound", "raw", "messages"}
 _STATUS_FIELDS = {"name", "status", "msgId", "timestamp", "error", "url", "shortUrl",
@@ -73,15 +73,8 @@ class Fixture:
 
 
 def parse_duration(value: Any, where: str) -> float:
-    """``500ms``, ``2s``, ``1.5s``, ``1m``; a bare number is milliseconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) / 1000
-    match = _DURATION.match(str(value))
-    if not match:
-        raise InputError(f"{where}: after {value!r} is not a duration",
-                         hint="write e.g. 500ms, 2s or 1.5s")
-    number, unit = float(match.group(1)), match.group(2) or "ms"
-    return number / 1000 if unit == "ms" else number * (60 if unit == "m" else 1)
+    """A fixture's ``after``: ``500ms``, ``2s``, ``1.5s``, ``1m``; a bare number is ms."""
+    return durations.parse_duration(value, f"{where}: after", bare_unit="ms")
 
 
 @dataclass

@@ -1,0 +1,22 @@
+"""Durations as people write them: ``500ms``, ``2s``, ``1.5s``, ``5m``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ctwa.errors import InputError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0}
+
+
+def parse_duration(value: Any, where: str, bare_unit: str = "s") -> float:
+    """Seconds; a bare number is in ``bare_unit``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) * _SCALE[bare_unit]
+    match = _DURATION.match(str(value))
+    if not match:
+        raise InputError(f"{where}: {value!r} is not a duration",
+                         hint="write e.g. 500ms, 2s, 1.5s or 5m")
+    return float(match.group(1)) * _SCALE[match.group(2) or bare_unit]

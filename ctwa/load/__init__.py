@@ -1,0 +1,1 @@
+"""Load mode: campaign-like concurrency against a messaging endpoint, measured honestly."""

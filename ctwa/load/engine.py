@@ -1,0 +1,199 @@
+"""Run a load plan over one or more processes and merge what they saw into one report.
+
+One Python process tops out near 6,000 requests/s on two cores (shared/BENCHMARKS.md), so a
+campaign-sized run spreads over ``workers`` processes, each with its own event loop and its
+slice of the concurrency. The report says when the client's own event loop, not the endpoint,
+was the bottleneck.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
+from ctwa.load.run import PROGRESS_SLOTS, Counters, run_share
+
+#: The client was saturated when its event loop is late by this much half the time (it is
+#: constantly busy), or by this much one time in ten (it stalls); a one-off stall while
+#: opening connections is neither.
+LAG_SATURATED_P50_MS = 10.0
+LAG_SATURATED_P90_MS = 50.0
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+@dataclass
+class Progress:
+    sent: int
+    answered: int
+    not_accepted: int
+    in_flight: int
+    elapsed: float
+
+
+@dataclass
+class LoadReport:
+    url: str
+    sent: int = 0
+    accepted: int = 0
+    too_slow: int = 0
+    connection_errors: int = 0
+    contract_violations: int = 0
+    failure_codes: dict[str, int] = field(default_factory=dict)
+    http_statuses: dict[str, int] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    loop_lag_ms: dict[str, float] = field(default_factory=dict)
+    peak_in_flight: int = 0
+    mean_in_flight: float = 0.0
+    requests_per_second: float = 0.0
+    elapsed: float = 0.0
+    workers: int = 1
+    loop: str = "asyncio"
+    concurrency: int = CAMPAIGN_CONCURRENCY
+    deadline: float = 1.0
+    client_saturated: bool = False
+    verdict: list[str] = field(default_factory=list)
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return (self.connection_errors + self.contract_violations
+                + sum(self.failure_codes.values()) + sum(self.http_statuses.values()))
+
+    @property
+    def passed(self) -> bool:
+        return self.failed == 0 and self.too_slow == 0 and self.sent > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "failed": self.failed, "passed": self.passed}
+
+
+def _percentiles(histogram: Any) -> dict[str, float]:
+    if histogram.get_total_count() == 0:
+        return {}
+    out = {f"p{p:g}": round(histogram.get_value_at_percentile(p) / 1000, 2)
+           for p in PERCENTILES}
+    out["max"] = round(histogram.get_max_value() / 1000, 2)
+    out["mean"] = round(histogram.get_mean_value() / 1000, 2)
+    return out
+
+
+def merge(plan: LoadPlan, parts: list[Counters]) -> LoadReport:
+    from hdrh.histogram import HdrHistogram
+
+    from ctwa.load.run import HIST_RANGE
+
+    latency, lag = HdrHistogram(*HIST_RANGE), HdrHistogram(*HIST_RANGE)
+    codes: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    report = LoadReport(plan.url, workers=plan.workers, concurrency=plan.concurrency,
+                        deadline=plan.deadline)
+    for part in parts:
+        report.sent += part.sent
+        report.accepted += part.accepted
+        report.too_slow += part.too_slow
+        report.connection_errors += part.connection_errors
+        report.contract_violations += part.contract_violations
+        codes.update(part.failure_codes)
+        statuses.update(part.http_statuses)
+        report.peak_in_flight += part.max_in_flight
+        report.elapsed = max(report.elapsed, part.elapsed)
+        report.error_samples += part.error_samples
+        report.loop = part.loop
+        latency.add(HdrHistogram.decode(part.latency))
+        lag.add(HdrHistogram.decode(part.lag))
+    report.failure_codes = dict(sorted(codes.items()))
+    report.http_statuses = {str(k): v for k, v in sorted(statuses.items())}
+    report.latency_ms = _percentiles(latency)
+    report.loop_lag_ms = _percentiles(lag)
+    report.error_samples = report.error_samples[:10]
+    if report.elapsed > 0:
+        report.requests_per_second = round(report.sent / report.elapsed, 1)
+        # Little's law: mean requests in flight = throughput x mean latency
+        mean_latency = report.latency_ms.get("mean", 0.0) / 1000
+        report.mean_in_flight = round(report.requests_per_second * mean_latency, 1)
+    report.client_saturated = (report.loop_lag_ms.get("p50", 0.0) >= LAG_SATURATED_P50_MS
+                               or report.loop_lag_ms.get("p90", 0.0) >= LAG_SATURATED_P90_MS)
+    report.verdict = verdict(report)
+    return report
+
+
+def verdict(report: LoadReport) -> list[str]:
+    """Lines that judge the run against the partner criteria, and ctwa against itself."""
+    lines = []
+    held = report.peak_in_flight >= min(CAMPAIGN_CONCURRENCY, report.concurrency)
+    if report.concurrency >= CAMPAIGN_CONCURRENCY:
+        lines.append(("PASS" if held and not report.connection_errors else "FAIL")
+                     + f": held {report.peak_in_flight} requests in flight (criterion: "
+                     f"{CAMPAIGN_CONCURRENCY} concurrent)")
+    else:
+        lines.append(f"note: concurrency {report.concurrency} is below CleverTap's "
+                     f"{CAMPAIGN_CONCURRENCY}; the partner criterion was not tested")
+    slow = report.too_slow
+    lines.append(("PASS" if slow == 0 else "FAIL") + f": {slow} answer(s) over the "
+                 f"{report.deadline:g} s deadline (CleverTap counts each as a timeout)")
+    if report.failed:
+        lines.append(f"FAIL: {report.failed} message(s) not accepted")
+    if report.client_saturated:
+        lag = report.loop_lag_ms
+        lines.append(f"WARNING: ctwa's own event loop lagged {lag['p50']:g} ms (p50) / "
+                     f"{lag['p90']:g} ms (p90): the client, not the endpoint, limited this "
+                     "run, and its latencies include that lag. Add --workers or a bigger "
+                     "machine before blaming the endpoint")
+    return lines
+
+
+def _child(plan: LoadPlan, worker: int, progress: Any, results: Any) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run
+    try:
+        results.put((worker, run_share(plan, worker, progress)))
+    except BaseException as exc:  # report, so the parent never waits forever
+        results.put((worker, f"{type(exc).__name__}: {exc}"))
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
+             interval: float = 0.25) -> LoadReport:
+    """Run the plan to the end and return the merged report."""
+    if plan.workers <= 1 and on_progress is None:
+        return merge(plan, [run_share(plan, 0)])
+    context = multiprocessing.get_context("spawn" if sys.platform == "win32" else "forkserver")
+    progress = context.Array("q", PROGRESS_SLOTS * plan.workers, lock=False)
+    results = context.Queue()
+    children = [context.Process(target=_child, args=(plan, w, progress, results), daemon=True)
+                for w in range(plan.workers)]
+    for child in children:
+        child.start()
+    parts: dict[int, Counters] = {}
+    started = time.monotonic()
+    try:
+        while len(parts) < len(children):
+            try:
+                worker, part = results.get(timeout=interval)
+            except Exception:  # queue.Empty: no worker finished in this interval
+                if not any(c.is_alive() for c in children) and results.empty():
+                    raise RuntimeError("a load worker died without a report") from None
+            else:
+                if isinstance(part, str):
+                    raise RuntimeError(f"load worker {worker} failed: {part}")
+                parts[worker] = part
+            if on_progress is not None:
+                values = list(progress)
+                on_progress(Progress(*(sum(values[i::PROGRESS_SLOTS])
+                                       for i in range(PROGRESS_SLOTS)),
+                                     time.monotonic() - started))
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.terminate()
+            child.join(timeout=5)
+    return merge(plan, [parts[w] for w in sorted(parts)])

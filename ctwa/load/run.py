@@ -1,0 +1,207 @@
+"""One load worker: an event loop of long-lived sender coroutines (or timed arrivals with a
+rate), every answer judged like CleverTap would, latencies into a histogram, and the loop's own
+lag measured, so the report can tell a slow endpoint from a saturated client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from ctwa.judge import judge
+from ctwa.load.plan import LoadPlan, WorkerShare
+
+#: Latencies and lags in microseconds, 1 us to 10 minutes, 2 significant digits.
+HIST_RANGE = (1, 600_000_000, 2)
+LAG_PERIOD = 0.05
+SUCCESS_BODIES = frozenset({b'{"status":"success"}', b'{"status": "success"}',
+                            b'{"status":"success"}\n', b'{"status": "success"}\n'})
+_ERROR_SAMPLES = 5
+PROGRESS_SLOTS = 4
+
+
+def _histogram() -> Any:
+    from hdrh.histogram import HdrHistogram
+
+    return HdrHistogram(*HIST_RANGE)
+
+
+def _dumps() -> Any:
+    try:
+        import orjson
+
+        return orjson.dumps
+    except ImportError:  # pragma: no cover - orjson is a dependency
+        import json
+
+        return lambda value: json.dumps(value, separators=(",", ":")).encode()
+
+
+@dataclass
+class Counters:
+    """What one worker saw; merged across workers by the engine."""
+
+    sent: int = 0
+    accepted: int = 0
+    too_slow: int = 0
+    connection_errors: int = 0
+    contract_violations: int = 0
+    failure_codes: Counter[str] = field(default_factory=Counter)
+    http_statuses: Counter[int] = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
+    max_in_flight: int = 0
+    elapsed: float = 0.0
+    latency: bytes = b""  # an encoded HdrHistogram, microseconds
+    lag: bytes = b""
+    loop: str = "asyncio"
+
+    @property
+    def answered(self) -> int:
+        return self.sent - self.connection_errors
+
+
+class _Run:
+    def __init__(self, plan: LoadPlan, share: WorkerShare, progress: Any | None) -> None:
+        self.plan, self.share, self.progress = plan, share, progress
+        self.counters = Counters()
+        self.latency, self.lag = _histogram(), _histogram()
+        self.dumps = _dumps()
+        self.in_flight = 0
+        self.next_local = 0
+        self.stop_at = None if plan.duration is None else time.monotonic() + plan.duration
+        self.done = False
+
+    def _next_index(self) -> int | None:
+        if self.share.count is not None and self.next_local >= self.share.count:
+            return None
+        if self.stop_at is not None and time.monotonic() >= self.stop_at:
+            return None
+        local = self.next_local
+        self.next_local += 1
+        return local * self.plan.workers + self.share.worker
+
+    async def _send(self, session: Any, index: int, started: float | None = None) -> None:
+        body = self.plan.body(index, self.dumps)
+        counters = self.counters
+        counters.sent += 1
+        self.in_flight += 1
+        counters.max_in_flight = max(counters.max_in_flight, self.in_flight)
+        begin = started if started is not None else time.perf_counter()
+        error: BaseException | None = None
+        try:
+            async with session.post(self.plan.url, data=body) as response:
+                content = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            error = exc
+        finally:
+            self.in_flight -= 1
+        if error is not None:
+            counters.connection_errors += 1
+            if len(counters.error_samples) < _ERROR_SAMPLES:
+                counters.error_samples.append(f"{type(error).__name__}: {error}"[:200])
+        else:
+            elapsed = time.perf_counter() - begin
+            self.latency.record_value(max(1, int(elapsed * 1_000_000)))
+            self._classify(status, content, elapsed)
+        self._report_progress()
+
+    def _classify(self, status: int, content: bytes, elapsed: float) -> None:
+        counters = self.counters
+        late = elapsed > self.plan.deadline
+        counters.too_slow += late
+        if status == 200 and content in SUCCESS_BODIES:  # the common case, without parsing
+            counters.accepted += not late
+            return
+        verdict = judge(status, content, 0.0, self.plan.deadline)  # the body; lateness above
+        if verdict.accepted:
+            counters.accepted += not late
+            return
+        if status != 200:
+            counters.http_statuses[status] += 1
+        elif verdict.outcome == "rejected":
+            counters.failure_codes[str(verdict.error_code)] += 1
+        else:
+            counters.contract_violations += 1
+        if len(counters.error_samples) < _ERROR_SAMPLES:
+            counters.error_samples.append(f"HTTP {status}: {verdict.summary}"[:200])
+
+    def _report_progress(self) -> None:
+        """Shared counters for the live display: sent, answered, not accepted, in flight."""
+        if self.progress is not None:
+            base = self.share.worker * PROGRESS_SLOTS
+            counters = self.counters
+            done = counters.sent - self.in_flight
+            self.progress[base] = counters.sent
+            self.progress[base + 1] = done
+            self.progress[base + 2] = done - counters.accepted
+            self.progress[base + 3] = self.in_flight
+
+    async def _closed(self, session: Any) -> None:
+        """Long-lived senders: each sends its next message as soon as the last is answered."""
+
+        async def sender() -> None:
+            while (index := self._next_index()) is not None:
+                await self._send(session, index)
+
+        await asyncio.gather(*(sender() for _ in range(self.share.concurrency)))
+
+    async def _open(self, session: Any) -> None:
+        """Arrivals on a fixed schedule: a slow endpoint cannot slow them down, and latency
+        counts from the scheduled time, so waiting for a free connection is counted too."""
+        assert self.share.rate is not None
+        interval = 1.0 / self.share.rate
+        start = time.perf_counter()
+        tasks: set[asyncio.Task[None]] = set()
+        n = 0
+        while (index := self._next_index()) is not None:
+            due = start + n * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.ensure_future(self._send(session, index, started=due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        if tasks:
+            await asyncio.gather(*tasks)
+
+    async def _watch_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.done:
+            before = loop.time()
+            await asyncio.sleep(LAG_PERIOD)
+            late = loop.time() - before - LAG_PERIOD
+            self.lag.record_value(max(1, int(late * 1_000_000)))
+
+    async def run(self) -> Counters:
+        from ctwa.http import make_load_session
+
+        watcher = asyncio.ensure_future(self._watch_lag())
+        started = time.perf_counter()
+        async with make_load_session(self.plan.headers, concurrency=self.share.concurrency,
+                                     timeout=self.plan.timeout) as session:
+            if self.share.rate is None:
+                await self._closed(session)
+            else:
+                await self._open(session)
+        self.counters.elapsed = time.perf_counter() - started
+        self.done = True
+        await watcher
+        self._report_progress()
+        self.counters.latency = self.latency.encode()
+        self.counters.lag = self.lag.encode()
+        return self.counters
+
+
+def run_share(plan: LoadPlan, worker: int, progress: Any | None = None) -> Counters:
+    """Run this worker's share of the plan to the end (in this process)."""
+    from ctwa.http import run_on_fast_loop
+
+    counters, loop = run_on_fast_loop(_Run(plan, plan.share(worker), progress).run())
+    counters.loop = loop
+    return counters

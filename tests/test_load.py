@@ -1,0 +1,124 @@
+"""Load mode against real servers on 127.0.0.1: small, bounded, and the counts must add up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ctwa.errors import ExitCode
+from ctwa.load.engine import run_load
+from ctwa.load.plan import LoadPlan
+from tests.conftest import LiveServer
+
+SEEN: list[str] = []
+
+
+async def mixed(request: Request) -> Response:
+    body = json.loads(await request.body())
+    SEEN.append(body["msgId"])
+    ending = body["to"][-1]
+    if ending == "1":
+        return Response(b'{"status":"success"}', media_type="application/json")
+    if ending == "2":
+        return JSONResponse({"status": "failure", "error": {"code": 2002, "message": "bad"}})
+    if ending == "3":
+        return JSONResponse({"status": "failure", "error": {"message": "boom"}},
+                            status_code=500)
+    if ending == "4":
+        return PlainTextResponse("OK")
+    await asyncio.sleep(0.3)
+    return JSONResponse({"status": "success"})
+
+
+async def slow(request: Request) -> Response:
+    await request.body()
+    await asyncio.sleep(0.5)
+    return JSONResponse({"status": "success"})
+
+
+@pytest.fixture(scope="module")
+def server():
+    app = Starlette(routes=[Route("/mixed", mixed, methods=["POST"]),
+                            Route("/slow", slow, methods=["POST"])])
+    with LiveServer(app) as live:
+        yield live
+
+
+def plan(url: str, **kw) -> LoadPlan:
+    base = {"payloadVersion": 0.1, "to": "x", "wabaNumber": "9190", "msgId": "x",
+            "isTemplate": False, "type": "text", "text": {"body": "hi"}}
+    return LoadPlan(url, {"Content-Type": "application/json"}, base,
+                    kw.pop("recipients", ("919000000001",)), **kw)
+
+
+def test_counts_add_up_and_failures_are_sorted(server) -> None:
+    SEEN.clear()
+    recipients = tuple(f"91900000000{i}" for i in range(1, 6))
+    report = run_load(plan(f"{server.url}/mixed", recipients=recipients, count=250,
+                           concurrency=25, deadline=0.2))
+    assert report.sent == 250 and report.accepted == 50
+    assert report.failure_codes == {"2002": 50}
+    assert report.http_statuses == {"500": 50}
+    assert report.contract_violations == 50 and report.too_slow == 50
+    assert report.connection_errors == 0
+    assert report.accepted + report.failed + report.too_slow == report.sent
+    assert not report.passed
+    assert len(set(SEEN)) == 250  # every message had its own msgId
+    assert report.latency_ms["max"] >= 300 and report.peak_in_flight <= 25
+
+
+def test_rate_keeps_arrivals_when_the_server_slows(server) -> None:
+    report = run_load(plan(f"{server.url}/slow", count=40, rate=40.0, concurrency=100))
+    # closed-loop with few senders would take 40 x 0.5 s / concurrency; arrivals on a clock
+    # finish about one second of arrivals plus one answer time later
+    assert report.sent == 40 and report.accepted == 40
+    assert report.elapsed < 2.5
+    assert report.peak_in_flight >= 15
+
+
+def test_two_worker_processes_with_progress(server) -> None:
+    seen = []
+    report = run_load(plan(f"{server.url}/mixed", count=60, concurrency=10, workers=2),
+                      on_progress=seen.append)
+    assert report.sent == 60 and report.accepted == 60 and report.workers == 2
+    assert report.passed
+    assert seen and seen[-1].sent <= 60
+
+
+def test_connection_errors_are_counted() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    report = run_load(plan(f"http://127.0.0.1:{port}/", count=20, concurrency=5))
+    assert report.connection_errors == 20 and report.accepted == 0
+    assert report.error_samples and not report.passed
+
+
+def test_duration_mode(server) -> None:
+    report = run_load(plan(f"{server.url}/mixed", duration=0.5, concurrency=5))
+    assert report.sent > 10 and report.accepted == report.sent
+    assert 0.4 < report.elapsed < 3
+
+
+def test_cli_load_mode_json_and_exit_code(cli, server, tmp_path) -> None:
+    numbers = tmp_path / "to.txt"
+    numbers.write_text("# recipients\n919000000001\n+919000000002\n")
+    result = cli("--json", "send-freeform", "--text", "hi", "--waba", "9190",
+                 "--endpoint", f"{server.url}/mixed", "--to-file", str(numbers),
+                 "--count", "40", "--concurrency", "8", "--workers", "1")
+    assert result.exit_code == ExitCode.FAILED  # half of them are refused with 2002
+    data = json.loads(result.stdout)
+    assert data["sent"] == 40 and data["accepted"] == 20 and data["failure_codes"] == {
+        "2002": 20}
+    ok = cli("validate-endpoint", "--endpoint", f"{server.url}/mixed", "--to", "919000000001",
+             "--count", "30", "--workers", "1")
+    assert ok.exit_code == 0, ok.stderr
+    assert "PASS: 0 answer(s) over the 1 s deadline" in ok.stderr
+    assert "sent" in ok.stderr and "requests/s" in ok.stderr
