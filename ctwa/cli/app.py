@@ -5,7 +5,6 @@ Every failure surfaces as one line on stderr and an exit code from :class:`ExitC
 inside the command functions, so ``ctwa --help`` stays fast.
 """
 
-from __future__ import annotations
 
 from typing import Any
 

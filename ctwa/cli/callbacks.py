@@ -1,6 +1,5 @@
 """``ctwa callback replay`` and ``ctwa callback listen``."""
 
-from __future__ import annotations
 
 import time
 from pathlib import Path

@@ -1,6 +1,5 @@
 """``ctwa profile ...``: named settings for an integration, and their secrets in the keyring."""
 
-from __future__ import annotations
 
 import sys
 from typing import Any

@@ -1,7 +1,6 @@
 """``send-template``, ``send-freeform``, ``validate-endpoint``: CleverTap's exact payloads,
 sent to a messaging endpoint and judged against the contract."""
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path

@@ -1,6 +1,5 @@
 """``import-templates`` and ``templates list|show|lint``: the local template library."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any

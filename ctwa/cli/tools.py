@@ -1,6 +1,5 @@
 """``ctwa lint`` and ``ctwa schema``: check documents against the wire formats, print schemas."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 """``ctwa upload-users``: validate a CSV of users and upload it to CleverTap, nothing lost."""
 
-from __future__ import annotations
 
 import os
 import shlex
