@@ -1,0 +1,133 @@
+"""The sandbox: mock BSP, mock vendor and mock CleverTap in one starlette app on 127.0.0.1.
+
+    /bsp/messages          the BSP messaging endpoint (Basic auth)
+    /vendor/templates      the vendor's template import endpoint (Bearer token, cursor paging)
+    /clevertap/1/upload    CleverTap's profile upload API (account id + passcode)
+    /clevertap/status      CleverTap's DLR callback URL  } backed by `callback listen`'s
+    /clevertap/inbound     CleverTap's inbound URL       } checks; GET /clevertap/stats
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from ctwa.callbacks.listener import Listener
+from ctwa.errors import InputError
+from ctwa.sandbox.bsp import BspSettings, MockBsp
+from ctwa.sandbox.clevertap import MockCleverTap
+from ctwa.sandbox.vendor import vendor_app
+
+
+@dataclass
+class SandboxSettings:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port
+    bsp: BspSettings = field(default_factory=BspSettings)
+    vendor_token: str = "sandbox-vendor-token"
+    templates: Path | None = None
+    account_id: str = "SANDBOX-ACCOUNT"
+    passcode: str = "sandbox-passcode"
+    upload_concurrency: int = 15
+    strict_callbacks: bool = False
+
+
+def load_templates(folder: Path | None) -> list[dict[str, Any]]:
+    """The Meta-format templates the mock vendor serves: a folder of JSON files."""
+    from ctwa.resources import examples_dir
+
+    source = folder or examples_dir() / "templates"
+    if not source.is_dir():
+        raise InputError(f"{source}: no such folder of templates")
+    templates = []
+    for path in sorted(source.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: not a JSON template ({exc})") from exc
+        templates += data["data"] if isinstance(data, dict) and "data" in data else [data]
+    return templates
+
+
+class Sandbox:
+    """The composed app and its parts, whose state tests and the demo read."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.templates = load_templates(settings.templates)
+        self.bsp = MockBsp(settings.bsp)
+        self.clevertap = MockCleverTap({settings.account_id: settings.passcode},
+                                       concurrency=settings.upload_concurrency)
+        self.listener = Listener(strict=settings.strict_callbacks)
+        self.base_url = ""
+
+    def app(self) -> Starlette:
+        clevertap = Starlette(routes=[*self.clevertap.app().routes,
+                                      *self.listener.app().routes])
+        return Starlette(routes=[
+            Mount("/bsp", routes=self.bsp.routes()),
+            Mount("/vendor", app=vendor_app(self.templates, self.settings.vendor_token)),
+            Mount("/clevertap", app=clevertap),
+        ], lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.bsp.close()  # stop pending DLR tasks, close their client
+
+    def urls(self) -> dict[str, str]:
+        base = self.base_url
+        return {"bsp_endpoint": f"{base}/bsp/messages",
+                "vendor_templates": f"{base}/vendor/templates",
+                "clevertap_api": f"{base}/clevertap",
+                "status_callback": f"{base}/clevertap/status",
+                "inbound_callback": f"{base}/clevertap/inbound",
+                "callback_stats": f"{base}/clevertap/stats"}
+
+    def credentials(self) -> dict[str, str]:
+        bsp = self.settings.bsp
+        return {"bsp_username": bsp.username or "", "bsp_password": bsp.password or "",
+                "vendor_token": self.settings.vendor_token,
+                "account_id": self.settings.account_id, "passcode": self.settings.passcode}
+
+
+class RunningSandbox:
+    """The sandbox on a uvicorn server in a background thread (the demo, tests)."""
+
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        import uvicorn
+
+        self.sandbox = Sandbox(settings or SandboxSettings())
+        config = uvicorn.Config(self.sandbox.app(), host=self.sandbox.settings.host,
+                                port=self.sandbox.settings.port, log_level="warning",
+                                access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="ctwa-sandbox",
+                                       daemon=True)
+
+    def __enter__(self) -> Sandbox:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the sandbox did not start")
+            time.sleep(0.01)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.sandbox.base_url = f"http://{host}:{port}"
+        bsp = self.sandbox.settings.bsp
+        bsp.status_url = bsp.status_url or f"{self.sandbox.base_url}/clevertap/status"
+        bsp.inbound_url = bsp.inbound_url or f"{self.sandbox.base_url}/clevertap/inbound"
+        return self.sandbox
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
