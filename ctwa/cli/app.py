@@ -90,8 +90,10 @@ def root(
 
 
 def _register() -> None:
-    from ctwa.cli import callbacks, profiles, send, templates, tools, users
+    from ctwa.cli import callbacks, demo, profiles, sandbox, send, templates, tools, users
 
+    demo.register(app)
+    sandbox.register(app)
     send.register(app)
     callbacks.register(app)
     templates.register(app)

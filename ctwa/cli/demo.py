@@ -1,0 +1,255 @@
+"""``ctwa demo``: the whole integration against the embedded sandbox, in well under a minute.
+
+Each step runs a real ctwa command (in this process, against the sandbox on 127.0.0.1, with a
+throwaway profile in a temporary folder) and checks what it reported; the demo fails, naming the
+step, when a command does not behave as expected.
+"""
+
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctwa.cli.output import Output
+from ctwa.errors import CheckFailed
+
+WABA = "919999999998"
+CUSTOMER = "919000000001"  # accepted; DLRs sent, delivered, read
+UNSUBSCRIBED = "919000000003"  # the mock BSP answers 2003
+BLACKLISTED = "919000000006"  # accepted, then a failed DLR with 1006
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    data: Any
+    stderr: str
+
+
+@dataclass
+class Demo:
+    out: Output
+    env: dict[str, str]
+    folder: Path
+    examples: Path
+    results: dict[str, Any] = field(default_factory=dict)
+    step_number: int = 0
+    steps: int = 9
+
+    def run(self, *argv: str, json_output: bool = True) -> Outcome:
+        from typer.testing import CliRunner
+
+        from ctwa.cli.app import app
+
+        args = ["--json", *argv] if json_output else list(argv)
+        self.out.say("  $ ctwa " + " ".join(shlex.quote(a) for a in argv), "dim")
+        result = CliRunner().invoke(app, args, env=self.env, prog_name="ctwa")
+        data = None
+        if json_output and result.stdout.strip():
+            data = json.loads(result.stdout)
+        return Outcome(result.exit_code, data, result.stderr)
+
+    def step(self, title: str) -> None:
+        self.step_number += 1
+        self.out.say(f"\n[{self.step_number}/{self.steps}] {title}", "bold cyan")
+
+    def expect(self, name: str, ok: bool, summary: str, outcome: Outcome | None = None) -> None:
+        if not ok:
+            detail = f"\n{outcome.stderr.strip()}" if outcome and outcome.stderr.strip() else ""
+            raise CheckFailed(f"demo step {self.step_number} ({name}) did not behave as "
+                              f"expected: {summary}{detail}")
+        self.out.success(f"  ok: {summary}")
+
+
+def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def run_demo(out: Output, folder: Path) -> dict[str, Any]:
+    """Every step, against a fresh sandbox; returns what each step reported."""
+    import httpx
+
+    from ctwa.resources import examples_dir
+    from ctwa.sandbox.server import RunningSandbox
+
+    examples = examples_dir()
+    with RunningSandbox() as box:
+        urls, secrets = box.urls(), box.credentials()
+        env = {"CTWA_CONFIG_DIR": str(folder / "config"), "CTWA_DATA_DIR": str(folder / "data"),
+               "CTWA_NO_KEYRING": "1", "CTWA_PASSWORD": secrets["bsp_password"],
+               "CTWA_IMPORT_TOKEN": secrets["vendor_token"],
+               "CTWA_PASSCODE": secrets["passcode"], "CTWA_PROFILE": "",
+               "NO_COLOR": os.environ.get("NO_COLOR", "")}
+        demo = Demo(out, env, folder, examples)
+        out.say(f"sandbox on {box.base_url}: mock BSP, vendor and CleverTap; "
+                f"scratch folder {folder}", "bold")
+
+        demo.step("A throwaway profile for the sandbox (secrets come from the environment)")
+        made = demo.run("profile", "add", "demo", "--endpoint", urls["bsp_endpoint"],
+                        "--auth", "basic", "--username", secrets["bsp_username"], "--waba", WABA,
+                        "--account-id", secrets["account_id"], "--base-url",
+                        urls["clevertap_api"], "--status-url", urls["status_callback"],
+                        "--inbound-url", urls["inbound_callback"], "--import-url",
+                        urls["vendor_templates"], "--import-auth", "bearer", "--use")
+        demo.expect("profile", made.exit_code == 0, "profile 'demo' is the current profile",
+                    made)
+
+        demo.step("Validate the endpoint the way CleverTap does when a provider is saved")
+        valid = demo.run("validate-endpoint")
+        verdict = (valid.data or {}).get("verdict", {})
+        demo.expect("validate", valid.exit_code == 0 and verdict.get("accepted") is True,
+                    f"accepted in {verdict.get('latency_ms')} ms", valid)
+
+        demo.step("Import the vendor's templates, 3 per page")
+        imported = demo.run("import-templates", "--limit", "3")
+        report = imported.data or {}
+        demo.expect("import", imported.exit_code == 0 and report.get("complete")
+                    and report.get("pages", 0) >= 3 and not report.get("rejected"),
+                    f"{report.get('pages')} pages, {report.get('fetched')} templates, "
+                    f"{len(report.get('added', []))} added to the library", imported)
+        demo.results["import"] = report
+
+        demo.step("Preview a template as a WhatsApp message")
+        preview = demo.run("templates", "show", "Test_template", "--vars", "Asha",
+                           json_output=False)
+        out.say(preview.stderr.rstrip())
+        demo.expect("preview", preview.exit_code == 0, "rendered", preview)
+
+        demo.step("Send templates and a freeform message, judged like CleverTap would")
+        sends = [
+            ("send-template", "--template", "Test_template", "--params",
+             str(examples / "params" / "lto.yaml"), "--var", "Asha", "--to", CUSTOMER),
+            ("send-template", "--template", "carousel_test_1", "--params",
+             str(examples / "params" / "carousel.yaml"), "--to", CUSTOMER),
+            ("send-template", "--sample", "multi-button", "--to", BLACKLISTED),
+            ("send-freeform", "--type", "image", "--media-url",
+             "https://cdn.example.com/diwali.png", "--caption", "Your offer", "--to", CUSTOMER),
+        ]
+        accepted = 0
+        for argv in sends:
+            sent = demo.run(*argv)
+            ok = sent.exit_code == 0 and sent.data["verdict"]["accepted"]
+            demo.expect("send", ok, f"{argv[0]}: accepted in "
+                        f"{sent.data['verdict']['latency_ms'] if sent.data else '?'} ms", sent)
+            accepted += 1
+        refused = demo.run("send-template", "--sample", "text", "--to", UNSUBSCRIBED)
+        code = (refused.data or {}).get("verdict", {}).get("error_code")
+        demo.expect("send", refused.exit_code == 1 and code == 2003,
+                    "an unsubscribed number is refused with 2003, exit 1", refused)
+        demo.results["sent"] = accepted
+
+        demo.step("A short load test: 300 messages, 50 in flight")
+        load = demo.run("send-template", "--sample", "lto", "--to", CUSTOMER, "--count", "300",
+                        "--concurrency", "50", "--workers", "1")
+        numbers = load.data or {}
+        demo.expect("load", load.exit_code == 0 and numbers.get("accepted") == 300,
+                    f"{numbers.get('accepted')} of {numbers.get('sent')} accepted, p99 "
+                    f"{numbers.get('latency_ms', {}).get('p99')} ms, "
+                    f"{numbers.get('requests_per_second')} requests/s", load)
+        demo.results["load"] = numbers
+
+        demo.step("DLRs arrive at CleverTap's callback URL: the campaign stats they make")
+        expected = accepted + 300
+
+        def stats() -> dict[str, Any]:
+            return httpx.get(urls["callback_stats"], timeout=5).json()
+
+        def settled() -> bool:
+            now = stats()
+            return (now["read"] >= expected - 1 and now["delivered"] >= expected - 1
+                    and sum(now["failed"].values()) >= 1)
+
+        _wait_for(settled, 15)
+        tallies = stats()
+        out.say(f"  sent {tallies['sent']}, delivered {tallies['delivered']}, read "
+                f"{tallies['read']}, failed {tallies['failed']}, invalid callbacks "
+                f"{tallies['invalid']}")
+        demo.expect("dlr", tallies["sent"] == expected and tallies["read"] == expected - 1
+                    and tallies["delivered"] == expected - 1
+                    and tallies["failed"] == {"1006": 1} and tallies["invalid"] == 0
+                    and tallies["anomaly_count"] == 0,
+                    f"{expected} messages sent, {expected - 1} delivered and read, 1 failed "
+                    "with 1006, every callback valid and in order")
+        demo.results["dlr"] = tallies
+
+        demo.step("Upload users.csv (a few bad rows) to the mock CleverTap")
+        users = folder / "users.csv"
+        shutil.copyfile(examples / "users.csv", users)
+        upload = demo.run("upload-users", str(users), "--batch-size", "5")
+        counts = (upload.data or {}).get("counts", {})
+        demo.expect("upload", upload.exit_code == 1 and counts.get("adds_up")
+                    and counts.get("uploaded") == 6 and counts.get("rejected") == 6,
+                    f"{counts.get('rows_read')} rows: {counts.get('uploaded')} uploaded, "
+                    f"{counts.get('rejected')} rejected (exit 1: not every row made it)", upload)
+        rejects = (folder / "users.rejects.csv").read_text().splitlines()[1:]
+        for line in rejects[:6]:
+            out.say(f"  reject: {line[:100]}", "yellow")
+        demo.results["upload"] = counts
+
+        demo.step("Replay a callback fixture: one message's life, and a reply")
+        replay = demo.run("callback", "replay", str(examples / "callbacks" / "lifecycle.yaml"),
+                          "--no-delay")
+        replayed = replay.data or {}
+        demo.expect("replay", replay.exit_code == 0 and replayed.get("failed") == 0,
+                    f"{replayed.get('sent')} callbacks sent, all answered 2xx", replay)
+        tallies = stats()
+        demo.results["replay"] = {"clicked": tallies["clicked"], "replies": tallies["replies"]}
+        out.say(f"  campaign stats now: clicked {tallies['clicked']}, replies "
+                f"{tallies['replies']}")
+    _epilogue(out)
+    return demo.results
+
+
+def _epilogue(out: Output) -> None:
+    out.say("\nEvery step behaved as expected. Against real services:", "bold green")
+    for line in (
+        "ctwa profile add acme --endpoint https://YOUR-BSP/clevertap --auth basic "
+        "--username USER --waba NUMBER --account-id ACCOUNT --region in1 --use",
+        "ctwa profile set-secret acme password        # and: passcode, import-token",
+        "ctwa validate-endpoint",
+        "ctwa import-templates --url https://VENDOR/templates/import",
+        "ctwa send-template --template NAME --var ... --to NUMBER",
+        "ctwa send-template --sample lto --to NUMBER --count 10000   # load: 1500 in flight",
+        "ctwa upload-users users.csv",
+        "ctwa callback listen --port 8787   # point your BSP's callbacks here to check them",
+    ):
+        out.say(f"  {line}")
+
+
+def demo(
+    ctx: typer.Context,
+    keep: Annotated[bool, typer.Option(
+        "--keep", help="Keep the scratch folder (profile, library, rejects) afterwards.")]
+    = False,
+) -> None:
+    """Walk through the whole integration against the embedded sandbox, offline."""
+    out: Output = ctx.obj
+    human = Output(json_mode=False, verbose=False, debug=out.debug)
+    folder = Path(tempfile.mkdtemp(prefix="ctwa-demo-"))
+    started = time.monotonic()
+    try:
+        results = run_demo(human, folder)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    elapsed = round(time.monotonic() - started, 1)
+    human.say(f"\ndemo finished in {elapsed} s", "bold")
+    if out.json_mode:
+        out.data({**results, "elapsed": elapsed})
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
