@@ -453,13 +453,14 @@ def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
         if not result.ok:
             raise InvalidDocument(result)
         warnings += [f"{p.path}: {p.message}" for p in result.warnings]
-    if isinstance(body, dict):
+    inner = body.get("body") if isinstance(body, dict) and set(body) == {"body"} else body
+    if isinstance(inner, dict):  # the wrapped validation form carries its fields inside
         if to:
-            body["to"] = check_phone(to)
+            inner["to"] = check_phone(to)
         if waba:
-            body["wabaNumber"] = waba
+            inner["wabaNumber"] = waba
         if msg_id:
-            body["msgId"] = msg_id
+            inner["msgId"] = msg_id
     return body
 
 

@@ -1,0 +1,1 @@
+complete --command ctwa --no-files --arguments "(env _CTWA_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) ctwa)" --condition "env _CTWA_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) ctwa"

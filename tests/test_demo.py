@@ -1,0 +1,32 @@
+"""The demo runs inside the suite, bounded in time, and its numbers are what they must be."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from ctwa.cli.demo import run_demo
+from ctwa.cli.output import Output
+
+
+def test_demo_every_step_behaves(tmp_path) -> None:
+    started = time.monotonic()
+    results = run_demo(Output(), tmp_path)
+    assert time.monotonic() - started < 60
+    assert results["import"]["pages"] == 3 and len(results["import"]["added"]) == 9
+    assert results["sent"] == 4
+    assert results["load"]["sent"] == 300 and results["load"]["accepted"] == 300
+    dlr = results["dlr"]
+    assert (dlr["sent"], dlr["delivered"], dlr["read"], dlr["failed"]) == (
+        304, 303, 303, {"1006": 1})
+    upload = results["upload"]
+    assert (upload["rows_read"], upload["uploaded"], upload["rejected"]) == (12, 6, 6)
+    assert results["replay"] == {"clicked": 1, "replies": 1}
+
+
+def test_demo_command_json(cli) -> None:
+    result = cli("--json", "demo")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["upload"]["adds_up"] and data["elapsed"] < 60
+    assert "Every step behaved as expected" in result.stderr

@@ -1,0 +1,114 @@
+"""Each mock service against ctwa's own commands, and its contract checks."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from ctwa.errors import ExitCode
+from ctwa.sandbox.bsp import BspSettings
+from ctwa.sandbox.server import RunningSandbox, SandboxSettings
+from tests.conftest import SPEC_SAMPLES
+
+
+@pytest.fixture(scope="module")
+def box():
+    settings = SandboxSettings(bsp=BspSettings(max_concurrency=3, latency=(0.0, 0.0)))
+    with RunningSandbox(settings) as sandbox:
+        yield sandbox
+
+
+AUTH = ("--username", "ctwa", "--password", "sandbox")
+
+
+def test_bsp_accepts_every_spec_template_and_refuses_broken_ones(box, cli) -> None:
+    url = box.urls()["bsp_endpoint"]
+    for name in ("template-lto", "template-carousel", "freeform-image", "validation-wrapped"):
+        result = cli("send-template", "--payload", str(SPEC_SAMPLES / f"{name}.json"),
+                     "--to", "919000000001", "--endpoint", url, *AUTH)
+        assert result.exit_code == 0, (name, result.stderr)
+    broken = cli("--json", "send-template", "--payload",
+                 str(SPEC_SAMPLES / "template-media.json"), "--no-lint", "--endpoint", url,
+                 *AUTH)
+    verdict = json.loads(broken.stdout)["verdict"]
+    assert verdict["error_code"] == 2001 and "used twice" in verdict["summary"]
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (("--to", "919000000003"), 2003),
+    (("--to", "919000000001", "--password", "wrong"), 2000),
+    (("--to", "1234567"), 2002),
+])
+def test_bsp_failure_codes(box, cli, args, code) -> None:
+    extra = () if "--password" in args else ("--password", "sandbox")
+    result = cli("--json", "send-template", "--sample", "text", "--endpoint",
+                 box.urls()["bsp_endpoint"], "--username", "ctwa", *extra, *args)
+    assert result.exit_code == ExitCode.FAILED
+    assert json.loads(result.stdout)["verdict"]["error_code"] == code
+
+
+def test_bsp_answers_429_past_its_concurrency_limit(cli) -> None:
+    settings = SandboxSettings(bsp=BspSettings(max_concurrency=2, latency=(0.2, 0.2)))
+    with RunningSandbox(settings) as sandbox:
+        result = cli("--json", "send-template", "--sample", "text", "--to", "919000000001",
+                     "--endpoint", sandbox.urls()["bsp_endpoint"], *AUTH, "--count", "20",
+                     "--concurrency", "10", "--workers", "1")
+    report = json.loads(result.stdout)
+    assert report["http_statuses"].get("429", 0) > 0 and result.exit_code == ExitCode.FAILED
+
+
+def test_vendor_pages_and_auth(box, cli, tmp_path) -> None:
+    url = box.urls()["vendor_templates"]
+    result = cli("--json", "import-templates", "--url", url, "--token",
+                 box.settings.vendor_token, "--limit", "4", "--out", str(tmp_path))
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0 and data["pages"] == 3 and data["fetched"] == 9
+    denied = cli("import-templates", "--url", url, "--token", "nope", "--out", str(tmp_path))
+    assert denied.exit_code == ExitCode.CONFIG
+
+
+def test_clevertap_upload_and_callbacks(box, cli, tmp_path) -> None:
+    users = tmp_path / "u.csv"
+    users.write_text("identity,Phone,Email\nu1,+14155552671,a@b.co\nu2,+14155552672,x\n")
+    result = cli("--json", "upload-users", str(users), "--base-url", box.urls()["clevertap_api"],
+                 "--account-id", box.settings.account_id, "--passcode", box.settings.passcode)
+    counts = json.loads(result.stdout)["counts"]
+    assert counts["uploaded"] == 1 and counts["rejected"] == 1
+    bad = cli("upload-users", str(users), "--base-url", box.urls()["clevertap_api"],
+              "--account-id", box.settings.account_id, "--passcode", "wrong")
+    assert bad.exit_code == ExitCode.CONFIG
+    answer = httpx.post(box.urls()["status_callback"],
+                        content=(SPEC_SAMPLES / "status-click-generic.json").read_bytes())
+    assert answer.json()["status"] == "accepted"
+    assert {p["errata"] for p in answer.json()["problems"]} == {11, 12}
+
+
+def test_sandbox_command_prints_urls(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ctwa", "--json", "sandbox", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 20
+        while proc.stdout is not None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.rstrip() == "}" or not line:  # the end of the one JSON document
+                break
+        text = "".join(lines)
+        data = json.loads(text)
+        assert httpx.get(data["urls"]["callback_stats"]).json()["callbacks"] == 0
+    finally:
+        proc.send_signal(2)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_sandbox_settings_errors(cli) -> None:
+    assert cli("sandbox", "--fail", "3000=0.5").exit_code == ExitCode.USAGE
+    assert cli("sandbox", "--latency", "80ms-20ms").exit_code == ExitCode.USAGE
