@@ -366,6 +366,11 @@ class Exchange:
     attempts: int = 1
 
 
+def _exchange(response: httpx.Response, started: float) -> Exchange:
+    attempts = int(response.request.extensions.get("ctwa_attempts", 1))
+    return Exchange(response.request, response, time.perf_counter() - started, attempts)
+
+
 def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange:
     """Send one request, timing it; transport failures become :class:`RemoteUnreachable`."""
     started = time.perf_counter()
@@ -373,9 +378,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange
         response = client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise translate_error(exc, url, client.timeout.read) from exc
-    elapsed = time.perf_counter() - started
-    attempts = int(response.request.extensions.get("ctwa_attempts", 1))
-    return Exchange(response.request, response, elapsed, attempts)
+    return _exchange(response, started)
 
 
 async def send_async(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Exchange:
@@ -385,9 +388,7 @@ async def send_async(client: httpx.AsyncClient, method: str, url: str, **kwargs:
         response = await client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise translate_error(exc, url, client.timeout.read) from exc
-    elapsed = time.perf_counter() - started
-    attempts = int(response.request.extensions.get("ctwa_attempts", 1))
-    return Exchange(response.request, response, elapsed, attempts)
+    return _exchange(response, started)
 
 
 def _attempts_of(exc: Exception) -> int:

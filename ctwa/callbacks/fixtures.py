@@ -147,15 +147,20 @@ def _did_you_mean(word: str, choices: list[str]) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
+def _only(event: Located, allowed: set[str], what: str, ctx: _Context) -> None:
+    """Refuse a field the event kind does not have, naming its line and the closest one."""
+    unknown = sorted(set(event) - allowed)
+    if unknown:
+        raise InputError(f"{ctx.where(event.line_of(unknown[0]), unknown[0])}: not a field of "
+                         f"{what}", hint=_did_you_mean(unknown[0], sorted(allowed)))
+
+
 def _timestamp(value: Any) -> str:
     return str(int(time.time())) if value is None else str(value)
 
 
 def _status_event(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Planned:
-    unknown = sorted(set(event) - _STATUS_FIELDS)
-    if unknown:
-        raise InputError(f"{ctx.where(event.line_of(unknown[0]), unknown[0])}: not a status "
-                         "event field", hint=_did_you_mean(unknown[0], sorted(_STATUS_FIELDS)))
+    _only(event, _STATUS_FIELDS, "a status event", ctx)
     status = str(event["status"])
     if status not in STATUSES:
         raise InputError(f"{ctx.where(event.line_of('status'), 'status')}: {status!r} is not "
@@ -201,10 +206,7 @@ _MEDIA_KEY = {"image": "image", "video": "video", "audio": "audio", "file": "doc
 
 
 def _inbound_event(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Planned:
-    unknown = sorted(set(event) - _INBOUND_FIELDS)
-    if unknown:
-        raise InputError(f"{ctx.where(event.line_of(unknown[0]), unknown[0])}: not an inbound "
-                         "event field", hint=_did_you_mean(unknown[0], sorted(_INBOUND_FIELDS)))
+    _only(event, _INBOUND_FIELDS, "an inbound event", ctx)
     kind = str(event["inbound"])
     if kind not in INBOUND_TYPES:
         raise InputError(f"{ctx.where(event.line_of('inbound'), 'inbound')}: {kind!r} is not "
@@ -247,10 +249,7 @@ def _raw_event(event: Located, ctx: _Context) -> Planned:
 
 def _volume(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Iterator[Planned]:
     """``messages: N`` with ``statuses: [...]``: N messages' callbacks, for volume tests."""
-    unknown = sorted(set(event) - _VOLUME_FIELDS)
-    if unknown:
-        raise InputError(f"{ctx.where(event.line_of(unknown[0]), unknown[0])}: not a volume "
-                         "field", hint=_did_you_mean(unknown[0], sorted(_VOLUME_FIELDS)))
+    _only(event, _VOLUME_FIELDS, "a volume event", ctx)
     try:
         count = int(event["messages"])
         failure_rate = float(event.get("failure_rate", 0))

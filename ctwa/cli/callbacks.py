@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa.cli.output import Output
+from ctwa.cli.output import Output, problem_line
 from ctwa.errors import ExitCode, InputError
 
 app = typer.Typer(help="Send DLR and inbound callbacks from YAML fixtures, or receive and "
@@ -183,11 +183,8 @@ def _say_received(out: Output, received: Any) -> None:
         out.say(f"{stamp} {received.path:9} ok       {what}",
                 "yellow" if result.warnings else "green")
     for problem in result.problems:
-        errata = f" [ERRATA {problem.errata}]" if problem.errata else ""
-        hint = f" -> {problem.hint}" if problem.hint else ""
-        style = "red" if problem.severity == "error" else "yellow"
-        out.say(f"    {problem.path}: {problem.severity}: {problem.message}{hint}{errata}",
-                style)
+        line, style = problem_line(problem)
+        out.say(f"    {line}", style)
     for note in received.notes:
         out.say(f"    {note}", "magenta")
 

@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+def problem_line(problem: Any) -> tuple[str, str]:
+    """One lint problem as a line and its style; lint and the listener print the same way."""
+    errata = f" [ERRATA {problem.errata}]" if problem.errata else ""
+    hint = f" -> {problem.hint}" if problem.hint else ""
+    style = "red" if problem.severity == "error" else "yellow"
+    return f"{problem.path}: {problem.severity}: {problem.message}{hint}{errata}", style
+
+
 @dataclass
 class Output:
     json_mode: bool = False

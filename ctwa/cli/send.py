@@ -1,7 +1,7 @@
 """``send-template``, ``send-freeform``, ``validate-endpoint``: CleverTap's exact payloads,
 sent to a messaging endpoint and judged against the contract."""
 
-
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -90,7 +90,7 @@ def _profile(out: Output):
     return ConfigStore().get(out.profile)
 
 
-def _endpoint(out: Output, name: str | None, profile: Any, **flags: Any):
+def _endpoint(name: str | None, profile: Any, **flags: Any):
     from ctwa.endpoint import EndpointFlags, Service, resolve_endpoint
     from ctwa.secrets import SecretResolver, SecretStore
 
@@ -163,17 +163,10 @@ def _run_load(out: Output, payload: Any, endpoint: Any, timeout: float, deadline
         raise typer.Exit(ExitCode.FAILED)
 
 
-class _Quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
 
 def _load_progress(out: Output):
     if out.json_mode or not out.console.is_terminal:
-        return _Quiet()
+        return contextlib.nullcontext()
     from contextlib import contextmanager
 
     from rich.live import Live
@@ -425,7 +418,7 @@ def send_template(
     if dry_run:
         _print_payload(out, body, warnings)
         return
-    target = _endpoint(out, profile_name, profile, endpoint=endpoint, auth=auth,
+    target = _endpoint(profile_name, profile, endpoint=endpoint, auth=auth,
                        username=username, password=password, token=token,
                        header_name=header_name, headers=header)
     if load.active:
@@ -519,7 +512,7 @@ def send_freeform(
     if dry_run:
         _print_payload(out, body, [])
         return
-    target = _endpoint(out, profile_name, profile, endpoint=endpoint, auth=auth,
+    target = _endpoint(profile_name, profile, endpoint=endpoint, auth=auth,
                        username=username, password=password, token=token,
                        header_name=header_name, headers=header)
     if load.active:
@@ -574,7 +567,7 @@ def validate_endpoint(
     if dry_run:
         _print_payload(out, body, [])
         return
-    target = _endpoint(out, profile_name, profile, endpoint=endpoint, auth=auth,
+    target = _endpoint(profile_name, profile, endpoint=endpoint, auth=auth,
                        username=username, password=password, token=token,
                        header_name=header_name, headers=header)
     load = LoadFlags(count, duration, rate, concurrency, workers, to_file)

@@ -1,6 +1,6 @@
 """``import-templates`` and ``templates list|show|lint``: the local template library."""
 
-
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,17 +93,10 @@ def import_templates(
         raise typer.Exit(report.exit_code)
 
 
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
 
 def _progress(out: Output):
     if out.json_mode or not out.console.is_terminal:
-        return _NoProgress()
+        return contextlib.nullcontext()
     from contextlib import contextmanager
 
     from rich.progress import Progress, SpinnerColumn, TextColumn

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from ctwa.cli.output import Output
+from ctwa.cli.output import Output, problem_line
 from ctwa.errors import ExitCode, InputError
 
 KIND_NAMES = ("template", "freeform", "validation", "response", "status", "inbound",
@@ -58,11 +58,8 @@ def render_lint(out: Output, results: list) -> None:
         label = "FAIL " if result.errors else "warn "
         out.say(f"{label} {result.source} ({kind})", "red" if result.errors else "yellow")
         for problem in result.problems:
-            errata = f" [ERRATA {problem.errata}]" if problem.errata else ""
-            hint = f" -> {problem.hint}" if problem.hint else ""
-            style = "red" if problem.severity == "error" else "yellow"
-            out.say(f"  {problem.path}: {problem.severity}: {problem.message}{hint}{errata}",
-                    style)
+            line, style = problem_line(problem)
+            out.say(f"  {line}", style)
         errors += len(result.errors)
         warnings += len(result.warnings)
     out.say(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")

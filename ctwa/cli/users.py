@@ -1,6 +1,6 @@
 """``ctwa upload-users``: validate a CSV of users and upload it to CleverTap, nothing lost."""
 
-
+import contextlib
 import os
 import shlex
 import sys
@@ -143,17 +143,10 @@ def _resume_command() -> str:
     return scrub(" ".join(shlex.quote(a) for a in ["ctwa", *args, "--resume"]))
 
 
-class _Quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
 
 def _progress(out: Output):
     if out.json_mode or not out.console.is_terminal:
-        return _Quiet()
+        return contextlib.nullcontext()
     from contextlib import contextmanager
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -126,29 +126,27 @@ def _by_blocks(source: CsvSource, make_rules: RulesFactory, workers: int) -> Ite
     with _pool(workers) as pool:
         pending: deque[tuple[Future[Any], int, int]] = deque()
         stray_at: int | None = None
-        for offset, block in all_blocks():
-            pending.append((pool.submit(check_block, rules, encoding, delimiter, block),
-                            offset, len(block)))
-            while pending and (len(pending) >= workers * 2 or stray_at is not None):
+
+        def drain(keep: int) -> Iterator[Checked]:
+            """Outcomes of the oldest blocks, until ``keep`` remain or a stray quote shows."""
+            nonlocal base, stray_at
+            while len(pending) > keep and stray_at is None:
                 future, start, size = pending.popleft()
                 count, outcome = future.result()
                 if outcome == STRAY:
                     stray_at = start
-                    break
+                    return
                 yield from _settle(source, base, count, outcome)
                 base += count
                 source.bytes_done = start + size
+
+        for offset, block in all_blocks():
+            pending.append((pool.submit(check_block, rules, encoding, delimiter, block),
+                            offset, len(block)))
+            yield from drain(workers * 2 - 1)
             if stray_at is not None:
                 break
-        while pending and stray_at is None:
-            future, start, size = pending.popleft()
-            count, outcome = future.result()
-            if outcome == STRAY:
-                stray_at = start
-                break
-            yield from _settle(source, base, count, outcome)
-            base += count
-            source.bytes_done = start + size
+        yield from drain(0)
         for future, _, _ in pending:
             future.cancel()
     if stray_at is not None:
