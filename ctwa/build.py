@@ -48,11 +48,11 @@ def placeholders(text: str | None, named: bool) -> list[str]:
     keys: list[str] = []
     for match in PLACEHOLDER.finditer(text or ""):
         key = match.group(1)
-        if key.isdigit():
+        if key.isdecimal():
             key = str(int(key))
         if key not in keys:
             keys.append(key)
-    if not named and all(k.isdigit() for k in keys):
+    if not named and all(k.isdecimal() for k in keys):
         keys.sort(key=int)
     return keys
 
@@ -60,7 +60,7 @@ def placeholders(text: str | None, named: bool) -> list[str]:
 def fill(text: str, values: dict[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
         key = match.group(1)
-        key = str(int(key)) if key.isdigit() else key
+        key = str(int(key)) if key.isdecimal() else key
         return values.get(key, match.group(0))
 
     return PLACEHOLDER.sub(replace, text)
@@ -286,7 +286,7 @@ def build_template_payload(
         raise UnsupportedTemplate(f"template {meta.name!r} has parts CleverTap cannot send: "
                                   f"{', '.join(refused)}")
     named = (meta.parameter_format or "").upper() == "NAMED" or any(
-        not key.isdigit() for comp in meta.components
+        not key.isdecimal() for comp in meta.components
         for key in placeholders(comp.text, True))
     builder = _Builder(meta, params, use_examples, named)
     components = builder.components()

@@ -115,7 +115,7 @@ class RetryPolicy:
         if not value:
             return None
         value = value.strip()
-        if value.isdigit():
+        if value.isdecimal():
             return float(value)
         try:
             moment = parsedate_to_datetime(value)

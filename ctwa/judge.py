@@ -96,7 +96,7 @@ def _judge_body(status_code: int, body: Any, body_problem: str | None,
     if status == "failure":
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         code = error.get("code")
-        if isinstance(code, str) and code.isdigit():
+        if isinstance(code, str) and code.isdecimal():
             code = int(code)
         if not isinstance(code, int) or isinstance(code, bool):
             code = None

@@ -87,9 +87,9 @@ def parse_vars(values: list[str] | tuple[str, ...], option: str = "--var") -> di
             while str(next_position) in out:
                 next_position += 1
             key, value = str(next_position), raw
-        if key.isdigit() and int(key) < 1:
+        if key.isdecimal() and int(key) < 1:
             raise InputError(f"{option} {raw!r}: positions start at 1")
-        if key.isdigit():
+        if key.isdecimal():
             key = str(int(key))
         if key in out:
             raise InputError(f"{option} {raw!r}: {{{{{key}}}}} is given twice")
@@ -99,7 +99,7 @@ def parse_vars(values: list[str] | tuple[str, ...], option: str = "--var") -> di
 
 def parse_index_value(raw: str, option: str) -> tuple[int, str]:
     index, sep, value = raw.partition("=")
-    if not sep or not index.strip().isdigit():
+    if not sep or not index.strip().isdecimal():
         raise InputError(f"{option} {raw!r}: write it as INDEX=VALUE, e.g. 0=order/123")
     return int(index), value
 
@@ -149,7 +149,7 @@ def parse_location(raw: str) -> LocationValue:
 def parse_offer_expiry(raw: str | int) -> int:
     """Epoch milliseconds, or an ISO 8601 time (a time without a zone is taken as UTC)."""
     text = str(raw).strip()
-    if text.isdigit():
+    if text.isdecimal():
         value = int(text)
         if value < _MS_FLOOR:
             raise InputError(f"--offer-expires {text}: looks like epoch seconds",
@@ -194,7 +194,7 @@ def _index_map(value: Any, where: str) -> dict[int, str]:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if not str(key).isdigit():
+            if not str(key).isdecimal():
                 raise InputError(f"{where}: button keys are indexes (0, 1, ...), got {key!r}")
             out[int(key)] = _scalar(item, f"{where}.{key}")
         return out
@@ -248,12 +248,11 @@ def params_from_mapping(data: Any, source: str) -> TemplateParams:
 def load_params_file(path: Path) -> TemplateParams:
     import yaml
 
+    from ctwa.textfiles import read_text, yaml_error
+
+    text = read_text(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{path}{where}: not valid YAML") from exc
+        raise yaml_error(path, exc) from exc
     return params_from_mapping(data, str(path))

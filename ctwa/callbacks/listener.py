@@ -160,7 +160,7 @@ class Listener:
 
 async def _read_limited(request: Request) -> bytes | None:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+    if declared and declared.isdecimal() and int(declared) > MAX_BODY:
         return None
     chunks = []
     size = 0

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from ctwa.errors import InputError
+from ctwa.textfiles import read_text, yaml_error
 
 
 class Located(dict):  # type: ignore[type-arg]
@@ -44,16 +45,8 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping
 
 
 def load_located(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text") from exc
+    text = read_text(path)
     try:
         return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"{path}{where}: not valid YAML: {problem}") from exc
+        raise yaml_error(path, exc) from exc

@@ -24,7 +24,7 @@ def _highlight(text: str, values: dict[str, str]) -> Text:
     for match in PLACEHOLDER.finditer(text):
         out.append(text[last:match.start()])
         key = match.group(1)
-        key = str(int(key)) if key.isdigit() else key
+        key = str(int(key)) if key.isdecimal() else key
         if key in values:
             out.append(values[key], style="bold")
         else:

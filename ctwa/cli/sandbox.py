@@ -39,10 +39,13 @@ def _latency(raw: str | None) -> tuple[float, float]:
 def _settings_from_file(path: Path) -> dict[str, Any]:
     import yaml
 
+    from ctwa.textfiles import read_text, yaml_error
+
+    text = read_text(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read the sandbox settings ({exc})") from exc
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc) from exc
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping of settings")
     return data

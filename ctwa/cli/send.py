@@ -198,7 +198,7 @@ def _render_load(out: Output, report: Any) -> None:
             ("connection errors", f"{report.connection_errors:,}"),
             ("contract violations", f"{report.contract_violations:,}")]
     for code, n in report.failure_codes.items():
-        meaning = messaging_error_meaning(int(code)) if code.isdigit() else "no code"
+        meaning = messaging_error_meaning(int(code)) if code.isdecimal() else "no code"
         rows.append((f"failure {code} ({meaning})", f"{n:,}"))
     for status, n in report.http_statuses.items():
         rows.append((f"HTTP {status}", f"{n:,}"))

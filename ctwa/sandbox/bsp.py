@@ -109,7 +109,7 @@ class MockBsp:
         payload = result.value
         self.state.last_payload = payload.to_wire()
         digits = payload.to.lstrip("+")
-        if not digits.isdigit() or not 8 <= len(digits) <= 15:
+        if not digits.isdecimal() or not 8 <= len(digits) <= 15:
             return self._refuse(2002)
         if digits.endswith(self.settings.unsubscribed):
             return self._refuse(2003)

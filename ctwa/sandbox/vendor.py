@@ -29,7 +29,7 @@ def _offset(cursor: str) -> int | None:
     except (ValueError, UnicodeDecodeError):
         return None
     kind, _, number = text.partition(":")
-    return int(number) if kind == "offset" and number.isdigit() else None
+    return int(number) if kind == "offset" and number.isdecimal() else None
 
 
 def vendor_app(templates: Sequence[dict[str, Any]], token: str | None = None,

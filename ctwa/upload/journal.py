@@ -133,7 +133,7 @@ class RejectsFile:
                 reader = csv.reader(handle)
                 next(reader, None)
                 for line in reader:
-                    if len(line) >= 2 and line[0].isdigit() and not line[1].startswith(
+                    if len(line) >= 2 and line[0].isdecimal() and not line[1].startswith(
                             NOT_UPLOADED):
                         kept.append(line)
                         self.rows_present.add(int(line[0]))

@@ -18,7 +18,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumber
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-_STRICT = re.compile(r"\+[1-9]\d{6,16}")
+_STRICT = re.compile(r"\+[1-9][0-9]{6,16}")
 
 
 @lru_cache(maxsize=512)

@@ -184,7 +184,7 @@ def normalize_status(raw: Any) -> tuple[Any, Notes]:
         error = as_dict(entry.get("error"))
         if error is not None:
             code = error.get("code")
-            if isinstance(code, str) and code.strip().isdigit():
+            if isinstance(code, str) and code.strip().isdecimal():
                 error["code"] = int(code)
                 notes.warn([*path, "error", "code"], "error.code is a string; the canonical "
                            "form is a number", hint=f"write {int(code)}")

@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ctwa.errors import InputError
+from ctwa.textfiles import read_text, yaml_error
 from ctwa.wire.common import PathPart, Problem, json_path
 from ctwa.wire.kinds import KINDS, detect_kind
 
@@ -188,21 +189,13 @@ def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
 
 def load_documents(path: Path) -> list[tuple[str, Any]]:
     """Parse a JSON or YAML file (YAML may hold several documents) into (source, document)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    text = read_text(path)
     if path.suffix.lower() == ".json":
         return [(str(path), parse_json(text, str(path)))]
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InputError(f"{path}{where}: not valid YAML: {problem}") from exc
+        raise yaml_error(path, exc) from exc
     if len(docs) == 1:
         return [(str(path), docs[0])]
     return [(f"{path}#{i + 1}", doc) for i, doc in enumerate(docs)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -97,6 +98,7 @@ def check_request(request: UploadRequest) -> list[Problem]:
 
 
 _EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _GENDERS = frozenset({"M", "F", "O", "Male", "Female", "Other", "Others"})
 
 
@@ -105,8 +107,6 @@ def record_refusal(record: Any) -> tuple[int, str] | None:
 
     The sandbox answers with these, so ctwa's own checks and the mock agree on what fails.
     """
-    import re
-
     if not isinstance(record, dict):
         return 555, "record is not an object"
     if not any(isinstance(record.get(k), str) and record.get(k) for k in IDENTITY_KEYS):
@@ -119,8 +119,7 @@ def record_refusal(record: Any) -> tuple[int, str] | None:
     if not isinstance(data, dict):
         return 555, "profileData is not an object"
     phone = data.get("Phone")
-    if phone is not None and (not isinstance(phone, str) or not phone.startswith("+")
-                              or not phone[1:].isdigit() or not 8 <= len(phone) <= 16):
+    if phone is not None and not (isinstance(phone, str) and _E164.fullmatch(phone)):
         return 516, "Invalid phone number"
     email = data.get("Email")
     if email is not None and (not isinstance(email, str) or not re.match(_EMAIL_SHAPE, email)):
