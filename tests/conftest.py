@@ -93,13 +93,13 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 class LiveServer:
     """A real uvicorn server on 127.0.0.1 in a background thread, for end-to-end tests."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, **options) -> None:
         import threading
 
         import uvicorn
 
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off", access_log=False)
+                                lifespan="off", access_log=False, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -1,9 +1,8 @@
 """Run a load plan over one or more processes and merge what they saw into one report.
 
-One Python process tops out near 6,000 requests/s on two cores (shared/BENCHMARKS.md), so a
-campaign-sized run spreads over ``workers`` processes, each with its own event loop and its
-slice of the concurrency. The report says when the client's own event loop, not the endpoint,
-was the bottleneck.
+A campaign-sized run spreads over ``workers`` processes (one per core by default), each with its
+own event loop, keep-alive connections and slice of the concurrency. The report says when the
+client's own event loop, not the endpoint, was the bottleneck.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """One load worker: an event loop of long-lived sender coroutines (or timed arrivals with a
-rate), every answer judged like CleverTap would, latencies into a histogram, and the loop's own
-lag measured, so the report can tell a slow endpoint from a saturated client."""
+rate) over ctwa's keep-alive client, every answer judged like CleverTap would, latencies into a
+histogram, and the loop's own lag measured, so the report can tell a slow endpoint from a
+saturated client."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
+from ctwa.http.raw import HttpError, Pool
 from ctwa.judge import judge
 from ctwa.load.plan import LoadPlan, WorkerShare
 
@@ -93,10 +93,8 @@ class _Run:
         begin = started if started is not None else time.perf_counter()
         error: BaseException | None = None
         try:
-            async with session.post(self.plan.url, data=body) as response:
-                content = await response.read()
-                status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            status, content = await session.post(body)
+        except HttpError as exc:
             error = exc
         finally:
             self.in_flight -= 1
@@ -179,16 +177,17 @@ class _Run:
             self.lag.record_value(max(1, int(late * 1_000_000)))
 
     async def run(self) -> Counters:
-        from ctwa.http import make_load_session
-
         watcher = asyncio.ensure_future(self._watch_lag())
         started = time.perf_counter()
-        async with make_load_session(self.plan.headers, concurrency=self.share.concurrency,
-                                     timeout=self.plan.timeout) as session:
+        pool = Pool(self.plan.url, self.plan.headers, size=self.share.concurrency,
+                    timeout=self.plan.timeout)
+        try:
             if self.share.rate is None:
-                await self._closed(session)
+                await self._closed(pool)
             else:
-                await self._open(session)
+                await self._open(pool)
+        finally:
+            pool.close()
         self.counters.elapsed = time.perf_counter() - started
         self.done = True
         await watcher

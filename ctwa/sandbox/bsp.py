@@ -61,7 +61,7 @@ class MockBsp:
         self.settings = settings
         self.state = BspState()
         self.random = random.Random(settings.seed)
-        self._client: Any = None
+        self._pools: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         if settings.username is not None:
             token = f"{settings.username}:{settings.password}".encode()
@@ -129,18 +129,18 @@ class MockBsp:
         task.add_done_callback(self._tasks.discard)
 
     async def _post(self, url: str, body: dict[str, Any]) -> None:
-        """Deliver one callback. Campaign-sized bursts of callbacks need the load-mode
-        session (aiohttp): httpx's pool slows to tens of requests a second under them."""
-        from ctwa.http import load_headers, make_load_session
+        """Deliver one callback. Campaign-sized bursts of callbacks go through the load-mode
+        client: httpx's pool slows to tens of requests a second under them."""
+        from ctwa.http import load_headers
+        from ctwa.http.raw import HttpError, Pool
 
-        if self._client is None:
-            self._client = make_load_session(load_headers(None, None), concurrency=100,
-                                             timeout=10)
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = self._pools[url] = Pool(url, load_headers(None, None), size=50, timeout=10)
         try:
-            async with self._client.post(url, data=json.dumps(body).encode()) as answer:
-                await answer.read()
-                ok = 200 <= answer.status < 300
-        except Exception:  # a callback that cannot be delivered is counted, not raised
+            status, _ = await pool.post(json.dumps(body).encode())
+            ok = 200 <= status < 300
+        except HttpError:  # a callback that cannot be delivered is counted, not raised
             ok = False
         if ok:
             self.state.callbacks_sent += 1
@@ -174,5 +174,5 @@ class MockBsp:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._client is not None:
-            await self._client.close()
+        for pool in self._pools.values():
+            pool.close()

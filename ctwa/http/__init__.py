@@ -441,27 +441,14 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
 # --- load mode -------------------------------------------------------------------------------
 #
 # httpx's pool scans every connection per request, which caps a 1500-connection client near
-# 40 requests/s on this machine (shared/BENCHMARKS.md). Load mode therefore runs on aiohttp
-# (with uvloop where available), built here so that it carries the same headers, auth and
+# 40 requests/s on this machine (shared/BENCHMARKS.md). Load mode and the sandbox's callback
+# bursts therefore use the keep-alive client in ctwa.http.raw, with the same headers, auth and
 # user agent as every other ctwa request.
 
 
 def load_headers(auth: Auth | None, headers: Iterable[tuple[str, str]] | None) -> dict[str, str]:
     """The headers every load-mode request carries (auth, user agent, extra headers)."""
     return {**_headers(auth, headers), "Content-Type": "application/json"}
-
-
-def make_load_session(headers: dict[str, str], *, concurrency: int, timeout: float) -> Any:
-    """An aiohttp session sized for ``concurrency`` keep-alive connections to one endpoint."""
-    import aiohttp
-
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency,
-                                     ttl_dns_cache=300, enable_cleanup_closed=False)
-    return aiohttp.ClientSession(
-        connector=connector, headers=headers,
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        skip_auto_headers=("User-Agent",), auto_decompress=False,
-    )
 
 
 def run_on_fast_loop(coroutine: Any) -> tuple[Any, str]:
