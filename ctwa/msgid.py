@@ -12,8 +12,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-MAX_LENGTH = 60
-
 
 @dataclass
 class MsgIdFactory:

@@ -29,6 +29,8 @@ def test_bsp_accepts_every_spec_template_and_refuses_broken_ones(box, cli) -> No
         result = cli("send-template", "--payload", str(SPEC_SAMPLES / f"{name}.json"),
                      "--to", "919000000001", "--endpoint", url, *AUTH)
         assert result.exit_code == 0, (name, result.stderr)
+    seen = httpx.get(box.urls()["bsp_stats"]).json()
+    assert seen["accepted"] >= 4 and seen["last_payload"]["to"] == "919000000001"
     broken = cli("--json", "send-template", "--payload",
                  str(SPEC_SAMPLES / "template-media.json"), "--no-lint", "--endpoint", url,
                  *AUTH)
@@ -76,6 +78,7 @@ def test_clevertap_upload_and_callbacks(box, cli, tmp_path) -> None:
                  "--account-id", box.settings.account_id, "--passcode", box.settings.passcode)
     counts = json.loads(result.stdout)["counts"]
     assert counts["uploaded"] == 1 and counts["rejected"] == 1
+    assert httpx.get(box.urls()["upload_stats"]).json()["profiles"] >= 1
     bad = cli("upload-users", str(users), "--base-url", box.urls()["clevertap_api"],
               "--account-id", box.settings.account_id, "--passcode", "wrong")
     assert bad.exit_code == ExitCode.CONFIG

@@ -70,7 +70,18 @@ class MockBsp:
             self._expected = None
 
     def routes(self) -> list[Route]:
-        return [Route("/messages", self.messages, methods=["POST"])]
+        return [Route("/messages", self.messages, methods=["POST"]),
+                Route("/stats", self.stats, methods=["GET"])]
+
+    async def stats(self, request: Request) -> JSONResponse:
+        """What the mock BSP has seen and sent: handy while building against it."""
+        state = self.state
+        return JSONResponse({
+            "received": state.received, "accepted": state.accepted,
+            "refused": {str(k): v for k, v in sorted(state.refused.items())},
+            "throttled": state.throttled, "in_flight": state.in_flight,
+            "callbacks_sent": state.callbacks_sent, "callbacks_failed": state.callbacks_failed,
+            "last_payload": state.last_payload})
 
     async def messages(self, request: Request) -> JSONResponse:
         state = self.state

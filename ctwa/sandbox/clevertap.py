@@ -42,7 +42,15 @@ class MockCleverTap:
     state: UploadState = field(default_factory=UploadState)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/1/upload", self.upload, methods=["POST"])])
+        return Starlette(routes=[Route("/1/upload", self.upload, methods=["POST"]),
+                                 Route("/uploads", self.uploads, methods=["GET"])])
+
+    async def uploads(self, request: Request) -> JSONResponse:
+        state = self.state
+        return JSONResponse({"requests": state.requests, "profiles": len(state.profiles),
+                             "records_refused": state.refused,
+                             "answered_429": state.rejected_429,
+                             "max_in_flight": state.max_in_flight})
 
     def _authorised(self, request: Request) -> str | None:
         account = request.headers.get("x-clevertap-account-id", "")

@@ -5,6 +5,7 @@
     /clevertap/1/upload    CleverTap's profile upload API (account id + passcode)
     /clevertap/status      CleverTap's DLR callback URL  } backed by `callback listen`'s
     /clevertap/inbound     CleverTap's inbound URL       } checks; GET /clevertap/stats
+    GET /bsp/stats, GET /clevertap/uploads: what the mock BSP and upload API have seen
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ class Sandbox:
                 "clevertap_api": f"{base}/clevertap",
                 "status_callback": f"{base}/clevertap/status",
                 "inbound_callback": f"{base}/clevertap/inbound",
-                "callback_stats": f"{base}/clevertap/stats"}
+                "callback_stats": f"{base}/clevertap/stats",
+                "bsp_stats": f"{base}/bsp/stats",
+                "upload_stats": f"{base}/clevertap/uploads"}
 
     def credentials(self) -> dict[str, str]:
         bsp = self.settings.bsp

@@ -123,7 +123,6 @@ class RejectsFile:
         self.rows_present: set[int] = set()
         self._handle: TextIO | None = None
         self._writer: Any = None
-        self.written = 0
 
     def open(self, resume: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +149,6 @@ class RejectsFile:
         assert self._writer is not None
         self._writer.writerow([row, reason, "" if code is None else code,
                                *unpack_values(values)])
-        self.written += 1
 
     def flush(self) -> None:
         if self._handle is not None:
