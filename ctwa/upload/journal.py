@@ -80,20 +80,19 @@ class Journal:
     def start(self, header: dict[str, Any], resume: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume:
+            self._drop_partial_line()
             self._handle = self.path.open("a", encoding="utf-8")
-            self._ensure_newline()
         else:
             self._handle = self.path.open("w", encoding="utf-8")
             self._write(header)
 
-    def _ensure_newline(self) -> None:
-        with self.path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            if handle.tell():
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    assert self._handle is not None
-                    self._handle.write("\n")
+    def _drop_partial_line(self) -> None:
+        """A kill mid-write leaves half a line at the end: cut it, so it stays the last
+        (ignored) line no longer, and every later resume still reads the journal."""
+        with self.path.open("r+b") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
 
     def record(self, entry: BatchEntry) -> None:
         self._write(asdict(entry))

@@ -189,3 +189,29 @@ def test_interrupted_run_resumes_without_sending_anything_twice(tmp_path) -> Non
     lines = rejects(path)
     assert len(lines) == 30 and len({line["row"] for line in lines}) == 30
     assert all(not line["reason"].startswith("not uploaded") for line in lines)
+
+
+def test_in_process_interrupt_accounts_for_every_row(tmp_path, monkeypatch) -> None:
+    """Ctrl-C while batches are queued: each row read is uploaded or written as not uploaded."""
+    mock = MockCleverTap({"ACC": "pc-CANARY-55e0"}, latency=0.05)
+    path = users_file(tmp_path, 400)
+    calls = {"n": 0}
+
+    def interrupt_after_three(report, done, size) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+
+    with LiveServer(mock.app()) as server, make_client(
+            headers={"X-CleverTap-Account-Id": "ACC",
+                     "X-CleverTap-Passcode": "pc-CANARY-55e0"}.items()) as client:
+        options = UploadOptions(path, workers=1, batch_size=20, concurrency=2)
+        report = Uploader(options, client, f"{server.url}/1/upload",
+                          interrupt_after_three).run()
+    counts = report.counts
+    assert report.interrupted and report.exit_code == ExitCode.INTERRUPTED
+    assert counts.adds_up and counts.uploaded == sum(mock.state.uploads.values())
+    assert counts.not_uploaded > 0
+    lines = rejects(path)
+    assert len(lines) == counts.not_uploaded
+    assert all(line["reason"].startswith("not uploaded: interrupted") for line in lines)
