@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ctwa.callbacks.fixtures import load_fixture, parse_duration
+from ctwa.callbacks.fixtures import _Context, load_fixture, parse_duration
 from ctwa.callbacks.replay import group_statuses, validate
 from ctwa.errors import InputError
 from tests.conftest import EXAMPLES
@@ -151,3 +153,16 @@ events:
     grouped = group_statuses(loaded.events, 2)
     assert [[s["msgId"] for s in g.body.get("statuses", [])] for g in grouped] == [
         ["a", "b"], ["c"], ["a"], [], ["a"]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("{}| .abenvxmsg_idnowuu12")), max_size=40))
+def test_references_never_crash(text: str) -> None:
+    ctx = _Context(Path("f.yaml"), {"x": "1"})
+    ctx.named["a"] = {"b": "2"}
+    try:
+        value = ctx.resolve(text, 3, "field")
+    except InputError as exc:
+        assert str(exc).startswith("f.yaml:3: field")
+        return
+    assert isinstance(value, str)

@@ -215,3 +215,22 @@ def test_in_process_interrupt_accounts_for_every_row(tmp_path, monkeypatch) -> N
     lines = rejects(path)
     assert len(lines) == counts.not_uploaded
     assert all(line["reason"].startswith("not uploaded: interrupted") for line in lines)
+
+
+def test_resume_retries_batches_that_failed(tmp_path) -> None:
+    path = users_file(tmp_path, 6)
+    with respx.mock:
+        respx.post(URL).respond(503)
+        first = upload(path)
+    assert first.counts.not_uploaded == 6 and len(rejects(path)) == 6
+    with respx.mock:
+        route = respx.post(URL).respond(json={"status": "success", "processed": 2,
+                                              "unprocessed": []})
+        second = upload(path, resume=True)
+    assert route.call_count == 3 and second.counts.uploaded == 6
+    assert second.batches_skipped == 0 and rejects(path) == []
+    with respx.mock:
+        third_route = respx.post(URL).respond(json={"status": "success", "processed": 2})
+        third = upload(path, resume=True)
+    assert third_route.call_count == 0 and third.batches_skipped == 3
+    assert third.counts.uploaded == 6 and third.exit_code == ExitCode.OK
