@@ -165,7 +165,7 @@ def test_invalid_fixture_sends_nothing(cli, tmp_path) -> None:
     assert result.exit_code == ExitCode.USAGE and "f.yaml:2" in result.stderr
 
 
-def test_listen_command_runs_and_prints_stats(tmp_path) -> None:
+def test_listen_command_runs_forwards_and_prints_stats(tmp_path) -> None:
     import socket
     import subprocess
     import sys
@@ -175,22 +175,27 @@ def test_listen_command_runs_and_prints_stats(tmp_path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     record = tmp_path / "rec.yaml"
-    proc = subprocess.Popen([sys.executable, "-m", "ctwa", "--json", "callback", "listen",
-                             "--port", str(port), "--record", str(record)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.post(f"http://127.0.0.1:{port}/status",
-                           content=(SPEC_SAMPLES / "status-sent.json").read_bytes())
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-    finally:
-        proc.send_signal(2)
-        out, err = proc.communicate(timeout=20)
+    upstream = Listener()
+    with LiveServer(upstream.app()) as up:
+        proc = subprocess.Popen([sys.executable, "-m", "ctwa", "--json", "callback", "listen",
+                                 "--port", str(port), "--record", str(record),
+                                 "--forward-to", f"{up.url}/status"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    httpx.post(f"http://127.0.0.1:{port}/status",
+                               content=(SPEC_SAMPLES / "status-sent.json").read_bytes())
+                    break
+                except httpx.ConnectError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+        finally:
+            proc.send_signal(2)
+            out, err = proc.communicate(timeout=20)
     assert json.loads(out)["sent"] == 1
     assert "ok       sent 25596363|1639561857|20220227|25596363" in err
+    assert "forwarded: HTTP 200" in err
+    assert upstream.stats.valid == 1
     assert load_fixture(record).events[0].target == "status"
