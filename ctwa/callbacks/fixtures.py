@@ -159,7 +159,7 @@ def _timestamp(value: Any) -> str:
     return str(int(time.time())) if value is None else str(value)
 
 
-def _status_event(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Planned:
+def _status_event(event: Located, ctx: _Context) -> Planned:
     _only(event, _STATUS_FIELDS, "a status event", ctx)
     status = str(event["status"])
     if status not in STATUSES:
@@ -171,8 +171,7 @@ def _status_event(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Pl
     entry: dict[str, Any] = {"msgId": ctx.resolve(event["msgId"], event.line_of("msgId"),
                                                   "msgId"),
                              "status": status}
-    timestamp = ctx.resolve(event.get("timestamp", defaults.get("timestamp")),
-                            event.line_of("timestamp"), "timestamp")
+    timestamp = ctx.resolve(event.get("timestamp"), event.line_of("timestamp"), "timestamp")
     entry["timestamp"] = _timestamp(timestamp)
     if status == "failed":
         entry["error"] = _error(ctx.resolve(event.get("error"), event.line_of("error"),
@@ -205,7 +204,7 @@ _MEDIA_KEY = {"image": "image", "video": "video", "audio": "audio", "file": "doc
               "location": "location", "text": "text"}
 
 
-def _inbound_event(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Planned:
+def _inbound_event(event: Located, ctx: _Context) -> Planned:
     _only(event, _INBOUND_FIELDS, "an inbound event", ctx)
     kind = str(event["inbound"])
     if kind not in INBOUND_TYPES:
@@ -214,7 +213,7 @@ def _inbound_event(event: Located, ctx: _Context, defaults: dict[str, Any]) -> P
     resolved = {k: ctx.resolve(v, event.line_of(k), k) for k, v in event.items()}
     body: dict[str, Any] = {"payloadVersion": CALLBACK_VERSION}
     for key in ("from", "wabaNumber"):
-        value = resolved.get(key, defaults.get(key))
+        value = resolved.get(key)
         if value is None:
             raise InputError(f"{ctx.where(event.line, key)}: an inbound event needs {key!r}",
                              hint=f"give it here or under defaults: {{{key}: ...}}")
@@ -247,7 +246,7 @@ def _raw_event(event: Located, ctx: _Context) -> Planned:
     return Planned(target, dict(body), line=event.line)
 
 
-def _volume(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Iterator[Planned]:
+def _volume(event: Located, ctx: _Context) -> Iterator[Planned]:
     """``messages: N`` with ``statuses: [...]``: N messages' callbacks, for volume tests."""
     _only(event, _VOLUME_FIELDS, "a volume event", ctx)
     try:
@@ -267,9 +266,9 @@ def _volume(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Iterator
     code = int(event.get("failure_code", 1009))
     rng = random.Random(event.get("seed", 0))
     now = str(int(time.time()))
-    sender = str(ctx.resolve(event.get("from", defaults.get("from", "919000000001")),
+    sender = str(ctx.resolve(event.get("from", "919000000001"),
                              event.line, "from"))
-    waba = str(ctx.resolve(event.get("wabaNumber", defaults.get("wabaNumber", "919000000000")),
+    waba = str(ctx.resolve(event.get("wabaNumber", "919000000000"),
                            event.line, "wabaNumber"))
     for _ in range(count):
         msg_id = ctx.ids.next()
@@ -293,6 +292,24 @@ def _volume(event: Located, ctx: _Context, defaults: dict[str, Any]) -> Iterator
                                       "context": {"id": msg_id},
                                       "text": {"body": str(event.get("reply_text", "Yes"))}},
                           line=event.line)
+
+
+_DEFAULTABLE = {
+    "status": _STATUS_FIELDS - {"name", "status", "msgId"},
+    "inbound": _INBOUND_FIELDS - {"name", "inbound"},
+    "messages": _VOLUME_FIELDS - {"messages"},
+    "raw": {"after", "to"},
+}
+
+
+def _with_defaults(event: Located, defaults: dict[str, Any], kind: str) -> Located:
+    """The event with every default its kind can take and it does not set itself."""
+    merged = Located(event)
+    merged.line, merged.key_lines = event.line, dict(event.key_lines)
+    for key, value in defaults.items():
+        if key in _DEFAULTABLE[kind] and key not in merged:
+            merged[key] = value
+    return merged
 
 
 def load_fixture(path: Path) -> Fixture:
@@ -324,19 +341,20 @@ def load_fixture(path: Path) -> Fixture:
         if len(kinds) != 1:
             raise InputError(f"{path}:{event.line}: events[{index}]: give exactly one of "
                              "status, inbound, raw or messages")
+        kind = kinds[0]
+        event = _with_defaults(event, defaults, kind)
         after = parse_duration(event["after"], ctx.where(event.line_of("after"), "after")) \
             if "after" in event else 0.0
-        kind = kinds[0]
         if kind == "messages":
-            expanded = list(_volume(event, ctx, defaults))
+            expanded = list(_volume(event, ctx))
             if expanded:
                 expanded[0].after = after
             fixture.events += expanded
             continue
         if kind == "status":
-            planned = _status_event(event, ctx, defaults)
+            planned = _status_event(event, ctx)
         elif kind == "inbound":
-            planned = _inbound_event(event, ctx, defaults)
+            planned = _inbound_event(event, ctx)
         else:
             planned = _raw_event(event, ctx)
         planned.after, planned.name, planned.source = after, event.get("name"), str(path)

@@ -166,3 +166,18 @@ def test_references_never_crash(text: str) -> None:
         assert str(exc).startswith("f.yaml:3: field")
         return
     assert isinstance(value, str)
+
+
+def test_defaults_fill_what_each_kind_can_take(tmp_path) -> None:
+    loaded = fixture(tmp_path, """
+defaults: {after: 100ms, timestamp: "1700000000", from: "919876543210", wabaNumber: "9199"}
+events:
+  - {status: sent, msgId: a}
+  - {status: read, msgId: a, after: 0}
+  - {inbound: text, text: hi, from: "911111111111"}
+""")
+    sent, read, reply = loaded.events
+    assert sent.after == 0.1 and read.after == 0
+    assert sent.body["statuses"][0]["timestamp"] == "1700000000"
+    assert "from" not in sent.body["statuses"][0]
+    assert reply.body["from"] == "911111111111" and reply.body["wabaNumber"] == "9199"
