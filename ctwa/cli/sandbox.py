@@ -71,6 +71,12 @@ def sandbox(
     = 0.1,
     templates: Annotated[Path | None, typer.Option(
         "--templates", help="Folder of Meta-format templates the vendor serves.")] = None,
+    status_url: Annotated[str | None, typer.Option(
+        "--status-url", metavar="URL",
+        help="Where the mock BSP sends DLRs (default: the sandbox's own CleverTap).")] = None,
+    inbound_url: Annotated[str | None, typer.Option(
+        "--inbound-url", metavar="URL",
+        help="Where the mock BSP sends replies (default: the sandbox's own CleverTap).")] = None,
 ) -> None:
     """Run a mock BSP endpoint, vendor template endpoint and CleverTap (upload API and
     callback URLs) on one port, printing each URL and credential, until Ctrl-C."""
@@ -83,7 +89,9 @@ def sandbox(
                       fail_rates=_fail_rates(fail or [f"{k}={v}" for k, v in
                                                       options.get("fail", {}).items()]),
                       max_concurrency=int(options.get("max-concurrency", max_concurrency)),
-                      reply_rate=float(options.get("reply-rate", reply_rate)))
+                      reply_rate=float(options.get("reply-rate", reply_rate)),
+                      status_url=options.get("status-url", status_url),
+                      inbound_url=options.get("inbound-url", inbound_url))
     settings = SandboxSettings(host=options.get("host", host),
                                port=int(options.get("port", port)), bsp=bsp,
                                templates=Path(options["templates"]) if options.get("templates")
