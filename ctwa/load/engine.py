@@ -7,8 +7,10 @@ client's own event loop, not the endpoint, was the bottleneck.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -147,14 +149,26 @@ def verdict(report: LoadReport) -> list[str]:
     return lines
 
 
-def _child(plan: LoadPlan, worker: int, progress: Any, results: Any) -> None:
+def _child(plan: LoadPlan, worker: int, progress: Any, results: Any, start: Any) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run
     try:
+        _warm_up()
+        start.wait(timeout=60)  # every worker starts sending at once, imports done
         results.put((worker, run_share(plan, worker, progress)))
     except BaseException as exc:  # report, so the parent never waits forever
         results.put((worker, f"{type(exc).__name__}: {exc}"))
+
+
+def _warm_up() -> None:
+    """Import what a worker needs before the start line: on a busy 2-core machine a worker
+    still importing while the others send would start a second late and skew the run."""
+    import hdrh.histogram  # noqa: F401
+    import httptools  # noqa: F401
+
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
 
 
 ProgressHook = Callable[[Progress], None]
@@ -168,10 +182,13 @@ def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
     context = multiprocessing.get_context("spawn" if sys.platform == "win32" else "forkserver")
     progress = context.Array("q", PROGRESS_SLOTS * plan.workers, lock=False)
     results = context.Queue()
-    children = [context.Process(target=_child, args=(plan, w, progress, results), daemon=True)
-                for w in range(plan.workers)]
+    start = context.Barrier(plan.workers + 1)
+    children = [context.Process(target=_child, args=(plan, w, progress, results, start),
+                                daemon=True) for w in range(plan.workers)]
     for child in children:
         child.start()
+    with contextlib.suppress(threading.BrokenBarrierError):  # a worker failed to start:
+        start.wait(timeout=60)  # its report says why
     parts: dict[int, Counters] = {}
     started = time.monotonic()
     try:
