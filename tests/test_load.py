@@ -122,3 +122,11 @@ def test_cli_load_mode_json_and_exit_code(cli, server, tmp_path) -> None:
     assert ok.exit_code == 0, ok.stderr
     assert "PASS: 0 answer(s) over the 1 s deadline" in ok.stderr
     assert "sent" in ok.stderr and "requests/s" in ok.stderr
+
+
+def test_worker_processes_send_at_the_same_time(server) -> None:
+    seen = []
+    report = run_load(plan(f"{server.url}/slow", count=40, concurrency=20, workers=2),
+                      on_progress=seen.append, interval=0.1)
+    assert report.accepted == 40
+    assert max(p.in_flight for p in seen) >= 15  # both workers' 10 each, not one after another
