@@ -1,0 +1,162 @@
+"""Load mode for the send commands: the options, the run, the live line and the report."""
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctwa.cli.output import Output
+from ctwa.errors import ExitCode, InputError
+
+LOAD = "Load mode (campaign-like volume)"
+CountOpt = Annotated[int | None, typer.Option(
+    "--count", min=1, help="Send this many messages (load mode).", rich_help_panel=LOAD)]
+DurationOpt = Annotated[str | None, typer.Option(
+    "--duration", help="Send for this long, e.g. 30s or 2m (load mode).",
+    rich_help_panel=LOAD)]
+RateOpt = Annotated[float | None, typer.Option(
+    "--rate", min=0.1, help="Arrivals per second, whatever the endpoint's speed.",
+    rich_help_panel=LOAD)]
+ConcurrencyOpt = Annotated[int | None, typer.Option(
+    "--concurrency", min=1, max=20_000,
+    help="Requests in flight (default: min(count, 1500), CleverTap's).", rich_help_panel=LOAD)]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", min=1, max=64, help="Client processes (default: the number of cores).",
+    rich_help_panel=LOAD)]
+ToFileOpt = Annotated[Path | None, typer.Option(
+    "--to-file", help="Recipients, one number per line, cycled (load mode).",
+    rich_help_panel=LOAD)]
+
+
+@dataclass(frozen=True)
+class LoadFlags:
+    count: int | None = None
+    duration: str | None = None
+    rate: float | None = None
+    concurrency: int | None = None
+    workers: int | None = None
+    to_file: Path | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.count is not None or self.duration is not None
+
+
+def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
+    from ctwa.build import check_phone
+
+    if to_file is None:
+        if not to:
+            raise InputError("no recipient given", hint="pass --to NUMBER or --to-file FILE")
+        return (check_phone(to),)
+    try:
+        lines = to_file.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise InputError(f"{to_file}: cannot read: {exc.strerror}") from exc
+    numbers = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            numbers.append(check_phone(line.strip(), f"{to_file}:{number}"))
+    if not numbers:
+        raise InputError(f"{to_file}: no numbers in the file")
+    return tuple(numbers)
+
+
+def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,
+              flags: LoadFlags, to: str | None, wrapped: bool = False) -> None:
+    import os
+
+    from ctwa.durations import parse_duration
+    from ctwa.http import load_headers
+    from ctwa.load.engine import run_load
+    from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
+
+    if flags.count is not None and flags.duration is not None:
+        raise InputError("give --count or --duration, not both")
+    duration = parse_duration(flags.duration, "--duration") if flags.duration else None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    small = flags.count is not None and flags.count < 500
+    workers = flags.workers or (1 if small else cores)
+    concurrency = flags.concurrency or min(flags.count or CAMPAIGN_CONCURRENCY,
+                                           CAMPAIGN_CONCURRENCY)
+    plan = LoadPlan(endpoint.url, load_headers(endpoint.auth, endpoint.headers), payload,
+                    recipients(to, flags.to_file), flags.count, duration, flags.rate,
+                    max(concurrency, workers), workers, deadline, timeout, wrapped)
+    if not out.json_mode:
+        target = f"{flags.count} messages" if flags.count else f"{flags.duration}"
+        pace = f" at {flags.rate:g}/s" if flags.rate else ""
+        out.say(f"load: {target}{pace} to {endpoint.url}, {plan.concurrency} in flight, "
+                f"{workers} worker process(es)", "bold")
+    with _load_progress(out) as on_progress:
+        report = run_load(plan, on_progress)
+    if out.json_mode:
+        out.data(report.as_dict())
+    else:
+        _render_load(out, report)
+    if not report.passed:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+
+def _load_progress(out: Output):
+    if out.json_mode or not out.console.is_terminal:
+        return contextlib.nullcontext()
+    from contextlib import contextmanager
+
+    from rich.live import Live
+    from rich.text import Text
+
+    @contextmanager
+    def live():
+        with Live(Text("starting..."), console=out.console, transient=True,
+                  refresh_per_second=4) as view:
+            def update(p: Any) -> None:
+                rate = p.answered / p.elapsed if p.elapsed else 0.0
+                view.update(Text(f"sent {p.sent:,}  in flight {p.in_flight:,}  "
+                                 f"{rate:,.0f}/s  not accepted {p.not_accepted:,}  "
+                                 f"{p.elapsed:,.1f} s"))
+
+            yield update
+
+    return live()
+
+
+def _render_load(out: Output, report: Any) -> None:
+    from rich.table import Table
+
+    from ctwa.wire.codes import messaging_error_meaning
+
+    table = Table(title=f"load report: {report.url}", box=None, show_header=False)
+    rows = [("sent", f"{report.sent:,}"), ("accepted in time", f"{report.accepted:,}"),
+            (f"over the {report.deadline:g} s deadline", f"{report.too_slow:,}"),
+            ("connection errors", f"{report.connection_errors:,}"),
+            ("contract violations", f"{report.contract_violations:,}")]
+    for code, n in report.failure_codes.items():
+        meaning = messaging_error_meaning(int(code)) if code.isdecimal() else "no code"
+        rows.append((f"failure {code} ({meaning})", f"{n:,}"))
+    for status, n in report.http_statuses.items():
+        rows.append((f"HTTP {status}", f"{n:,}"))
+    latency = report.latency_ms
+    if latency:
+        rows.append(("latency ms p50/p90/p95/p99/p99.9/max",
+                     " / ".join(f"{latency[k]:g}" for k in
+                                ("p50", "p90", "p95", "p99", "p99.9", "max"))))
+    lag = report.loop_lag_ms
+    if lag:
+        rows.append(("client loop lag ms p50/p99/max",
+                     f"{lag['p50']:g} / {lag['p99']:g} / {lag['max']:g}"))
+    rows += [("requests/s", f"{report.requests_per_second:,.0f}"),
+             ("in flight: peak / mean", f"{report.peak_in_flight:,} / {report.mean_in_flight:,}"),
+             ("time", f"{report.elapsed:.1f} s ({report.workers} process(es), {report.loop})")]
+    for label, value in rows:
+        table.add_row(label, value)
+    out.print(table)
+    for sample in report.error_samples[:5]:
+        out.say(f"  e.g. {sample}", "dim")
+    for line in report.verdict:
+        style = "green" if line.startswith("PASS") else (
+            "red" if line.startswith(("FAIL", "WARNING")) else "yellow")
+        out.say(line, style)
