@@ -119,3 +119,33 @@ def resolve_endpoint(flags: EndpointFlags, service: Service,
         raise ConfigError("header auth needs a header name",
                           hint="pass --header-name (e.g. Token) or set it in the profile")
     return Endpoint(url, Auth("header", secret=token, header_name=name), headers)
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """CleverTap's upload URL for the account's region, and the headers that authenticate."""
+
+    url: str
+    headers: dict[str, str]
+
+
+def resolve_upload_target(profile: Profile, resolver: SecretResolver, *,
+                          account_id: str | None = None, passcode: str | None = None,
+                          region: str | None = None, base_url: str | None = None,
+                          require_passcode: bool = True) -> UploadTarget:
+    """Flags over ``CTWA_ACCOUNT_ID`` over the profile; the passcode in the secrets order."""
+    import os
+
+    from ctwa import envvars
+    from ctwa.regions import api_base_url
+
+    account = account_id or os.environ.get(envvars.ACCOUNT_ID) or profile.account_id
+    if not account:
+        raise ConfigError("no CleverTap account id given",
+                          hint=f"pass --account-id, export {envvars.ACCOUNT_ID}=..., or set it "
+                          "in the profile")
+    secret = (resolver.require(SecretName.PASSCODE, passcode) if require_passcode
+              else resolver.resolve(SecretName.PASSCODE, passcode))
+    url = api_base_url(region or profile.region, base_url or profile.base_url) + "/1/upload"
+    return UploadTarget(url, {"X-CleverTap-Account-Id": account,
+                              "X-CleverTap-Passcode": secret.value or ""})

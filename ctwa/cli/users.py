@@ -1,7 +1,6 @@
 """``ctwa upload-users``: validate a CSV of users and upload it to CleverTap, nothing lost."""
 
 import contextlib
-import os
 import shlex
 import sys
 import time
@@ -12,7 +11,7 @@ import typer
 
 from ctwa import envvars
 from ctwa.cli.output import Output
-from ctwa.errors import ConfigError, InputError
+from ctwa.errors import InputError
 
 COLUMN_TYPES = ("str", "int", "float", "bool", "date")
 
@@ -118,22 +117,14 @@ def upload_users(
 def _target(out: Output, region: str | None, base_url: str | None, account_id: str | None,
             passcode: str | None, dry_run: bool) -> tuple[str, dict[str, str]]:
     from ctwa.config import ConfigStore
-    from ctwa.regions import api_base_url
-    from ctwa.secrets import SecretName, SecretResolver, SecretStore
-    from ctwa.upload.clevertap import UPLOAD_PATH
+    from ctwa.endpoint import resolve_upload_target
+    from ctwa.secrets import SecretResolver, SecretStore
 
     name, profile = ConfigStore().get(out.profile)
-    account = account_id or os.environ.get(envvars.ACCOUNT_ID) or profile.account_id
-    if not account:
-        raise ConfigError("no CleverTap account id given",
-                          hint=f"pass --account-id, export {envvars.ACCOUNT_ID}=..., or set it "
-                          "in the profile")
-    resolver = SecretResolver(name, SecretStore())
-    secret = (resolver.resolve(SecretName.PASSCODE, passcode) if dry_run
-              else resolver.require(SecretName.PASSCODE, passcode))
-    url = api_base_url(region or profile.region, base_url or profile.base_url) + UPLOAD_PATH
-    headers = {"X-CleverTap-Account-Id": account, "X-CleverTap-Passcode": secret.value or ""}
-    return url, headers
+    target = resolve_upload_target(profile, SecretResolver(name, SecretStore()),
+                                   account_id=account_id, passcode=passcode, region=region,
+                                   base_url=base_url, require_passcode=not dry_run)
+    return target.url, target.headers
 
 
 def _resume_command() -> str:

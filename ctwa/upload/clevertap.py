@@ -15,7 +15,6 @@ from ctwa.http import RetryPolicy, send
 from ctwa.upload.rules import Checked, body_of
 from ctwa.wire.limits import IDENTITY_KEYS
 
-UPLOAD_PATH = "/1/upload"
 #: Profile uploads are upserts, so repeating one is safe: retry read errors too.
 UPLOAD_RETRY = RetryPolicy(attempts=5, base_delay=0.5, max_delay=10.0, total_time=120.0,
                            statuses=frozenset({429, 500, 502, 503, 504}),
