@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctwa.upload.rules import plan_columns, unpack_values
 from ctwa.upload.source import CsvSource, _cut
@@ -74,3 +76,21 @@ def test_cuts_fall_between_records(tmp_path: Path) -> None:
         assert b"".join(blocks) == data
         for block in blocks:
             assert block.count(b'"') % 2 == 0 and block.endswith(b"\n")
+
+
+csv_cells = st.lists(st.lists(st.text(alphabet='ab"\n, ', max_size=6), min_size=1, max_size=4),
+                     min_size=1, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(csv_cells, st.integers(min_value=1, max_value=64))
+def test_cuts_never_split_a_record(rows, size) -> None:
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    data = buffer.getvalue().encode()
+    blocks = list(_cut(io.BytesIO(data), size))
+    assert b"".join(blocks) == data
+    parsed = [r for block in blocks for r in csv.reader(io.StringIO(block.decode()))]
+    assert parsed == list(csv.reader(io.StringIO(data.decode())))
