@@ -115,3 +115,16 @@ def test_sandbox_command_prints_urls(tmp_path) -> None:
 def test_sandbox_settings_errors(cli) -> None:
     assert cli("sandbox", "--fail", "3000=0.5").exit_code == ExitCode.USAGE
     assert cli("sandbox", "--latency", "80ms-20ms").exit_code == ExitCode.USAGE
+
+
+def test_a_busy_port_is_one_clear_line(cli) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for argv in (("sandbox", "--port", port), ("callback", "listen", "--port", port)):
+            result = cli(*argv)
+            assert result.exit_code == ExitCode.USAGE
+            assert f"127.0.0.1:{port} is already in use" in result.stderr

@@ -123,8 +123,10 @@ def listen(
     import uvicorn
 
     from ctwa.callbacks.listener import Listener, Recorder
+    from ctwa.ports import check_port_free
 
     out: Output = ctx.obj
+    check_port_free(host, port)
     recorder = Recorder(record) if record else None
     listener = Listener(strict=strict, recorder=recorder)
     listener.on_receive = lambda r: _say_received(out, r)

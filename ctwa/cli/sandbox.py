@@ -96,6 +96,9 @@ def sandbox(
                                port=int(options.get("port", port)), bsp=bsp,
                                templates=Path(options["templates"]) if options.get("templates")
                                else templates)
+    from ctwa.ports import check_port_free
+
+    check_port_free(settings.host, settings.port)
     running = RunningSandbox(settings)
     with running as box:
         urls, secrets = box.urls(), box.credentials()
