@@ -8,7 +8,7 @@ engineer needs to see them.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,8 @@ class CampaignStats:
     messages: dict[str, Message] = field(default_factory=dict)
     inbound: Counter[str] = field(default_factory=Counter)
     replies: int = 0
-    anomalies: list[str] = field(default_factory=list)
+    anomalies: deque[str] = field(default_factory=lambda: deque(maxlen=1000))  # the latest
+    anomaly_count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def status(self, msg_id: str, status: str, code: int | None = None) -> str | None:
@@ -46,6 +47,7 @@ class CampaignStats:
                 message.clicks += 1
             if note:
                 self.anomalies.append(f"{msg_id}: {note}")
+                self.anomaly_count += 1
             return note
 
     @staticmethod
@@ -90,6 +92,6 @@ class CampaignStats:
                 "sent": reached["sent"], "delivered": reached["delivered"],
                 "read": reached["read"], "failed": dict(sorted(failed.items())),
                 "clicked": clicked, "inbound": dict(self.inbound), "replies": self.replies,
-                "anomalies": list(self.anomalies[-100:]),
-                "anomaly_count": len(self.anomalies),
+                "anomalies": list(self.anomalies)[-100:],
+                "anomaly_count": self.anomaly_count,
             }
