@@ -50,7 +50,9 @@ def _parts(components: list[MetaComponent], values: dict[str, str]) -> list[Rend
         if kind == "HEADER":
             fmt = (comp.format or "TEXT").upper()
             if fmt == "TEXT":
-                parts.append(_highlight(comp.text or "", values).stylize("bold"))
+                title = _highlight(comp.text or "", values)
+                title.stylize("bold")
+                parts.append(title)
             else:
                 parts.append(Text(_MEDIA_LABELS.get(fmt, f"[{fmt.lower()}]"), style="magenta"))
         elif kind == "BODY":

@@ -48,6 +48,21 @@ def test_show_renders_like_a_message(cli, library) -> None:
     assert "card 0" in carousel and "card 1" in carousel and "{{1}}" in carousel
 
 
+def test_show_text_header_and_named_placeholders(cli, tmp_path) -> None:
+    lib = TemplateLibrary(tmp_path)
+    template = {"name": "welcome", "language": "en", "parameter_format": "NAMED",
+                "components": [{"type": "HEADER", "format": "TEXT", "text": "Hi {{first_name}}"},
+                               {"type": "BODY", "text": "Order {{order}} ships today"},
+                               {"type": "FOOTER", "text": "Reply STOP to opt out"}]}
+    path = lib.put(template)
+    lib.save_index({"welcome|en": Entry("welcome", "en", path.name)})
+    result = cli("templates", "show", "welcome", "--vars", "first_name=Ann", "--library",
+                 str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert "Hi Ann" in result.stderr and "Order {{order}} ships today" in result.stderr
+    assert "Reply STOP to opt out" in result.stderr
+
+
 def test_show_unknown_template(cli, library) -> None:
     result = cli("templates", "show", "nope")
     assert result.exit_code == ExitCode.USAGE and "import-templates" in result.stderr
