@@ -66,9 +66,10 @@ def iter_pages(client: httpx.Client, url: str, limit: int = DEFAULT_LIMIT,
         if not data:
             return
         yield Page(number, current, data)
-        paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+        paging: dict[str, Any] = body["paging"] if isinstance(body.get("paging"), dict) else {}
         next_url = paging.get("next") if isinstance(paging.get("next"), str) else None
-        cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+        cursors: dict[str, Any] = (paging["cursors"] if isinstance(paging.get("cursors"), dict)
+                                   else {})
         after = cursors.get("after") if isinstance(cursors.get("after"), str) else None
         if next_url:
             if next_url in seen_urls or (after and after in seen_cursors):

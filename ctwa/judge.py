@@ -94,7 +94,7 @@ def _judge_body(status_code: int, body: Any, body_problem: str | None,
     if status == "success":
         return Verdict("accepted", True, "accepted")
     if status == "failure":
-        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
         code = error.get("code")
         if isinstance(code, str) and code.isdecimal():
             code = int(code)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ctwa import envvars
 from ctwa.errors import ConfigError
@@ -85,7 +85,7 @@ def _keyring_timeout() -> float:
 
 def _call_with_timeout(func: Callable[[], T], timeout: float) -> T:
     """Run a keyring call in a daemon thread; a hung backend is abandoned, not waited on."""
-    box: dict[str, object] = {}
+    box: dict[str, Any] = {}
 
     def target() -> None:
         try:
@@ -100,7 +100,8 @@ def _call_with_timeout(func: Callable[[], T], timeout: float) -> T:
         raise KeyringUnavailable(f"the OS keyring did not answer within {timeout:g} s")
     if "error" in box:
         raise KeyringUnavailable(_describe_keyring_error(box["error"]))
-    return box["result"]  # type: ignore[return-value]
+    result: T = box["result"]
+    return result
 
 
 def _describe_keyring_error(error: BaseException) -> str:

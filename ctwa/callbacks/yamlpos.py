@@ -12,7 +12,7 @@ from ctwa.errors import InputError
 from ctwa.textfiles import read_text, yaml_error
 
 
-class Located(dict):  # type: ignore[type-arg]
+class Located(dict[str, Any]):
     """A mapping that knows its own line and the line of each key (1-based)."""
 
     line: int = 0

@@ -20,7 +20,7 @@ from ctwa.masking import scrub
 class CtwaGroup(TyperGroup):
     """Turns every exception from any sub-command into a message and an exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.TyperException):  # typer's own exits and usage errors

@@ -116,8 +116,8 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
         demo.step("Import the vendor's templates, 3 per page")
         imported = demo.run("import-templates", "--limit", "3")
         report = imported.data or {}
-        demo.expect("import", imported.exit_code == 0 and report.get("complete")
-                    and report.get("pages", 0) >= 3 and not report.get("rejected"),
+        demo.expect("import", bool(imported.exit_code == 0 and report.get("complete")
+                    and report.get("pages", 0) >= 3 and not report.get("rejected")),
                     f"{report.get('pages')} pages, {report.get('fetched')} templates, "
                     f"{len(report.get('added', []))} added to the library", imported)
         demo.results["import"] = report

@@ -181,7 +181,7 @@ def show(
         if value is not None:
             table.add_row(key, str(value))
     for key, info in secrets.items():
-        where = info["source"] + (f" ({info['note']})" if info["note"] else "")
+        where = str(info["source"]) + (f" ({info['note']})" if info["note"] else "")
         table.add_row(f"secret {key}", f"{info['value']}  from {where}")
     out.print(table)
 

@@ -91,7 +91,8 @@ def upload_users(
         csv_path, encoding, delimiter, default_region, _column_types(column_type or []),
         frozenset(drop_column or []), batch_size, concurrency, rejects, journal, resume,
         dry_run, workers)
-    client, url, headers = None, None, {}
+    client, url = None, None
+    headers: dict[str, str] = {}
     if not dry_run or account_id or passcode:
         url, headers = _target(out, region, base_url, account_id, passcode, dry_run)
     if not dry_run:

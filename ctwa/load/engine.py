@@ -179,7 +179,8 @@ def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
     """Run the plan to the end and return the merged report."""
     if plan.workers <= 1 and on_progress is None:
         return merge(plan, [run_share(plan, 0)])
-    context = multiprocessing.get_context("spawn" if sys.platform == "win32" else "forkserver")
+    context: Any = multiprocessing.get_context("spawn" if sys.platform == "win32"
+                                               else "forkserver")
     progress = context.Array("q", PROGRESS_SLOTS * plan.workers, lock=False)
     results = context.Queue()
     start = context.Barrier(plan.workers + 1)
@@ -204,8 +205,9 @@ def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
                 parts[worker] = part
             if on_progress is not None:
                 values = list(progress)
-                on_progress(Progress(*(sum(values[i::PROGRESS_SLOTS])
-                                       for i in range(PROGRESS_SLOTS)),
+                sent, answered, not_accepted, in_flight = (
+                    sum(values[i::PROGRESS_SLOTS]) for i in range(PROGRESS_SLOTS))
+                on_progress(Progress(sent, answered, not_accepted, in_flight,
                                      time.monotonic() - started))
     finally:
         for child in children:

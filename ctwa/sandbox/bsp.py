@@ -63,11 +63,10 @@ class MockBsp:
         self.random = random.Random(settings.seed)
         self._pools: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._expected: str | None = None
         if settings.username is not None:
             token = f"{settings.username}:{settings.password}".encode()
             self._expected = "Basic " + base64.b64encode(token).decode()
-        else:
-            self._expected = None
 
     def routes(self) -> list[Route]:
         return [Route("/messages", self.messages, methods=["POST"]),

@@ -49,7 +49,7 @@ def load_templates(folder: Path | None) -> list[dict[str, Any]]:
     source = folder or examples_dir() / "templates"
     if not source.is_dir():
         raise InputError(f"{source}: no such folder of templates")
-    templates = []
+    templates: list[dict[str, Any]] = []
     for path in sorted(source.glob("*.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -55,8 +55,8 @@ def _identity(record: Any) -> str | None:
 def match_answer(rows: list[Checked], answer: dict[str, Any]) -> BatchAnswer:
     """Which rows CleverTap refused: by the record's identity, else by its record number."""
     by_identity: dict[str, list[int]] = defaultdict(list)
-    for position, row in enumerate(rows):
-        by_identity[row.identity or ""].append(position)
+    for index, row in enumerate(rows):
+        by_identity[row.identity or ""].append(index)
     refused: dict[int, Refusal] = {}
     unmatched = 0
     entries = answer.get("unprocessed") or []
@@ -66,7 +66,7 @@ def match_answer(rows: list[Checked], answer: dict[str, Any]) -> BatchAnswer:
             continue
         code = entry.get("code") if isinstance(entry.get("code"), int) else None
         message = str(entry.get("error") or entry.get("status") or "refused")
-        position = None
+        position: int | None = None
         identity = _identity(entry.get("record"))
         candidates = [p for p in by_identity.get(identity or "", []) if p not in refused]
         if identity and candidates:

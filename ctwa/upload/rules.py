@@ -27,7 +27,7 @@ GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O
            "others": "O"}
 #: json's own C string encoder: records are assembled from parts, which is ~2x faster than
 #: json.dumps on a nested dict and gives the same text.
-_json_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_json_text = json.encoder.encode_basestring
 
 
 def _json_value(value: Any) -> str:
@@ -269,6 +269,7 @@ def plan_columns(header: list[str], types: dict[str, ColumnType], dropped: set[s
             if low == "phone":
                 raise ValueError("the Phone column cannot be dropped")
             continue
+        kind: ColumnType
         if low.startswith("msg-"):
             key, kind = "MSG-" + name[4:].lower(), "bool"
         else:

@@ -349,7 +349,7 @@ class _CountingRejects(RejectsFile):
         super().__init__(Path("-"), header)
         self.sample: list[tuple[int, str]] = []
 
-    def add(self, row: int, reason: str, code: int | None, values: list[str]) -> None:
+    def add(self, row: int, reason: str, code: int | None, values: list[str] | str) -> None:
         if len(self.sample) < 20:
             self.sample.append((row, reason))
 

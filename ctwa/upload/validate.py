@@ -54,7 +54,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 def _chunks(rows: Iterator[tuple[int, list[str]]]) -> Iterator[tuple[int, list[list[str]]]]:
     """Runs of consecutive rows (blank lines break a run, since row numbers must stay exact)."""
-    start, expected, chunk = 0, -1, []
+    start, expected = 0, -1
+    chunk: list[list[str]] = []
     for row, values in rows:
         if chunk and (row != expected or len(chunk) >= CHUNK_ROWS):
             yield start, chunk
@@ -151,7 +152,7 @@ def _by_blocks(source: CsvSource, make_rules: RulesFactory, workers: int) -> Ite
             future.cancel()
     if stray_at is not None:
         # From the first block with a stray quote on, one reader decides where records end.
-        blocks.close()
+        blocks.close()  # type: ignore[attr-defined]  # a generator
         for start, chunk in _chunks(source.rows(stray_at, base)):
             yield from _attach(check_chunk(rules, start, chunk), chunk)
 

@@ -148,7 +148,7 @@ def _validation_problems(exc: ValidationError, doc: Any, kind: str) -> list[Prob
     return problems
 
 
-def _describe(error: dict[str, Any], path: list[PathPart], kind: str) -> tuple[str, str | None]:
+def _describe(error: Any, path: list[PathPart], kind: str) -> tuple[str, str | None]:
     kind_of_error = error["type"]
     key = path[-1] if path else None
     msg = str(error["msg"])
