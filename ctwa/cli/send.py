@@ -1,6 +1,7 @@
 """``send-template``, ``send-freeform``, ``validate-endpoint``: CleverTap's exact payloads,
 sent to a messaging endpoint and judged against the contract."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,13 +66,35 @@ def _profile(out: Output):
     return ConfigStore().get(out.profile)
 
 
-def _endpoint(name: str | None, profile: Any, **flags: Any):
+def _endpoint_of(name: str | None, profile: Any, **flags: Any) -> Callable[[], Any]:
+    """The endpoint, resolved only when something is sent: a dry run needs no credentials."""
     from ctwa.endpoint import EndpointFlags, Service, resolve_endpoint
     from ctwa.secrets import SecretResolver, SecretStore
 
     flags["headers"] = tuple(flags.get("headers") or ())
-    resolver = SecretResolver(name, SecretStore())
-    return resolve_endpoint(EndpointFlags(**flags), Service.messaging(profile), resolver)
+
+    def resolve() -> Any:
+        resolver = SecretResolver(name, SecretStore())
+        return resolve_endpoint(EndpointFlags(**flags), Service.messaging(profile), resolver)
+
+    return resolve
+
+
+def _finish(out: Output, body: Any, warnings: list[str], dry_run: bool, load: LoadFlags,
+            to: str | None, timeout: float, deadline: float,
+            endpoint: Callable[[], Any]) -> None:
+    """What every send command ends with: print (dry run), load-test, or send once."""
+    if dry_run:
+        _print_payload(out, body, warnings)
+        return
+    target = endpoint()
+    if load.active:
+        for warning in warnings:
+            out.warn(warning)
+        wrapped = isinstance(body, dict) and set(body) == {"body"}
+        run_load_mode(out, body, target, timeout, deadline, load, to, wrapped)
+        return
+    _deliver_and_report(out, body, target, timeout, deadline, warnings)
 
 
 def _waba(waba: str | None, profile: Any) -> str:
@@ -272,19 +295,10 @@ def send_template(
             use_examples=examples)
         body = built.to_wire()
         warnings += notes
-    if dry_run:
-        _print_payload(out, body, warnings)
-        return
-    target = _endpoint(profile_name, profile, endpoint=endpoint, auth=auth,
-                       username=username, password=password, token=token,
-                       header_name=header_name, headers=header)
-    if load.active:
-        for warning in warnings:
-            out.warn(warning)
-        wrapped = isinstance(body, dict) and set(body) == {"body"}
-        run_load_mode(out, body, target, timeout, deadline, load, to, wrapped)
-        return
-    _deliver_and_report(out, body, target, timeout, deadline, warnings)
+    _finish(out, body, warnings, dry_run, load, to, timeout, deadline,
+            _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                         username=username, password=password, token=token,
+                         header_name=header_name, headers=header))
 
 
 def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
@@ -366,16 +380,10 @@ def send_freeform(
                              msg_id=msg_id or MsgIdFactory().next(), text=text,
                              media_url=media_url, caption=caption, filename=filename)
     body = payload.to_wire()
-    if dry_run:
-        _print_payload(out, body, [])
-        return
-    target = _endpoint(profile_name, profile, endpoint=endpoint, auth=auth,
-                       username=username, password=password, token=token,
-                       header_name=header_name, headers=header)
-    if load.active:
-        run_load_mode(out, body, target, timeout, deadline, load, to)
-        return
-    _deliver_and_report(out, body, target, timeout, deadline, [])
+    _finish(out, body, [], dry_run, load, to, timeout, deadline,
+            _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                         username=username, password=password, token=token,
+                         header_name=header_name, headers=header))
 
 
 # --- validate-endpoint -----------------------------------------------------------------------
@@ -421,17 +429,11 @@ def validate_endpoint(
                                    or "919900000000", msg_id=msg_id).to_wire()
     if wrapped:
         body = {"body": body}
-    if dry_run:
-        _print_payload(out, body, [])
-        return
-    target = _endpoint(profile_name, profile, endpoint=endpoint, auth=auth,
-                       username=username, password=password, token=token,
-                       header_name=header_name, headers=header)
     load = LoadFlags(count, duration, rate, concurrency, workers, to_file)
-    if load.active:
-        run_load_mode(out, body, target, timeout, deadline, load, to, wrapped)
-        return
-    _deliver_and_report(out, body, target, timeout, deadline, [])
+    _finish(out, body, [], dry_run, load, to, timeout, deadline,
+            _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                         username=username, password=password, token=token,
+                         header_name=header_name, headers=header))
 
 
 def register(app: typer.Typer) -> None:
