@@ -38,7 +38,7 @@ def ctwa_import(url: str, limit: int) -> tuple[float, dict]:
         started = time.perf_counter()
         proc = subprocess.run(
             [str(ctwa), "--json", "import-templates", "--url", url, "--limit", str(limit),
-             "--out", folder], capture_output=True, text=True,
+             "--library", folder], capture_output=True, text=True,
             env={"CTWA_CONFIG_DIR": folder, "CTWA_NO_KEYRING": "1", "PATH": "/usr/bin:/bin"})
         elapsed = time.perf_counter() - started
     if proc.returncode != 0:

@@ -4,6 +4,10 @@ Paging (spec: Import Templates; ERRATA 16): the first request is ``URL?limit=N``
 follow ``paging.next`` when present, otherwise repeat the first request with
 ``after=<paging.cursors.after>``; stop when neither moves on or a page has no ``data``. Pages are
 processed one at a time, so memory stays flat whatever the vendor holds.
+
+A ``paging.next`` on another origin than ``--url`` (a vendor passing Meta's own paging through,
+``graph.facebook.com``) is never followed: the vendor's credentials must not go there, so the
+import goes on in the cursor form against ``--url`` and says so once.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from ctwa.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
-from ctwa.http import RetryPolicy, send
+from ctwa.http import RetryPolicy, same_origin, send
 from ctwa.library import Entry, TemplateLibrary, serialise
-from ctwa.masking import redact_url
+from ctwa.masking import redact_url, scrub
 from ctwa.wire.lint import lint_document
 from ctwa.wire.meta import MetaTemplate, unsendable_parts
 
@@ -50,10 +54,39 @@ class PagingLoop(CheckFailed):
     """The vendor sent a cursor or next URL it had already sent: following it never ends."""
 
 
+Notice = Callable[[str], None]
+
+
+def _cursor_of(next_url: str) -> str | None:
+    """The ``after`` cursor inside a next URL (Meta's next links carry it in the query)."""
+    values = [v for k, v in parse_qsl(urlsplit(next_url).query) if k == "after"]
+    return values[-1] if values else None
+
+
+def _next_target(next_url: str | None, after: str | None, first: str, follow_next: bool,
+                 notices: set[str], notice: Notice | None) -> tuple[str | None, str | None]:
+    """Which next URL to follow (None: use the cursor form) and the cursor, telling once why a
+    next URL on another origin is not followed."""
+    if next_url and follow_next and same_origin(next_url, first):
+        return next_url, after
+    if next_url and not same_origin(next_url, first) and "origin" not in notices:
+        notices.add("origin")
+        if notice is not None:
+            notice(f"paging.next points at another host ({redact_url(next_url)}); it is not "
+                   "followed, so the credentials stay with --url: continuing with "
+                   "after=<cursor> against --url")
+    return None, after or (_cursor_of(next_url) if next_url else None)
+
+
 def iter_pages(client: httpx.Client, url: str, limit: int = DEFAULT_LIMIT,
-               max_pages: int = DEFAULT_MAX_PAGES) -> Iterator[Page]:
-    """Yield pages in order; raise (after yielding every good page) when paging breaks."""
+               max_pages: int = DEFAULT_MAX_PAGES, *, follow_next: bool = True,
+               notice: Notice | None = None) -> Iterator[Page]:
+    """Yield pages in order; raise (after yielding every good page) when paging breaks.
+
+    ``follow_next=False`` (``--no-next``) always uses the cursor form.
+    """
     first = with_query(url, limit=str(limit))
+    notices: set[str] = set()
     current = first
     seen_urls = {first}
     seen_cursors: set[str] = set()
@@ -71,6 +104,7 @@ def iter_pages(client: httpx.Client, url: str, limit: int = DEFAULT_LIMIT,
         cursors: dict[str, Any] = (paging["cursors"] if isinstance(paging.get("cursors"), dict)
                                    else {})
         after = cursors.get("after") if isinstance(cursors.get("after"), str) else None
+        next_url, after = _next_target(next_url, after, first, follow_next, notices, notice)
         if next_url:
             if next_url in seen_urls or (after and after in seen_cursors):
                 raise PagingLoop(f"paging loops: page {number} points back to an earlier page "
@@ -95,12 +129,14 @@ def _fetch(client: httpx.Client, url: str, number: int) -> dict[str, Any]:
     exchange = send(client, "GET", url)
     response = exchange.response
     where = f"page {number} ({redact_url(url)})"
+    said = graph_error(response.content)
     if response.status_code in (401, 403):
         raise ConfigError(f"{where}: HTTP {response.status_code}: the vendor refused the "
-                          "credentials", hint="check --auth and the import token or password")
+                          f"credentials{said}", hint="check --auth and the import token or "
+                          "password")
     if response.status_code != 200:
         tries = f" after {exchange.attempts} attempts" if exchange.attempts > 1 else ""
-        raise RemoteUnreachable(f"{where}: HTTP {response.status_code}{tries}")
+        raise RemoteUnreachable(f"{where}: HTTP {response.status_code}{tries}{said}")
     try:
         body = json.loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -108,6 +144,25 @@ def _fetch(client: httpx.Client, url: str, number: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RemoteUnreachable(f"{where}: the answer is not a JSON object")
     return body
+
+
+def graph_error(content: bytes) -> str:
+    """Meta's Graph API error body (``{"error": {"message", "code", ...}}``) as a clause that
+    says what Meta said, or "" for any other body."""
+    try:
+        body = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return ""
+    details = [f"code {error['code']}" for _ in [0] if isinstance(error.get("code"), int)]
+    if isinstance(error.get("error_subcode"), int):
+        details.append(f"subcode {error['error_subcode']}")
+    if isinstance(error.get("type"), str):
+        details.append(error["type"])
+    extra = f" ({', '.join(details)})" if details else ""
+    return f": Meta says: {scrub(error['message'][:300])}{extra}"
 
 
 # --- checking and storing --------------------------------------------------------------------
@@ -137,6 +192,8 @@ class ImportReport:
     flagged: list[str] = field(default_factory=list)
     unsendable: dict[str, list[str]] = field(default_factory=dict)
     tracked: dict[str, list[int]] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)  # offered again on a later page
+    notices: list[str] = field(default_factory=list)
     error: str | None = None
     exit_code: ExitCode = ExitCode.OK
     complete: bool = False
@@ -171,6 +228,7 @@ class Importer:
     track_clicks: str | None = None
     prune: bool = False
     on_page: ProgressHook | None = None
+    follow_next: bool = True
 
     def run(self, url: str, limit: int = DEFAULT_LIMIT,
             max_pages: int = DEFAULT_MAX_PAGES) -> ImportReport:
@@ -182,7 +240,8 @@ class Importer:
         index = dict(before)
         seen: set[str] = set()
         try:
-            for page in iter_pages(self.client, url, limit, max_pages):
+            for page in iter_pages(self.client, url, limit, max_pages,
+                                   follow_next=self.follow_next, notice=report.notices.append):
                 report.pages = page.number
                 for position, raw in enumerate(page.templates):
                     self._one(raw, page.number, position, before, index, seen, report)
@@ -197,19 +256,21 @@ class Importer:
 
     def _one(self, raw: Any, page: int, position: int, before: dict[str, Entry],
              index: dict[str, Entry], seen: set[str], report: ImportReport) -> None:
-        report.fetched += 1
-        result = lint_document(raw, "meta-template", f"page {page} data[{position}]")
         name = str(raw.get("name", "?")) if isinstance(raw, dict) else "?"
         language = str(raw.get("language", "?")) if isinstance(raw, dict) else "?"
+        key, label = f"{name}|{language}", f"{name} ({language})"
+        if key in seen and isinstance(raw, dict):
+            report.duplicates.append(f"{label}, page {page}")  # counted once, the first kept
+            return
+        report.fetched += 1
+        seen.add(key)
+        result = lint_document(raw, "meta-template", f"page {page} data[{position}]")
         if not result.ok:
             first = result.errors[0]
             report.rejected.append(Rejected(name, language, page,
                                             f"$.data[{position}]{first.path[1:]}", first.message))
             return
         template: MetaTemplate = result.value
-        key = f"{template.name}|{template.language}"
-        label = f"{template.name} ({template.language})"
-        seen.add(key)
         for problem in result.warnings:
             report.flagged.append(f"{label}: {problem.path[2:] or 'template'}: {problem.message}")
         if self.statuses is not None and (template.status or "").upper() not in self.statuses:

@@ -68,10 +68,16 @@ def scrub(text: str) -> str:
     for value in values:
         if value in text:
             text = text.replace(value, MASK)
-    return _URL_PASSWORD.sub(r"\1" + MASK + "@", text)
+    text = _URL_PASSWORD.sub(r"\1" + MASK + "@", text)
+    return _SECRET_QUERY.sub(r"\1" + MASK, text)
 
 
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
+#: Query parameters that carry credentials in real URLs: Meta's paging links carry the
+#: ``access_token``, signed links a ``signature``/``sig``, some APIs an ``api_key``.
+_SECRET_QUERY = re.compile(
+    r"([?&](?:access_token|token|api_key|apikey|key|passcode|password|secret|sig|signature|"
+    r"client_secret)=)[^&#\s\"')]+", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:

@@ -76,7 +76,7 @@ def deliver(
     """POST ``payload`` once (never retried: a repeat could send a WhatsApp message twice)."""
     own = client is None
     client = client or make_client(auth=endpoint.auth, headers=endpoint.headers,
-                                   timeout=timeout, trace=trace)
+                                   timeout=timeout, trace=trace, origin=endpoint.url)
     url = redact_url(endpoint.url)
     try:
         try:
@@ -84,7 +84,8 @@ def deliver(
                             headers={"Content-Type": CONTENT_TYPE})
         except RemoteUnreachable as exc:
             verdict = Verdict("unreachable", False, str(exc))
-            headers = {k: redact_header_value(k, v) for k, v in client.headers.items()}
+            sent = endpoint.auth.apply({**client.headers, **dict(endpoint.headers)})
+            headers = {k: redact_header_value(k, v) for k, v in sent.items()}
             return SendResult(url, payload, headers, verdict)
         response = exchange.response
         verdict = judge(response.status_code, response.content, exchange.elapsed, deadline,

@@ -104,7 +104,7 @@ def test_the_specs_own_static_next_is_a_loop(tmp_path) -> None:
     sample = json.loads((SPEC_SAMPLES / "meta-page-basic.json").read_text())
     respx.route(method="GET").respond(json=sample)
     report, _ = run(tmp_path)
-    assert report.fetched == 2 and "loops" in (report.error or "")
+    assert report.fetched == 1 and len(report.duplicates) == 1 and "loops" in (report.error or "")
 
 
 @respx.mock
@@ -228,15 +228,80 @@ def test_real_server_several_hundred_templates_end_to_end(cli, tmp_path) -> None
     with LiveServer(vendor_app(templates, token="imp-CANARY-0c11")) as server:
         result = cli("--json", "import-templates", "--url", f"{server.url}/templates",
                      "--limit", "50", "--token", "imp-CANARY-0c11",
-                     "--out", str(tmp_path / "lib"))
+                     "--library", str(tmp_path / "lib"))
         assert result.exit_code == 0, result.stderr
         data = json.loads(result.stdout)
         assert data["pages"] == 7 and len(data["added"]) == 340 and data["complete"]
         again = cli("--json", "import-templates", "--url", f"{server.url}/templates",
-                    "--token", "imp-CANARY-0c11", "--out", str(tmp_path / "lib"))
+                    "--token", "imp-CANARY-0c11", "--library", str(tmp_path / "lib"))
         assert len(json.loads(again.stdout)["unchanged"]) == 340
         denied = cli("import-templates", "--url", f"{server.url}/templates",
-                     "--token", "wrong-token", "--out", str(tmp_path / "lib2"))
+                     "--token", "wrong-token", "--library", str(tmp_path / "lib2"))
         assert denied.exit_code == ExitCode.CONFIG
     listed = cli("--json", "templates", "list", "--library", str(tmp_path / "lib"))
     assert len(json.loads(listed.stdout)) == 340
+
+
+@respx.mock
+def test_no_next_pages_with_the_cursor_form(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(
+        json=page(["a"], after="C1", next_url=f"{URL}?limit=2&page_token=zz"))
+    respx.get(URL, params__eq={"limit": "2", "after": "C1"}).respond(json=page(["b"]))
+    library = TemplateLibrary(tmp_path / "lib")
+    with make_client(retry=FAST) as client:
+        report = Importer(client, library, follow_next=False).run(URL, limit=2)
+    assert report.complete and sorted(report.added) == ["a (en)", "b (en)"]
+    assert report.notices == []  # same origin: nothing to say
+
+
+@respx.mock
+def test_next_on_another_host_without_cursors_uses_the_cursor_in_the_next_url(tmp_path) -> None:
+    graph = "https://graph.facebook.com/v21.0/1029384756/message_templates"
+    respx.get(URL, params__eq={"limit": "2"}).respond(
+        json=page(["a"], next_url=f"{graph}?access_token=EAAB&limit=2&after=QVFI"))
+    respx.get(URL, params__eq={"limit": "2", "after": "QVFI"}).respond(json=page(["b"]))
+    other = respx.get(url__startswith="https://graph.facebook.com").respond(json=page(["x"]))
+    report, _ = run(tmp_path)
+    assert report.complete and other.call_count == 0
+    (notice,) = report.notices
+    assert "graph.facebook.com" in notice and "access_token=EAAB" not in notice
+
+
+GRAPH_ERROR = {"error": {"message": "Invalid OAuth access token - Cannot parse access token",
+                         "type": "OAuthException", "code": 190,
+                         "fbtrace_id": "AbCdEfGhIjKlMnOpQrStUv"}}
+
+
+@respx.mock
+def test_graph_error_bodies_say_what_meta_said(tmp_path) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(401, json=GRAPH_ERROR)
+    report, _ = run(tmp_path)
+    assert report.exit_code == ExitCode.CONFIG
+    assert "Meta says: Invalid OAuth access token" in report.error
+    assert "code 190" in report.error and "OAuthException" in report.error
+
+
+@respx.mock
+def test_graph_error_on_a_later_page(tmp_path) -> None:
+    rate = {"error": {"message": "(#80008) There have been too many calls to this WhatsApp "
+                      "Business account.", "type": "OAuthException", "code": 80008,
+                      "error_subcode": 2494049}}
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=page(["a"], after="P2"))
+    respx.get(URL, params__eq={"limit": "2", "after": "P2"}).respond(400, json=rate)
+    report, library = run(tmp_path)
+    assert report.exit_code == ExitCode.UNREACHABLE and "HTTP 400" in report.error
+    assert "too many calls" in report.error and "subcode 2494049" in report.error
+    assert set(library.index()) == {"a|en"}
+
+
+@respx.mock
+def test_duplicates_across_pages_are_counted_once_and_named(tmp_path, cli) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=page(["a", "b"], after="P2"))
+    respx.get(URL, params__eq={"limit": "2", "after": "P2"}).respond(json=page(["b", "c"]))
+    report, _library = run(tmp_path)
+    assert report.fetched == 3 and report.duplicates == ["b (en), page 2"]
+    assert sorted(report.added) == ["a (en)", "b (en)", "c (en)"]
+    result = cli("import-templates", "--url", URL, "--limit", "2", "--library",
+                 str(tmp_path / "lib2"))
+    assert result.exit_code == 0
+    assert "1 template(s) offered more than once, the first kept: b (en), page 2" in result.stderr

@@ -41,3 +41,13 @@ def test_a_registered_secret_never_survives_scrub(secret: str, before: str, afte
     masking.forget_all()
     masking.register_secret(secret)
     assert secret not in masking.scrub(before + secret + after)
+
+
+def test_credentials_in_query_strings_are_masked() -> None:
+    from ctwa.masking import redact_url
+
+    link = ("https://graph.facebook.com/v21.0/1/message_templates?access_token=EAAGm0PX4ZCps"
+            "&limit=25&after=QVFIU")
+    shown = redact_url(link)
+    assert "EAAGm0PX4ZCps" not in shown and "limit=25&after=QVFIU" in shown
+    assert "api_key=****" in masking.scrub('see "https://x.example/?api_key=abc123"')

@@ -34,7 +34,8 @@ def import_templates(
         "--limit", min=1, max=10_000, help="Templates per page (the spec recommends 50-500).")]
     = 50,
     out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="Library folder (default: the profile's, under the data dir).")] = None,
+        "--library", metavar="DIR",
+        help="Library folder (default: the profile's, under the data dir).")] = None,
     track_clicks: Annotated[str | None, typer.Option(
         "--track-clicks", metavar="DOMAIN",
         help="Click-tracking domain: URL buttons pointing there are tagged.")] = None,
@@ -45,6 +46,9 @@ def import_templates(
                                            "pages.")] = 1000,
     prune: Annotated[bool, typer.Option(
         "--prune", help="Delete library templates the vendor no longer offers.")] = False,
+    no_next: Annotated[bool, typer.Option(
+        "--no-next", help="Ignore paging.next; always page with after=<cursor> against --url "
+        "(a next URL on another host is never followed anyway).")] = False,
     auth: Annotated[str | None, typer.Option(
         "--auth", help="basic, bearer, header or none (default: the profile's).")] = None,
     username: Annotated[str | None, typer.Option("--username", help="Basic auth username.")]
@@ -81,11 +85,11 @@ def import_templates(
     library = TemplateLibrary(out_dir or default_root(profile_name))
     statuses = frozenset(s.upper() for s in status) if status else None
     with make_client(auth=target.auth, headers=target.headers, timeout=timeout,
-                     retry=IMPORT_RETRY, follow_redirects=True,
+                     retry=IMPORT_RETRY, follow_redirects=True, origin=target.url,
                      trace=out.trace if out.verbose else None) as client, \
             _progress(out) as on_page:
         importer = Importer(client, library, statuses, track_clicks or profile.track_clicks,
-                            prune, on_page)
+                            prune, on_page, follow_next=not no_next)
         report = importer.run(target.url, limit, max_pages)
     _report_import(out, report, library.root)
     if report.error:
@@ -121,6 +125,12 @@ def _report_import(out: Output, report: Any, root: Path) -> None:
         return
     from rich.table import Table
 
+    for notice in report.notices:
+        out.warn(notice)
+    if report.duplicates:
+        out.warn(f"{len(report.duplicates)} template(s) offered more than once, the first kept: "
+                 + "; ".join(report.duplicates[:10])
+                 + (" ..." if len(report.duplicates) > 10 else ""))
     for rejected in report.rejected:
         out.warn(f"skipped {rejected.name} ({rejected.language}), page {rejected.page}: "
                  f"{rejected.path}: {rejected.reason}")
@@ -132,6 +142,7 @@ def _report_import(out: Output, report: Any, root: Path) -> None:
     rows = [("pages", report.pages), ("templates fetched", report.fetched),
             ("added", len(report.added)), ("updated", len(report.updated)),
             ("unchanged", len(report.unchanged)), ("skipped (invalid)", len(report.rejected)),
+            ("duplicates (counted once)", len(report.duplicates)),
             ("filtered by --status", report.filtered),
             ("no longer offered (kept)", len(report.missing)),
             ("pruned", len(report.pruned)),

@@ -100,7 +100,7 @@ def upload_users(
         from ctwa.upload.clevertap import UPLOAD_RETRY
 
         client = make_client(headers=headers.items(), timeout=timeout, retry=UPLOAD_RETRY,
-                             max_connections=concurrency,
+                             max_connections=concurrency, origin=url,
                              trace=out.trace if out.verbose else None)
     try:
         with _progress(out) as progress:

@@ -20,6 +20,7 @@ import httpx
 
 from ctwa import __version__
 from ctwa.errors import InputError, RemoteUnreachable
+from ctwa.http.origin import CredentialBinding, origin_of, same_origin
 from ctwa.http.retry import AsyncRetryTransport, RetryPolicy, RetryTransport
 from ctwa.masking import (
     redact_header_value,
@@ -30,9 +31,9 @@ from ctwa.masking import (
     scrub,
 )
 
-__all__ = ["Auth", "Exchange", "RetryPolicy", "load_headers", "make_async_client",
-           "make_client", "parse_header", "run_on_fast_loop", "send", "send_async",
-           "translate_error"]
+__all__ = ["Auth", "CredentialBinding", "Exchange", "RetryPolicy", "load_headers",
+           "make_async_client", "make_client", "origin_of", "parse_header", "run_on_fast_loop",
+           "same_origin", "send", "send_async", "translate_error"]
 
 USER_AGENT = f"ctwa/{__version__}"
 #: Campaigns hit an endpoint 1500 at a time; leave headroom above that.
@@ -121,32 +122,41 @@ def describe_response(response: httpx.Response) -> str:
     return "\n".join(lines)
 
 
-def _hooks(trace: Trace | None) -> dict[str, list[Callable[..., Any]]]:
-    if trace is None:
-        return {}
+def _hooks(binding: CredentialBinding, trace: Trace | None) -> dict[str, list[Callable[..., Any]]]:
+    """Request hooks run on every hop (redirects included): credentials first, then the trace."""
 
     def on_request(request: httpx.Request) -> None:
-        trace(describe_request(request))
+        binding.apply(request)
+        if trace is not None:
+            trace(describe_request(request))
 
     def on_response(response: httpx.Response) -> None:
         response.read()
-        trace(describe_response(response))
+        if trace is not None:
+            trace(describe_response(response))
 
-    return {"request": [on_request], "response": [on_response]}
+    hooks: dict[str, list[Callable[..., Any]]] = {"request": [on_request]}
+    if trace is not None:
+        hooks["response"] = [on_response]
+    return hooks
 
 
-def _async_hooks(trace: Trace | None) -> dict[str, list[Callable[..., Any]]]:
-    if trace is None:
-        return {}
-
+def _async_hooks(binding: CredentialBinding,
+                 trace: Trace | None) -> dict[str, list[Callable[..., Any]]]:
     async def on_request(request: httpx.Request) -> None:
-        trace(describe_request(request))
+        binding.apply(request)
+        if trace is not None:
+            trace(describe_request(request))
 
     async def on_response(response: httpx.Response) -> None:
         await response.aread()
-        trace(describe_response(response))
+        if trace is not None:
+            trace(describe_response(response))
 
-    return {"request": [on_request], "response": [on_response]}
+    hooks: dict[str, list[Callable[..., Any]]] = {"request": [on_request]}
+    if trace is not None:
+        hooks["response"] = [on_response]
+    return hooks
 
 
 def _limits(max_connections: int) -> httpx.Limits:
@@ -162,6 +172,17 @@ def _headers(auth: Auth | None, headers: Iterable[tuple[str, str]] | None) -> di
     return (auth or Auth()).apply(base)
 
 
+def credentials(auth: Auth | None, headers: Iterable[tuple[str, str]] | None,
+                origin: str | None = None) -> CredentialBinding:
+    """The auth header and every header the user gave for a service, bound to its origin.
+
+    Extra headers count as credentials: a user who adds ``--header 'X-Api-Key: ...'`` gave it
+    for that service, and ctwa cannot tell which of them are secret.
+    """
+    given = (auth or Auth()).apply(dict(headers or ()))
+    return CredentialBinding(given, origin_of(origin) if origin else None)
+
+
 def make_client(
     *,
     auth: Auth | None = None,
@@ -173,17 +194,21 @@ def make_client(
     max_connections: int = 100,
     transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    origin: str | None = None,
 ) -> httpx.Client:
-    """A configured sync client. ``retry`` is off unless the caller knows a repeat is safe."""
+    """A configured sync client. ``retry`` is off unless the caller knows a repeat is safe.
+
+    ``auth`` and ``headers`` go only to ``origin`` (default: the first request's origin).
+    """
     inner = transport or httpx.HTTPTransport(limits=_limits(max_connections))
     if retry is not None:
         inner = RetryTransport(inner, retry, sleep=sleep)
     return httpx.Client(
-        headers=_headers(auth, headers),
+        headers={"User-Agent": USER_AGENT},
         timeout=httpx.Timeout(timeout),
         transport=inner,
         follow_redirects=follow_redirects,
-        event_hooks=_hooks(trace),
+        event_hooks=_hooks(credentials(auth, headers, origin), trace),
     )
 
 
@@ -197,17 +222,19 @@ def make_async_client(
     follow_redirects: bool = False,
     max_connections: int = MAX_CONNECTIONS,
     transport: httpx.AsyncBaseTransport | None = None,
+    origin: str | None = None,
 ) -> httpx.AsyncClient:
-    """A configured async client, sized for campaign-like concurrency by default."""
+    """A configured async client, sized for campaign-like concurrency by default; credentials
+    bound to ``origin`` as in :func:`make_client`."""
     inner = transport or httpx.AsyncHTTPTransport(limits=_limits(max_connections))
     if retry is not None:
         inner = AsyncRetryTransport(inner, retry)
     return httpx.AsyncClient(
-        headers=_headers(auth, headers),
+        headers={"User-Agent": USER_AGENT},
         timeout=httpx.Timeout(timeout),
         transport=inner,
         follow_redirects=follow_redirects,
-        event_hooks=_async_hooks(trace),
+        event_hooks=_async_hooks(credentials(auth, headers, origin), trace),
     )
 
 
