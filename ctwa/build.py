@@ -26,6 +26,10 @@ class UnsupportedTemplate(InputError):
     """The template has parts CleverTap's Generic integration cannot send."""
 
 
+class UnapprovedTemplate(InputError):
+    """WhatsApp delivers only APPROVED templates; sending another one fails in delivery."""
+
+
 class MissingParameters(InputError):
     def __init__(self, template: str, missing: list[str]) -> None:
         super().__init__(f"template {template!r} needs values for: {'; '.join(missing)}",
@@ -55,6 +59,16 @@ def placeholders(text: str | None, named: bool) -> list[str]:
     if not named and all(k.isdecimal() for k in keys):
         keys.sort(key=int)
     return keys
+
+
+def given_value(key: str, position: int, given: dict[str, str]) -> str | None:
+    """The value given for a placeholder: by its name or number, or for a named placeholder,
+    by its position in sending order (a bare ``--var John`` fills the first name)."""
+    if key in given:
+        return given[key]
+    if not key.isdecimal():
+        return given.get(str(position))
+    return None
 
 
 def fill(text: str, values: dict[str, str]) -> str:
@@ -103,9 +117,10 @@ class _Builder:
         keys = placeholders(text, self.named)
         examples = self._example_values(comp, kind) if self.use_examples else {}
         values: dict[str, str] = {}
-        for key in keys:
-            if key in given:
-                values[key] = given[key]
+        for position, key in enumerate(keys, start=1):
+            value = given_value(key, position, given)
+            if value is not None:
+                values[key] = value
             elif key in examples:
                 values[key] = examples[key]
             else:
@@ -278,9 +293,15 @@ def build_template_payload(
     waba: str,
     msg_id: str,
     use_examples: bool = False,
+    allow_unapproved: bool = False,
 ) -> tuple[out.TemplatePayload, list[str]]:
     """The payload CleverTap would send for this template, and notes on unused values."""
     meta = parse_template(template)
+    if not allow_unapproved and meta.status and meta.status.strip().upper() != "APPROVED":
+        raise UnapprovedTemplate(
+            f"template {meta.name!r} ({meta.language}) is {meta.status.strip().upper()}, not "
+            "APPROVED: WhatsApp would not deliver it",
+            hint="re-import once it is approved, or pass --allow-unapproved to send it anyway")
     refused = unsendable_parts(meta)
     if refused:
         raise UnsupportedTemplate(f"template {meta.name!r} has parts CleverTap cannot send: "
@@ -297,8 +318,10 @@ def build_template_payload(
         template=out.TemplateRef(namespace=meta.name, languageCode=meta.language),
         components=components,
     )
+    body_keys = _body_keys(meta, named)
+    used = body_keys | {str(n) for n in range(1, len(body_keys) + 1)} if named else body_keys
     notes = [f"--var {key} is not used by the template" for key in
-             sorted(set(params.vars) - _body_keys(meta, named))]
+             sorted(set(params.vars) - used)]
     notes += [f"--button {i} is not a dynamic URL button of the template"
               for i in sorted(set(params.buttons) - _dynamic_buttons(meta))]
     return payload, notes

@@ -48,6 +48,13 @@ def serialise(template: dict[str, Any]) -> str:
     return json.dumps(template, ensure_ascii=False) + "\n"
 
 
+def is_approved(status: str | None) -> bool:
+    """Only APPROVED templates are delivered by WhatsApp; REJECTED, PENDING, PAUSED, DISABLED,
+    IN_APPEAL, ... (any case: 360dialog writes them in lower case) are not. A template with no
+    status at all (a hand-written file) is taken as the user gives it."""
+    return status is None or status.strip().upper() == "APPROVED"
+
+
 @dataclass
 class Entry:
     name: str
@@ -55,8 +62,13 @@ class Entry:
     file: str
     status: str | None = None
     category: str | None = None
-    sendable: bool = True
+    sendable: bool = True  # no part CleverTap cannot send
     tracked_buttons: list[int] = field(default_factory=list)
+
+    @property
+    def can_send(self) -> bool:
+        """CleverTap can send it (no unsendable parts) and WhatsApp will (approved)."""
+        return self.sendable and is_approved(self.status)
 
 
 class TemplateLibrary:
@@ -109,3 +121,43 @@ class TemplateLibrary:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{path}: cannot read the template ({exc})") from exc
+
+
+def pick_template(source: str, documents: list[Any], name: str | None,
+                  language: str | None) -> dict[str, Any]:
+    """The one template a file holds: a template, or (picked by ``name``) one of a list page,
+    a bare JSON array of templates, or a multi-document YAML file."""
+    candidates: list[Any] = []
+    for doc in documents:
+        if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+            candidates += doc["data"]
+        elif isinstance(doc, list):
+            candidates += doc
+        else:
+            candidates.append(doc)
+    templates = [c for c in candidates if isinstance(c, dict)]
+    if not templates:
+        raise InputError(f"{source}: holds no Meta-format template",
+                         hint="a template is a JSON object with name, language and components")
+    if name is not None:
+        templates = [t for t in templates if t.get("name") == name
+                     and (language is None or t.get("language") == language)]
+        if not templates:
+            where = f" in {language!r}" if language else ""
+            names = sorted({str(c.get("name")) for c in candidates if isinstance(c, dict)})
+            raise InputError(f"{source}: no template {name!r}{where}",
+                             hint=f"it holds: {_some(names)}")
+    if len(templates) > 1:
+        names = [f"{t.get('name')} ({t.get('language')})" for t in templates]
+        shape = ("a template list page" if any(isinstance(d, dict) and "data" in d
+                                               for d in documents) else "a list of templates")
+        pick = "--language LANG" if name is not None else "--template NAME"
+        raise InputError(f"{source} is {shape} holding {len(templates)} templates: "
+                         f"{_some(names)}", hint=f"pick one with {pick}, or import them all "
+                         "with `ctwa import-templates`")
+    return templates[0]
+
+
+def _some(names: list[str], limit: int = 8) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more

@@ -312,8 +312,45 @@ def _with_defaults(event: Located, defaults: dict[str, Any], kind: str) -> Locat
     return merged
 
 
+def load_callback_documents(path: Path) -> Fixture | None:
+    """A file of plain CleverTap callbacks (``callback convert``'s output, a saved JSON body),
+    or None when the file is a fixture. Each document goes to its route as it is: recorded and
+    converted values are literal, never expanded."""
+    from ctwa.wire.lint import load_documents
+    from ctwa.wire.webhook import CONVERT_HINT, is_meta_webhook
+
+    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        return None
+    try:
+        documents = load_documents(path)
+    except InputError:
+        return None  # load_fixture reports it, with the line
+    if not documents or any(not isinstance(doc, dict) or "events" in doc
+                            for _, doc in documents):
+        return None
+    fixture = Fixture(path)
+    for number, (source, doc) in enumerate(documents, start=1):
+        if is_meta_webhook(doc):
+            raise InputError(f"{source}: this is Meta's WhatsApp Cloud API webhook format, not "
+                             "CleverTap's callback format", hint=CONVERT_HINT)
+        target: Target
+        if "statuses" in doc:
+            target = "status"
+        elif "from" in doc:
+            target = "inbound"
+        else:
+            return None
+        fixture.events.append(Planned(target, doc, line=number, source=source))
+    return fixture
+
+
 def load_fixture(path: Path) -> Fixture:
-    """Parse, resolve and expand a fixture file; any error names file, line and field."""
+    """Parse, resolve and expand a fixture file; any error names file, line and field.
+
+    A file of plain callbacks (see :func:`load_callback_documents`) is sent as it is."""
+    plain = load_callback_documents(path)
+    if plain is not None:
+        return plain
     data = load_located(path)
     if not isinstance(data, Located):
         raise InputError(f"{path}: a fixture is a mapping with an `events` list")

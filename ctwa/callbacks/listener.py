@@ -112,7 +112,7 @@ class Listener:
             return self._refuse(received, f"not JSON: {exc}", 400)
         if kind is None:
             kind = detect_kind(document)
-            if kind not in ("status", "inbound"):
+            if kind not in ("status", "inbound", "meta-webhook"):
                 return self._refuse(received, "neither a status nor an inbound callback", 400)
             received.kind = kind
         result = lint_document(document, kind, request.url.path)

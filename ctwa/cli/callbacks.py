@@ -204,5 +204,62 @@ def _print_stats(out: Output, tallies: dict[str, Any]) -> None:
     out.print(table)
 
 
+@app.command("convert")
+def convert(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(
+        metavar="FILE...", help="Meta webhook bodies (JSON or YAML; a JSON array holds several)."
+    )],
+    msgid_map: Annotated[Path | None, typer.Option(
+        "--msgid-map", metavar="FILE", help="Provider message id -> CleverTap msgId (CSV with "
+        "two columns, or a JSON/YAML mapping).")] = None,
+    waba: Annotated[str | None, typer.Option(
+        "--waba", metavar="NUMBER", help="Business number for inbound callbacks (default: the "
+        "webhook's metadata.display_phone_number).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE", help="Write the callbacks here instead of stdout.")]
+    = None,
+) -> None:
+    """Print the CleverTap callbacks that Meta's WhatsApp Cloud API webhooks correspond to.
+
+    Statuses become status callbacks (Meta's error codes mapped to 1000-1010), messages become
+    inbound callbacks; what CleverTap cannot represent is named and left out. The output is a
+    YAML stream that `ctwa lint` checks and `ctwa callback replay` sends as it is. Exit 0, or 2
+    when a file is not a Meta webhook.
+    """
+    from ctwa.build import check_phone
+    from ctwa.callbacks.convert import Converter, load_msgid_map, to_yaml
+    from ctwa.wire.lint import load_documents
+
+    out: Output = ctx.obj
+    converter = Converter(load_msgid_map(msgid_map) if msgid_map else {},
+                          check_phone(waba, "--waba") if waba else None)
+    for path in files:
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        for source, doc in load_documents(path):
+            converter.convert(doc, source)
+    result = converter.result
+    for line in result.skipped:
+        out.warn(f"left out: {line}")
+    for line in result.warnings:
+        out.warn(line)
+    if result.placeholders:
+        out.warn(f"{result.placeholders} msgId(s) are placeholders (unmapped|<provider id>): "
+                 "Meta's ids are the provider's, not the msgIds CleverTap sent; pass "
+                 "--msgid-map FILE to fill them")
+    if out.json_mode:
+        out.data(result.as_dict())
+    else:
+        text = to_yaml(result, [str(f) for f in files])
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+            out.say(f"wrote {len(result.callbacks)} callback(s) to {output}")
+        else:
+            typer.echo(text, nl=False)
+    out.say(f"{len(result.callbacks)} CleverTap callback(s); check them with `ctwa lint`, send "
+            "them with `ctwa callback replay`", "dim")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="callback")

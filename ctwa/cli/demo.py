@@ -32,6 +32,7 @@ class Outcome:
     exit_code: int
     data: Any
     stderr: str
+    stdout: str = ""
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Demo:
         data = None
         if json_output and result.stdout.strip():
             data = json.loads(result.stdout)
-        return Outcome(result.exit_code, data, result.stderr)
+        return Outcome(result.exit_code, data, result.stderr, result.stdout)
 
     def step(self, title: str) -> None:
         self.step_number += 1
@@ -125,7 +126,7 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
         demo.step("Preview a template as a WhatsApp message")
         preview = demo.run("templates", "show", "Test_template", "--vars", "Asha",
                            json_output=False)
-        out.say(preview.stderr.rstrip())
+        out.say(preview.stdout.rstrip())
         demo.expect("preview", preview.exit_code == 0, "rendered", preview)
 
         demo.step("Send templates and a freeform message, judged like CleverTap would")

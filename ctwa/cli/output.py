@@ -34,6 +34,7 @@ class Output:
     debug: bool = False
     profile: str | None = None
     _console: Console | None = field(default=None, repr=False)
+    _stdout: Console | None = field(default=None, repr=False)
 
     @property
     def console(self) -> Console:
@@ -43,6 +44,23 @@ class Output:
 
             self._console = Console(stderr=True, highlight=False, soft_wrap=True)
         return self._console
+
+    @property
+    def stdout(self) -> Console:
+        """The stdout console, for results (previews, tables) that pipes and files receive."""
+        if self._stdout is None:
+            from rich.console import Console
+
+            self._stdout = Console(highlight=False)
+        return self._stdout
+
+    def result(self, *renderables: Any) -> None:
+        """A result for people, on stdout, wrapped at the width (never cut)."""
+        self.stdout.print(*renderables, soft_wrap=False)
+
+    def preview_width(self) -> int:
+        """The terminal's width when stdout is one, else 60 (a phone-like message)."""
+        return self.stdout.width if self.stdout.is_terminal else 60
 
     def print(self, *renderables: Any) -> None:
         """Rich renderables (tables, panels) for people, on stderr."""

@@ -1,4 +1,9 @@
-"""Render a Meta-format template in the terminal the way a WhatsApp message looks."""
+"""Render a Meta-format template in the terminal the way a WhatsApp message looks.
+
+Previews wrap, never cut: every word of a 1,024-character body is shown, whatever the width.
+Rich measures each character's cells (emoji take two), so borders stay straight with emoji and
+Arabic alike; the caller prints with ``soft_wrap=False`` so long lines fold inside the frame.
+"""
 
 from __future__ import annotations
 
@@ -38,12 +43,27 @@ def _buttons(comp: MetaComponent) -> list[RenderableType]:
     rows: list[RenderableType] = []
     for button in comp.buttons or []:
         icon = _BUTTON_ICONS.get(button.type.upper(), f"{button.type} ")
-        label = Text(f"{icon}{button.text or ''}", justify="center", style="cyan")
+        label = Text(f"{icon}{button_label(button.type, button.text)}", justify="center",
+                     style="cyan")
         rows.append(Panel(label, padding=(0, 1), border_style="cyan"))
     return rows
 
 
-def _parts(components: list[MetaComponent], values: dict[str, str]) -> list[RenderableType]:
+def button_label(kind: str, text: str | None) -> str:
+    """What WhatsApp shows on a button: a COPY_CODE button without text gets Meta's label."""
+    if not text and kind.upper() == "COPY_CODE":
+        from ctwa.wire.meta import COPY_CODE_LABEL
+
+        return COPY_CODE_LABEL
+    return text or ""
+
+
+#: The narrowest a carousel card is drawn; below it the cards stack.
+CARD_WIDTH = 34
+
+
+def _parts(components: list[MetaComponent], values: dict[str, str],
+           width: int = 60) -> list[RenderableType]:
     parts: list[RenderableType] = []
     for comp in components:
         kind = comp.type.upper()
@@ -69,17 +89,36 @@ def _parts(components: list[MetaComponent], values: dict[str, str]) -> list[Rend
         elif kind == "CAROUSEL":
             from rich.columns import Columns
 
-            cards = [Panel(Group(*_parts(card.components, {})), title=f"card {i}", width=34)
-                     for i, card in enumerate(comp.cards or [])]
+            card_width = max(20, min(CARD_WIDTH, width - 4))
+            cards = [Panel(Group(*_parts(card.components, {}, card_width)), title=f"card {i}",
+                           width=card_width) for i, card in enumerate(comp.cards or [])]
             parts.append(Columns(cards))
         else:
             parts.append(Text(f"[{comp.type}]", style="dim"))
     return parts
 
 
-def render_template(template: MetaTemplate, values: dict[str, str]) -> RenderableType:
+def render_template(template: MetaTemplate, values: dict[str, str],
+                    width: int = 60) -> RenderableType:
+    """The template as a framed message ``width`` cells wide (the terminal's width, or 60 when
+    the output is not a terminal); text wraps inside the frame."""
     subtitle = " ".join(x for x in (template.category, template.status) if x)
-    return Panel(Group(*_parts(template.components, values)),
+    return Panel(Group(*_parts(template.components, values, width)),
                  title=f"{template.name} ({template.language})", subtitle=subtitle or None,
-                 border_style="green", width=60 if not any(
-                     c.type.upper() == "CAROUSEL" for c in template.components) else None)
+                 border_style="green", width=width)
+
+
+def parameter_order(template: MetaTemplate, values: dict[str, str]) -> list[tuple[str, str]]:
+    """For NAMED templates: the payload carries values in order and no names, so say which
+    value goes to which name, in sending order (``body parameter 1``, ``{{first_name}}``)."""
+    from ctwa.build import placeholders
+
+    rows: list[tuple[str, str]] = []
+    for comp in template.components:
+        kind = comp.type.upper()
+        if kind not in ("HEADER", "BODY") or not comp.text:
+            continue
+        for n, key in enumerate(placeholders(comp.text, True), start=1):
+            shown = values.get(key, "(no value given)")
+            rows.append((f"{kind.lower()} parameter {n}", f"{{{{{key}}}}} = {shown}"))
+    return rows

@@ -171,14 +171,12 @@ def _template_params(params_file: Path | None, var: list[str], header_var: list[
 
 def _load_template(name: str | None, language: str | None, file: Path | None,
                    profile_name: str | None) -> dict[str, Any]:
-    from ctwa.library import TemplateLibrary, default_root
+    from ctwa.library import TemplateLibrary, default_root, pick_template
     from ctwa.wire.lint import load_documents
 
     if file is not None:
-        documents = load_documents(file)
-        if len(documents) != 1 or not isinstance(documents[0][1], dict):
-            raise InputError(f"{file}: expected one Meta-format template")
-        return documents[0][1]
+        return pick_template(str(file), [doc for _, doc in load_documents(file)], name,
+                             language)
     assert name is not None
     return TemplateLibrary(default_root(profile_name)).get(name, language)
 
@@ -192,8 +190,11 @@ def send_template(
         "--language", help="Template language, when the library has several.",
         rich_help_panel=SOURCE)] = None,
     template_file: Annotated[Path | None, typer.Option(
-        "--template-file", help="A Meta-format template file (JSON or YAML).",
-        rich_help_panel=SOURCE)] = None,
+        "--template-file", help="A Meta-format template file (JSON or YAML); for a list page, "
+        "pick one with --template NAME.", rich_help_panel=SOURCE)] = None,
+    allow_unapproved: Annotated[bool, typer.Option(
+        "--allow-unapproved", help="Send a template whose status is not APPROVED (testing).",
+        rich_help_panel=SOURCE)] = False,
     sample: Annotated[str | None, typer.Option(
         "--sample", help="One of the spec's samples: text-footer, image-cta, text, media, lto, "
         "multi-button, carousel, custom-kv.", rich_help_panel=SOURCE)] = None,
@@ -266,9 +267,11 @@ def send_template(
     from ctwa.msgid import MsgIdFactory
 
     out: Output = ctx.obj
-    sources = [s for s in (template, template_file, sample, payload) if s is not None]
+    sources = [s for s in (template_file or template, sample, payload) if s is not None]
     if len(sources) != 1:
-        raise InputError("give exactly one of --template, --template-file, --sample, --payload")
+        raise InputError("give exactly one of --template, --template-file, --sample, --payload",
+                         hint="--template NAME may go with --template-file to pick one "
+                         "template of a list page")
     load = LoadFlags(count, duration, rate, concurrency, workers, to_file)
     if load.active and not to:
         to = recipients(to, to_file)[0]
@@ -292,7 +295,7 @@ def send_template(
                                   offer_expires, prop or [])
         built, notes = build_template_payload(
             meta, params, to=to, waba=_waba(waba, profile), msg_id=msg_id or MsgIdFactory().next(),
-            use_examples=examples)
+            use_examples=examples, allow_unapproved=allow_unapproved)
         body = built.to_wire()
         warnings += notes
     _finish(out, body, warnings, dry_run, load, to, timeout, deadline,

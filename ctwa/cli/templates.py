@@ -161,31 +161,67 @@ def list_templates(
     ctx: typer.Context,
     category: Annotated[list[str] | None, typer.Option(
         "--category", help="Only this category (repeatable).")] = None,
+    status: Annotated[list[str] | None, typer.Option(
+        "--status", help="Only this status (repeatable, any case), e.g. APPROVED.")] = None,
+    language: Annotated[list[str] | None, typer.Option(
+        "--language", help="Only this language code (repeatable), e.g. en_US.")] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", metavar="GLOB", help="Only names matching this pattern, e.g. 'order_*'.")]
+    = None,
     sendable: Annotated[bool, typer.Option(
-        "--sendable", help="Only templates CleverTap can send.")] = False,
-    folder: Annotated[Path | None, typer.Option("--library", help="Library folder.")] = None,
+        "--sendable", help="Only templates that can be sent: approved, and with no part "
+        "CleverTap cannot send.")] = False,
+    folder: Annotated[Path | None, typer.Option("--library", metavar="DIR",
+                                                help="Library folder.")] = None,
 ) -> None:
-    """List the templates in the library."""
+    """List the templates in the library (names whole, one per line, on stdout)."""
+    from fnmatch import fnmatchcase
+
     out: Output = ctx.obj
     library = _library(out, folder)
-    wanted = {c.upper() for c in category} if category else None
+    categories = {c.upper() for c in category} if category else None
+    statuses = {s.upper() for s in status} if status else None
+    languages = {lang.lower() for lang in language} if language else None
     entries = [e for e in library.index().values()
-               if (wanted is None or (e.category or "").upper() in wanted)
-               and (not sendable or e.sendable)]
+               if (categories is None or (e.category or "").upper() in categories)
+               and (statuses is None or (e.status or "").upper() in statuses)
+               and (languages is None or e.language.lower() in languages)
+               and (name is None or fnmatchcase(e.name, name))
+               and (not sendable or e.can_send)]
     entries.sort(key=lambda e: (e.name, e.language))
     if out.json_mode:
-        out.data([vars(e) for e in entries])
+        out.data([{**vars(e), "can_send": e.can_send} for e in entries])
         return
     if not entries:
-        out.say(f"no templates in {library.root}; run `ctwa import-templates`")
+        what = "templates matching these filters" if any(
+            (category, status, language, name, sendable)) else "templates"
+        out.say(f"no {what} in {library.root}; run `ctwa import-templates`" if what ==
+                "templates" else f"no {what} in {library.root}")
         return
     from rich.table import Table
 
     table = Table("name", "language", "status", "category", "sendable", box=None)
+    for column in table.columns:
+        column.no_wrap, column.overflow = True, "ignore"
     for e in entries:
-        table.add_row(e.name, e.language, e.status or "", e.category or "",
-                      "yes" if e.sendable else "no")
-    out.print(table)
+        table.add_row(e.name, e.language, e.status or "", e.category or "", _why_not(e))
+    out.stdout.print(table, crop=False, width=max(out.stdout.width, _table_width(entries)))
+
+
+def _why_not(entry: Any) -> str:
+    from ctwa.library import is_approved
+
+    if not is_approved(entry.status):
+        return f"no: {(entry.status or '').upper()}"
+    return "yes" if entry.sendable else "no: parts CleverTap cannot send"
+
+
+def _table_width(entries: list[Any]) -> int:
+    """Wide enough for every name whole: pasted back into `templates show`, a cut name is
+    a different name."""
+    longest = [max((len(getattr(e, f) or "") for e in entries), default=0)
+               for f in ("name", "language", "status", "category")]
+    return sum(longest) + len("no: parts CleverTap cannot send") + 10
 
 
 @app.command("show")
@@ -200,7 +236,7 @@ def show_template(
 ) -> None:
     """Render a template the way a WhatsApp message looks."""
     from ctwa.build import parse_template
-    from ctwa.cli.preview import render_template
+    from ctwa.cli.preview import parameter_order, render_template
     from ctwa.params import parse_vars
 
     out: Output = ctx.obj
@@ -209,7 +245,37 @@ def show_template(
         out.data(raw)
         return
     template = parse_template(raw, name)
-    out.print(render_template(template, parse_vars(var or [])))
+    values = _preview_values(template, parse_vars(var or []))
+    out.result(render_template(template, values, out.preview_width()))
+    if _is_named(template):
+        out.result("sent in this order (the payload carries values, not names):")
+        for where, what in parameter_order(template, values):
+            out.result(f"  {where}: {what}")
+
+
+def _is_named(template: Any) -> bool:
+    from ctwa.build import placeholders
+
+    return (template.parameter_format or "").upper() == "NAMED" or any(
+        not key.isdecimal() for comp in template.components
+        for key in placeholders(comp.text, True))
+
+
+def _preview_values(template: Any, given: dict[str, str]) -> dict[str, str]:
+    """``--vars`` as placeholder values, the way send-template reads them (a bare value fills
+    the next placeholder in sending order, by name for a NAMED template)."""
+    from ctwa.build import given_value, placeholders
+
+    values: dict[str, str] = {}
+    named = _is_named(template)
+    for comp in template.components:
+        if comp.type.upper() in ("HEADER", "BODY"):
+            for position, key in enumerate(placeholders(comp.text, named), start=1):
+                value = given_value(key, position, given) if comp.type.upper() == "BODY" \
+                    else given.get(key)
+                if value is not None:
+                    values[key] = value
+    return values
 
 
 @app.command("lint")

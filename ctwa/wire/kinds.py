@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ctwa.wire import callbacks, meta, outbound, profiles, responses
+from ctwa.wire import callbacks, meta, outbound, profiles, responses, webhook
 from ctwa.wire.common import Notes, Problem
 
 
@@ -77,6 +77,8 @@ def detect_kind(doc: Any) -> str | None:
     """Guess a document's wire format from its top-level keys, or None if nothing fits."""
     if not isinstance(doc, dict):
         return None
+    if webhook.is_meta_webhook(doc):
+        return webhook.KIND
     keys = set(doc)
     if keys == {"body"} and isinstance(doc["body"], dict):
         return "validation"

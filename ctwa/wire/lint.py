@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ctwa.errors import InputError
 from ctwa.textfiles import read_text, yaml_error
+from ctwa.wire import webhook
 from ctwa.wire.common import PathPart, Problem, json_path
 from ctwa.wire.kinds import KINDS, detect_kind
 
@@ -63,6 +64,8 @@ class InvalidDocument(InputError):
 def lint_document(doc: Any, kind: str | None = None, source: str = "<document>") -> LintResult:
     """Check one parsed document against its (given or detected) wire format."""
     name = kind or detect_kind(doc)
+    if name in (webhook.KIND, "status", "inbound", None) and webhook.is_meta_webhook(doc):
+        return LintResult(source, webhook.KIND, webhook.explain(doc))
     if name is None:
         return LintResult(source, None, [Problem(
             "error", "$", "cannot tell which wire format this is",
@@ -162,6 +165,19 @@ def _describe(error: Any, path: list[PathPart], kind: str) -> tuple[str, str | N
         expected = str(error.get("ctx", {}).get("expected", ""))
         expected = expected.replace("True", "true").replace("False", "false").replace("'", '"')
         return f"must be {expected}, got {json.dumps(error.get('input'))[:60]}", None
+    if kind_of_error == "union_tag_not_found":
+        tag = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
+        return f"missing `{tag}`, which says what kind of entry this is", f"add `{tag}`"
+    if kind_of_error == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        tag = str(ctx.get("discriminator", "")).strip("'")
+        expected = str(ctx.get("expected_tags", "")).replace("'", '"')
+        return (f"`{tag}` {json.dumps(ctx.get('tag'))} is not one this format knows",
+                f"use one of {expected}")
+    if kind_of_error == "model_type" or kind_of_error == "dict_type":
+        return f"must be an object, got {json.dumps(error.get('input'))[:60]}", None
+    if kind_of_error == "list_type":
+        return f"must be a list, got {json.dumps(error.get('input'))[:60]}", None
     if kind_of_error == "value_error":
         return msg.removeprefix("Value error, "), None
     if kind_of_error == "string_pattern_mismatch" and key in ("timestamp",):

@@ -26,6 +26,9 @@ KNOWN_HEADER_FORMATS = frozenset({"TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATIO
 UNSENDABLE_BUTTONS = frozenset({"OTP", "FLOW", "CATALOG", "MPM", "SPM"})
 UNSENDABLE_HEADERS = frozenset({"PRODUCT"})
 
+#: The label WhatsApp shows on a COPY_CODE button; Meta fixes it and returns no text for it.
+COPY_CODE_LABEL = "Copy offer code"
+
 PLACEHOLDER = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 
 NonEmpty = Annotated[str, Field(min_length=1)]

@@ -34,17 +34,17 @@ def test_list_filters(cli, library) -> None:
     sendable = json.loads(cli("--json", "templates", "list", "--sendable").stdout)
     assert "flow" not in [t["name"] for t in sendable]
     human = cli("templates", "list")
-    assert "carousel_test_1" in human.stderr and "MARKETING" in human.stderr
+    assert "carousel_test_1" in human.stdout and "MARKETING" in human.stdout
 
 
 def test_show_renders_like_a_message(cli, library) -> None:
     result = cli("templates", "show", "Test_template", "--vars", "Asha")
     assert result.exit_code == 0, result.stderr
-    screen = result.stderr
+    screen = result.stdout
     for part in ("[image]", "Hey Asha, Welcome to CleverTap.", "limited-time offer: Buy 1 Get 1 "
                  "Free", "Copy offer code", "Check Out Now", "Show More"):
         assert part in screen
-    carousel = cli("templates", "show", "carousel_test_1").stderr
+    carousel = cli("templates", "show", "carousel_test_1").stdout
     assert "card 0" in carousel and "card 1" in carousel and "{{1}}" in carousel
 
 
@@ -59,8 +59,8 @@ def test_show_text_header_and_named_placeholders(cli, tmp_path) -> None:
     result = cli("templates", "show", "welcome", "--vars", "first_name=Ann", "--library",
                  str(tmp_path))
     assert result.exit_code == 0, result.stderr
-    assert "Hi Ann" in result.stderr and "Order {{order}} ships today" in result.stderr
-    assert "Reply STOP to opt out" in result.stderr
+    assert "Hi Ann" in result.stdout and "Order {{order}} ships today" in result.stdout
+    assert "Reply STOP to opt out" in result.stdout
 
 
 def test_show_unknown_template(cli, library) -> None:
