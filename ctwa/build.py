@@ -16,7 +16,15 @@ from typing import Any
 from ctwa.errors import InputError
 from ctwa.params import CardParams, TemplateParams
 from ctwa.wire import outbound as out
-from ctwa.wire.meta import PLACEHOLDER, MetaButton, MetaComponent, MetaTemplate, unsendable_parts
+from ctwa.wire.media import expired_note, is_http_url, looks_like_upload_handle
+from ctwa.wire.meta import (
+    COPY_CODE_LABEL,
+    PLACEHOLDER,
+    MetaButton,
+    MetaComponent,
+    MetaTemplate,
+    unsendable_parts,
+)
 
 _PHONE = re.compile(r"^\+?\d{6,15}$")
 DAY_MS = 86_400_000
@@ -95,6 +103,7 @@ class _Builder:
     use_examples: bool
     named: bool
     missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     # --- text with placeholders --------------------------------------------------------------
 
@@ -128,6 +137,18 @@ class _Builder:
         return out.TextBlock(text=fill(text, values),
                              parameters=[out.TextParameter(text=values.get(k, "")) for k in keys])
 
+    def _example_media(self, example: str | None, where: str, flag: str) -> str | None:
+        """The template's header example as a media URL, when it is one: Meta's upload
+        handles and anything else that is not an http(s) URL are refused by name."""
+        if example is None:
+            return None
+        if is_http_url(example):
+            return example
+        what = ("a Meta upload handle (4::...), not a URL" if looks_like_upload_handle(example)
+                else f"{example[:40]!r}, not an http(s) URL")
+        self.missing.append(f"{where} media URL ({flag}): the template's example is {what}")
+        return "-"
+
     # --- components --------------------------------------------------------------------------
 
     def header(self, comp: MetaComponent, media: str | None, where: str,
@@ -147,12 +168,17 @@ class _Builder:
                                          name=loc.name, address=loc.address)
             return out.HeaderComponent(header=out.LocationHeader(location=loc_model))
         url = media
+        flag = "cards[].header_media in --params" if card else "--header-media URL"
         if url is None and self.use_examples:
-            url = _first((comp.example or {}).get("header_handle"))
+            url = self._example_media(_first((comp.example or {}).get("header_handle")),
+                                      where, flag)
         if not url:
-            flag = "cards[].header_media in --params" if card else "--header-media"
             self.missing.append(f"{where} media URL ({flag})")
             url = "-"
+        else:
+            expired = expired_note(url)
+            if expired:
+                self.notes.append(f"{where} media URL: {expired}; pass {flag}")
         if fmt == "IMAGE":
             return out.HeaderComponent(header=out.ImageHeader(image=out.Media(mediaURL=url)))
         if fmt == "VIDEO":
@@ -179,7 +205,8 @@ class _Builder:
                 code = _first(button.example)
             if not code:
                 self.missing.append(f"{where} coupon code (--coupon)")
-            return out.ButtonComponent(index=index, subType="copy_code", buttonText=text,
+            return out.ButtonComponent(index=index, subType="copy_code",
+                                       buttonText=text or COPY_CODE_LABEL,
                                        parameters=[out.CouponParameter(coupon_code=code or "-")])
         if kind == "URL":
             url = button.url or ""
@@ -188,7 +215,14 @@ class _Builder:
                                            parameters=[out.TextParameter(text=url)])
             suffix = given.get(index)
             if suffix is None and self.use_examples:
-                suffix = _example_suffix(url, _first(button.example))
+                example = _first(button.example)
+                suffix = _example_suffix(url, example)
+                if example is not None and suffix is None:
+                    self.missing.append(
+                        f"{where} URL suffix (--button {index}=...): the template's example "
+                        f"{example[:60]!r} does not start with the URL before {{{{1}}}} "
+                        f"({url.split('{{', 1)[0]!r})")
+                    suffix = "-"
             if suffix is None:
                 self.missing.append(f"{where} URL suffix (--button {index}=...)")
             return out.ButtonComponent(index=index, subType="dynamicUrl", buttonText=text,
@@ -238,8 +272,11 @@ class _Builder:
         return out.CarouselCard(components=made)
 
     def components(self) -> list[Any]:
+        """Components in the template's order, except the limited-time offer: Meta's templates
+        put it before the body, the spec's sample (what CleverTap sends) right after it."""
         made: list[Any] = []
         next_button = 0
+        offer: out.OfferComponent | None = None
         for comp in self.template.components:
             kind = comp.type.upper()
             if kind == "HEADER":
@@ -254,13 +291,16 @@ class _Builder:
                 next_button += len(buttons)
                 made += buttons
             elif kind == "LIMITED_TIME_OFFER":
-                made.append(self.offer(comp))
+                offer = self.offer(comp)
             elif kind == "CAROUSEL":
                 cards = [self.card(i, card.components) for i, card in enumerate(comp.cards or [])]
                 made.append(out.CarouselComponent(cards=cards))
             else:
                 raise UnsupportedTemplate(f"template {self.template.name!r}: component "
                                           f"{comp.type} cannot be sent through CleverTap")
+        if offer is not None:
+            bodies = [i for i, c in enumerate(made) if isinstance(c, out.BodyComponent)]
+            made.insert(bodies[0] + 1 if bodies else len(made), offer)
         if self.params.props:
             made.append(out.CustomPropsComponent(
                 customProps=[{k: v} for k, v in self.params.props.items()]))
@@ -268,11 +308,13 @@ class _Builder:
 
 
 def _example_suffix(url: str, example: str | None) -> str | None:
-    """Meta gives the full example URL; CleverTap sends only the dynamic suffix."""
+    """Meta gives the full example URL; CleverTap sends only the dynamic suffix: what the
+    example adds to the URL before ``{{1}}``. None when the example does not start with it
+    (sending it whole would double the URL)."""
     if example is None:
         return None
     prefix = url.split("{{", 1)[0]
-    return example[len(prefix):] if prefix and example.startswith(prefix) else example
+    return example[len(prefix):] if example.startswith(prefix) else None
 
 
 def parse_template(template: dict[str, Any] | MetaTemplate,
@@ -320,8 +362,9 @@ def build_template_payload(
     )
     body_keys = _body_keys(meta, named)
     used = body_keys | {str(n) for n in range(1, len(body_keys) + 1)} if named else body_keys
-    notes = [f"--var {key} is not used by the template" for key in
-             sorted(set(params.vars) - used)]
+    notes = list(builder.notes)
+    notes += [f"--var {key} is not used by the template" for key in
+              sorted(set(params.vars) - used)]
     notes += [f"--button {i} is not a dynamic URL button of the template"
               for i in sorted(set(params.buttons) - _dynamic_buttons(meta))]
     return payload, notes

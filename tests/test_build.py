@@ -66,10 +66,23 @@ def _without_non_examples(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "components": components}
 
 
-@pytest.mark.parametrize("name", SAMPLE_NAMES)
+#: The spec's image-cta and media samples give header examples that are no URLs ("httpa://...",
+#: "example.com/image.png"): each is refused as the example it is, tested below.
+NOT_URL_EXAMPLES = {"image-cta", "media"}
+
+
+@pytest.mark.parametrize("name", [n for n in SAMPLE_NAMES if n not in NOT_URL_EXAMPLES])
 def test_examples_fill_every_value_the_template_has_an_example_for(name: str) -> None:
     built = build(template(name), use_examples=True)
     assert _without_non_examples(built) == _without_non_examples(expected_sample(name))
+
+
+def test_a_header_example_that_is_not_a_url_is_refused_by_name() -> None:
+    with pytest.raises(MissingParameters) as caught:
+        build(template("image-cta"), use_examples=True)
+    assert caught.value.missing == [
+        "header media URL (--header-media URL): the template's example is "
+        "'httpa://www.example.com/image.png', not an http(s) URL"]
 
 
 def test_examples_give_offers_a_future_expiry() -> None:
@@ -127,7 +140,7 @@ def test_missing_top_level_values() -> None:
     with pytest.raises(MissingParameters) as info:
         build(template("lto"))
     assert info.value.missing == [
-        "header media URL (--header-media)", "body {{1}}",
+        "header media URL (--header-media URL)", "body {{1}}",
         "offer expiration (--offer-expires)", "button 0 coupon code (--coupon)",
         "button 1 URL suffix (--button 1=...)"]
 

@@ -286,12 +286,12 @@ def lint_templates(
     """Check Meta-format templates (or list pages) with the same rules as the import."""
     from ctwa.cli.tools import render_lint
     from ctwa.wire.kinds import detect_kind
-    from ctwa.wire.lint import iter_files, lint_document, load_documents
+    from ctwa.wire.lint import expand_arrays, iter_files, lint_document, load_documents
 
     out: Output = ctx.obj
     results = []
     for path in iter_files(paths):
-        for source, doc in load_documents(path):
+        for source, doc in expand_arrays(load_documents(path)):
             kind = detect_kind(doc)
             results.append(lint_document(doc, kind if kind == "meta-page" else "meta-template",
                                          source))

@@ -40,7 +40,7 @@ def _json_value(value: Any) -> str:
     return json.dumps(value)
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
                 value = _typed(raw, column.kind)
             except ValueError as exc:
                 return Checked(row, identity, reason=f"{column.header} {raw!r}: {exc}")
-        if column.key == "Email" and not _EMAIL.match(raw):
+        if column.key == "Email" and not EMAIL_SHAPE.match(raw):
             return Checked(row, identity, reason=f"Email {raw!r} is not an email address",
                            code=515)
         if column.key == "Gender":

@@ -63,7 +63,8 @@ KINDS: dict[str, Kind] = {
              meta.MetaTemplatePage, check=meta.check_page),
         Kind("upload", "CleverTap profile upload request", profiles.UploadRequest,
              check=profiles.check_request),
-        Kind("upload-response", "CleverTap profile upload response", profiles.UploadResponse),
+        Kind("upload-response", "CleverTap profile upload response", profiles.UploadResponse,
+             check=profiles.check_response),
     )
 }
 
@@ -90,6 +91,8 @@ def detect_kind(doc: Any) -> str | None:
         return "upload"
     if "processed" in keys or "unprocessed" in keys:
         return "upload-response"
+    if doc.get("status") == "fail" and ("error" in keys or "code" in keys):
+        return "upload-response"  # CleverTap's refusal, e.g. the 401 body
     if "data" in keys and isinstance(doc["data"], list):
         return "meta-page"
     if {"name", "language", "components"} <= keys:

@@ -66,6 +66,10 @@ def lint_document(doc: Any, kind: str | None = None, source: str = "<document>")
     name = kind or detect_kind(doc)
     if name in (webhook.KIND, "status", "inbound", None) and webhook.is_meta_webhook(doc):
         return LintResult(source, webhook.KIND, webhook.explain(doc))
+    if name is None and isinstance(doc, list):
+        return LintResult(source, None, [Problem(
+            "error", "$", f"a JSON array of {len(doc)} item(s), not a document of a wire format",
+            hint="lint each document in its own file, or give an array of objects")])
     if name is None:
         return LintResult(source, None, [Problem(
             "error", "$", "cannot tell which wire format this is",
@@ -231,6 +235,18 @@ def parse_json(text: str, source: str) -> Any:
                          hint=hint) from exc
 
 
+def expand_arrays(documents: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """A bare JSON array (of templates, of callbacks) is its items, each linted on its own and
+    named ``file[i]``; a list of anything else stays one document."""
+    out: list[tuple[str, Any]] = []
+    for source, doc in documents:
+        if isinstance(doc, list) and doc and all(isinstance(item, dict) for item in doc):
+            out += [(f"{source}[{i}]", item) for i, item in enumerate(doc)]
+        else:
+            out.append((source, doc))
+    return out
+
+
 def lint_paths(paths: Sequence[Path], kind: str | None = None) -> list[LintResult]:
     """Lint every document in the given files and folders; a file that does not parse is a
     result with one error, so one broken file never hides the others."""
@@ -242,6 +258,6 @@ def lint_paths(paths: Sequence[Path], kind: str | None = None) -> list[LintResul
             results.append(LintResult(str(path), kind, [Problem("error", "$", exc.message,
                                                                  exc.hint)]))
             continue
-        for source, doc in documents:
+        for source, doc in expand_arrays(documents):
             results.append(lint_document(doc, kind, source))
     return results

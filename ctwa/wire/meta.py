@@ -17,6 +17,22 @@ from ctwa.wire.common import OpenModel, Problem, json_path
 KNOWN_STATUSES = frozenset({"APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED",
                             "IN_APPEAL", "PENDING_DELETION", "DELETED", "LIMIT_EXCEEDED"})
 KNOWN_CATEGORIES = frozenset({"AUTHENTICATION", "MARKETING", "UTILITY"})
+#: Categories Meta retired in 2023 and still lists on old templates (and in
+#: ``previous_category``), with the category Meta files them under now.
+LEGACY_CATEGORIES = {
+    "TRANSACTIONAL": "UTILITY", "ACCOUNT_UPDATE": "UTILITY", "ALERT_UPDATE": "UTILITY",
+    "APPOINTMENT_UPDATE": "UTILITY", "AUTO_REPLY": "UTILITY", "ISSUE_RESOLUTION": "UTILITY",
+    "PAYMENT_UPDATE": "UTILITY", "PERSONAL_FINANCE_UPDATE": "UTILITY",
+    "RESERVATION_UPDATE": "UTILITY", "SHIPPING_UPDATE": "UTILITY", "TICKET_UPDATE": "UTILITY",
+    "TRANSPORTATION_UPDATE": "UTILITY", "OTP": "AUTHENTICATION",
+}
+#: Meta's limits on a template (FACTS.md): names, buttons in all, URL buttons.
+MAX_NAME = 512
+MAX_BUTTONS = 10
+MAX_URL_BUTTONS = 2
+#: Where Meta's GET answers point an authentication template's OTP button: a URL button, not an
+#: ``OTP`` one, so it must be recognised by this path.
+OTP_URL_PATH = "whatsapp.com/otp/"
 KNOWN_COMPONENTS = frozenset({"HEADER", "BODY", "FOOTER", "BUTTONS", "CAROUSEL",
                               "LIMITED_TIME_OFFER"})
 KNOWN_BUTTONS = frozenset({"QUICK_REPLY", "URL", "PHONE_NUMBER", "COPY_CODE", "OTP", "FLOW",
@@ -84,6 +100,13 @@ class MetaTemplatePage(OpenModel):
 MetaComponent.model_rebuild()
 
 
+def is_otp_button(button: MetaButton) -> bool:
+    """An OTP button, as created (``type: OTP``) or as Meta's GET returns it (a URL button to
+    WhatsApp's one-time-password path)."""
+    return button.type.upper() == "OTP" or (
+        button.type.upper() == "URL" and OTP_URL_PATH in (button.url or "").lower())
+
+
 def unsendable_parts(template: MetaTemplate) -> list[str]:
     """What in this template CleverTap cannot send, named for a user ("button 2: FLOW")."""
     parts: list[str] = []
@@ -96,6 +119,9 @@ def unsendable_parts(template: MetaTemplate) -> list[str]:
             for b, button in enumerate(comp.buttons or []):
                 if button.type.upper() in UNSENDABLE_BUTTONS:
                     parts.append(f"{prefix}button {b}: {button.type}")
+                elif is_otp_button(button):
+                    parts.append(f"{prefix}button {b}: OTP (a URL to WhatsApp's one-time-"
+                                 "password path: an authentication template)")
             for c, card in enumerate(comp.cards or []):
                 visit(card.components, f"{prefix}card {c} ")
 
@@ -103,8 +129,26 @@ def unsendable_parts(template: MetaTemplate) -> list[str]:
     return parts
 
 
-def _check_components(components: list[MetaComponent], path: list[Any]) -> list[Problem]:
+def _check_buttons(components: list[MetaComponent], path: list[Any]) -> list[Problem]:
+    buttons = [b for comp in components for b in comp.buttons or []]
     problems: list[Problem] = []
+    if len(buttons) > MAX_BUTTONS:
+        problems.append(Problem("error", json_path(path), f"{len(buttons)} buttons; Meta "
+                                f"allows {MAX_BUTTONS}"))
+    urls = [b for b in buttons if b.type.upper() == "URL" and not is_otp_button(b)]
+    if len(urls) > MAX_URL_BUTTONS:
+        problems.append(Problem("error", json_path(path), f"{len(urls)} URL buttons; Meta "
+                                f"allows {MAX_URL_BUTTONS}"))
+    return problems
+
+
+def _check_components(components: list[MetaComponent], path: list[Any]) -> list[Problem]:
+    problems = _check_buttons(components, path)
+    headers = [i for i, c in enumerate(components) if c.type.upper() == "HEADER"]
+    if len(headers) > 1:
+        problems.append(Problem("error", json_path([*path, headers[1]]), f"{len(headers)} "
+                                "HEADER components; a template has at most one",
+                                hint="keep one header"))
     for i, comp in enumerate(components):
         where = [*path, i]
         kind = comp.type.upper()
@@ -151,9 +195,18 @@ def check_template(template: MetaTemplate, path: list[Any] | None = None) -> lis
     if template.status and template.status.upper() not in KNOWN_STATUSES:
         problems.append(Problem("warning", json_path([*base, "status"]),
                                 f"unknown status {template.status!r}; kept as it is"))
-    if template.category and template.category.upper() not in KNOWN_CATEGORIES:
+    category = (template.category or "").upper()
+    if category in LEGACY_CATEGORIES:
+        problems.append(Problem("warning", json_path([*base, "category"]),
+                                f"legacy category {template.category!r}: Meta retired it and "
+                                f"files such templates under {LEGACY_CATEGORIES[category]}",
+                                hint="kept as it is; CleverTap sends it the same way"))
+    elif category and category not in KNOWN_CATEGORIES:
         problems.append(Problem("warning", json_path([*base, "category"]),
                                 f"unknown category {template.category!r}; kept as it is"))
+    if len(template.name) > MAX_NAME:
+        problems.append(Problem("error", json_path([*base, "name"]), f"name is "
+                                f"{len(template.name)} characters; Meta allows {MAX_NAME}"))
     if not any(c.type.upper() == "BODY" for c in template.components):
         problems.append(Problem("error", json_path([*base, "components"]),
                                 "no BODY component"))

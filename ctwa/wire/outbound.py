@@ -422,9 +422,36 @@ def _check_components(components: list[Any], path: list[PathPart]) -> list[Probl
     return problems
 
 
+def check_media_urls(wire: Any, path: list[PathPart] | None = None) -> list[Problem]:
+    """Media URLs that are not http(s) or whose signed link has expired (Meta's CDN links
+    carry their expiry in ``oe``): valid to the schema, but WhatsApp cannot fetch them."""
+    from ctwa.wire.media import expired_note, is_http_url
+
+    where = path or []
+    problems: list[Problem] = []
+    if isinstance(wire, dict):
+        for key, value in wire.items():
+            if key == "mediaURL" and isinstance(value, str):
+                if not is_http_url(value):
+                    problems.append(Problem("warning", json_path([*where, key]),
+                                            f"mediaURL {value[:60]!r} is not an http(s) URL",
+                                            hint="give a URL WhatsApp can fetch"))
+                elif expired_note(value):
+                    problems.append(Problem("warning", json_path([*where, key]),
+                                            f"mediaURL: {expired_note(value)}",
+                                            hint="give a fresh or permanent URL"))
+            else:
+                problems += check_media_urls(value, [*where, key])
+    elif isinstance(wire, list):
+        for i, value in enumerate(wire):
+            problems += check_media_urls(value, [*where, i])
+    return problems
+
+
 def check_template(payload: TemplatePayload) -> list[Problem]:
     problems = check_msg_id(payload.msgId, ["msgId"])
     problems += _check_components(payload.components, ["components"])
+    problems += check_media_urls(payload.to_wire())
     if not any(isinstance(c, BodyComponent) for c in payload.components):
         problems.append(Problem("warning", "$.components", "no body component; every "
                                 "WhatsApp template has a body"))
@@ -432,4 +459,4 @@ def check_template(payload: TemplatePayload) -> list[Problem]:
 
 
 def check_freeform(payload: FreeformBase) -> list[Problem]:
-    return check_msg_id(payload.msgId, ["msgId"])
+    return check_msg_id(payload.msgId, ["msgId"]) + check_media_urls(payload.to_wire())

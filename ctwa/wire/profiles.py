@@ -26,7 +26,7 @@ class UploadRecord(WireModel):
     FBID: str | None = None
     GPID: str | None = None
     type: Literal["profile", "event"] = "profile"
-    ts: int | None = None
+    ts: Any = None  # checked by check_record, with CleverTap's own code (525)
     profileData: dict[str, ProfileValue] | None = None
     evtName: str | None = None
     evtData: dict[str, Any] | None = None
@@ -64,14 +64,42 @@ class UploadResponse(OpenModel):
 
 
 def check_record(record: UploadRecord, path: list[Any]) -> list[Problem]:
-    """The per-record checks CleverTap (and its own Python helper) applies before accepting."""
+    """The per-record checks ``upload-users`` applies (and CleverTap, with the code it refuses
+    a record with), so a linted request is one CleverTap takes whole."""
+    from ctwa.upload.phones import to_e164
+    from ctwa.upload.rules import EMAIL_SHAPE
+
     problems: list[Problem] = []
     data = record.profileData or {}
+
+    def refuse(key: str | None, message: str, code: int, hint: str | None = None) -> None:
+        where = [*path, "profileData", key] if key else path
+        problems.append(Problem("error", json_path(where), f"{message} (CleverTap refuses the "
+                                f"record: {code})", hint))
+
+    if record.ts is not None and not (isinstance(record.ts, int)
+                                      and not isinstance(record.ts, bool) and record.ts > 0):
+        problems.append(Problem("error", json_path([*path, "ts"]), f"ts {record.ts!r} is not an "
+                                "epoch time in seconds (CleverTap refuses the record: 525)",
+                                hint="e.g. 1700000000"))
     phone = data.get("Phone")
-    if phone is not None and (not isinstance(phone, str) or not phone.startswith("+")):
-        problems.append(Problem("error", json_path([*path, "profileData", "Phone"]),
-                                "Phone must be a string in international form (+ and country "
-                                "code)", hint="e.g. +14155551234"))
+    if phone is not None:
+        if not isinstance(phone, str):
+            reason: str | None = "must be a string"
+        elif not phone.strip().startswith("+"):
+            reason = "has no + and country code"
+        else:
+            reason = to_e164(phone, None)[1]
+        if reason:
+            refuse("Phone", f"Phone {phone!r}: {reason}", 516,
+                   "a string with + and country code, e.g. +14155551234")
+    email = data.get("Email")
+    if email is not None and not (isinstance(email, str) and EMAIL_SHAPE.match(email)):
+        refuse("Email", f"Email {email!r} is not an email address", 515)
+    gender = data.get("Gender")
+    if gender is not None and gender not in _GENDERS:
+        refuse("Gender", f"Gender {gender!r} is not one CleverTap knows", 514,
+               "use M, F or O")
     custom = [key for key in data if not key.startswith("MSG-")]
     if len(custom) > MAX_CUSTOM_KEYS:
         problems.append(Problem("error", json_path([*path, "profileData"]),
@@ -98,6 +126,25 @@ def check_request(request: UploadRequest) -> list[Problem]:
 
 
 _EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
+
+
+def check_response(answer: UploadResponse) -> list[Problem]:
+    """What a recorded CleverTap answer says, in words: refused credentials, and each record
+    refused with its code's meaning (a 200 answer may still refuse records)."""
+    from ctwa.wire.codes import UPLOAD_RECORD_ERRORS
+
+    problems: list[Problem] = []
+    if answer.code == 401 or (answer.status == "fail" and answer.error and not answer.unprocessed
+                              and answer.processed is None):
+        problems.append(Problem("warning", "$", f"CleverTap refused the request: "
+                                f"{answer.error or 'no reason given'}"
+                                + (f" (code {answer.code})" if answer.code else ""),
+                                hint="check the account id, the passcode and the region URL"))
+    for i, record in enumerate(answer.unprocessed):
+        meaning = UPLOAD_RECORD_ERRORS.get(record.code or 0, "unknown code")
+        problems.append(Problem("warning", json_path(["unprocessed", i]), f"record refused: "
+                                f"{record.code} ({meaning}): {record.error or ''}".rstrip(": ")))
+    return problems
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _GENDERS = frozenset({"M", "F", "O", "Male", "Female", "Other", "Others"})
 
