@@ -94,8 +94,11 @@ def iter_pages(client: httpx.Client, url: str, limit: int = DEFAULT_LIMIT,
         body = _fetch(client, current, number)
         data = body.get("data")
         if not isinstance(data, list):
-            raise CheckFailed(f"page {number} ({redact_url(current)}) has no `data` list",
-                              hint="the vendor must answer in Meta's template list format")
+            shape = (" (it holds 360dialog's `waba_templates`)" if "waba_templates" in body
+                     else "")
+            raise CheckFailed(f"page {number} ({redact_url(current)}) has no `data` list{shape}",
+                              hint="the vendor must answer in Meta's template list format "
+                              "(data[] and paging), as the spec's import section shows")
         if not data:
             return
         yield Page(number, current, data)

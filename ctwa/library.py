@@ -131,6 +131,8 @@ def pick_template(source: str, documents: list[Any], name: str | None,
     for doc in documents:
         if isinstance(doc, dict) and isinstance(doc.get("data"), list):
             candidates += doc["data"]
+        elif isinstance(doc, dict) and isinstance(doc.get("waba_templates"), list):
+            candidates += doc["waba_templates"]  # 360dialog's list answer
         elif isinstance(doc, list):
             candidates += doc
         else:
@@ -149,8 +151,8 @@ def pick_template(source: str, documents: list[Any], name: str | None,
                              hint=f"it holds: {_some(names)}")
     if len(templates) > 1:
         names = [f"{t.get('name')} ({t.get('language')})" for t in templates]
-        shape = ("a template list page" if any(isinstance(d, dict) and "data" in d
-                                               for d in documents) else "a list of templates")
+        shape = ("a template list page" if any(isinstance(d, dict) and not {"data",
+                 "waba_templates"}.isdisjoint(d) for d in documents) else "a list of templates")
         pick = "--language LANG" if name is not None else "--template NAME"
         raise InputError(f"{source} is {shape} holding {len(templates)} templates: "
                          f"{_some(names)}", hint=f"pick one with {pick}, or import them all "

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from ctwa.masking import scrub
 
+#: The width results are laid out at when stdout is a pipe or a file: wide enough never to cut.
+PIPE_WIDTH = 10_000
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -47,11 +50,17 @@ class Output:
 
     @property
     def stdout(self) -> Console:
-        """The stdout console, for results (previews, tables) that pipes and files receive."""
+        """The stdout console, for results (previews, tables) that pipes and files receive.
+
+        Piped, it is as wide as the widest line: a name cut to fit 80 columns is a different
+        name when pasted back."""
         if self._stdout is None:
+            import sys
+
             from rich.console import Console
 
-            self._stdout = Console(highlight=False)
+            piped = not sys.stdout.isatty()
+            self._stdout = Console(highlight=False, width=PIPE_WIDTH if piped else None)
         return self._stdout
 
     def result(self, *renderables: Any) -> None:
@@ -61,6 +70,12 @@ class Output:
     def preview_width(self) -> int:
         """The terminal's width when stdout is one, else 60 (a phone-like message)."""
         return self.stdout.width if self.stdout.is_terminal else 60
+
+    def table(self, table: Any) -> None:
+        """A result table on stdout, every cell whole (no wrapping, no ellipsis)."""
+        for column in table.columns:
+            column.no_wrap, column.overflow = True, "ignore"
+        self.stdout.print(table, crop=False)
 
     def print(self, *renderables: Any) -> None:
         """Rich renderables (tables, panels) for people, on stderr."""

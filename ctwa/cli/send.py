@@ -170,7 +170,7 @@ def _template_params(params_file: Path | None, var: list[str], header_var: list[
 
 
 def _load_template(name: str | None, language: str | None, file: Path | None,
-                   profile_name: str | None) -> dict[str, Any]:
+                   profile_name: str | None, folder: Path | None = None) -> dict[str, Any]:
     from ctwa.library import TemplateLibrary, default_root, pick_template
     from ctwa.wire.lint import load_documents
 
@@ -178,7 +178,7 @@ def _load_template(name: str | None, language: str | None, file: Path | None,
         return pick_template(str(file), [doc for _, doc in load_documents(file)], name,
                              language)
     assert name is not None
-    return TemplateLibrary(default_root(profile_name)).get(name, language)
+    return TemplateLibrary(folder or default_root(profile_name)).get(name, language)
 
 
 def send_template(
@@ -192,6 +192,9 @@ def send_template(
     template_file: Annotated[Path | None, typer.Option(
         "--template-file", help="A Meta-format template file (JSON or YAML); for a list page, "
         "pick one with --template NAME.", rich_help_panel=SOURCE)] = None,
+    library: Annotated[Path | None, typer.Option(
+        "--library", metavar="DIR", help="Library folder for --template (default: the "
+        "profile's).", rich_help_panel=SOURCE)] = None,
     allow_unapproved: Annotated[bool, typer.Option(
         "--allow-unapproved", help="Send a template whose status is not APPROVED (testing).",
         rich_help_panel=SOURCE)] = False,
@@ -289,7 +292,7 @@ def send_template(
     else:
         if not to:
             raise InputError("no recipient given", hint="pass --to NUMBER")
-        meta = _load_template(template, language, template_file, profile_name)
+        meta = _load_template(template, language, template_file, profile_name, library)
         params = _template_params(params_file, var or [], header_var or [], header_media,
                                   header_filename, location, button or [], coupon,
                                   offer_expires, prop or [])

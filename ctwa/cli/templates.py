@@ -201,11 +201,9 @@ def list_templates(
     from rich.table import Table
 
     table = Table("name", "language", "status", "category", "sendable", box=None)
-    for column in table.columns:
-        column.no_wrap, column.overflow = True, "ignore"
     for e in entries:
         table.add_row(e.name, e.language, e.status or "", e.category or "", _why_not(e))
-    out.stdout.print(table, crop=False, width=max(out.stdout.width, _table_width(entries)))
+    out.table(table)
 
 
 def _why_not(entry: Any) -> str:
@@ -214,14 +212,6 @@ def _why_not(entry: Any) -> str:
     if not is_approved(entry.status):
         return f"no: {(entry.status or '').upper()}"
     return "yes" if entry.sendable else "no: parts CleverTap cannot send"
-
-
-def _table_width(entries: list[Any]) -> int:
-    """Wide enough for every name whole: pasted back into `templates show`, a cut name is
-    a different name."""
-    longest = [max((len(getattr(e, f) or "") for e in entries), default=0)
-               for f in ("name", "language", "status", "category")]
-    return sum(longest) + len("no: parts CleverTap cannot send") + 10
 
 
 @app.command("show")
