@@ -101,7 +101,7 @@ class Converter:
                                  hint="give Meta's WhatsApp Cloud API webhook (object, entry, "
                                  "changes, value), a value, or its statuses/messages")
             for path, value in values(item):
-                self._value(value, f"{where}{_dotted(path)}")
+                self._value(value, f"{where}: ${_dotted(path)}")
 
     def _id(self, provider_id: Any) -> str:
         text = str(provider_id)
@@ -156,9 +156,10 @@ class Converter:
             return None
         kind = str(message.get("type"))
         if kind in UNREPRESENTABLE or kind not in _CONTENT:
-            self.result.skipped.append(f"{where}: a {kind} message has no CleverTap inbound "
-                                       "form (CleverTap takes text, image, file, audio, video "
-                                       "and location)")
+            article = "an" if kind[:1] in "aeiou" else "a"
+            self.result.skipped.append(f"{where}: {article} {kind} message has no CleverTap "
+                                       "inbound form (CleverTap takes text, image, file, "
+                                       "audio, video and location)")
             return None
         if not waba:
             raise InputError(f"{where}: no business number: the webhook has no "

@@ -168,7 +168,7 @@ def _describe(error: Any, path: list[PathPart], kind: str) -> tuple[str, str | N
     if kind_of_error == "literal_error":
         expected = str(error.get("ctx", {}).get("expected", ""))
         expected = expected.replace("True", "true").replace("False", "false").replace("'", '"')
-        return f"must be {expected}, got {json.dumps(error.get('input'))[:60]}", None
+        return f"must be {expected}, got {_shown(error)}", None
     if kind_of_error == "union_tag_not_found":
         tag = str(error.get("ctx", {}).get("discriminator", "")).strip("'")
         return f"missing `{tag}`, which says what kind of entry this is", f"add `{tag}`"
@@ -178,18 +178,70 @@ def _describe(error: Any, path: list[PathPart], kind: str) -> tuple[str, str | N
         expected = str(ctx.get("expected_tags", "")).replace("'", '"')
         return (f"`{tag}` {json.dumps(ctx.get('tag'))} is not one this format knows",
                 f"use one of {expected}")
-    if kind_of_error == "model_type" or kind_of_error == "dict_type":
-        return f"must be an object, got {json.dumps(error.get('input'))[:60]}", None
-    if kind_of_error == "list_type":
-        return f"must be a list, got {json.dumps(error.get('input'))[:60]}", None
+    if kind_of_error in ("model_type", "dict_type", "model_attributes_type"):
+        return f"must be an object, got {_shown(error)}", None
     if kind_of_error == "value_error":
         return msg.removeprefix("Value error, "), None
     if kind_of_error == "string_pattern_mismatch" and key in ("timestamp",):
         return "timestamp must be epoch seconds as a string", 'e.g. "1647441774"'
-    if kind_of_error in ("string_type", "int_type", "int_parsing", "float_type", "bool_type"):
-        shown = json.dumps(error.get("input"))[:60]
-        return f"{msg.lower()}, got {shown}", None
-    return msg[:1].lower() + msg[1:], None
+    if kind_of_error not in _builtin_errors():
+        return msg, None  # ctwa's own error types carry ctwa's own words
+    message = _plain(kind_of_error, error.get("ctx") or {})
+    if kind_of_error.endswith(("_type", "_parsing")):
+        message += f", got {_shown(error)}"
+    return message, None
+
+
+@cache
+def _builtin_errors() -> frozenset[str]:
+    from typing import get_args
+
+    from pydantic_core import ErrorType
+
+    return frozenset(get_args(ErrorType))
+
+
+def _shown(error: Any) -> str:
+    try:
+        return json.dumps(error.get("input"), default=str)[:60]
+    except (ValueError, RecursionError):
+        return "an unprintable value"
+
+
+#: pydantic's error types in ctwa's words: a user never reads "Input should be ...".
+_WORDS = {
+    "list_type": "must be a list", "tuple_type": "must be a list",
+    "string_type": "must be a string", "string_sub_type": "must be a string",
+    "int_type": "must be a whole number", "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number", "float_type": "must be a number",
+    "float_parsing": "must be a number", "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false", "none_required": "must be null",
+    "string_pattern_mismatch": "does not have the expected form",
+    "string_unicode": "must be valid text", "finite_number": "must be a finite number",
+    "url_parsing": "must be a URL", "url_scheme": "must be an http(s) URL",
+}
+
+
+def _plain(kind_of_error: str, ctx: dict[str, Any]) -> str:
+    if kind_of_error in _WORDS:
+        return _WORDS[kind_of_error]
+    limits = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+              "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
+    if kind_of_error in limits:
+        words, name = limits[kind_of_error]
+        return f"must be {words} {ctx.get(name)}"
+    if kind_of_error == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else \
+            f"must have at least {ctx.get('min_length')} characters"
+    if kind_of_error == "string_too_long":
+        return f"must have at most {ctx.get('max_length')} characters"
+    if kind_of_error == "too_short":
+        return f"needs at least {ctx.get('min_length')} item(s)"
+    if kind_of_error == "too_long":
+        return f"takes at most {ctx.get('max_length')} item(s)"
+    if kind_of_error == "enum":
+        return f"must be one of {ctx.get('expected')}"
+    return f"is not valid here ({kind_of_error.replace('_', ' ')})"
 
 
 # --- files -----------------------------------------------------------------------------------

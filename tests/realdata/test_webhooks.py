@@ -141,8 +141,9 @@ def test_messages_convert_and_unrepresentable_kinds_are_named() -> None:
     assert location["location"]["latitude"] == "37.483307"
     assert button["text"]["body"] == "Unsubscribe from Promos"
     skipped = " | ".join(result.skipped)
-    for kind in ("reaction", "contacts", "interactive"):
-        assert f"a {kind} message has no CleverTap inbound form" in skipped
+    for kind in ("a reaction", "a contacts", "an interactive"):
+        assert f"{kind} message has no CleverTap inbound form" in skipped
+    assert "messages: $.entry[0].changes[0].value.messages[7]: a reaction" in skipped
 
 
 def test_a_msgid_map_fills_msgids_and_reply_contexts(tmp_path, cli) -> None:
@@ -212,3 +213,32 @@ def test_convert_refuses_what_is_not_a_meta_webhook(cli, tmp_path) -> None:
 
 def test_the_error_table_maps_only_to_clevertap_codes() -> None:
     assert set(META_ERROR_CODES.values()) <= set(range(1000, 1011))
+
+
+def readme_block(heading: str) -> list[str]:
+    """The ``ctwa`` commands of the first sh block after ``heading`` in the README, with
+    line continuations joined."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    block = text[text.index(heading):].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.replace("\\\n", " ").splitlines()
+            if line.strip().startswith("ctwa ")]
+
+
+def test_the_readmes_webhook_commands_run(cli, listener, tmp_path, monkeypatch) -> None:
+    import shlex
+
+    monkeypatch.chdir(Path(__file__).parents[2])
+    commands = readme_block("### Meta's webhooks and CleverTap's callbacks")
+    assert len(commands) == 3
+    for command in commands:
+        command = command.split("#")[0].replace("http://127.0.0.1:8787", listener.url)
+        command, _, target = command.partition(">")
+        args = [a.replace("callbacks.yaml", str(tmp_path / "callbacks.yaml"))
+                for a in shlex.split(command)[1:]]
+        result = cli(*args)
+        assert result.exit_code == 0, (command, result.stderr)
+        if target.strip():
+            (tmp_path / target.strip()).write_text(result.stdout)
+    stats = httpx.get(f"{listener.url}/stats").json()
+    assert stats["valid"] == 1 and stats["invalid"] == 0 and stats["failed"] == {"1007": 1,
+                                                                                   "1009": 1}

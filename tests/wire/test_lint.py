@@ -159,7 +159,7 @@ def test_both_spellings_present_is_an_error() -> None:
         (lambda d: d.pop("to"), "$.to", "missing required field `to`"),
         (lambda d: d["template"].pop("languageCode"), "$.template.languageCode", "missing"),
         (lambda d: d["components"][0]["body"].update(text=5), "$.components[0].body.text",
-         "valid string"),
+         "must be a string, got 5"),
         (lambda d: d["components"].append({"type": "header", "header": {
             "type": "image", "image": {"mediaUrl": "x"}}}),
          "$.components[1].header.image.mediaUrl", "unknown key `mediaUrl`"),
