@@ -110,7 +110,7 @@ def main() -> None:
                              "libnginx-mod-http-echo")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(20000, hard), hard))
-    from ctwa.samples import load_sample
+    from ctwa.send.samples import load_sample
 
     body = json.dumps(load_sample("lto"), separators=(",", ":"))
     print(f"{connections} in flight, {seconds} s per run, body {len(body)} bytes, "

@@ -1,8 +1,10 @@
 """ctwa: the operations tool for CleverTap's Generic WhatsApp integration.
 
-The package is a library first: the payload models live in :mod:`ctwa.wire`, the one HTTP
-module in :mod:`ctwa.http`, profiles and secrets in :mod:`ctwa.config` and :mod:`ctwa.secrets`.
-The Typer command line in :mod:`ctwa.cli` is a thin layer on top and nothing imports it.
+The package is a library first, a package per capability: sending (:mod:`ctwa.send`), the
+template library (:mod:`ctwa.templates`), uploads, callbacks, load and the sandbox; beside them
+the payload models (:mod:`ctwa.wire`), the one HTTP module (:mod:`ctwa.http`) and what they all
+lean on (:mod:`ctwa.infra`: errors, profiles, secrets, masking). The Typer command line in
+:mod:`ctwa.cli` is a thin layer on top and nothing imports it.
 """
 
 __version__ = "0.1.0"

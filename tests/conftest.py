@@ -12,7 +12,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from typer.testing import CliRunner
 
-from ctwa import masking
+from ctwa.infra import masking
 
 #: Secrets used by tests; no output of any test may contain one of them.
 CANARIES = ("pw-CANARY-7f3a", "tok-CANARY-91bd", "pc-CANARY-55e0", "imp-CANARY-0c11")

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from ctwa.build import MissingParameters, UnsupportedTemplate, build_template_payload
-from ctwa.errors import InputError
-from ctwa.params import TemplateParams, load_params_file, parse_buttons, parse_vars
-from ctwa.samples import SAMPLE_NAMES, load_sample
+from ctwa.infra.errors import InputError
+from ctwa.send.build import MissingParameters, UnsupportedTemplate, build_template_payload
+from ctwa.send.params import TemplateParams, load_params_file, parse_buttons, parse_vars
+from ctwa.send.samples import SAMPLE_NAMES, load_sample
 from ctwa.wire.outbound import validation_payload
 from tests.conftest import EXAMPLES
 
@@ -146,7 +146,7 @@ def test_missing_top_level_values() -> None:
 
 
 def test_location_header() -> None:
-    from ctwa.params import parse_location
+    from ctwa.send.params import parse_location
 
     tpl = {"name": "store", "language": "en", "components": [
         {"type": "HEADER", "format": "LOCATION"}, {"type": "BODY", "text": "Visit us"}]}

@@ -10,7 +10,6 @@ import pytest
 import respx
 
 from ctwa import __version__
-from ctwa.errors import ExitCode, InputError, RemoteUnreachable
 from ctwa.http import (
     Auth,
     RetryPolicy,
@@ -20,6 +19,7 @@ from ctwa.http import (
     send,
     send_async,
 )
+from ctwa.infra.errors import ExitCode, InputError, RemoteUnreachable
 
 URL = "https://bsp.example/send"
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02, total_time=5)

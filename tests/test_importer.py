@@ -9,10 +9,10 @@ import httpx
 import pytest
 import respx
 
-from ctwa.errors import ExitCode
 from ctwa.http import RetryPolicy, make_client
-from ctwa.importer import Importer, tracked_buttons, with_query
-from ctwa.library import TemplateLibrary
+from ctwa.infra.errors import ExitCode
+from ctwa.templates.importer import Importer, tracked_buttons, with_query
+from ctwa.templates.library import TemplateLibrary
 from ctwa.wire.meta import MetaTemplate
 from tests.conftest import SPEC_SAMPLES, LiveServer
 

@@ -8,10 +8,10 @@ import httpx
 import pytest
 import respx
 
-from ctwa.endpoint import Endpoint
-from ctwa.errors import ExitCode
 from ctwa.http import Auth
-from ctwa.messaging import deliver
+from ctwa.infra.errors import ExitCode
+from ctwa.send.endpoint import Endpoint
+from ctwa.send.messaging import deliver
 
 URL = "https://bsp.example/clevertap"
 PAYLOAD = {"to": "919999999999", "msgId": "1|2|3|4|5"}

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ctwa.errors import ExitCode
+from ctwa.infra.errors import ExitCode
 from ctwa.load.engine import run_load
 from ctwa.load.plan import LoadPlan
 from tests.conftest import LiveServer

@@ -5,7 +5,7 @@ import base64
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctwa import masking
+from ctwa.infra import masking
 
 
 def test_headers_are_redacted_keeping_the_scheme() -> None:
@@ -44,7 +44,7 @@ def test_a_registered_secret_never_survives_scrub(secret: str, before: str, afte
 
 
 def test_credentials_in_query_strings_are_masked() -> None:
-    from ctwa.masking import redact_url
+    from ctwa.infra.masking import redact_url
 
     link = ("https://graph.facebook.com/v21.0/1/message_templates?access_token=EAAGm0PX4ZCps"
             "&limit=25&after=QVFIU")

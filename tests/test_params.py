@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctwa.errors import InputError
-from ctwa.params import (
+from ctwa.infra.errors import InputError
+from ctwa.send.params import (
     TemplateParams,
     load_params_file,
     parse_buttons,

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ctwa.errors import InputError
 from ctwa.http.raw import HttpError, Pool, Target, request_head
+from ctwa.infra.errors import InputError
 from tests.conftest import LiveServer
 
 SEEN: list[dict] = []

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from ctwa.errors import ExitCode
+from ctwa.infra.errors import ExitCode
 from ctwa.sandbox.bsp import BspSettings
 from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 from tests.conftest import SPEC_SAMPLES

@@ -9,9 +9,9 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
-from ctwa.errors import ConfigError, ExitCode
-from ctwa.masking import scrub
-from ctwa.secrets import (
+from ctwa.infra.errors import ConfigError, ExitCode
+from ctwa.infra.masking import scrub
+from ctwa.infra.secrets import (
     KeyringUnavailable,
     SecretName,
     SecretResolver,

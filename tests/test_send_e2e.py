@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from ctwa.errors import ExitCode
+from ctwa.infra.errors import ExitCode
 from ctwa.wire.lint import lint_document
 from tests.conftest import LiveServer
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from ctwa.errors import InputError
-from ctwa.textfiles import read_text
+from ctwa.infra.errors import InputError
+from ctwa.infra.textfiles import read_text
 from ctwa.wire.callbacks import CALLBACK_VERSION
 from ctwa.wire.codes import CALLBACK_ERRORS
 from ctwa.wire.outbound import MSG_ID_MAX

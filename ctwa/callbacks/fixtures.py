@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ctwa import durations
 from ctwa.callbacks.yamlpos import Located, load_located
-from ctwa.errors import InputError
-from ctwa.msgid import MsgIdFactory
+from ctwa.infra import durations
+from ctwa.infra.errors import InputError
+from ctwa.send.msgid import MsgIdFactory
 from ctwa.wire.callbacks import CALLBACK_VERSION, INBOUND_TYPES, STATUSES
 from ctwa.wire.codes import CALLBACK_ERRORS
 

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 
 from ctwa.callbacks.fixtures import Planned
-from ctwa.errors import InputError, RemoteUnreachable
 from ctwa.http import send
-from ctwa.messaging import encode
+from ctwa.infra.errors import InputError, RemoteUnreachable
+from ctwa.send.messaging import encode
 from ctwa.wire.lint import lint_document
 
 

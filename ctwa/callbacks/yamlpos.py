@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from ctwa.errors import InputError
-from ctwa.textfiles import read_text, yaml_error
+from ctwa.infra.errors import InputError
+from ctwa.infra.textfiles import read_text, yaml_error
 
 
 class Located(dict[str, Any]):

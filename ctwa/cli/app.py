@@ -11,10 +11,11 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from ctwa import __version__, envvars
+from ctwa import __version__
 from ctwa.cli.output import Output
-from ctwa.errors import CtwaError, ExitCode
-from ctwa.masking import scrub
+from ctwa.infra import envvars
+from ctwa.infra.errors import CtwaError, ExitCode
+from ctwa.infra.masking import scrub
 
 
 class CtwaGroup(TyperGroup):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.output import Output, problem_line
-from ctwa.errors import ExitCode, InputError
+from ctwa.infra.errors import ExitCode, InputError
 
 app = typer.Typer(help="Send DLR and inbound callbacks from YAML fixtures, or receive and "
                   "check them in a strict local listener.", no_args_is_help=True,
@@ -51,8 +51,8 @@ def replay(
     """
     from ctwa.callbacks.fixtures import load_fixture
     from ctwa.callbacks.replay import Replayer, group_statuses, validate
-    from ctwa.config import ConfigStore
     from ctwa.http import make_client
+    from ctwa.infra.config import ConfigStore
 
     out: Output = ctx.obj
     events = []
@@ -123,7 +123,7 @@ def listen(
     import uvicorn
 
     from ctwa.callbacks.listener import Listener, Recorder
-    from ctwa.ports import check_port_free
+    from ctwa.infra.ports import check_port_free
 
     out: Output = ctx.obj
     check_port_free(host, port)
@@ -227,8 +227,8 @@ def convert(
     YAML stream that `ctwa lint` checks and `ctwa callback replay` sends as it is. Exit 0, or 2
     when a file is not a Meta webhook.
     """
-    from ctwa.build import check_phone
     from ctwa.callbacks.convert import Converter, load_msgid_map, to_yaml
+    from ctwa.send.build import check_phone
     from ctwa.wire.lint import load_documents
 
     out: Output = ctx.obj

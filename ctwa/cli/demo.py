@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.output import Output
-from ctwa.errors import CheckFailed
+from ctwa.infra.errors import CheckFailed
 
 WABA = "919999999998"
 CUSTOMER = "919000000001"  # accepted; DLRs sent, delivered, read
@@ -83,7 +83,7 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
     """Every step, against a fresh sandbox; returns what each step reported."""
     import httpx
 
-    from ctwa.resources import examples_dir
+    from ctwa.infra.resources import examples_dir
     from ctwa.sandbox.server import RunningSandbox
 
     examples = examples_dir()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.output import Output
-from ctwa.errors import ExitCode, InputError
+from ctwa.infra.errors import ExitCode, InputError
 
 LOAD = "Load mode (campaign-like volume)"
 CountOpt = Annotated[int | None, typer.Option(
@@ -45,7 +45,7 @@ class LoadFlags:
 
 
 def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
-    from ctwa.build import check_phone
+    from ctwa.send.build import check_phone
 
     if to_file is None:
         if not to:
@@ -68,8 +68,8 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
               flags: LoadFlags, to: str | None, wrapped: bool = False) -> None:
     import os
 
-    from ctwa.durations import parse_duration
     from ctwa.http import load_headers
+    from ctwa.infra.durations import parse_duration
     from ctwa.load.engine import run_load
     from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
 

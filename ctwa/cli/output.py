@@ -2,7 +2,7 @@
 
 ``--json`` prints exactly one JSON document on stdout and nothing else there; messages and
 errors always go to stderr (rich, which honours ``NO_COLOR`` and plain pipes). Every string
-passes through :func:`ctwa.masking.scrub` on its way out, so a secret never reaches a terminal
+passes through :func:`ctwa.infra.masking.scrub` on its way out, so a secret never reaches a terminal
 or a log file whatever path it took.
 """
 
@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ctwa.masking import scrub
+from ctwa.infra.masking import scrub
 
 #: The width results are laid out at when stdout is a pipe or a file: wide enough never to cut.
 PIPE_WIDTH = 10_000

@@ -111,7 +111,7 @@ def render_template(template: MetaTemplate, values: dict[str, str],
 def parameter_order(template: MetaTemplate, values: dict[str, str]) -> list[tuple[str, str]]:
     """For NAMED templates: the payload carries values in order and no names, so say which
     value goes to which name, in sending order (``body parameter 1``, ``{{first_name}}``)."""
-    from ctwa.build import placeholders
+    from ctwa.send.build import placeholders
 
     rows: list[tuple[str, str]] = []
     for comp in template.components:

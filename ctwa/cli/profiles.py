@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from ctwa.cli.output import Output
-from ctwa.errors import ConfigError, InputError
+from ctwa.infra.errors import ConfigError, InputError
 
 app = typer.Typer(help="Manage profiles: endpoint, auth, CleverTap account, callback and "
                   "import URLs. Secrets go to the OS keyring, never to the config file.",
@@ -43,7 +43,7 @@ def _check_auth(value: str | None) -> str | None:
 
 
 def _complete_profile(incomplete: str) -> list[str]:
-    from ctwa.config import ConfigStore
+    from ctwa.infra.config import ConfigStore
 
     try:
         names = ConfigStore().load().profiles
@@ -77,7 +77,7 @@ def add(
     """Create a profile, or update the given fields of an existing one."""
     from pydantic import ValidationError
 
-    from ctwa.config import ConfigStore, Profile
+    from ctwa.infra.config import ConfigStore, Profile
 
     out: Output = ctx.obj
     given: dict[str, Any] = {
@@ -126,7 +126,7 @@ def _secrets_needed(profile: Any) -> list[str]:
 @app.command("list")
 def list_profiles(ctx: typer.Context) -> None:
     """List profiles; the current one is marked with *."""
-    from ctwa.config import ConfigStore
+    from ctwa.infra.config import ConfigStore
 
     out: Output = ctx.obj
     config = ConfigStore().load()
@@ -155,9 +155,9 @@ def show(
                                help="Profile (default: the current one)."),
 ) -> None:
     """Show a profile's settings and where each secret comes from (values masked)."""
-    from ctwa.config import ConfigStore
-    from ctwa.masking import mask_value
-    from ctwa.secrets import SecretName, SecretResolver, SecretStore
+    from ctwa.infra.config import ConfigStore
+    from ctwa.infra.masking import mask_value
+    from ctwa.infra.secrets import SecretName, SecretResolver, SecretStore
 
     out: Output = ctx.obj
     chosen, profile = ConfigStore().get(name or out.profile)
@@ -190,7 +190,7 @@ def show(
 def use(ctx: typer.Context,
         name: str = typer.Argument(..., autocompletion=_complete_profile)) -> None:
     """Make a profile the current one."""
-    from ctwa.config import ConfigStore
+    from ctwa.infra.config import ConfigStore
 
     out: Output = ctx.obj
     ConfigStore().use(name)
@@ -204,8 +204,8 @@ def use(ctx: typer.Context,
 def remove(ctx: typer.Context,
            name: str = typer.Argument(..., autocompletion=_complete_profile)) -> None:
     """Remove a profile and its keyring entries."""
-    from ctwa.config import ConfigStore
-    from ctwa.secrets import SecretName, SecretStore
+    from ctwa.infra.config import ConfigStore
+    from ctwa.infra.secrets import SecretName, SecretStore
 
     out: Output = ctx.obj
     ConfigStore().remove(name)
@@ -225,8 +225,8 @@ def set_secret(
     stdin: bool = typer.Option(False, "--stdin", help="Read the value from standard input."),
 ) -> None:
     """Store a secret for a profile in the OS keyring (prompted, hidden, or from stdin)."""
-    from ctwa.config import ConfigStore
-    from ctwa.secrets import KeyringUnavailable, SecretName, SecretStore
+    from ctwa.infra.config import ConfigStore
+    from ctwa.infra.secrets import KeyringUnavailable, SecretName, SecretStore
 
     out: Output = ctx.obj
     try:

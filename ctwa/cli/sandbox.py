@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.output import Output
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 
 def _fail_rates(values: list[str]) -> dict[int, float]:
@@ -24,7 +24,7 @@ def _fail_rates(values: list[str]) -> dict[int, float]:
 
 
 def _latency(raw: str | None) -> tuple[float, float]:
-    from ctwa.durations import parse_duration
+    from ctwa.infra.durations import parse_duration
 
     if not raw:
         return (0.0, 0.0)
@@ -39,7 +39,7 @@ def _latency(raw: str | None) -> tuple[float, float]:
 def _settings_from_file(path: Path) -> dict[str, Any]:
     import yaml
 
-    from ctwa.textfiles import read_text, yaml_error
+    from ctwa.infra.textfiles import read_text, yaml_error
 
     text = read_text(path)
     try:
@@ -96,7 +96,7 @@ def sandbox(
                                port=int(options.get("port", port)), bsp=bsp,
                                templates=Path(options["templates"]) if options.get("templates")
                                else templates)
-    from ctwa.ports import check_port_free
+    from ctwa.infra.ports import check_port_free
 
     check_port_free(settings.host, settings.port)
     running = RunningSandbox(settings)

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa import envvars
 from ctwa.cli.loadmode import (
     ConcurrencyOpt,
     CountOpt,
@@ -20,7 +19,8 @@ from ctwa.cli.loadmode import (
     run_load_mode,
 )
 from ctwa.cli.output import Output
-from ctwa.errors import ConfigError, InputError
+from ctwa.infra import envvars
+from ctwa.infra.errors import ConfigError, InputError
 
 CONNECTION = "Connection"
 PARAMS = "Template parameters"
@@ -61,15 +61,15 @@ MsgIdOpt = Annotated[str | None, typer.Option(
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", help="Print the payload on stdout and send nothing.")]
 def _profile(out: Output):
-    from ctwa.config import ConfigStore
+    from ctwa.infra.config import ConfigStore
 
     return ConfigStore().get(out.profile)
 
 
 def _endpoint_of(name: str | None, profile: Any, **flags: Any) -> Callable[[], Any]:
     """The endpoint, resolved only when something is sent: a dry run needs no credentials."""
-    from ctwa.endpoint import EndpointFlags, Service, resolve_endpoint
-    from ctwa.secrets import SecretResolver, SecretStore
+    from ctwa.infra.secrets import SecretResolver, SecretStore
+    from ctwa.send.endpoint import EndpointFlags, Service, resolve_endpoint
 
     flags["headers"] = tuple(flags.get("headers") or ())
 
@@ -107,7 +107,7 @@ def _waba(waba: str | None, profile: Any) -> str:
 
 def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float,
                         deadline: float, warnings: list[str]) -> None:
-    from ctwa.messaging import deliver
+    from ctwa.send.messaging import deliver
 
     result = deliver(endpoint, payload, timeout=timeout, deadline=deadline,
                      trace=out.trace if out.verbose else None)
@@ -155,7 +155,7 @@ def _template_params(params_file: Path | None, var: list[str], header_var: list[
                      header_media: str | None, header_filename: str | None,
                      location: str | None, button: list[str], coupon: str | None,
                      offer_expires: str | None, prop: list[str]):
-    from ctwa import params as p
+    from ctwa.send import params as p
 
     base = p.load_params_file(params_file) if params_file else p.TemplateParams()
     flags = p.TemplateParams(
@@ -171,7 +171,7 @@ def _template_params(params_file: Path | None, var: list[str], header_var: list[
 
 def _load_template(name: str | None, language: str | None, file: Path | None,
                    profile_name: str | None, folder: Path | None = None) -> dict[str, Any]:
-    from ctwa.library import TemplateLibrary, default_root, pick_template
+    from ctwa.templates.library import TemplateLibrary, default_root, pick_template
     from ctwa.wire.lint import load_documents
 
     if file is not None:
@@ -266,8 +266,8 @@ def send_template(
     --template-file) plus parameters, from one of the spec's samples (--sample), or from a
     payload file (--payload). Exit 0 accepted, 1 failed or too slow, 3 unreachable.
     """
-    from ctwa.build import build_template_payload, check_phone
-    from ctwa.msgid import MsgIdFactory
+    from ctwa.send.build import build_template_payload, check_phone
+    from ctwa.send.msgid import MsgIdFactory
 
     out: Output = ctx.obj
     sources = [s for s in (template_file or template, sample, payload) if s is not None]
@@ -283,7 +283,7 @@ def send_template(
     if payload is not None:
         body = _payload_file(payload, no_lint, to, waba, msg_id, warnings)
     elif sample is not None:
-        from ctwa.samples import load_sample
+        from ctwa.send.samples import load_sample
 
         body = load_sample(sample)
         body["to"] = check_phone(to) if to else body["to"]
@@ -309,7 +309,7 @@ def send_template(
 
 def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
                   msg_id: str | None, warnings: list[str]) -> Any:
-    from ctwa.build import check_phone
+    from ctwa.send.build import check_phone
     from ctwa.wire.lint import InvalidDocument, lint_document, load_documents
 
     documents = load_documents(path)
@@ -371,9 +371,9 @@ def send_freeform(
     to_file: ToFileOpt = None,
 ) -> None:
     """Send a freeform (session) message exactly as CleverTap would, and judge the answer."""
-    from ctwa.build import check_phone
-    from ctwa.freeform import build_freeform
-    from ctwa.msgid import MsgIdFactory
+    from ctwa.send.build import check_phone
+    from ctwa.send.freeform import build_freeform
+    from ctwa.send.msgid import MsgIdFactory
 
     out: Output = ctx.obj
     load = LoadFlags(count, duration, rate, concurrency, workers, to_file)
@@ -426,7 +426,7 @@ def validate_endpoint(
     CleverTap saves the provider only if the endpoint answers {"status": "success"} within
     one second.
     """
-    from ctwa.build import check_phone
+    from ctwa.send.build import check_phone
     from ctwa.wire.outbound import validation_payload
 
     out: Output = ctx.obj

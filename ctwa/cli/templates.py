@@ -6,17 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa import envvars
 from ctwa.cli.output import Output
-from ctwa.errors import ExitCode, InputError
+from ctwa.infra import envvars
+from ctwa.infra.errors import ExitCode, InputError
 
 app = typer.Typer(help="The local template library that import-templates fills and "
                   "send-template reads.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _library(out: Output, folder: Path | None):
-    from ctwa.config import ConfigStore
-    from ctwa.library import TemplateLibrary, default_root
+    from ctwa.infra.config import ConfigStore
+    from ctwa.templates.library import TemplateLibrary, default_root
 
     name, _ = ConfigStore().get(out.profile)
     return TemplateLibrary(folder or default_root(name))
@@ -70,12 +70,12 @@ def import_templates(
     Each template is checked; invalid ones are reported and skipped, the rest imported. A
     re-import reports added, updated, unchanged and no-longer-offered templates.
     """
-    from ctwa.config import ConfigStore
-    from ctwa.endpoint import EndpointFlags, Service, resolve_endpoint
     from ctwa.http import make_client
-    from ctwa.importer import IMPORT_RETRY, Importer
-    from ctwa.library import TemplateLibrary, default_root
-    from ctwa.secrets import SecretResolver, SecretStore
+    from ctwa.infra.config import ConfigStore
+    from ctwa.infra.secrets import SecretResolver, SecretStore
+    from ctwa.send.endpoint import EndpointFlags, Service, resolve_endpoint
+    from ctwa.templates.importer import IMPORT_RETRY, Importer
+    from ctwa.templates.library import TemplateLibrary, default_root
 
     out: Output = ctx.obj
     profile_name, profile = ConfigStore().get(out.profile)
@@ -207,7 +207,7 @@ def list_templates(
 
 
 def _why_not(entry: Any) -> str:
-    from ctwa.library import is_approved
+    from ctwa.templates.library import is_approved
 
     if not is_approved(entry.status):
         return f"no: {(entry.status or '').upper()}"
@@ -225,9 +225,9 @@ def show_template(
     folder: Annotated[Path | None, typer.Option("--library", help="Library folder.")] = None,
 ) -> None:
     """Render a template the way a WhatsApp message looks."""
-    from ctwa.build import parse_template
     from ctwa.cli.preview import parameter_order, render_template
-    from ctwa.params import parse_vars
+    from ctwa.send.build import parse_template
+    from ctwa.send.params import parse_vars
 
     out: Output = ctx.obj
     raw = _library(out, folder).get(name, language)
@@ -244,7 +244,7 @@ def show_template(
 
 
 def _is_named(template: Any) -> bool:
-    from ctwa.build import placeholders
+    from ctwa.send.build import placeholders
 
     return (template.parameter_format or "").upper() == "NAMED" or any(
         not key.isdecimal() for comp in template.components
@@ -254,7 +254,7 @@ def _is_named(template: Any) -> bool:
 def _preview_values(template: Any, given: dict[str, str]) -> dict[str, str]:
     """``--vars`` as placeholder values, the way send-template reads them (a bare value fills
     the next placeholder in sending order, by name for a NAMED template)."""
-    from ctwa.build import given_value, placeholders
+    from ctwa.send.build import given_value, placeholders
 
     values: dict[str, str] = {}
     named = _is_named(template)

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from ctwa.cli.output import Output, problem_line
-from ctwa.errors import ExitCode, InputError
+from ctwa.infra.errors import ExitCode, InputError
 
 KIND_NAMES = ("template", "freeform", "validation", "response", "status", "inbound",
               "meta-template", "meta-page", "upload", "upload-response")

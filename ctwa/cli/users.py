@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa import envvars
 from ctwa.cli.output import Output
-from ctwa.errors import InputError
+from ctwa.infra import envvars
+from ctwa.infra.errors import InputError
 
 COLUMN_TYPES = ("str", "int", "float", "bool", "date")
 
@@ -117,9 +117,9 @@ def upload_users(
 
 def _target(out: Output, region: str | None, base_url: str | None, account_id: str | None,
             passcode: str | None, dry_run: bool) -> tuple[str, dict[str, str]]:
-    from ctwa.config import ConfigStore
-    from ctwa.endpoint import resolve_upload_target
-    from ctwa.secrets import SecretResolver, SecretStore
+    from ctwa.infra.config import ConfigStore
+    from ctwa.infra.secrets import SecretResolver, SecretStore
+    from ctwa.send.endpoint import resolve_upload_target
 
     name, profile = ConfigStore().get(out.profile)
     target = resolve_upload_target(profile, SecretResolver(name, SecretStore()),
@@ -129,7 +129,7 @@ def _target(out: Output, region: str | None, base_url: str | None, account_id: s
 
 
 def _resume_command() -> str:
-    from ctwa.masking import scrub
+    from ctwa.infra.masking import scrub
 
     args = [a for a in sys.argv[1:] if a != "--resume"]
     return scrub(" ".join(shlex.quote(a) for a in ["ctwa", *args, "--resume"]))
@@ -163,7 +163,7 @@ def _progress(out: Output):
 
 
 def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) -> None:
-    from ctwa.masking import redact_header_value
+    from ctwa.infra.masking import redact_header_value
 
     masked = {k: redact_header_value(k, v) for k, v in headers.items()}
     if out.json_mode:

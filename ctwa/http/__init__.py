@@ -19,10 +19,10 @@ from typing import Any, Literal
 import httpx
 
 from ctwa import __version__
-from ctwa.errors import InputError, RemoteUnreachable
 from ctwa.http.origin import CredentialBinding, origin_of, same_origin
 from ctwa.http.retry import AsyncRetryTransport, RetryPolicy, RetryTransport
-from ctwa.masking import (
+from ctwa.infra.errors import InputError, RemoteUnreachable
+from ctwa.infra.masking import (
     redact_header_value,
     redact_url,
     register_basic_auth,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 
 class HttpError(Exception):

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctwa.http.raw import HttpError, Pool
-from ctwa.judge import judge
 from ctwa.load.plan import LoadPlan, WorkerShare
+from ctwa.send.judge import judge
 
 #: Latencies and lags in microseconds, 1 us to 10 minutes, 2 significant digits.
 HIST_RANGE = (1, 600_000_000, 2)

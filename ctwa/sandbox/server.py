@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from ctwa.callbacks.listener import Listener
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 from ctwa.sandbox.bsp import BspSettings, MockBsp
 from ctwa.sandbox.clevertap import MockCleverTap
 from ctwa.sandbox.vendor import vendor_app
@@ -44,7 +44,7 @@ class SandboxSettings:
 
 def load_templates(folder: Path | None) -> list[dict[str, Any]]:
     """The Meta-format templates the mock vendor serves: a folder of JSON files."""
-    from ctwa.resources import examples_dir
+    from ctwa.infra.resources import examples_dir
 
     source = folder or examples_dir() / "templates"
     if not source.is_dir():

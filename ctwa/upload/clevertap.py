@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from ctwa.errors import ConfigError, RemoteUnreachable
 from ctwa.http import RetryPolicy, send
+from ctwa.infra.errors import ConfigError, RemoteUnreachable
 from ctwa.upload.rules import Checked, body_of
 from ctwa.wire.limits import IDENTITY_KEYS
 

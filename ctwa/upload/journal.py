@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 from ctwa.upload.rules import unpack_values
 
 JOURNAL_VERSION = 1

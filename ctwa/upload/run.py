@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctwa.errors import ConfigError, CtwaError, ExitCode, InputError
+from ctwa.infra.errors import ConfigError, CtwaError, ExitCode, InputError
 from ctwa.upload.journal import FINAL, NOT_UPLOADED, BatchEntry, Journal, RejectsFile, fingerprint
 from ctwa.upload.rules import Checked, ColumnType, RowRules, body_of, plan_columns
 from ctwa.upload.source import CsvSource

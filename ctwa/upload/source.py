@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 SNIFF_BYTES = 64 * 1024
 BLOCK_BYTES = 1 << 19

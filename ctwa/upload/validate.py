@@ -16,7 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 from ctwa.upload.rules import STRAY, Checked, RowRules, check_block, check_chunk
 from ctwa.upload.source import CsvSource
 

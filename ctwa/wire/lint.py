@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ctwa.errors import InputError
-from ctwa.textfiles import read_text, yaml_error
+from ctwa.infra.errors import InputError
+from ctwa.infra.textfiles import read_text, yaml_error
 from ctwa.wire import webhook
 from ctwa.wire.common import PathPart, Problem, json_path
 from ctwa.wire.kinds import KINDS, detect_kind

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ctwa.callbacks.fixtures import _Context, load_fixture, parse_duration
 from ctwa.callbacks.replay import group_statuses, validate
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 from tests.conftest import EXAMPLES
 
 

@@ -10,8 +10,8 @@ import pytest
 from ctwa.callbacks.fixtures import load_fixture
 from ctwa.callbacks.listener import Listener, Recorder
 from ctwa.callbacks.replay import Replayer
-from ctwa.errors import ExitCode
 from ctwa.http import make_client
+from ctwa.infra.errors import ExitCode
 from tests.conftest import EXAMPLES, SPEC_SAMPLES, LiveServer
 
 

@@ -10,7 +10,7 @@ import pytest
 from ctwa import __version__
 from ctwa.cli import app as app_module
 from ctwa.cli.tools import KIND_NAMES
-from ctwa.errors import ExitCode
+from ctwa.infra.errors import ExitCode
 from ctwa.wire.kinds import KINDS
 
 
@@ -40,7 +40,7 @@ def boom(monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("kaboom with pw-CANARY-7f3a inside")
 
-    from ctwa import masking
+    from ctwa.infra import masking
 
     masking.register_secret("pw-CANARY-7f3a")
     monkeypatch.setattr("ctwa.wire.lint.lint_paths", explode)

@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from ctwa.errors import ExitCode
+from ctwa.infra.errors import ExitCode
 from tests.conftest import EXAMPLES, SPEC_SAMPLES
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import keyring
 
-from ctwa.errors import ExitCode
+from ctwa.infra.errors import ExitCode
 
 
 def config_text() -> str:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 import respx
 
-from ctwa.errors import ExitCode
-from ctwa.samples import SAMPLE_NAMES, load_sample
+from ctwa.infra.errors import ExitCode
+from ctwa.send.samples import SAMPLE_NAMES, load_sample
 from tests.conftest import EXAMPLES, SPEC_SAMPLES
 
 URL = "https://bsp.example/clevertap"
@@ -82,7 +82,7 @@ def test_unsupported_template_is_refused(cli, tmp_path) -> None:
 
 
 def test_template_from_the_library(cli) -> None:
-    from ctwa.library import Entry, TemplateLibrary, default_root
+    from ctwa.templates.library import Entry, TemplateLibrary, default_root
 
     library = TemplateLibrary(default_root(None))
     template = json.loads((EXAMPLES / "templates" / "text.json").read_text())

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ctwa.errors import ExitCode
-from ctwa.library import Entry, TemplateLibrary, default_root
+from ctwa.infra.errors import ExitCode
+from ctwa.templates.library import Entry, TemplateLibrary, default_root
 from tests.conftest import EXAMPLES, SPEC_SAMPLES
 
 

@@ -11,8 +11,8 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from ctwa.build import parse_template
 from ctwa.cli.preview import render_template
+from ctwa.send.build import parse_template
 
 EMOJI = "🎉🌙✨"
 ARABIC = "رمضان كريم نتمنى لك ولعائلتك شهراً مباركاً مليئاً بالخير والبركات"
@@ -78,7 +78,7 @@ def test_carousel_cards_wrap_inside_their_frames() -> None:
 
 
 def test_templates_show_on_a_narrow_pipe_keeps_every_word(cli, tmp_path) -> None:
-    from ctwa.library import Entry, TemplateLibrary
+    from ctwa.templates.library import Entry, TemplateLibrary
 
     library = TemplateLibrary(tmp_path / "lib")
     path = library.put(long_template())

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import respx
 
-from ctwa.build import MissingParameters, UnapprovedTemplate, build_template_payload
-from ctwa.errors import ExitCode
-from ctwa.params import TemplateParams, parse_vars
+from ctwa.infra.errors import ExitCode
+from ctwa.send.build import MissingParameters, UnapprovedTemplate, build_template_payload
+from ctwa.send.params import TemplateParams, parse_vars
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VENDOR = "https://vendor.example/templates/import"
@@ -184,7 +184,7 @@ def test_offer_copy_code_and_url_prefix_on_metas_lto_template() -> None:
 
 
 def test_otp_templates_as_meta_returns_them_are_refused() -> None:
-    from ctwa.build import UnsupportedTemplate
+    from ctwa.send.build import UnsupportedTemplate
 
     with pytest.raises(UnsupportedTemplate, match="OTP"):
         build(meta("verification_code"), use_examples=True)
@@ -196,7 +196,7 @@ def test_unapproved_is_refused_in_the_library_api_too() -> None:
 
 
 def test_named_parameters_show_which_value_goes_to_which_name(cli, tmp_path) -> None:
-    from ctwa.library import Entry, TemplateLibrary
+    from ctwa.templates.library import Entry, TemplateLibrary
 
     library = TemplateLibrary(tmp_path / "lib")
     path = library.put(creation("order_confirmation_named"))

@@ -13,7 +13,7 @@ import yaml
 
 from ctwa.callbacks.convert import Converter
 from ctwa.callbacks.listener import Listener
-from ctwa.errors import ExitCode
+from ctwa.infra.errors import ExitCode
 from ctwa.wire.lint import lint_document
 from ctwa.wire.webhook import META_ERROR_CODES, is_meta_webhook
 from tests.conftest import LiveServer

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ctwa.errors import InputError
-from ctwa.regions import api_base_url
+from ctwa.infra.errors import InputError
 from ctwa.upload.journal import BatchEntry, Journal, RejectsFile, fingerprint
+from ctwa.upload.regions import api_base_url
 
 
 def test_resume_refuses_a_changed_file_or_other_options(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ctwa.errors import ExitCode
+from ctwa.infra.errors import ExitCode
 from ctwa.upload.rules import check_row, date_value, plan_columns
 from ctwa.upload.run import Uploader, UploadOptions
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import respx
 
-from ctwa.errors import ExitCode
 from ctwa.http import RetryPolicy, make_client
+from ctwa.infra.errors import ExitCode
 from ctwa.sandbox.clevertap import MockCleverTap
 from ctwa.upload.run import Uploader, UploadOptions
 from tests.conftest import EXAMPLES, LiveServer

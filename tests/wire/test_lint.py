@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 from ctwa.wire.lint import InvalidDocument, lint_document, lint_paths, read_document
 from ctwa.wire.outbound import validation_payload
 

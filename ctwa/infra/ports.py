@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 
 def check_port_free(host: str, port: int) -> None:

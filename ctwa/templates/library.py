@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ctwa.config import data_dir
-from ctwa.errors import InputError
+from ctwa.infra.config import data_dir
+from ctwa.infra.errors import InputError
 
 INDEX_FILE = "index.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._()-]+")

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 _KEY = re.compile(r"^(\d+|[A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
 #: Epoch milliseconds below this are almost surely seconds (1973 in ms, year 5138 in s).
@@ -248,7 +248,7 @@ def params_from_mapping(data: Any, source: str) -> TemplateParams:
 def load_params_file(path: Path) -> TemplateParams:
     import yaml
 
-    from ctwa.textfiles import read_text, yaml_error
+    from ctwa.infra.textfiles import read_text, yaml_error
 
     text = read_text(path)
     try:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
-from ctwa import envvars
-from ctwa.errors import ConfigError
-from ctwa.masking import register_secret
+from ctwa.infra import envvars
+from ctwa.infra.errors import ConfigError
+from ctwa.infra.masking import register_secret
 
 KEYRING_SERVICE = "ctwa"
 DEFAULT_KEYRING_TIMEOUT = 3.0

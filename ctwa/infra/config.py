@@ -2,7 +2,7 @@
 
 A profile gathers what one integration needs (the BSP endpoint and how to authenticate to it,
 the CleverTap account, the callback and import URLs) so commands need few flags. Secrets live in
-the OS keyring or the environment instead; see :mod:`ctwa.secrets`.
+the OS keyring or the environment instead; see :mod:`ctwa.infra.secrets`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ctwa import envvars
-from ctwa.errors import ConfigError, InputError
-from ctwa.regions import REGION_HOSTS
+from ctwa.infra import envvars
+from ctwa.infra.errors import ConfigError, InputError
+from ctwa.upload.regions import REGION_HOSTS
 
 AuthKind = Literal["basic", "bearer", "header", "none"]
 CONFIG_FILE = "config.yaml"

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctwa.errors import InputError
-from ctwa.params import CardParams, TemplateParams
+from ctwa.infra.errors import InputError
+from ctwa.send.params import CardParams, TemplateParams
 from ctwa.wire import outbound as out
 from ctwa.wire.media import expired_note, is_http_url, looks_like_upload_handle
 from ctwa.wire.meta import (

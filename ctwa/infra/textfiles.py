@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 
 def read_text(path: Path) -> str:

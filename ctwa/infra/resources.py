@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ctwa.errors import ConfigError
+from ctwa.infra.errors import ConfigError
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def examples_dir() -> Path:

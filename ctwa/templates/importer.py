@@ -20,10 +20,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ctwa.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
 from ctwa.http import RetryPolicy, same_origin, send
-from ctwa.library import Entry, TemplateLibrary, serialise
-from ctwa.masking import redact_url, scrub
+from ctwa.infra.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
+from ctwa.infra.masking import redact_url, scrub
+from ctwa.templates.library import Entry, TemplateLibrary, serialise
 from ctwa.wire.lint import lint_document
 from ctwa.wire.meta import MetaTemplate, unsendable_parts
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 from ctwa.wire import outbound as out
 
 _ALLOWED = {

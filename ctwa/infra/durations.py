@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0}

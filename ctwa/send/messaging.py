@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
-from ctwa.endpoint import Endpoint
-from ctwa.errors import ExitCode, RemoteUnreachable
 from ctwa.http import DEFAULT_TIMEOUT, Trace, make_client, send
-from ctwa.judge import DEFAULT_DEADLINE, Verdict, judge
-from ctwa.masking import redact_header_value, redact_url, scrub
+from ctwa.infra.errors import ExitCode, RemoteUnreachable
+from ctwa.infra.masking import redact_header_value, redact_url, scrub
+from ctwa.send.endpoint import Endpoint
+from ctwa.send.judge import DEFAULT_DEADLINE, Verdict, judge
 
 BODY_PREVIEW = 4096
 CONTENT_TYPE = "application/json"

@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 SAMPLE_NAMES = ("text-footer", "image-cta", "text", "media", "lto", "multi-button", "carousel",
                 "custom-kv")

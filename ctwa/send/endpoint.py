@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ctwa.config import Profile
-from ctwa.errors import ConfigError, InputError
 from ctwa.http import Auth, parse_header
-from ctwa.masking import register_secret, register_secret_header
-from ctwa.secrets import SecretName, SecretResolver
+from ctwa.infra.config import Profile
+from ctwa.infra.errors import ConfigError, InputError
+from ctwa.infra.masking import register_secret, register_secret_header
+from ctwa.infra.secrets import SecretName, SecretResolver
 
 _SECRET_HEADER_WORDS = ("auth", "token", "key", "secret", "pass", "signature", "cookie")
 
@@ -136,8 +136,8 @@ def resolve_upload_target(profile: Profile, resolver: SecretResolver, *,
     """Flags over ``CTWA_ACCOUNT_ID`` over the profile; the passcode in the secrets order."""
     import os
 
-    from ctwa import envvars
-    from ctwa.regions import api_base_url
+    from ctwa.infra import envvars
+    from ctwa.upload.regions import api_base_url
 
     account = account_id or os.environ.get(envvars.ACCOUNT_ID) or profile.account_id
     if not account:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ctwa.errors import InputError
+from ctwa.infra.errors import InputError
 
 REGION_HOSTS: dict[str, str] = {
     "in1": "in1.api.clevertap.com",

@@ -1,0 +1,1 @@
+"""The template side: paginated import from a vendor (importer) into the local library."""
