@@ -17,9 +17,101 @@ from ctwa.infra import envvars
 from ctwa.infra.errors import CtwaError, ExitCode
 from ctwa.infra.masking import scrub
 
+#: Options of the root command that may also be given after the sub-command.
+GLOBAL_FLAGS = frozenset({"--json", "--verbose", "-v", "--debug"})
+GLOBAL_VALUED = frozenset({"--profile", "-p"})
+GLOBAL_HELP = ("Global options, before or after the command: --json (one JSON document on "
+               "stdout), -v/--verbose (requests and answers, secrets masked), --debug "
+               "(tracebacks), -p/--profile NAME.")
+EXIT_HELP = ("Exit codes: 0 all good; 1 the remote side reported failures or a check failed; "
+             "2 usage error or invalid input; 3 could not reach the remote; 4 missing "
+             "configuration or credentials; 130 interrupted.")
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """Move global options found after the sub-command to the front, so that
+    ``ctwa upload-users users.csv --json`` means what ``ctwa --json upload-users ...`` does.
+    Everything after ``--`` is left alone."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_FLAGS:
+            hoisted.append(arg)
+        elif arg in GLOBAL_VALUED and i + 1 < len(args):
+            hoisted += [arg, args[i + 1]]
+            i += 1
+        elif arg.startswith("--profile=") or (arg.startswith("-p") and len(arg) > 2
+                                               and not arg.startswith("--")):
+            hoisted.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return hoisted + rest
+
+
+def _plain_metavar(param: Any, shown: str) -> str | None:
+    """A word for what an option takes instead of Typer's Python type names (``<str>``,
+    ``<int range>``, ``<list[str]>``): N for numbers, FILE for paths, the choices, or the
+    option's own name."""
+    if param.metavar:
+        return str(param.metavar)
+    inner = shown.strip("<>")
+    if inner.startswith(("int", "float")):
+        return "N"
+    if inner in ("path", "file", "directory") or inner.startswith("list[path"):
+        return "FILE"
+    if "|" in inner:
+        return inner.removeprefix("list[").removesuffix("]")
+    return (param.name or "value").upper()
+
+
+def _plain_param(param: Any) -> None:
+    """Per parameter (not the library's classes): help and usage show plain words."""
+    if param.param_type_name == "argument":
+        word = str(param.metavar or (param.name or "value").upper())
+        usage = word + ("..." if param.nargs != 1 else "")
+        param._usage_display_name = lambda: usage if param.required else f"[{usage}]"
+        param.display_type = lambda ctx: None
+        param.display_type_rich = lambda ctx: None
+        return
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return
+    original = param.display_type
+
+    def display_type(ctx: Any) -> str | None:
+        return _plain_metavar(param, original(ctx))
+
+    param.display_type = display_type
+    param.display_type_rich = display_type
+
+
+def _document(command: Any) -> None:
+    """Every command's help shows plain metavars and ends with the global options and the
+    exit codes."""
+    extra = f"{GLOBAL_HELP}\n\n{EXIT_HELP}"
+    command.epilog = f"{command.epilog}\n\n{extra}" if command.epilog else extra
+    for param in getattr(command, "params", []):
+        _plain_param(param)
+    for sub in getattr(command, "commands", {}).values():
+        _document(sub)
+
 
 class CtwaGroup(TyperGroup):
-    """Turns every exception from any sub-command into a message and an exit code."""
+    """Turns every exception from any sub-command into a message and an exit code, takes the
+    global options anywhere on the line, and documents them in every command's help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            _document(command)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_globals(list(args)))
 
     def invoke(self, ctx: Any) -> Any:
         try:

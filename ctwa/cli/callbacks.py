@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.options import seconds
 from ctwa.cli.output import Output, problem_line
 from ctwa.infra.errors import ExitCode, InputError
 
@@ -42,7 +43,9 @@ def replay(
         "--allow-invalid", help="Send events that break the contract (raw tests).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the bodies; send nothing.")]
     = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 10.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", parser=seconds, metavar="DURATION", help="Per request, e.g. 10s.")]
+    = 10.0,
 ) -> None:
     """Send the callbacks described in YAML fixtures, in order, and show every answer.
 

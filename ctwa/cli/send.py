@@ -18,6 +18,7 @@ from ctwa.cli.loadmode import (
     recipients,
     run_load_mode,
 )
+from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
 from ctwa.infra import envvars
 from ctwa.infra.errors import ConfigError, InputError
@@ -47,10 +48,12 @@ HeaderOpt = Annotated[list[str] | None, typer.Option(
     "--header", metavar="'NAME: VALUE'", help="Extra header (repeatable).",
     rich_help_panel=CONNECTION)]
 TimeoutOpt = Annotated[float, typer.Option(
-    "--timeout", help="Seconds to wait for an answer before giving up.",
+    "--timeout", parser=seconds, metavar="DURATION",
+    help="How long to wait for a whole answer before giving up, e.g. 10s.",
     rich_help_panel=CONNECTION)]
 DeadlineOpt = Annotated[float, typer.Option(
-    "--deadline", help="Answers slower than this many seconds count as CleverTap timeouts.",
+    "--deadline", parser=seconds, metavar="DURATION",
+    help="Answers slower than this count as CleverTap timeouts, e.g. 1s or 800ms.",
     rich_help_panel=CONNECTION)]
 ToOpt = Annotated[str | None, typer.Option(
     "--to", help="Recipient number, with or without +.")]

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
 from ctwa.infra import envvars
 from ctwa.infra.errors import ExitCode, InputError
@@ -62,7 +63,8 @@ def import_templates(
         "--header-name", help="Header carrying the token for --auth header.")] = None,
     header: Annotated[list[str] | None, typer.Option(
         "--header", metavar="'NAME: VALUE'", help="Extra header (repeatable).")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per page request.")]
+    timeout: Annotated[float, typer.Option(
+        "--timeout", parser=seconds, metavar="DURATION", help="Per page request, e.g. 30s.")]
     = 30.0,
 ) -> None:
     """Pull every template from a vendor's paginated endpoint (Meta's format) into the library.

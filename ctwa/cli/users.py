@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
 from ctwa.infra import envvars
 from ctwa.infra.errors import InputError
@@ -67,7 +68,9 @@ def upload_users(
     workers: Annotated[int | None, typer.Option(
         "--workers", min=1, help="Processes checking rows (default: cores, for big files).")]
     = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 30.0,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", parser=seconds, metavar="DURATION", help="Per request, e.g. 30s.")]
+    = 30.0,
 ) -> None:
     """Upload user profiles from a CSV to CleverTap's regional API, in batches.
 
