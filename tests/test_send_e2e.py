@@ -91,5 +91,5 @@ def test_a_real_process_end_to_end(server, tmp_path) -> None:
         [sys.executable, "-m", "ctwa", "validate-endpoint", "--endpoint", f"{server.url}/ok",
          "--username", "bsp"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "accepted" in proc.stderr and "pw-CANARY-7f3a" not in proc.stderr + proc.stdout
+    assert "accepted" in proc.stdout and "pw-CANARY-7f3a" not in proc.stderr + proc.stdout
     assert RECEIVED[0]["body"]["msgId"] == "0|0|0|0"

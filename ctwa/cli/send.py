@@ -124,24 +124,32 @@ def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float
 
 
 def _render(out: Output, result: Any) -> None:
+    """One send, short: the verdict, the latency and the msgId to match DLRs with, on stdout;
+    the whole exchange is what ``-v`` traces (once, as it happens)."""
     import json
+
+    from ctwa.infra.masking import MASK, is_secret_header
 
     for warning in result.warnings:
         out.warn(warning)
-    out.say(f"> POST {result.url}", "bold")
-    for name, value in result.request_headers.items():
-        out.say(f"> {name}: {value}", "dim")
-    out.say(json.dumps(result.payload, indent=2, ensure_ascii=False))
+    if not any(is_secret_header(k) or MASK in v for k, v in result.request_headers.items()):
+        out.say("note: no credentials were sent (auth: none); pass --username/--password or "
+                "--token, or use a profile, if the endpoint needs them", "yellow")
     verdict = result.verdict
-    if result.response_status is not None:
-        out.say(f"< HTTP {result.response_status} in {verdict.latency_ms:g} ms", "bold")
-        body = result.response_body
-        out.say(body if isinstance(body, str) else json.dumps(body, ensure_ascii=False))
+    payload = result.payload
+    inner = payload.get("body") if isinstance(payload, dict) and set(payload) == {"body"} \
+        else payload
+    msg_id = inner.get("msgId") if isinstance(inner, dict) else None
+    status = f"HTTP {result.response_status}, " if result.response_status is not None else ""
+    where = f" msgId {msg_id}" if msg_id else ""
+    out.result(f"{verdict.outcome} ({status}{verdict.latency_ms:g} ms){where}")
     for note in verdict.notes:
         out.say(f"  also: {note}", "yellow")
-    if verdict.accepted:
-        out.success(f"accepted ({verdict.latency_ms:g} ms)")
-    else:
+    if not verdict.accepted:
+        if result.response_status is not None and not out.verbose:
+            body = result.response_body
+            shown = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+            out.say(f"  answer: {shown[:500]}", "dim")
         out.error(f"{verdict.outcome}: {verdict.summary}")
 
 

@@ -43,7 +43,7 @@ def test_template_file_with_params_and_flags(cli) -> None:
     assert body["template"] == {"namespace": "Test_template", "languageCode": "en"}
     msg_id = body["msgId"].split("|")
     assert len(msg_id) == 5 and msg_id[3] == "1"
-    assert "accepted" in result.stderr
+    assert "accepted" in result.stdout
 
 
 def test_each_send_gets_a_fresh_msg_id(cli) -> None:
