@@ -63,6 +63,13 @@ class Output:
             self._stdout = Console(highlight=False, width=PIPE_WIDTH if piped else None)
         return self._stdout
 
+    def line(self, text: str, style: str | None = None) -> None:
+        """One line of a result for people (a lint verdict, a list entry), on stdout, whole."""
+        from rich.markup import escape
+
+        body = escape(scrub(text))
+        self.stdout.print(f"[{style}]{body}[/]" if style else body, soft_wrap=True)
+
     def result(self, *renderables: Any) -> None:
         """A result for people, on stdout, wrapped at the width (never cut)."""
         self.stdout.print(*renderables, soft_wrap=False)

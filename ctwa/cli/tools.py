@@ -18,7 +18,9 @@ def _complete_kind(incomplete: str) -> list[str]:
 
 def lint(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="JSON or YAML files, or folders of them."),
+    paths: list[Path] = typer.Argument(..., metavar="FILE...",
+                                       help="JSON or YAML files, folders of them, or - for "
+                                       "standard input."),
     kind: str = typer.Option(
         None, "--kind", "-k", autocompletion=_complete_kind,
         help=f"Wire format to check against (default: detected). One of {', '.join(KIND_NAMES)}.",
@@ -35,7 +37,9 @@ def lint(
     out: Output = ctx.obj
     if kind is not None and kind not in KIND_NAMES:
         raise InputError(f"unknown kind {kind!r}", hint=f"use one of {', '.join(KIND_NAMES)}")
-    results = lint_paths(paths, kind)
+    results = lint_paths([p for p in paths if str(p) != "-"], kind)
+    if any(str(p) == "-" for p in paths):
+        results += _lint_stdin(kind)
     if not results:
         raise InputError("no JSON or YAML files found", hint="name files or folders holding "
                          "*.json, *.yaml or *.yml")
@@ -48,18 +52,45 @@ def lint(
         raise typer.Exit(ExitCode.FAILED)
 
 
+def _lint_stdin(kind: str | None) -> list:
+    """``ctwa lint -``: one JSON document, or YAML (several documents allowed), from stdin."""
+    import sys
+
+    import yaml
+
+    from ctwa.wire.lint import expand_arrays, lint_document, parse_json
+
+    text = sys.stdin.read()
+    if text.lstrip().startswith(("{", "[")):
+        documents = [("<stdin>", parse_json(text, "<stdin>"))]
+    else:
+        try:
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark else ""
+            raise InputError(f"<stdin>{where}: neither JSON nor YAML") from None
+        documents = [(f"<stdin>#{i + 1}" if len(docs) > 1 else "<stdin>", d)
+                     for i, d in enumerate(docs)]
+    if not documents:
+        raise InputError("<stdin> is empty", hint="pipe a JSON or YAML document in")
+    return [lint_document(doc, kind, source) for source, doc in expand_arrays(documents)]
+
+
 def render_lint(out: Output, results: list) -> None:
+    """Lint results on stdout (a verdict per document, its problems under it), the totals
+    on stderr."""
     errors = warnings = 0
     for result in results:
         kind = result.kind or "unknown"
         if not result.problems:
-            out.say(f"ok    {result.source} ({kind})", "green")
+            out.line(f"ok    {result.source} ({kind})", "green")
             continue
         label = "FAIL " if result.errors else "warn "
-        out.say(f"{label} {result.source} ({kind})", "red" if result.errors else "yellow")
+        out.line(f"{label} {result.source} ({kind})", "red" if result.errors else "yellow")
         for problem in result.problems:
             line, style = problem_line(problem)
-            out.say(f"  {line}", style)
+            out.line(f"  {line}", style)
         errors += len(result.errors)
         warnings += len(result.warnings)
     out.say(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")
@@ -80,7 +111,7 @@ def schema(
             out.data({name: spec.title for name, spec in KINDS.items()})
             return
         for name, spec in KINDS.items():
-            out.say(f"{name:16} {spec.title}")
+            out.line(f"{name:16} {spec.title}")
         return
     if kind not in KINDS:
         raise InputError(f"unknown kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")

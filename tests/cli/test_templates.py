@@ -76,4 +76,4 @@ def test_lint_meta_files_and_pages(cli, tmp_path) -> None:
         {"type": "FOOTER", "text": "f" * 61}]}))
     result = cli("templates", "lint", str(bad))
     assert result.exit_code == ExitCode.FAILED
-    assert "no BODY component" in result.stderr and "Meta allows 60" in result.stderr
+    assert "no BODY component" in result.stdout and "Meta allows 60" in result.stdout
