@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import tempfile
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -37,6 +39,15 @@ async def mixed(request: Request) -> Response:
     return JSONResponse({"status": "success"})
 
 
+async def refuses(request: Request) -> Response:
+    await request.body()
+    REFUSED.append(1)
+    return JSONResponse({"status": "failure", "error": {"code": 2000, "message": "bad creds"}})
+
+
+REFUSED: list[int] = []
+
+
 async def slow(request: Request) -> Response:
     await request.body()
     await asyncio.sleep(0.5)
@@ -46,7 +57,8 @@ async def slow(request: Request) -> Response:
 @pytest.fixture(scope="module")
 def server():
     app = Starlette(routes=[Route("/mixed", mixed, methods=["POST"]),
-                            Route("/slow", slow, methods=["POST"])])
+                            Route("/slow", slow, methods=["POST"]),
+                            Route("/refuses", refuses, methods=["POST"])])
     with LiveServer(app) as live:
         yield live
 
@@ -120,8 +132,8 @@ def test_cli_load_mode_json_and_exit_code(cli, server, tmp_path) -> None:
     ok = cli("validate-endpoint", "--endpoint", f"{server.url}/mixed", "--to", "919000000001",
              "--count", "30", "--workers", "1")
     assert ok.exit_code == 0, ok.stderr
-    assert "PASS: 0 answer(s) over the 1 s deadline" in ok.stderr
-    assert "sent" in ok.stderr and "requests/s" in ok.stderr
+    assert "PASS: 0 answer(s) over the 1 s deadline" in ok.stdout
+    assert "sent" in ok.stdout and "requests/s" in ok.stdout
 
 
 def test_worker_processes_send_at_the_same_time(server) -> None:
@@ -130,3 +142,56 @@ def test_worker_processes_send_at_the_same_time(server) -> None:
                       on_progress=seen.append, interval=0.1)
     assert report.accepted == 40
     assert max(p.in_flight for p in seen) >= 15  # both workers' 10 each, not one after another
+
+
+def test_refused_credentials_stop_the_run_early_with_exit_4(cli, server) -> None:
+    REFUSED.clear()
+    result = cli("send-freeform", "--text", "hi", "--waba", "9190", "--to", "919000000001",
+                 "--endpoint", f"{server.url}/refuses", "--count", "2000", "--concurrency",
+                 "4", "--workers", "1")
+    assert result.exit_code == ExitCode.CONFIG
+    assert len(REFUSED) < 50  # stopped after the first answers, not 2000 messages later
+    assert "FAIL: the endpoint refused the credentials" in result.stdout
+    assert "refused the credentials" in result.stderr
+
+
+def test_the_verdict_names_what_failed_and_what_was_not_tested(cli, server) -> None:
+    result = cli("--json", "send-freeform", "--text", "hi", "--waba", "9190", "--to-file",
+                 str(_numbers(server)), "--endpoint", f"{server.url}/mixed", "--count", "40",
+                 "--rate", "200", "--workers", "1")
+    data = json.loads(result.stdout)
+    verdict = " | ".join(data["verdict"])
+    assert "not tested: 1500 concurrent (with --rate" in verdict
+    assert "connection" not in verdict and "failure 2002 (invalid phone number)" in verdict
+    assert "HTTP 500" in verdict and "contract violation" in verdict
+    assert len(set(data["error_samples"])) == len(data["error_samples"]) >= 3
+
+
+def _numbers(server) -> Path:
+    path = Path(tempfile.mkdtemp()) / "to.txt"
+    path.write_text("919000000001\n919000000002\n919000000003\n919000000004\n")
+    return path
+
+
+def test_ctrl_c_prints_the_partial_report_and_exits_130(server) -> None:
+    """A real process: SIGINT mid-run ends within seconds with the report of what was sent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ctwa", "send-freeform", "--text", "hi", "--waba", "9190",
+         "--to", "919000000001", "--endpoint", f"{server.url}/slow", "--duration", "60s",
+         "--concurrency", "20", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NO_COLOR": "1"})
+    time.sleep(4)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 15
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "INTERRUPTED: the run was stopped after" in out and "requests/s" in out
+    assert "Traceback" not in err

@@ -96,6 +96,14 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
         out.data(report.as_dict())
     else:
         _render_load(out, report)
+    if report.interrupted:
+        out.say("interrupted: the report above covers what was sent; run the command again "
+                "for a full run", "bold")
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    if report.stopped_on_auth:
+        out.error("the endpoint refused the credentials; check --username/--password or "
+                  "--token (or the profile's secrets) and run again")
+        raise typer.Exit(ExitCode.CONFIG)
     if not report.passed:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -131,6 +139,7 @@ def _render_load(out: Output, report: Any) -> None:
 
     table = Table(title=f"load report: {report.url}", box=None, show_header=False)
     rows = [("sent", f"{report.sent:,}"), ("accepted in time", f"{report.accepted:,}"),
+            *([("abandoned at Ctrl-C", f"{report.abandoned:,}")] if report.abandoned else []),
             (f"over the {report.deadline:g} s deadline", f"{report.too_slow:,}"),
             ("connection errors", f"{report.connection_errors:,}"),
             ("contract violations", f"{report.contract_violations:,}")]
@@ -153,10 +162,10 @@ def _render_load(out: Output, report: Any) -> None:
              ("time", f"{report.elapsed:.1f} s ({report.workers} process(es), {report.loop})")]
     for label, value in rows:
         table.add_row(label, value)
-    out.print(table)
+    out.table(table)
     for sample in report.error_samples[:5]:
-        out.say(f"  e.g. {sample}", "dim")
+        out.line(f"  e.g. {sample}", "dim")
     for line in report.verdict:
         style = "green" if line.startswith("PASS") else (
-            "red" if line.startswith(("FAIL", "WARNING")) else "yellow")
-        out.say(line, style)
+            "red" if line.startswith(("FAIL", "WARNING", "INTERRUPTED")) else "yellow")
+        out.line(line, style)

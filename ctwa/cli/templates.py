@@ -96,7 +96,12 @@ def import_templates(
     _report_import(out, report, library.root)
     if report.error:
         out.error(report.error)
+        kept = len(report.added) + len(report.updated) + len(report.unchanged)
+        if kept:
+            out.say(f"kept {kept} template(s) in {library.root}; run the same command again "
+                    "to finish the import")
         raise typer.Exit(report.exit_code)
+    out.say("next: `ctwa templates list --sendable`, then `ctwa templates show NAME`", "dim")
 
 
 
@@ -151,7 +156,8 @@ def _report_import(out: Output, report: Any, root: Path) -> None:
             ("click-tracked templates", len(report.tracked))]
     for label, value in rows:
         table.add_row(label, str(value))
-    out.print(table)
+    if report.fetched or not report.error:  # no table of zeros before an error line
+        out.table(table)
     out.say(f"library: {root}")
 
 

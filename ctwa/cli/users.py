@@ -96,8 +96,7 @@ def upload_users(
         dry_run, workers)
     client, url = None, None
     headers: dict[str, str] = {}
-    if not dry_run or account_id or passcode:
-        url, headers = _target(out, region, base_url, account_id, passcode, dry_run)
+    url, headers = _target(out, region, base_url, account_id, passcode, dry_run)
     if not dry_run:
         from ctwa.http import make_client
         from ctwa.upload.clevertap import UPLOAD_RETRY
@@ -119,15 +118,22 @@ def upload_users(
 
 
 def _target(out: Output, region: str | None, base_url: str | None, account_id: str | None,
-            passcode: str | None, dry_run: bool) -> tuple[str, dict[str, str]]:
+            passcode: str | None, dry_run: bool) -> tuple[str | None, dict[str, str]]:
     from ctwa.infra.config import ConfigStore
+    from ctwa.infra.errors import ConfigError
     from ctwa.infra.secrets import SecretResolver, SecretStore
     from ctwa.send.endpoint import resolve_upload_target
 
     name, profile = ConfigStore().get(out.profile)
-    target = resolve_upload_target(profile, SecretResolver(name, SecretStore()),
-                                   account_id=account_id, passcode=passcode, region=region,
-                                   base_url=base_url, require_passcode=not dry_run)
+    try:
+        target = resolve_upload_target(profile, SecretResolver(name, SecretStore()),
+                                       account_id=account_id, passcode=passcode,
+                                       region=region, base_url=base_url,
+                                       require_passcode=not dry_run)
+    except ConfigError:
+        if not dry_run:
+            raise
+        return None, {}  # a dry run checks the file without any account
     return target.url, target.headers
 
 
@@ -168,7 +174,7 @@ def _progress(out: Output):
 def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) -> None:
     from ctwa.infra.masking import redact_header_value
 
-    masked = {k: redact_header_value(k, v) for k, v in headers.items()}
+    masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
     if out.json_mode:
         data = report.as_dict()
         data["request"] = {"url": url, "headers": masked}
@@ -177,8 +183,6 @@ def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) 
     from rich.table import Table
 
     counts = report.counts
-    if report.error:
-        out.error(report.error)
     for note in report.notes[:20]:
         out.warn(note)
     for row, reason in report.rejected_sample:
@@ -187,12 +191,10 @@ def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) 
         import json
 
         out.say(f"first batch ({len(report.first_batch)} records) would go to "
-                f"{url or '(no account given)'}", "bold")
+                f"{url or '(no account given: pass --account-id, or use a profile)'}", "bold")
         for key, value in masked.items():
             out.say(f"  {key}: {value}", "dim")
-        out.say(json.dumps({"d": report.first_batch[:3]}, indent=2, ensure_ascii=False))
-        if len(report.first_batch) > 3:
-            out.say(f"  ... and {len(report.first_batch) - 3} more records in this batch")
+        out.line(json.dumps({"d": report.first_batch}, indent=2, ensure_ascii=False))
     table = Table(title="reconciliation" + (" (dry run)" if report.dry_run else ""),
                   box=None, show_header=False)
     table.add_row("rows read", f"{counts.rows_read:,}")
@@ -208,7 +210,10 @@ def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) 
                       f"{report.batches_sent:,} / {report.batches_skipped:,}")
     table.add_row("adds up", "yes" if counts.adds_up else "NO")
     table.add_row("time", f"{report.elapsed:.1f} s")
-    out.print(table)
+    if counts.rows_read or not report.error:  # no table of zeros before an error line
+        out.table(table)
+    if report.error:
+        out.error(report.error)
     if (counts.rejected or counts.refused or counts.not_uploaded) and not report.dry_run:
         out.say(f"rejects: {report.rejects}")
     elif report.dry_run and counts.rejected:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
-from ctwa.load.run import PROGRESS_SLOTS, Counters, run_share
+from ctwa.load.run import DRAIN_SECONDS, PROGRESS_SLOTS, Counters, run_share
 
 #: The client was saturated when its event loop is late by this much half the time (it is
 #: constantly busy), or by this much one time in ten (it stalls); a one-off stall while
@@ -58,6 +58,11 @@ class LoadReport:
     concurrency: int = CAMPAIGN_CONCURRENCY
     deadline: float = 1.0
     client_saturated: bool = False
+    abandoned: int = 0
+    interrupted: bool = False
+    rate: float | None = None
+    auth_refused: int = 0
+    stopped_on_auth: bool = False
     verdict: list[str] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
 
@@ -68,7 +73,8 @@ class LoadReport:
 
     @property
     def passed(self) -> bool:
-        return self.failed == 0 and self.too_slow == 0 and self.sent > 0
+        return (self.failed == 0 and self.too_slow == 0 and self.sent > 0
+                and not self.interrupted)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "failed": self.failed, "passed": self.passed}
@@ -93,18 +99,21 @@ def merge(plan: LoadPlan, parts: list[Counters]) -> LoadReport:
     codes: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     report = LoadReport(plan.url, workers=plan.workers, concurrency=plan.concurrency,
-                        deadline=plan.deadline)
+                        deadline=plan.deadline, rate=plan.rate)
     for part in parts:
         report.sent += part.sent
         report.accepted += part.accepted
         report.too_slow += part.too_slow
         report.connection_errors += part.connection_errors
         report.contract_violations += part.contract_violations
+        report.abandoned += part.abandoned
+        report.auth_refused += part.auth_refused
+        report.stopped_on_auth = report.stopped_on_auth or part.stopped_on_auth
         codes.update(part.failure_codes)
         statuses.update(part.http_statuses)
         report.peak_in_flight += part.max_in_flight
         report.elapsed = max(report.elapsed, part.elapsed)
-        report.error_samples += part.error_samples
+        report.error_samples += [e for e in part.error_samples if e not in report.error_samples]
         report.loop = part.loop
         latency.add(HdrHistogram.decode(part.latency))
         lag.add(HdrHistogram.decode(part.lag))
@@ -125,21 +134,37 @@ def merge(plan: LoadPlan, parts: list[Counters]) -> LoadReport:
 
 
 def verdict(report: LoadReport) -> list[str]:
-    """Lines that judge the run against the partner criteria, and ctwa against itself."""
+    """Lines that judge the run against the partner criteria, and ctwa against itself: each
+    criterion passed, failed (naming what failed) or not tested (saying why)."""
     lines = []
+    if report.interrupted:
+        lines.append(f"INTERRUPTED: the run was stopped after {report.sent:,} message(s)"
+                     + (f"; {report.abandoned:,} in flight were abandoned" if report.abandoned
+                        else "") + "; the figures cover what was sent")
+    if report.stopped_on_auth:
+        lines.append(f"FAIL: the endpoint refused the credentials ({report.auth_refused:,} "
+                     "answer(s): HTTP 401/403 or failure 2000); the run stopped early")
     held = report.peak_in_flight >= min(CAMPAIGN_CONCURRENCY, report.concurrency)
-    if report.concurrency >= CAMPAIGN_CONCURRENCY:
-        lines.append(("PASS" if held and not report.connection_errors else "FAIL")
-                     + f": held {report.peak_in_flight} requests in flight (criterion: "
+    if report.rate is not None:
+        lines.append(f"not tested: {CAMPAIGN_CONCURRENCY} concurrent (with --rate, requests "
+                     "in flight follow the endpoint's latency; run with --count or --duration "
+                     "and no --rate to test it)")
+    elif report.concurrency < CAMPAIGN_CONCURRENCY:
+        lines.append(f"not tested: {CAMPAIGN_CONCURRENCY} concurrent (this run held at most "
+                     f"{report.concurrency}; CleverTap sends up to {CAMPAIGN_CONCURRENCY})")
+    elif held and not report.connection_errors:
+        lines.append(f"PASS: held {report.peak_in_flight} requests in flight (criterion: "
                      f"{CAMPAIGN_CONCURRENCY} concurrent)")
     else:
-        lines.append(f"note: concurrency {report.concurrency} is below CleverTap's "
-                     f"{CAMPAIGN_CONCURRENCY}; the partner criterion was not tested")
+        why = (f"{report.connection_errors:,} connection error(s)" if report.connection_errors
+               else f"only {report.peak_in_flight} were in flight at once")
+        lines.append(f"FAIL: {CAMPAIGN_CONCURRENCY} concurrent: {why}")
     slow = report.too_slow
-    lines.append(("PASS" if slow == 0 else "FAIL") + f": {slow} answer(s) over the "
+    lines.append(("PASS" if slow == 0 else "FAIL") + f": {slow:,} answer(s) over the "
                  f"{report.deadline:g} s deadline (CleverTap counts each as a timeout)")
     if report.failed:
-        lines.append(f"FAIL: {report.failed} message(s) not accepted")
+        lines.append(f"FAIL: {report.failed:,} message(s) not accepted: "
+                     + ", ".join(_failure_parts(report)))
     if report.client_saturated:
         lag = report.loop_lag_ms
         lines.append(f"WARNING: ctwa's own event loop lagged {lag['p50']:g} ms (p50) / "
@@ -149,14 +174,31 @@ def verdict(report: LoadReport) -> list[str]:
     return lines
 
 
-def _child(plan: LoadPlan, worker: int, progress: Any, results: Any, start: Any) -> None:
+def _failure_parts(report: LoadReport) -> list[str]:
+    from ctwa.wire.codes import messaging_error_meaning
+
+    parts = []
+    if report.connection_errors:
+        parts.append(f"{report.connection_errors:,} connection error(s)")
+    for code, n in report.failure_codes.items():
+        meaning = messaging_error_meaning(int(code)) if code.isdecimal() else "no code"
+        parts.append(f"{n:,} failure {code} ({meaning})")
+    for status, n in report.http_statuses.items():
+        parts.append(f"{n:,} HTTP {status}")
+    if report.contract_violations:
+        parts.append(f"{report.contract_violations:,} contract violation(s)")
+    return parts
+
+
+def _child(plan: LoadPlan, worker: int, progress: Any, results: Any, start: Any,
+           stop: Any) -> None:
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run (``stop``)
     try:
         _warm_up()
         start.wait(timeout=60)  # every worker starts sending at once, imports done
-        results.put((worker, run_share(plan, worker, progress)))
+        results.put((worker, run_share(plan, worker, progress, stop)))
     except BaseException as exc:  # report, so the parent never waits forever
         results.put((worker, f"{type(exc).__name__}: {exc}"))
 
@@ -176,15 +218,18 @@ ProgressHook = Callable[[Progress], None]
 
 def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
              interval: float = 0.25) -> LoadReport:
-    """Run the plan to the end and return the merged report."""
+    """Run the plan to the end and return the merged report. Ctrl-C stops sending, lets
+    requests in flight answer for a few seconds, and returns the report of what was done
+    (``interrupted``); a second Ctrl-C stops waiting."""
     if plan.workers <= 1 and on_progress is None:
-        return merge(plan, [run_share(plan, 0)])
+        return _run_here(plan)
     context: Any = multiprocessing.get_context("spawn" if sys.platform == "win32"
                                                else "forkserver")
     progress = context.Array("q", PROGRESS_SLOTS * plan.workers, lock=False)
     results = context.Queue()
     start = context.Barrier(plan.workers + 1)
-    children = [context.Process(target=_child, args=(plan, w, progress, results, start),
+    stop = context.Event()
+    children = [context.Process(target=_child, args=(plan, w, progress, results, start, stop),
                                 daemon=True) for w in range(plan.workers)]
     for child in children:
         child.start()
@@ -192,17 +237,18 @@ def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
         start.wait(timeout=60)  # its report says why
     parts: dict[int, Counters] = {}
     started = time.monotonic()
+    give_up_at: float | None = None
     try:
         while len(parts) < len(children):
             try:
-                worker, part = results.get(timeout=interval)
-            except Exception:  # queue.Empty: no worker finished in this interval
-                if not any(c.is_alive() for c in children) and results.empty():
-                    raise RuntimeError("a load worker died without a report") from None
-            else:
-                if isinstance(part, str):
-                    raise RuntimeError(f"load worker {worker} failed: {part}")
-                parts[worker] = part
+                _collect(results, parts, children, interval)
+            except KeyboardInterrupt:
+                if stop.is_set():
+                    break  # the second Ctrl-C: report what came back
+                stop.set()
+                give_up_at = time.monotonic() + DRAIN_SECONDS + 2.0
+            if give_up_at is not None and time.monotonic() > give_up_at:
+                break
             if on_progress is not None:
                 values = list(progress)
                 sent, answered, not_accepted, in_flight = (
@@ -214,4 +260,43 @@ def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
             if child.is_alive():
                 child.terminate()
             child.join(timeout=5)
-    return merge(plan, [parts[w] for w in sorted(parts)])
+    report = merge(plan, [parts[w] for w in sorted(parts)])
+    if stop.is_set():
+        report.interrupted = True
+        report.verdict = verdict(report)
+    return report
+
+
+def _collect(results: Any, parts: dict[int, Counters], children: list[Any],
+             interval: float) -> None:
+    try:
+        worker, part = results.get(timeout=interval)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception:  # queue.Empty: no worker finished in this interval
+        if not any(c.is_alive() for c in children) and results.empty():
+            raise RuntimeError("a load worker died without a report") from None
+        return
+    if isinstance(part, str):
+        raise RuntimeError(f"load worker {worker} failed: {part}")
+    parts[worker] = part
+
+
+def _run_here(plan: LoadPlan) -> LoadReport:
+    """One worker in this process; Ctrl-C sets the stop flag the worker checks, instead of
+    tearing the event loop down mid-request."""
+    import signal
+
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        report = merge(plan, [run_share(plan, 0, stop=stop)])
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if stop.is_set():
+        report.interrupted = True
+        report.verdict = verdict(report)
+    return report

@@ -22,6 +22,12 @@ SUCCESS_BODIES = frozenset({b'{"status":"success"}', b'{"status": "success"}',
                             b'{"status":"success"}\n', b'{"status": "success"}\n'})
 _ERROR_SAMPLES = 5
 PROGRESS_SLOTS = 4
+#: After Ctrl-C, how long requests already in flight may take to answer before they are
+#: abandoned (and counted as such): the summary must come in seconds, not at --timeout.
+DRAIN_SECONDS = 3.0
+#: When this many first answers all refuse the credentials (401, 403, failure 2000), the
+#: worker stops: every later message would be refused the same way.
+AUTH_PROBE = 10
 
 
 def _histogram() -> Any:
@@ -50,6 +56,9 @@ class Counters:
     too_slow: int = 0
     connection_errors: int = 0
     contract_violations: int = 0
+    abandoned: int = 0  # in flight when the run was interrupted, never answered
+    auth_refused: int = 0  # answers that refused the credentials
+    stopped_on_auth: bool = False
     failure_codes: Counter[str] = field(default_factory=Counter)
     http_statuses: Counter[int] = field(default_factory=Counter)
     error_samples: list[str] = field(default_factory=list)
@@ -61,12 +70,14 @@ class Counters:
 
     @property
     def answered(self) -> int:
-        return self.sent - self.connection_errors
+        return self.sent - self.connection_errors - self.abandoned
 
 
 class _Run:
-    def __init__(self, plan: LoadPlan, share: WorkerShare, progress: Any | None) -> None:
+    def __init__(self, plan: LoadPlan, share: WorkerShare, progress: Any | None,
+                 stop: Any | None = None) -> None:
         self.plan, self.share, self.progress = plan, share, progress
+        self.stop = stop  # anything with is_set(): Ctrl-C in the parent sets it
         self.counters = Counters()
         self.latency, self.lag = _histogram(), _histogram()
         self.dumps = _dumps()
@@ -79,6 +90,10 @@ class _Run:
         if self.share.count is not None and self.next_local >= self.share.count:
             return None
         if self.stop_at is not None and time.monotonic() >= self.stop_at:
+            return None
+        if self.stop is not None and self.stop.is_set():
+            return None
+        if self.counters.stopped_on_auth:
             return None
         local = self.next_local
         self.next_local += 1
@@ -96,12 +111,14 @@ class _Run:
             status, content = await session.post(body)
         except HttpError as exc:
             error = exc
+        except asyncio.CancelledError:
+            counters.abandoned += 1
+            raise
         finally:
             self.in_flight -= 1
         if error is not None:
             counters.connection_errors += 1
-            if len(counters.error_samples) < _ERROR_SAMPLES:
-                counters.error_samples.append(f"{type(error).__name__}: {error}"[:200])
+            self._sample(f"{type(error).__name__}: {error}")
         else:
             elapsed = time.perf_counter() - begin
             self.latency.record_value(max(1, int(elapsed * 1_000_000)))
@@ -119,14 +136,26 @@ class _Run:
         if verdict.accepted:
             counters.accepted += not late
             return
+        if status in (401, 403) or (status == 200 and verdict.error_code == 2000):
+            counters.auth_refused += 1
+            answered = counters.sent - counters.connection_errors - self.in_flight
+            if counters.auth_refused == answered >= min(AUTH_PROBE, self.share.count or
+                                                        AUTH_PROBE):
+                counters.stopped_on_auth = True
         if status != 200:
             counters.http_statuses[status] += 1
         elif verdict.outcome == "rejected":
             counters.failure_codes[str(verdict.error_code)] += 1
         else:
             counters.contract_violations += 1
-        if len(counters.error_samples) < _ERROR_SAMPLES:
-            counters.error_samples.append(f"HTTP {status}: {verdict.summary}"[:200])
+        self._sample(f"HTTP {status}: {verdict.summary}")
+
+    def _sample(self, text: str) -> None:
+        """Keep a few distinct examples of what went wrong, not five copies of one."""
+        samples = self.counters.error_samples
+        text = text[:200]
+        if len(samples) < _ERROR_SAMPLES and text not in samples:
+            samples.append(text)
 
     def _report_progress(self) -> None:
         """Shared counters for the live display: sent, answered, not accepted, in flight."""
@@ -176,16 +205,29 @@ class _Run:
             late = loop.time() - before - LAG_PERIOD
             self.lag.record_value(max(1, int(late * 1_000_000)))
 
+    async def _until_done_or_stopped(self, sending: asyncio.Future[None]) -> None:
+        """Wait for the senders; once stopped, give requests in flight DRAIN_SECONDS, then
+        abandon them."""
+        while not sending.done():
+            if self.stop is not None and self.stop.is_set():
+                done, _ = await asyncio.wait({sending}, timeout=DRAIN_SECONDS)
+                if not done:
+                    sending.cancel()
+                    await asyncio.gather(sending, return_exceptions=True)
+                break
+            await asyncio.wait({sending}, timeout=0.1)
+        if sending.done() and not sending.cancelled():
+            sending.result()
+
     async def run(self) -> Counters:
         watcher = asyncio.ensure_future(self._watch_lag())
         started = time.perf_counter()
         pool = Pool(self.plan.url, self.plan.headers, size=self.share.concurrency,
                     timeout=self.plan.timeout)
+        sending = asyncio.ensure_future(self._closed(pool) if self.share.rate is None
+                                        else self._open(pool))
         try:
-            if self.share.rate is None:
-                await self._closed(pool)
-            else:
-                await self._open(pool)
+            await self._until_done_or_stopped(sending)
         finally:
             pool.close()
         self.counters.elapsed = time.perf_counter() - started
@@ -197,10 +239,12 @@ class _Run:
         return self.counters
 
 
-def run_share(plan: LoadPlan, worker: int, progress: Any | None = None) -> Counters:
-    """Run this worker's share of the plan to the end (in this process)."""
+def run_share(plan: LoadPlan, worker: int, progress: Any | None = None,
+              stop: Any | None = None) -> Counters:
+    """Run this worker's share of the plan to the end, or until ``stop`` is set (in this
+    process)."""
     from ctwa.http import run_on_fast_loop
 
-    counters, loop = run_on_fast_loop(_Run(plan, plan.share(worker), progress).run())
+    counters, loop = run_on_fast_loop(_Run(plan, plan.share(worker), progress, stop).run())
     counters.loop = loop
     return counters

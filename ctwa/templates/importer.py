@@ -253,6 +253,10 @@ class Importer:
             report.complete = True
         except CtwaError as exc:
             report.error, report.exit_code = str(exc), exc.exit_code
+        except KeyboardInterrupt:
+            report.error = (f"interrupted after {report.pages} page(s); the templates fetched so "
+                            "far were kept")
+            report.exit_code = ExitCode.INTERRUPTED
         finally:
             self._finish(report, before, index, seen)
         return report

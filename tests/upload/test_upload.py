@@ -157,8 +157,8 @@ def test_example_users_file(tmp_path, cli) -> None:
         result = cli("upload-users", str(path), "--base-url", server.url, "--account-id",
                      "ACC", "--passcode", "pc-CANARY-55e0")
     assert result.exit_code == ExitCode.FAILED
-    assert re.search(r"rows read\s+12\s", result.stderr)
-    assert re.search(r"adds up\s+yes", result.stderr)
+    assert re.search(r"rows read\s+12\s", result.stdout)
+    assert re.search(r"adds up\s+yes", result.stdout)
     assert len(mock.state.profiles) == 6 and len(rejects(path)) == 6
 
 
