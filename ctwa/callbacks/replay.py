@@ -90,6 +90,12 @@ class Replayer:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.answers: list[Answer] = []  # every answer so far, for a summary at Ctrl-C
+
+    def stop(self) -> None:
+        """Send nothing more (Ctrl-C): lanes finish the request they are in and return."""
+        self._stop.set()
 
     def url_for(self, planned: Planned) -> str:
         url = self.status_url if planned.target == "status" else self.inbound_url
@@ -106,21 +112,31 @@ class Replayer:
         for planned in events:
             self.url_for(planned)  # fail before sending anything
         if concurrency <= 1:
-            return [self._one(p) for p in group_statuses(events, group)]
+            return self._lane(group_statuses(events, group))
         lanes: list[list[Planned]] = [[] for _ in range(concurrency)]
         for planned in events:
             lanes[zlib.crc32(planned.msg_id.encode()) % concurrency].append(planned)
 
-        def work(lane: list[Planned]) -> list[Answer]:
-            return [self._one(p) for p in group_statuses(lane, group)]
-
-        with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            futures = [pool.submit(work, lane) for lane in lanes if lane]
+        pool = ThreadPoolExecutor(max_workers=concurrency)
+        try:
+            futures = [pool.submit(self._lane, group_statuses(lane, group))
+                       for lane in lanes if lane]
             return [answer for future in futures for answer in future.result()]
+        finally:
+            self._stop.set()  # on Ctrl-C the lanes stop at their next event
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _lane(self, events: list[Planned]) -> list[Answer]:
+        answers = []
+        for planned in events:
+            if self._stop.is_set():
+                break
+            answers.append(self._one(planned))
+        return answers
 
     def _one(self, planned: Planned) -> Answer:
         if self.delays and planned.after > 0:
-            time.sleep(planned.after / max(self.speed, 1e-9))
+            self._stop.wait(planned.after / max(self.speed, 1e-9))
         url = self.url_for(planned)
         answer = Answer(planned, url, time.time())
         self._emit(self.on_send, answer)
@@ -133,6 +149,8 @@ class Replayer:
             answer.status = exchange.response.status_code
             answer.elapsed_ms = round(exchange.elapsed * 1000, 1)
             answer.body = exchange.response.text[:500]
+        with self._lock:
+            self.answers.append(answer)
         self._emit(self.on_answer, answer)
         return answer
 

@@ -77,21 +77,36 @@ def replay(
                      trace=out.trace if out.verbose else None) as client:
         replayer = Replayer(client, status_url or profile.status_callback_url,
                             inbound_url or profile.inbound_callback_url, speed, not no_delay)
-        if not out.json_mode:
+        if not out.json_mode:  # printed under the replayer's lock, so lines are in time order
             replayer.on_send = lambda a: out.say(
-                f"{_clock(a.sent_at)} -> {a.planned.label:22} {a.planned.msg_id}", "dim")
+                f"{_clock(time.time())} -> {a.planned.label:22} {a.planned.msg_id}", "dim")
             replayer.on_answer = lambda a: _say_answer(out, a)
-        answers = replayer.run(events, concurrency, group)
-    failed = [a for a in answers if not a.ok]
-    if out.json_mode:
-        out.data({"sent": len(answers), "failed": len(failed),
-                  "answers": [a.as_dict() for a in answers]})
-    else:
-        out.say(f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
-                f"{len(failed)} not", "bold")
+        try:
+            answers = replayer.run(events, concurrency, group)
+        except KeyboardInterrupt:
+            replayer.stop()
+            _replay_summary(out, replayer.answers, len(events), interrupted=True)
+            out.say("interrupted: run the command again to send the fixtures from the start",
+                    "bold")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+    failed = _replay_summary(out, answers, len(events))
     if failed:
         unreachable = all(a.status is None for a in failed)
         raise typer.Exit(ExitCode.UNREACHABLE if unreachable else ExitCode.FAILED)
+
+
+def _replay_summary(out: Output, answers: list[Any], events: int,
+                    interrupted: bool = False) -> list[Any]:
+    """The counts, on stdout (or the JSON document); returns the answers that failed."""
+    failed = [a for a in answers if not a.ok]
+    if out.json_mode:
+        out.data({"events": events, "sent": len(answers), "failed": len(failed),
+                  "interrupted": interrupted, "answers": [a.as_dict() for a in answers]})
+    else:
+        out.line(f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
+                 f"{len(failed)} not" + (f", interrupted (the fixtures hold {events} "
+                                         "event(s))" if interrupted else ""), "bold")
+    return failed
 
 
 def _say_answer(out: Output, answer: Any) -> None:
@@ -204,7 +219,7 @@ def _print_stats(out: Output, tallies: dict[str, Any]) -> None:
     table.add_row("failed", ", ".join(f"{c}: {n}" for c, n in tallies["failed"].items()) or "0")
     table.add_row("inbound", ", ".join(f"{k}: {n}" for k, n in tallies["inbound"].items())
                   or "0")
-    out.print(table)
+    out.table(table)
 
 
 @app.command("convert")

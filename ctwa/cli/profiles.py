@@ -145,7 +145,7 @@ def list_profiles(ctx: typer.Context) -> None:
         account = " ".join(x for x in (profile.account_id, profile.region) if x)
         table.add_row("*" if name == config.current else "", name, profile.endpoint or "",
                       profile.auth, account)
-    out.print(table)
+    out.table(table)
 
 
 @app.command("show")
@@ -181,9 +181,11 @@ def show(
         if value is not None:
             table.add_row(key, str(value))
     for key, info in secrets.items():
-        where = str(info["source"]) + (f" ({info['note']})" if info["note"] else "")
-        table.add_row(f"secret {key}", f"{info['value']}  from {where}")
-    out.print(table)
+        note = f" ({info['note']})" if info["note"] else ""
+        shown = (f"{info['value']}  from {info['source']}{note}" if info["set"]
+                 else f"(not set){note}")
+        table.add_row(f"secret {key}", shown)
+    out.table(table)
 
 
 @app.command("use")
@@ -236,7 +238,7 @@ def set_secret(
                          hint=f"use one of {', '.join(SECRET_WORDS)}") from None
     ConfigStore().get(name)  # the profile must exist
     if stdin:
-        value = sys.stdin.readline().rstrip("\r\n")
+        value = sys.stdin.readline().strip()  # a CR from a Windows-edited file is no part of it
     elif sys.stdin.isatty():
         value = typer.prompt(f"{which.value} for {name}", hide_input=True)
     else:
@@ -246,8 +248,9 @@ def set_secret(
     try:
         SecretStore().set(name, which, value)
     except KeyringUnavailable as exc:
-        raise ConfigError(f"cannot store the {which.value}: {exc}",
-                          hint=f"export {which.env_var}=... instead") from exc
+        raise ConfigError(f"the {which.value} was not stored: {exc}",
+                          hint=f"export {which.env_var}=... instead, or pass it as a flag") \
+            from exc
     if out.json_mode:
         out.data({"profile": name, "secret": which.value, "stored": "keyring"})
     else:

@@ -105,6 +105,8 @@ def _call_with_timeout(func: Callable[[], T], timeout: float) -> T:
 
 
 def _describe_keyring_error(error: BaseException) -> str:
+    if isinstance(error, KeyringUnavailable):
+        return str(error)
     if type(error).__name__ == "NoKeyringError":
         return "no OS keyring is available on this machine"
     first = (str(error).splitlines() or [""])[0][:120]
@@ -140,10 +142,16 @@ class SecretStore:
         if self.disabled:
             raise KeyringUnavailable(f"the keyring is turned off by {envvars.NO_KEYRING}")
 
-        def write() -> None:
+        def write() -> str | None:
             import keyring
 
             keyring.set_password(KEYRING_SERVICE, keyring_key(profile, name), value)
+            if keyring.get_password(KEYRING_SERVICE, keyring_key(profile, name)) != value:
+                backend = type(keyring.get_keyring())
+                raise KeyringUnavailable(f"the keyring backend {backend.__module__}."
+                                         f"{backend.__qualname__} did not keep it (a backend "
+                                         "that stores nothing, such as the null keyring)")
+            return None
 
         _call_with_timeout(write, self.timeout)
 

@@ -199,3 +199,26 @@ def test_listen_command_runs_forwards_and_prints_stats(tmp_path) -> None:
     assert "forwarded: HTTP 200" in err
     assert upstream.stats.valid == 1
     assert load_fixture(record).events[0].target == "status"
+
+
+def test_ctrl_c_during_replay_prints_the_counts(listener, tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fixture = tmp_path / "slow.yaml"
+    fixture.write_text("events:\n" + "".join(
+        f"  - status: sent\n    msgId: 'i|1|2|{n}|0'\n    after: 1s\n" for n in range(30)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ctwa", "callback", "replay", str(fixture), "--status-url",
+         f"{listener.url}/status", "--inbound-url", f"{listener.url}/inbound"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NO_COLOR": "1"})
+    time.sleep(3.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "answered 2xx, 0 not, interrupted (the fixtures hold 30 event(s))" in out
+    assert "Traceback" not in err

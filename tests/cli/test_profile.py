@@ -54,7 +54,7 @@ def test_set_secret_goes_to_the_keyring_never_the_file(cli, memory_keyring) -> N
     assert shown["secrets"]["password"] == {"set": True, "source": "keyring", "value": "****",
                                             "note": None}
     human = cli("profile", "show")
-    assert "****  from keyring" in human.stderr
+    assert "****  from keyring" in human.stdout
 
 
 def test_show_reports_environment_as_the_source(cli) -> None:
@@ -108,3 +108,32 @@ def test_broken_config_file_is_one_clear_line(cli) -> None:
     assert result.exit_code == ExitCode.CONFIG
     assert "config.yaml: cannot read the ctwa config" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_keyring_that_keeps_nothing_is_detected(cli) -> None:
+    import keyring
+    from keyring.backends.null import Keyring as NullKeyring
+
+    cli("profile", "add", "acme", "--endpoint", "https://bsp.example/x")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(NullKeyring())
+    try:
+        result = cli("profile", "set-secret", "acme", "password", "--stdin",
+                     input="pw-CANARY-7f3a\r\n")
+    finally:
+        keyring.set_keyring(previous)
+    assert result.exit_code == ExitCode.CONFIG
+    assert "the password was not stored" in result.stderr and "null" in result.stderr
+    assert "export CTWA_PASSWORD=" in result.stderr
+
+
+def test_show_says_not_set_once(cli) -> None:
+    cli("profile", "add", "acme", "--endpoint", "https://bsp.example/x", "--use")
+    shown = cli("profile", "show")
+    assert "(not set) from not set" not in shown.stdout and "(not set)" in shown.stdout
+
+
+def test_a_secret_read_from_stdin_loses_its_line_ending(cli, memory_keyring) -> None:
+    cli("profile", "add", "acme", "--endpoint", "https://bsp.example/x")
+    cli("profile", "set-secret", "acme", "password", "--stdin", input="  pw-CANARY-7f3a\r\n")
+    assert memory_keyring.store[("ctwa", "acme:password")] == "pw-CANARY-7f3a"
