@@ -91,11 +91,16 @@ def test_clevertap_upload_and_callbacks(box, cli, tmp_path) -> None:
 
 
 def test_sandbox_command_prints_urls(tmp_path) -> None:
+    """A real process; the flag (--port 0) beats the config file's port, the file's other
+    settings apply."""
     import subprocess
     import sys
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "ctwa", "--json", "sandbox", "--port", "0"],
+    config = tmp_path / "sandbox.yaml"
+    config.write_text("port: 1\nreply-rate: 0.5\nfail: {2004: 0.0}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "ctwa", "sandbox", "--port", "0",
+                             "--config", str(config), "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
@@ -108,10 +113,43 @@ def test_sandbox_command_prints_urls(tmp_path) -> None:
         text = "".join(lines)
         data = json.loads(text)
         assert httpx.get(data["urls"]["callback_stats"]).json()["callbacks"] == 0
+        assert ":1/" not in data["urls"]["bsp_endpoint"]
     finally:
         proc.send_signal(2)
-        proc.wait(timeout=20)
-    assert proc.returncode == 0
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("latncy: 5ms\n", "unknown setting 'latncy' (did you mean 'latency'?)"),
+    ("port: abc\n", "port must be a whole number, got 'abc'"),
+    ("reply-rate: 2\n", "reply-rate must be between 0 and 1"),
+    ("- port\n", "expected a mapping of settings"),
+    ("fail: 3\n", "fail must be a mapping"),
+])
+def test_sandbox_config_is_checked_like_every_user_file(cli, tmp_path, text, words) -> None:
+    config = tmp_path / "sandbox.yaml"
+    config.write_text(text)
+    result = cli("sandbox", "--config", str(config))
+    assert result.exit_code == ExitCode.USAGE and words in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_client_that_leaves_mid_request_is_counted_not_a_traceback(caplog) -> None:
+    import socket
+    import time
+
+    with RunningSandbox(SandboxSettings(port=0)) as running:
+        host, port = running.base_url.removeprefix("http://").split(":")
+        for path in ("/bsp/messages", "/clevertap/status", "/vendor/templates"):
+            with socket.create_connection((host, int(port))) as raw:
+                raw.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n"
+                            "Authorization: Basic Y3R3YTpzYW5kYm94\r\n\r\n{\"a\":".encode())
+                time.sleep(0.2)
+        time.sleep(0.5)
+        stats = httpx.get(f"{running.base_url}/bsp/stats").json()
+    assert stats["disconnected"] == 2  # the vendor's GET route does not read a body
+    assert not [r for r in caplog.records if "Exception in ASGI" in r.getMessage()]
 
 
 def test_sandbox_settings_errors(cli) -> None:

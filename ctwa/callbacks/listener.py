@@ -80,8 +80,13 @@ class Listener:
     forward: Forward | None = None
     on_receive: Callable[[Received], None] | None = None
 
+    def __post_init__(self) -> None:
+        from ctwa.infra.asgi import Disconnects
+
+        self.disconnects = Disconnects()
+
     def app(self) -> Starlette:
-        return Starlette(routes=[
+        return Starlette(exception_handlers=self.disconnects.handlers(), routes=[
             Route("/status", self._status, methods=["POST"]),
             Route("/inbound", self._inbound, methods=["POST"]),
             Route("/", self._any, methods=["POST"]),
@@ -98,7 +103,7 @@ class Listener:
         return await self._handle(request, None)
 
     async def _stats(self, request: Request) -> Response:
-        return JSONResponse(self.stats.tallies())
+        return JSONResponse({**self.stats.tallies(), "disconnected": self.disconnects.count})
 
     async def _handle(self, request: Request, kind: str | None) -> Response:
         self.stats.callbacks += 1
@@ -108,8 +113,10 @@ class Listener:
             return self._refuse(received, f"body over {MAX_BODY} bytes", 413)
         try:
             document = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return self._refuse(received, f"not JSON: {exc}", 400)
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, 5000-digit ints
+            return self._refuse(received, f"not JSON: {str(exc)[:200]}", 400)
+        except RecursionError:
+            return self._refuse(received, "not JSON ctwa can read: nested too deeply", 400)
         if kind is None:
             kind = detect_kind(document)
             if kind not in ("status", "inbound", "meta-webhook"):

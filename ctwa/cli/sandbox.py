@@ -36,7 +36,20 @@ def _latency(raw: str | None) -> tuple[float, float]:
     return (first, second)
 
 
+#: What a sandbox config file may set: each option by its long name, and its type.
+FILE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "host": str, "port": int, "latency": (str, int, float), "fail": dict,
+    "max-concurrency": int, "reply-rate": (int, float), "templates": str, "status-url": str,
+    "inbound-url": str,
+}
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "a mapping"}
+
+
 def _settings_from_file(path: Path) -> dict[str, Any]:
+    """The file's settings, checked like every user file: unknown keys (with a "did you
+    mean"), wrong types and out-of-range values are one clear line naming the key."""
+    import difflib
+
     import yaml
 
     from ctwa.infra.textfiles import read_text, yaml_error
@@ -47,8 +60,32 @@ def _settings_from_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from exc
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of settings")
+        raise InputError(f"{path}: expected a mapping of settings",
+                         hint=f"keys: {', '.join(FILE_KEYS)}")
+    for key, value in data.items():
+        if key not in FILE_KEYS:
+            close = difflib.get_close_matches(str(key), list(FILE_KEYS), n=1)
+            raise InputError(f"{path}: unknown setting {key!r}",
+                             hint=f"did you mean {close[0]!r}?" if close
+                             else f"settings: {', '.join(FILE_KEYS)}")
+        wanted = FILE_KEYS[key]
+        kinds = wanted if isinstance(wanted, tuple) else (wanted,)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            words = " or ".join(_TYPE_WORDS[k] for k in kinds)
+            raise InputError(f"{path}: {key} must be {words}, got {value!r}")
+    if "port" in data and not 0 <= data["port"] <= 65535:
+        raise InputError(f"{path}: port must be between 0 and 65535, got {data['port']}")
+    if "max-concurrency" in data and data["max-concurrency"] < 1:
+        raise InputError(f"{path}: max-concurrency must be at least 1")
+    if "reply-rate" in data and not 0 <= data["reply-rate"] <= 1:
+        raise InputError(f"{path}: reply-rate must be between 0 and 1")
     return data
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether an option was given on the command line (a flag beats the config file)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def sandbox(
@@ -85,17 +122,24 @@ def sandbox(
 
     out: Output = ctx.obj
     options: dict[str, Any] = _settings_from_file(config) if config else {}
-    bsp = BspSettings(latency=_latency(latency or options.get("latency")),
-                      fail_rates=_fail_rates(fail or [f"{k}={v}" for k, v in
-                                                      options.get("fail", {}).items()]),
-                      max_concurrency=int(options.get("max-concurrency", max_concurrency)),
-                      reply_rate=float(options.get("reply-rate", reply_rate)),
-                      status_url=options.get("status-url", status_url),
-                      inbound_url=options.get("inbound-url", inbound_url))
-    settings = SandboxSettings(host=options.get("host", host),
-                               port=int(options.get("port", port)), bsp=bsp,
-                               templates=Path(options["templates"]) if options.get("templates")
-                               else templates)
+
+    def pick(name: str, flag: Any) -> Any:
+        """The flag when given, else the file's value, else the flag's default."""
+        key = name.replace("_", "-")
+        return flag if _given(ctx, name) or key not in options else options[key]
+
+    fail_given = fail if _given(ctx, "fail") or "fail" not in options else [
+        f"{k}={v}" for k, v in options["fail"].items()]
+    file_templates = options.get("templates")
+    bsp = BspSettings(latency=_latency(str(pick("latency", latency) or "") or None),
+                      fail_rates=_fail_rates(fail_given or []),
+                      max_concurrency=int(pick("max_concurrency", max_concurrency)),
+                      reply_rate=float(pick("reply_rate", reply_rate)),
+                      status_url=pick("status_url", status_url),
+                      inbound_url=pick("inbound_url", inbound_url))
+    settings = SandboxSettings(host=pick("host", host), port=int(pick("port", port)), bsp=bsp,
+                               templates=templates if _given(ctx, "templates") or not
+                               file_templates else Path(file_templates))
     from ctwa.infra.ports import check_port_free
 
     check_port_free(settings.host, settings.port)
@@ -112,11 +156,27 @@ def sandbox(
                     f"   vendor token {secrets['vendor_token']}")
             out.say(f"  CleverTap account  {secrets['account_id']}   passcode "
                     f"{secrets['passcode']}")
+            out.say("next, in another terminal (the sandbox's secrets are not secret):", "dim")
+            out.line(profile_command(urls, secrets))
         try:
             while running.thread.is_alive():
                 running.thread.join(timeout=0.5)
         except KeyboardInterrupt:
             out.say("stopping the sandbox")
+
+
+def profile_command(urls: dict[str, str], secrets: dict[str, str]) -> str:
+    """A ready ``ctwa profile add`` line for this sandbox, secrets by environment variable."""
+    import shlex
+
+    args = ["ctwa", "profile", "add", "sandbox", "--endpoint", urls["bsp_endpoint"],
+            "--auth", "basic", "--username", secrets["bsp_username"], "--waba", "919999999998",
+            "--account-id", secrets["account_id"], "--base-url", urls["clevertap_api"],
+            "--status-url", urls["status_callback"], "--inbound-url", urls["inbound_callback"],
+            "--import-url", urls["vendor_templates"], "--import-auth", "bearer", "--use"]
+    env = (f"export CTWA_PASSWORD={secrets['bsp_password']} "
+           f"CTWA_IMPORT_TOKEN={secrets['vendor_token']} CTWA_PASSCODE={secrets['passcode']}")
+    return f"{' '.join(shlex.quote(a) for a in args)} && {env}"
 
 
 def register(app: typer.Typer) -> None:

@@ -64,6 +64,7 @@ class MockBsp:
         self._pools: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._expected: str | None = None
+        self.disconnects: Any = None  # the sandbox's count of clients that left mid-request
         if settings.username is not None:
             token = f"{settings.username}:{settings.password}".encode()
             self._expected = "Basic " + base64.b64encode(token).decode()
@@ -80,6 +81,7 @@ class MockBsp:
             "refused": {str(k): v for k, v in sorted(state.refused.items())},
             "throttled": state.throttled, "in_flight": state.in_flight,
             "callbacks_sent": state.callbacks_sent, "callbacks_failed": state.callbacks_failed,
+            "disconnected": self.disconnects.count if self.disconnects is not None else 0,
             "last_payload": state.last_payload})
 
     async def messages(self, request: Request) -> JSONResponse:

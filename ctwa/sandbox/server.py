@@ -69,16 +69,21 @@ class Sandbox:
         self.clevertap = MockCleverTap({settings.account_id: settings.passcode},
                                        concurrency=settings.upload_concurrency)
         self.listener = Listener(strict=settings.strict_callbacks)
+        self.disconnects = self.listener.disconnects  # one count for the whole sandbox
+        self.bsp.disconnects = self.disconnects
         self.base_url = ""
 
     def app(self) -> Starlette:
+        quiet = self.disconnects.handlers()
         clevertap = Starlette(routes=[*self.clevertap.app().routes,
-                                      *self.listener.app().routes])
+                                      *self.listener.app().routes], exception_handlers=quiet)
+        vendor = vendor_app(self.templates, self.settings.vendor_token)
+        vendor.exception_handlers.update(quiet)
         return Starlette(routes=[
             Mount("/bsp", routes=self.bsp.routes()),
-            Mount("/vendor", app=vendor_app(self.templates, self.settings.vendor_token)),
+            Mount("/vendor", app=vendor),
             Mount("/clevertap", app=clevertap),
-        ], lifespan=self._lifespan)
+        ], lifespan=self._lifespan, exception_handlers=quiet)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -222,3 +222,13 @@ def test_ctrl_c_during_replay_prints_the_counts(listener, tmp_path) -> None:
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "answered 2xx, 0 not, interrupted (the fixtures hold 30 event(s))" in out
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("body", [b"[" * 200_000 + b"]" * 200_000,
+                                  b'{"statuses": [{"code": ' + b"9" * 5000 + b'}]}',
+                                  b'{"a":'])
+def test_hostile_bodies_are_400_and_counted(listener, body) -> None:
+    answer = httpx.post(f"{listener.url}/status", content=body, timeout=10)
+    assert answer.status_code == 400 and "not JSON" in answer.json()["error"]
+    tallies = stats(listener)
+    assert tallies["invalid"] == 1 and tallies["callbacks"] == 1

@@ -1,0 +1,35 @@
+"""What ctwa's local servers (the sandbox, the callback listener) do with a client that goes
+away mid-request: count it and move on. Uvicorn would print an ASGI traceback for every
+client that disconnects, which is what a Ctrl-C of a load test against the sandbox does a
+thousand times; a disconnect is an event, not an error in ctwa."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+
+class Disconnects:
+    """How many clients left before their answer (thread-safe; read by stats endpoints)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def handlers(self) -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
+        """Starlette ``exception_handlers`` for an app: a disconnect is counted and answered
+        with nothing anyone will read."""
+
+        async def gone(request: Request, exc: Exception) -> Response:
+            self.add()
+            return Response(status_code=400)
+
+        return {ClientDisconnect: gone}
