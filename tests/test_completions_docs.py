@@ -49,3 +49,29 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert (command.help or "").strip(), f"{name} has no help text"
         top = name.split()[0]
         assert f"ctwa {top}" in readme, f"README does not mention ctwa {top}"
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    ("ctwa send-template --sample mu", {"multi-button"}),
+    ("ctwa send-freeform --type i", {"image"}),
+    ("ctwa upload-users x.csv --region in", {"in1"}),
+    ("ctwa profile add x --auth b", {"basic", "bearer"}),
+])
+def test_option_values_complete(words: str, expected: set[str]) -> None:
+    env = {**os.environ, "_CTWA_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - 1)}
+    out = subprocess.run([sys.executable, "-m", "ctwa"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert set(out.split()) == expected
+
+
+def test_template_and_profile_names_complete(tmp_path) -> None:
+    from ctwa.cli import complete
+    from ctwa.infra.config import ConfigStore
+    from ctwa.templates.library import Entry, TemplateLibrary, default_root
+
+    library = TemplateLibrary(default_root(None))
+    path = library.put({"name": "order_update", "language": "en", "components": []})
+    library.save_index({"order_update|en": Entry("order_update", "en", path.name)})
+    assert complete.templates("order") == ["order_update"]
+    assert complete.profiles("") == [] and ConfigStore().load().profiles == {}

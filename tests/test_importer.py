@@ -216,7 +216,7 @@ def test_spec_samples_import_and_build_payloads(tmp_path, cli, sample: str) -> N
     name = body["data"][0]["name"]
     result = cli("send-template", "--template-file",
                  str(library.root / f"{name}__{body['data'][0]['language']}.json"),
-                 "--examples", "--to", "919000000001", "--waba", "9190", "--dry-run")
+                 "--examples", "--to", "919000000001", "--waba", "919000009190", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["template"]["namespace"] == name
 

@@ -122,7 +122,7 @@ def test_duration_mode(server) -> None:
 def test_cli_load_mode_json_and_exit_code(cli, server, tmp_path) -> None:
     numbers = tmp_path / "to.txt"
     numbers.write_text("# recipients\n919000000001\n+919000000002\n")
-    result = cli("--json", "send-freeform", "--text", "hi", "--waba", "9190",
+    result = cli("--json", "send-freeform", "--text", "hi", "--waba", "919000009190",
                  "--endpoint", f"{server.url}/mixed", "--to-file", str(numbers),
                  "--count", "40", "--concurrency", "8", "--workers", "1")
     assert result.exit_code == ExitCode.FAILED  # half of them are refused with 2002
@@ -146,7 +146,7 @@ def test_worker_processes_send_at_the_same_time(server) -> None:
 
 def test_refused_credentials_stop_the_run_early_with_exit_4(cli, server) -> None:
     REFUSED.clear()
-    result = cli("send-freeform", "--text", "hi", "--waba", "9190", "--to", "919000000001",
+    result = cli("send-freeform", "--text", "hi", "--waba", "919000009190", "--to", "919000000001",
                  "--endpoint", f"{server.url}/refuses", "--count", "2000", "--concurrency",
                  "4", "--workers", "1")
     assert result.exit_code == ExitCode.CONFIG
@@ -156,7 +156,7 @@ def test_refused_credentials_stop_the_run_early_with_exit_4(cli, server) -> None
 
 
 def test_the_verdict_names_what_failed_and_what_was_not_tested(cli, server) -> None:
-    result = cli("--json", "send-freeform", "--text", "hi", "--waba", "9190", "--to-file",
+    result = cli("--json", "send-freeform", "--text", "hi", "--waba", "919000009190", "--to-file",
                  str(_numbers(server)), "--endpoint", f"{server.url}/mixed", "--count", "40",
                  "--rate", "200", "--workers", "1")
     data = json.loads(result.stdout)
@@ -182,7 +182,7 @@ def test_ctrl_c_prints_the_partial_report_and_exits_130(server) -> None:
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ctwa", "send-freeform", "--text", "hi", "--waba", "9190",
+        [sys.executable, "-m", "ctwa", "send-freeform", "--text", "hi", "--waba", "919000009190",
          "--to", "919000000001", "--endpoint", f"{server.url}/slow", "--duration", "60s",
          "--concurrency", "20", "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -73,7 +73,7 @@ def test_wrong_credentials_get_2000(cli, server) -> None:
 
 def test_slow_endpoint_is_flagged(cli, server) -> None:
     result = cli("--json", "send-freeform", "--text", "hi", "--to", "919000000001", "--waba",
-                 "9190", "--endpoint", f"{server.url}/slow", "--deadline", "0.1", *AUTH)
+                 "919000009190", "--endpoint", f"{server.url}/slow", "--deadline", "0.1", *AUTH)
     assert result.exit_code == ExitCode.FAILED
     verdict = json.loads(result.stdout)["verdict"]
     assert verdict["outcome"] == "too-slow" and verdict["latency_ms"] >= 300

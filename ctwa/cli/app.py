@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from ctwa import __version__
+from ctwa.cli import complete
 from ctwa.cli.output import Output
 from ctwa.infra import envvars
 from ctwa.infra.errors import CtwaError, ExitCode
@@ -95,6 +96,8 @@ def _document(command: Any) -> None:
     exit codes."""
     extra = f"{GLOBAL_HELP}\n\n{EXIT_HELP}"
     command.epilog = f"{command.epilog}\n\n{extra}" if command.epilog else extra
+    if command.help and not command.short_help:  # `ctwa --help` shows summaries whole
+        command.short_help = " ".join(command.help.strip().split("\n\n")[0].split())
     for param in getattr(command, "params", []):
         _plain_param(param)
     for sub in getattr(command, "commands", {}).values():
@@ -109,6 +112,8 @@ class CtwaGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         for command in self.commands.values():
             _document(command)
+        for param in self.params:
+            _plain_param(param)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_globals(list(args)))
@@ -164,7 +169,8 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     profile: str = typer.Option(
-        None, "--profile", "-p", envvar=envvars.PROFILE, show_envvar=True,
+        None, "--profile", "-p", envvar=envvars.PROFILE, show_envvar=True, metavar="NAME",
+        autocompletion=complete.profiles,
         help="Profile to use (default: the current one).",
     ),
     json_output: bool = typer.Option(

@@ -43,6 +43,18 @@ class LoadFlags:
     def active(self) -> bool:
         return self.count is not None or self.duration is not None
 
+    def check(self) -> None:
+        """Usage conflicts, reported before anything else (a missing secret included)."""
+        from ctwa.infra.durations import parse_duration
+
+        if self.count is not None and self.duration is not None:
+            raise InputError("give --count or --duration, not both")
+        if self.duration is not None:
+            parse_duration(self.duration, "--duration")
+        if not self.active and (self.rate or self.concurrency or self.workers or self.to_file):
+            raise InputError("--rate, --concurrency, --workers and --to-file are load-mode "
+                             "options", hint="add --count N or --duration 30s")
+
 
 def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
     from ctwa.send.build import check_phone

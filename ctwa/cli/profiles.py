@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from ctwa.cli import complete
 from ctwa.cli.output import Output
 from ctwa.infra.errors import ConfigError, InputError
 
@@ -57,18 +58,20 @@ def add(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Profile name."),
     endpoint: str = typer.Option(None, help=_FIELDS["endpoint"]),
-    auth: str = typer.Option(None, callback=_check_auth, help=_FIELDS["auth"]),
+    auth: str = typer.Option(None, callback=_check_auth, help=_FIELDS["auth"],
+                             autocompletion=complete.fixed(*complete.AUTH_KINDS)),
     username: str = typer.Option(None, help=_FIELDS["username"]),
     header_name: str = typer.Option(None, "--header-name", help=_FIELDS["auth_header"]),
     waba: str = typer.Option(None, "--waba", help=_FIELDS["waba_number"]),
     account_id: str = typer.Option(None, help=_FIELDS["account_id"]),
-    region: str = typer.Option(None, help=_FIELDS["region"]),
+    region: str = typer.Option(None, help=_FIELDS["region"], autocompletion=complete.regions),
     base_url: str = typer.Option(None, help=_FIELDS["base_url"]),
     status_url: str = typer.Option(None, "--status-url", help=_FIELDS["status_callback_url"]),
     inbound_url: str = typer.Option(None, "--inbound-url",
                                     help=_FIELDS["inbound_callback_url"]),
     import_url: str = typer.Option(None, help=_FIELDS["import_url"]),
-    import_auth: str = typer.Option(None, callback=_check_auth, help=_FIELDS["import_auth"]),
+    import_auth: str = typer.Option(None, callback=_check_auth, help=_FIELDS["import_auth"],
+                                    autocompletion=complete.fixed(*complete.AUTH_KINDS)),
     import_username: str = typer.Option(None, help=_FIELDS["import_username"]),
     import_header: str = typer.Option(None, help=_FIELDS["import_header"]),
     track_clicks: str = typer.Option(None, help=_FIELDS["track_clicks"]),

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli import complete
 from ctwa.cli.loadmode import (
     ConcurrencyOpt,
     CountOpt,
@@ -31,7 +32,8 @@ EndpointOpt = Annotated[str | None, typer.Option(
     "--endpoint", metavar="URL", help="Messaging endpoint URL (default: the profile's).",
     rich_help_panel=CONNECTION)]
 AuthOpt = Annotated[str | None, typer.Option(
-    "--auth", help="basic, bearer, header or none (default: the profile's, or implied by "
+    "--auth", autocompletion=complete.fixed(*complete.AUTH_KINDS),
+    help="basic, bearer, header or none (default: the profile's, or implied by "
     "--username/--password/--token).", rich_help_panel=CONNECTION)]
 UsernameOpt = Annotated[str | None, typer.Option(
     "--username", help="Basic auth username.", rich_help_panel=CONNECTION)]
@@ -87,6 +89,7 @@ def _finish(out: Output, body: Any, warnings: list[str], dry_run: bool, load: Lo
             to: str | None, timeout: float, deadline: float,
             endpoint: Callable[[], Any]) -> None:
     """What every send command ends with: print (dry run), load-test, or send once."""
+    load.check()
     if dry_run:
         _print_payload(out, body, warnings)
         return
@@ -101,7 +104,9 @@ def _finish(out: Output, body: Any, warnings: list[str], dry_run: bool, load: Lo
 
 
 def _waba(waba: str | None, profile: Any) -> str:
-    value = waba or profile.waba_number
+    from ctwa.send.build import check_phone
+
+    value = check_phone(waba, "--waba") if waba else profile.waba_number
     if not value:
         raise ConfigError("no WhatsApp Business number given",
                           hint="pass --waba or set it with `ctwa profile add NAME --waba ...`")
@@ -195,7 +200,8 @@ def _load_template(name: str | None, language: str | None, file: Path | None,
 def send_template(
     ctx: typer.Context,
     template: Annotated[str | None, typer.Option(
-        "--template", "-t", help="Template name in the local library (see import-templates).",
+        "--template", "-t", autocompletion=complete.templates, metavar="NAME",
+        help="Template name in the local library (see import-templates).",
         rich_help_panel=SOURCE)] = None,
     language: Annotated[str | None, typer.Option(
         "--language", help="Template language, when the library has several.",
@@ -210,7 +216,8 @@ def send_template(
         "--allow-unapproved", help="Send a template whose status is not APPROVED (testing).",
         rich_help_panel=SOURCE)] = False,
     sample: Annotated[str | None, typer.Option(
-        "--sample", help="One of the spec's samples: text-footer, image-cta, text, media, lto, "
+        "--sample", autocompletion=complete.samples, metavar="NAME",
+        help="One of the spec's samples: text-footer, image-cta, text, media, lto, "
         "multi-button, carousel, custom-kv.", rich_help_panel=SOURCE)] = None,
     payload: Annotated[Path | None, typer.Option(
         "--payload", help="Send this payload file as it is (linted first).",
@@ -298,7 +305,8 @@ def send_template(
 
         body = load_sample(sample)
         body["to"] = check_phone(to) if to else body["to"]
-        body["wabaNumber"] = waba or profile.waba_number or body["wabaNumber"]
+        body["wabaNumber"] = (check_phone(waba, "--waba") if waba else None) or \
+            profile.waba_number or body["wabaNumber"]
         body["msgId"] = msg_id or MsgIdFactory().next()
     else:
         if not to:
@@ -339,7 +347,7 @@ def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
         if to:
             inner["to"] = check_phone(to)
         if waba:
-            inner["wabaNumber"] = waba
+            inner["wabaNumber"] = check_phone(waba, "--waba")
         if msg_id:
             inner["msgId"] = msg_id
     return body
@@ -351,7 +359,8 @@ def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
 def send_freeform(
     ctx: typer.Context,
     kind: Annotated[str, typer.Option(
-        "--type", help="text, image, audio, video or file.", rich_help_panel=SOURCE)] = "text",
+        "--type", autocompletion=complete.fixed(*complete.MESSAGE_TYPES),
+        help="text, image, audio, video or file.", rich_help_panel=SOURCE)] = "text",
     text: Annotated[str | None, typer.Option(
         "--text", help="Message text (type text).", rich_help_panel=SOURCE)] = None,
     media_url: Annotated[str | None, typer.Option(
@@ -442,7 +451,8 @@ def validate_endpoint(
 
     out: Output = ctx.obj
     profile_name, profile = _profile(out)
-    body: Any = validation_payload(to=check_phone(to), waba=waba or profile.waba_number
+    given_waba = check_phone(waba, "--waba") if waba else None
+    body: Any = validation_payload(to=check_phone(to), waba=given_waba or profile.waba_number
                                    or "919900000000", msg_id=msg_id).to_wire()
     if wrapped:
         body = {"body": body}

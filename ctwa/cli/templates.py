@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
 from ctwa.infra import envvars
@@ -51,7 +52,8 @@ def import_templates(
         "--no-next", help="Ignore paging.next; always page with after=<cursor> against --url "
         "(a next URL on another host is never followed anyway).")] = False,
     auth: Annotated[str | None, typer.Option(
-        "--auth", help="basic, bearer, header or none (default: the profile's).")] = None,
+        "--auth", autocompletion=complete.fixed(*complete.AUTH_KINDS),
+        help="basic, bearer, header or none (default: the profile's).")] = None,
     username: Annotated[str | None, typer.Option("--username", help="Basic auth username.")]
     = None,
     password: Annotated[str | None, typer.Option(
@@ -225,7 +227,8 @@ def _why_not(entry: Any) -> str:
 @app.command("show")
 def show_template(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Template name.")],
+    name: Annotated[str, typer.Argument(autocompletion=complete.templates,
+                                        help="Template name.")],
     language: Annotated[str | None, typer.Option("--language", help="Language.")] = None,
     var: Annotated[list[str] | None, typer.Option(
         "--vars", "--var", metavar="[KEY=]VALUE",

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
 from ctwa.infra import envvars
@@ -32,7 +33,8 @@ def upload_users(
     ctx: typer.Context,
     csv_path: Annotated[Path, typer.Argument(metavar="CSV", help="The users file.")],
     region: Annotated[str | None, typer.Option(
-        "--region", help="CleverTap region: in1, sg1, us1, aps3, mec1, eu.")] = None,
+        "--region", autocompletion=complete.regions,
+        help="CleverTap region: in1, sg1, us1, aps3, mec1, eu.")] = None,
     base_url: Annotated[str | None, typer.Option(
         "--base-url", metavar="URL", help="CleverTap API base URL (overrides --region).")] = None,
     account_id: Annotated[str | None, typer.Option(

@@ -27,10 +27,10 @@ def build_freeform(kind: str, *, to: str, waba: str, msg_id: str, text: str | No
     extra = [name for name, value in given.items() if value is not None
              and name not in _ALLOWED[kind]]
     if extra:
-        raise InputError(f"a {kind} message does not carry {_FLAGS[extra[0]]}")
+        raise InputError(f"{_article(kind)} {kind} message does not carry {_FLAGS[extra[0]]}")
     needed = "text" if kind == "text" else "media_url"
     if not given[needed]:
-        raise InputError(f"a {kind} message needs {_FLAGS[needed]}")
+        raise InputError(f"{_article(kind)} {kind} message needs {_FLAGS[needed]}")
     common = {"to": to, "wabaNumber": waba, "msgId": msg_id}
     if kind == "text":
         return out.FreeformText(text=out.TextBody(body=text or ""), **common)
@@ -43,3 +43,7 @@ def build_freeform(kind: str, *, to: str, waba: str, msg_id: str, text: str | No
     if kind == "image":
         return out.FreeformImage(image=media, **common)
     return out.FreeformVideo(video=media, **common)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"

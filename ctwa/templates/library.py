@@ -6,6 +6,7 @@ written atomically (temp file, then rename) so an interrupted import never leave
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -108,7 +109,10 @@ class TemplateLibrary:
         if not chosen:
             known = sorted({e.language for e in matches})
             where = f" in {language!r}" if language else ""
+            close = difflib.get_close_matches(name, sorted({e.name for e in
+                                                            self.index().values()}), n=1)
             hint = (f"languages available: {', '.join(known)}" if known
+                    else f"did you mean {close[0]!r}?" if close
                     else "import it with `ctwa import-templates`, or pass --template-file")
             raise InputError(f"no template {name!r}{where} in the library at {self.root}",
                              hint=hint)

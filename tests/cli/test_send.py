@@ -56,7 +56,7 @@ def test_each_send_gets_a_fresh_msg_id(cli) -> None:
 
 def test_missing_parameters_exit_2_naming_each(cli) -> None:
     result = cli("send-template", "--template-file", str(EXAMPLES / "templates" / "lto.json"),
-                 "--to", "919000000001", "--waba", "9190", "--dry-run")
+                 "--to", "919000000001", "--waba", "919000009190", "--dry-run")
     assert result.exit_code == ExitCode.USAGE
     assert "body {{1}}" in result.stderr and "button 1 URL suffix" in result.stderr
     assert "Traceback" not in result.stderr
@@ -64,7 +64,7 @@ def test_missing_parameters_exit_2_naming_each(cli) -> None:
 
 def test_examples_flag_fills_from_the_template(cli) -> None:
     result = cli("send-template", "--template-file", str(EXAMPLES / "templates" / "lto.json"),
-                 "--examples", "--to", "919000000001", "--waba", "9190", "--dry-run")
+                 "--examples", "--to", "919000000001", "--waba", "919000009190", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["components"][3]["parameters"][0]["coupon_code"] == (
         "SAMPLECODE")
@@ -76,7 +76,7 @@ def test_unsupported_template_is_refused(cli, tmp_path) -> None:
         {"type": "BODY", "text": "Join"},
         {"type": "BUTTONS", "buttons": [{"type": "FLOW", "text": "Sign up"}]}]}))
     result = cli("send-template", "--template-file", str(path), "--to", "919000000001",
-                 "--waba", "9190", "--dry-run")
+                 "--waba", "919000009190", "--dry-run")
     assert result.exit_code == ExitCode.USAGE
     assert "CleverTap cannot send: button 0: FLOW" in result.stderr
 
@@ -89,7 +89,7 @@ def test_template_from_the_library(cli) -> None:
     path = library.put(template)
     library.save_index({"k": Entry(template["name"], template["language"], path.name)})
     result = cli("send-template", "--template", "Sample_Template", "--var", "Ann", "--to",
-                 "919000000001", "--waba", "9190", "--dry-run")
+                 "919000000001", "--waba", "919000009190", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["components"][0]["body"]["text"] == "Hey Ann, This is Body"
     missing = cli("send-template", "--template", "nope", "--to", "919000000001", "--dry-run")
@@ -191,11 +191,11 @@ def test_validate_endpoint_sends_the_inner_object_or_the_wrapped_form(cli) -> No
                                "filename": "d.pdf"}}),
 ])
 def test_freeform_types(cli, args, expected) -> None:
-    result = cli("send-freeform", *args, "--to", "919000000001", "--waba", "9190",
+    result = cli("send-freeform", *args, "--to", "919000000001", "--waba", "919000009190",
                  "--msg-id", "1|2|3|4", "--dry-run")
     assert result.exit_code == 0, result.stderr
     body = json.loads(result.stdout)
-    assert body == {"payloadVersion": 0.1, "to": "919000000001", "wabaNumber": "9190",
+    assert body == {"payloadVersion": 0.1, "to": "919000000001", "wabaNumber": "919000009190",
                     "msgId": "1|2|3|4", "isTemplate": False, **expected}
 
 
@@ -206,7 +206,7 @@ def test_freeform_types(cli, args, expected) -> None:
     (("--type", "sticker",), "not a freeform type"),
 ])
 def test_freeform_refuses_what_a_type_does_not_carry(cli, args, words) -> None:
-    result = cli("send-freeform", *args, "--to", "919000000001", "--waba", "9190", "--dry-run")
+    result = cli("send-freeform", *args, "--to", "919000000001", "--waba", "919000009190", "--dry-run")
     assert result.exit_code == ExitCode.USAGE and words in result.stderr
 
 
@@ -235,3 +235,23 @@ def test_payload_file_variants_are_sent_as_given_with_warnings(cli) -> None:
     assert result.exit_code == 0
     assert "msg_id" in sent(route) and sent(route)["to"] == "919000000001"
     assert "variant spelling" in result.stderr
+
+
+def test_usage_conflicts_come_before_missing_secrets(cli) -> None:
+    result = cli("send-template", "--sample", "text", "--to", "919000000001", "--waba",
+                 "919000009190", "--endpoint", URL, "--auth", "bearer", "--count", "5",
+                 "--duration", "5s")
+    assert result.exit_code == ExitCode.USAGE and "--count or --duration" in result.stderr
+    lonely = cli("send-template", "--sample", "text", "--to", "919000000001", "--endpoint",
+                 URL, "--auth", "bearer", "--rate", "5")
+    assert lonely.exit_code == ExitCode.USAGE and "load-mode options" in lonely.stderr
+
+
+def test_did_you_mean_for_samples_and_waba_checked_like_to(cli) -> None:
+    result = cli("send-template", "--sample", "mult-button", "--to", "919000000001",
+                 "--dry-run")
+    assert result.exit_code == ExitCode.USAGE and "did you mean 'multi-button'" in result.stderr
+    waba = cli("send-template", "--sample", "text", "--to", "919000000001", "--waba", "abc",
+               "--dry-run")
+    assert waba.exit_code == ExitCode.USAGE and "--waba 'abc' is not a phone number" in \
+        waba.stderr

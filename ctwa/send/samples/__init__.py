@@ -19,6 +19,11 @@ SAMPLE_NAMES = ("text-footer", "image-cta", "text", "media", "lto", "multi-butto
 
 def load_sample(name: str) -> dict[str, Any]:
     if name not in SAMPLE_NAMES:
-        raise InputError(f"unknown sample {name!r}", hint=f"use one of {', '.join(SAMPLE_NAMES)}")
+        import difflib
+
+        close = difflib.get_close_matches(name, SAMPLE_NAMES, n=1, cutoff=0.5)
+        raise InputError(f"unknown sample {name!r}",
+                         hint=(f"did you mean {close[0]!r}? " if close else "")
+                         + f"samples: {', '.join(SAMPLE_NAMES)}")
     text = resources.files(__package__).joinpath(f"{name}.json").read_text(encoding="utf-8")
     return json.loads(text)
