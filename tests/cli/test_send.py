@@ -206,7 +206,8 @@ def test_freeform_types(cli, args, expected) -> None:
     (("--type", "sticker",), "not a freeform type"),
 ])
 def test_freeform_refuses_what_a_type_does_not_carry(cli, args, words) -> None:
-    result = cli("send-freeform", *args, "--to", "919000000001", "--waba", "919000009190", "--dry-run")
+    result = cli("send-freeform", *args, "--to", "919000000001", "--waba", "919000009190",
+                 "--dry-run")
     assert result.exit_code == ExitCode.USAGE and words in result.stderr
 
 
