@@ -215,7 +215,7 @@ def test_spec_samples_import_and_build_payloads(tmp_path, cli, sample: str) -> N
     assert report.complete and not report.rejected and len(report.added) == 1
     name = body["data"][0]["name"]
     result = cli("send-template", "--template-file",
-                 str(library.root / f"{name}__{body['data'][0]['language']}.json"),
+                 str(library.path_of(name, body["data"][0]["language"])),
                  "--examples", "--to", "919000000001", "--waba", "919000009190", "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["template"]["namespace"] == name
@@ -305,3 +305,36 @@ def test_duplicates_across_pages_are_counted_once_and_named(tmp_path, cli) -> No
                  str(tmp_path / "lib2"))
     assert result.exit_code == 0
     assert "1 template(s) offered more than once, the first kept: b (en), page 2" in result.stderr
+
+
+
+@pytest.mark.parametrize("names", [("Order", "order"), ("a/b", "a_b", "a b", "a?b"),
+                                   ("x" * 300, "x" * 300 + "y")])
+def test_names_map_to_files_one_to_one(tmp_path, names) -> None:
+    """Names that differ only by case, `/`, `_` or spaces (or past 80 characters) never share
+    a file, even on a case-insensitive file system."""
+    library = TemplateLibrary(tmp_path / "lib")
+    files = {library.path_of(n, "en").name.lower() for n in names}
+    assert len(files) == len(names) and all(len(f) < 200 for f in files)
+    for name in names:
+        library.put({"name": name, "language": "en", "components": [{"type": "BODY",
+                                                                      "text": name}]})
+    for name in names:
+        stored = json.loads(library.path_of(name, "en").read_text())
+        assert stored["name"] == name
+
+
+@respx.mock
+def test_a_library_from_an_older_ctwa_is_moved_to_the_new_names(tmp_path) -> None:
+    from ctwa.templates.library import Entry
+
+    library = TemplateLibrary(tmp_path / "lib")
+    old = library.root / "a__en.json"
+    library.root.mkdir(parents=True)
+    old.write_text(json.dumps(tpl("a"), ensure_ascii=False) + "\n")
+    library.save_index({"a|en": Entry("a", "en", old.name, "APPROVED", "UTILITY")})
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=page(["a"]))
+    with make_client(retry=FAST) as client:
+        report = Importer(client, library).run(URL, limit=2)
+    assert report.unchanged == ["a (en)"] and not old.exists()
+    assert library.get("a")["name"] == "a"

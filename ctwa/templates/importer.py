@@ -291,12 +291,16 @@ class Importer:
             report.tracked[label] = tracked
         path = self.library.path_of(template.name, template.language)
         text = serialise(raw)
-        old = path.read_text(encoding="utf-8") if key in before and path.exists() else None
-        if old == text:
+        stored = self.library.root / before[key].file if key in before else None
+        old = stored.read_text(encoding="utf-8") if stored and stored.exists() else None
+        if old == text and stored == path:
             report.unchanged.append(label)
         else:
             self.library.put(raw, text)
-            (report.updated if key in before else report.added).append(label)
+            if stored is not None and stored != path:  # a library written by an older ctwa
+                stored.unlink(missing_ok=True)
+            (report.updated if key in before and old != text else
+             report.unchanged if key in before else report.added).append(label)
         index[key] = Entry(template.name, template.language, path.name, template.status,
                            template.category, not refused, tracked)
 

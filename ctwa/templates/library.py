@@ -27,8 +27,15 @@ def default_root(profile: str | None) -> Path:
 
 
 def file_name(name: str, language: str) -> str:
-    """A safe, stable file name; the true name and language live inside the file."""
-    return f"{_UNSAFE.sub('_', name)}__{_UNSAFE.sub('_', language)}.json"
+    """A safe, stable file name, one per (name, language): a readable part (lower case, so
+    names that differ only by case, ``/``, ``_`` or spaces cannot share a file on macOS or
+    Windows) and a digest of the exact pair that keeps them apart. The true name and language
+    live inside the file."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{name}\0{language}".encode()).hexdigest()[:12]
+    readable = _UNSAFE.sub("_", name).lower()[:80]
+    return f"{readable}__{_UNSAFE.sub('_', language).lower()[:20]}__{digest}.json"
 
 
 def write_atomic(path: Path, text: str) -> None:
