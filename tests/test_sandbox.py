@@ -82,7 +82,7 @@ def test_clevertap_upload_and_callbacks(box, cli, tmp_path) -> None:
     assert counts["uploaded"] == 1 and counts["rejected"] == 1
     assert httpx.get(box.urls()["upload_stats"]).json()["profiles"] >= 1
     bad = cli("upload-users", str(users), "--base-url", box.urls()["clevertap_api"],
-              "--account-id", box.settings.account_id, "--passcode", "wrong")
+              "--account-id", box.settings.account_id, "--passcode", "wrong", "--restart")
     assert bad.exit_code == ExitCode.CONFIG
     answer = httpx.post(box.urls()["status_callback"],
                         content=(SPEC_SAMPLES / "status-click-generic.json").read_bytes())

@@ -65,6 +65,9 @@ def upload_users(
         "--journal", help="Batch journal for --resume (default: next to the CSV).")] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Skip the batches a previous run finished.")] = False,
+    restart: Annotated[bool, typer.Option(
+        "--restart", help="Start over although a journal from an earlier run exists (its "
+        "journal and rejects file are replaced).")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check everything, show the first batch, send nothing.")] = False,
     workers: Annotated[int | None, typer.Option(
@@ -92,10 +95,13 @@ def upload_users(
         raise InputError(f"--delimiter {delimiter!r}: give one character (\\t for a tab)")
     if not csv_path.is_file():
         raise InputError(f"{csv_path}: no such file")
+    if resume and restart:
+        raise InputError("give --resume or --restart, not both")
     options = UploadOptions(
         csv_path, encoding, delimiter, default_region, _column_types(column_type or []),
         frozenset(drop_column or []), batch_size, concurrency, rejects, journal, resume,
         dry_run, workers)
+    _check_journal(options, restart)
     client, url = None, None
     headers: dict[str, str] = {}
     url, headers = _target(out, region, base_url, account_id, passcode, dry_run)
@@ -137,6 +143,21 @@ def _target(out: Output, region: str | None, base_url: str | None, account_id: s
             raise
         return None, {}  # a dry run checks the file without any account
     return target.url, target.headers
+
+
+def _check_journal(options: Any, restart: bool) -> None:
+    """A journal left by an earlier run means rows may be uploaded already: never start over
+    silently (nor finish silently); ask which."""
+    journal = options.journal_path
+    if options.dry_run or options.resume or not journal.exists():
+        return
+    if restart:
+        journal.unlink()
+        return
+    raise InputError(f"{journal} exists: an earlier upload of this file did not finish (or "
+                     "finished and kept its journal)",
+                     hint="pass --resume to finish it without sending anything twice, or "
+                     "--restart to upload every row again")
 
 
 def _resume_command() -> str:

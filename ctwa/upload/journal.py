@@ -117,8 +117,11 @@ class RejectsFile:
     """
 
     def __init__(self, path: Path, header: list[str]) -> None:
+        from ctwa.upload.rules import rejects_columns
+
         self.path = path
-        self.header = header
+        self.skip = rejects_columns(header)  # uploading a fixed rejects file: drop its own
+        self.header = header[self.skip:]  # row, reason and code, keep the original values
         self.rows_present: set[int] = set()
         self._handle: TextIO | None = None
         self._writer: Any = None
@@ -147,7 +150,7 @@ class RejectsFile:
         self.rows_present.add(row)
         assert self._writer is not None
         self._writer.writerow([row, reason, "" if code is None else code,
-                               *unpack_values(values)])
+                               *unpack_values(values)[self.skip:]])
 
     def flush(self) -> None:
         if self._handle is not None:

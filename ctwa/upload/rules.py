@@ -126,55 +126,71 @@ def date_value(value: str) -> str:
 
 
 def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
-    """The record for one row, or the first reason it cannot be uploaded."""
+    """The record for one row, or every reason it cannot be uploaded (joined with "; ", the
+    code of the first one CleverTap has a code for), so a fixed row is fixed once."""
     if len(values) != rules.width:
         return Checked(row, reason=f"has {len(values)} fields; the header has {rules.width}")
+    problems: list[tuple[str, int | None]] = []
     identity = values[rules.identity_index].strip()
     if not identity:
-        return Checked(row, reason=f"{rules.identity_key} is empty", code=523)
-    if len(identity) >= MAX_IDENTITY:
-        return Checked(row, reason=f"{rules.identity_key} is {len(identity)} characters; "
-                       f"CleverTap allows under {MAX_IDENTITY}")
+        problems.append((f"{rules.identity_key} is empty", 523))
+    elif len(identity) >= MAX_IDENTITY:
+        problems.append((f"{rules.identity_key} is {len(identity)} characters; CleverTap "
+                         f"allows under {MAX_IDENTITY}", None))
     phone_raw = values[rules.phone_index].strip()
+    phone: str | None = None
     if not phone_raw:
-        return Checked(row, identity, reason="Phone is empty", code=516)
-    phone, problem = to_e164(phone_raw, rules.default_region)
-    if problem:
-        return Checked(row, identity, reason=problem, code=516)
+        problems.append(("Phone is empty", 516))
+    else:
+        phone, problem = to_e164(phone_raw, rules.default_region)
+        if problem:
+            problems.append((problem, 516))
     parts = [f'{{"{rules.identity_key}":', _json_text(identity),
              ',"type":"profile","profileData":{']
     first = True
     for column in rules.columns:
         raw = values[column.index].strip()
-        if not raw:
+        if not raw or column.index == rules.phone_index and phone is None:
             continue
-        if column.index == rules.phone_index:
-            value: Any = phone
-        elif column.kind == "str":
-            value = raw
-        else:
-            try:
-                value = _typed(raw, column.kind)
-            except ValueError as exc:
-                return Checked(row, identity, reason=f"{column.header} {raw!r}: {exc}")
-        if column.key == "Email" and not EMAIL_SHAPE.match(raw):
-            return Checked(row, identity, reason=f"Email {raw!r} is not an email address",
-                           code=515)
-        if column.key == "Gender":
-            value = GENDERS.get(raw.lower())
-            if value is None:
-                return Checked(row, identity, reason=f"Gender {raw!r}: use M, F or O",
-                               code=514)
-        if isinstance(value, str) and len(value) * 4 > MAX_VALUE_BYTES and len(
-                value.encode()) > MAX_VALUE_BYTES:
-            return Checked(row, identity, reason=f"{column.header} is "
-                           f"{len(value.encode())} bytes; CleverTap keeps at most "
-                           f"{MAX_VALUE_BYTES}")
+        value, problem = _column_value(column, raw, phone if column.index == rules.phone_index
+                                       else None)
+        if problem is not None:
+            problems.append(problem)
+            continue
         parts.append(column.json_key if first else "," + column.json_key)
         parts.append(_json_value(value))
         first = False
+    if problems:
+        code = next((c for _, c in problems if c is not None), None)
+        return Checked(row, identity or None, reason="; ".join(r for r, _ in problems),
+                       code=code)
     parts.append("}}")
     return Checked(row, identity, "".join(parts))
+
+
+def _column_value(column: Column, raw: str,
+                  phone: str | None) -> tuple[Any, tuple[str, int | None] | None]:
+    """One cell as CleverTap takes it, or the problem with it (and CleverTap's code)."""
+    if phone is not None:
+        value: Any = phone
+    elif column.kind == "str":
+        value = raw
+    else:
+        try:
+            value = _typed(raw, column.kind)
+        except ValueError as exc:
+            return None, (f"{column.header} {raw!r}: {exc}", None)
+    if column.key == "Email" and not EMAIL_SHAPE.match(raw):
+        return None, (f"Email {raw!r} is not an email address", 515)
+    if column.key == "Gender":
+        value = GENDERS.get(raw.lower())
+        if value is None:
+            return None, (f"Gender {raw!r}: use M, F or O", 514)
+    if isinstance(value, str) and len(value) * 4 > MAX_VALUE_BYTES and len(
+            value.encode()) > MAX_VALUE_BYTES:
+        return None, (f"{column.header} is {len(value.encode())} bytes; CleverTap keeps at "
+                      f"most {MAX_VALUE_BYTES}", None)
+    return value, None
 
 
 def body_of(rows: list[Checked]) -> bytes:
@@ -247,12 +263,13 @@ def plan_columns(header: list[str], types: dict[str, ColumnType], dropped: set[s
     Raises ValueError with a message naming the column; the caller adds the file name.
     """
     names = [h.strip() for h in header]
-    if not names or names[0].lower() not in IDENTITY_COLUMNS:
-        first = names[0] if names else ""
+    skip = rejects_columns(names)
+    if len(names) <= skip or names[skip].lower() not in IDENTITY_COLUMNS:
+        first = names[skip] if len(names) > skip else ""
         raise ValueError(f"the first column must be identity or objectId (any case), not "
                          f"{first!r}")
     lowered = [n.lower() for n in names]
-    duplicates = sorted({n for n in lowered if lowered.count(n) > 1})
+    duplicates = sorted({n for n in lowered[skip:] if lowered[skip:].count(n) > 1})
     if duplicates:
         raise ValueError(f"column {duplicates[0]!r} appears twice")
     if "phone" not in lowered:
@@ -263,7 +280,7 @@ def plan_columns(header: list[str], types: dict[str, ColumnType], dropped: set[s
         raise ValueError(f"--column-type/--drop-column names {unknown[0]!r}, which is not a "
                          "column")
     columns = []
-    for index, name in enumerate(names[1:], start=1):
+    for index, name in enumerate(names[skip + 1:], start=skip + 1):
         low = name.lower()
         if low in {d.lower() for d in dropped}:
             if low == "phone":
@@ -281,5 +298,17 @@ def plan_columns(header: list[str], types: dict[str, ColumnType], dropped: set[s
     if len(custom) > MAX_CUSTOM_KEYS:
         raise ValueError(f"{len(custom)} property columns; CleverTap keeps at most "
                          f"{MAX_CUSTOM_KEYS}")
-    return RowRules(0, IDENTITY_COLUMNS[lowered[0]], lowered.index("phone"), tuple(columns),
-                    len(names), default_region.upper() if default_region else None)
+    return RowRules(skip, IDENTITY_COLUMNS[lowered[skip]], lowered.index("phone", skip),
+                    tuple(columns), len(names),
+                    default_region.upper() if default_region else None)
+
+
+#: The columns ctwa's rejects file puts before the original ones.
+REJECTS_COLUMNS = ("row", "reason", "code")
+
+
+def rejects_columns(names: list[str]) -> int:
+    """How many leading columns are a rejects file's own (3), or 0: a fixed rejects file
+    uploads as it is."""
+    return len(REJECTS_COLUMNS) if tuple(n.strip().lower() for n in names[:3]) == \
+        REJECTS_COLUMNS else 0

@@ -234,3 +234,52 @@ def test_resume_retries_batches_that_failed(tmp_path) -> None:
         third = upload(path, resume=True)
     assert third_route.call_count == 0 and third.batches_skipped == 3
     assert third.counts.uploaded == 6 and third.exit_code == ExitCode.OK
+
+
+def _cli_upload(cli, path: Path, server, *extra: str):
+    return cli("upload-users", str(path), "--base-url", server.url, "--account-id", "ACC",
+               "--passcode", "pc-CANARY-55e0", *extra)
+
+
+def test_a_fixed_rejects_file_uploads_as_it_is(tmp_path, cli) -> None:
+    mock = MockCleverTap({"ACC": "pc-CANARY-55e0"})
+    path = tmp_path / "users.csv"
+    path.write_text("identity,Phone,Email,Gender\nu1,+14155552671,a@b.co,F\n"
+                    "u2,+14155552672,not-an-email,M\nu3,+14155552673,c@d.co,Woman\n")
+    with LiveServer(mock.app()) as server:
+        first = _cli_upload(cli, path, server)
+        assert first.exit_code == ExitCode.FAILED
+        rejected = path.with_name("users.rejects.csv")
+        fixed = rejected.read_text().replace("not-an-email", "b@c.co").replace("Woman", "F")
+        again = tmp_path / "fixed.csv"
+        again.write_text(fixed)
+        second = _cli_upload(cli, again, server)
+    assert second.exit_code == 0, second.stderr
+    assert set(mock.state.profiles) == {"u1", "u2", "u3"}
+    assert again.with_name("fixed.rejects.csv").read_text().startswith("row,reason,code,"
+                                                                       "identity,")
+
+
+def test_every_problem_of_a_row_is_reported(tmp_path) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text("identity,Phone,Email,Gender\n,12,nope,Woman\n")
+    report = upload(path, dry_run=True)
+    ((row, reason),) = report.rejected_sample
+    assert row == 2
+    for words in ("identity is empty", "phone has no + and country code",
+                  "Email 'nope' is not an email address", "Gender 'Woman'"):
+        assert words in reason
+
+
+def test_an_earlier_journal_asks_for_resume_or_restart(tmp_path, cli) -> None:
+    mock = MockCleverTap({"ACC": "pc-CANARY-55e0"})
+    path = tmp_path / "users.csv"
+    path.write_text("identity,Phone\nu1,+14155552671\n")
+    with LiveServer(mock.app()) as server:
+        assert _cli_upload(cli, path, server).exit_code == 0
+        again = _cli_upload(cli, path, server)
+        assert again.exit_code == ExitCode.USAGE
+        assert "users.journal.jsonl exists" in again.stderr and "--resume" in again.stderr \
+            and "--restart" in again.stderr
+        assert _cli_upload(cli, path, server, "--restart").exit_code == 0
+        assert _cli_upload(cli, path, server, "--resume").exit_code == 0
