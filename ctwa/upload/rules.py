@@ -142,20 +142,20 @@ def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
     if not phone_raw:
         problems.append(("Phone is empty", 516))
     else:
-        phone, problem = to_e164(phone_raw, rules.default_region)
-        if problem:
-            problems.append((problem, 516))
+        phone, wrong = to_e164(phone_raw, rules.default_region)
+        if wrong:
+            problems.append((wrong, 516))
     parts = [f'{{"{rules.identity_key}":', _json_text(identity),
              ',"type":"profile","profileData":{']
     first = True
     for column in rules.columns:
         raw = values[column.index].strip()
-        if not raw or column.index == rules.phone_index and phone is None:
+        if not raw or (column.index == rules.phone_index and phone is None):
             continue
-        value, problem = _column_value(column, raw, phone if column.index == rules.phone_index
+        value, trouble = _column_value(column, raw, phone if column.index == rules.phone_index
                                        else None)
-        if problem is not None:
-            problems.append(problem)
+        if trouble is not None:
+            problems.append(trouble)
             continue
         parts.append(column.json_key if first else "," + column.json_key)
         parts.append(_json_value(value))
