@@ -11,8 +11,9 @@ from ctwa.cli.options import seconds
 from ctwa.cli.output import Output, problem_line
 from ctwa.infra.errors import ExitCode, InputError
 
-app = typer.Typer(help="Send DLR and inbound callbacks from YAML fixtures, or receive and "
-                  "check them in a strict local listener.", no_args_is_help=True,
+app = typer.Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
+                  "check them in a strict local listener (listen), and turn Meta's webhooks "
+                  "into them (convert).", no_args_is_help=True,
                   rich_markup_mode=None)
 
 
