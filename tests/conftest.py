@@ -99,7 +99,8 @@ class LiveServer:
         import uvicorn
 
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off", access_log=False, **options)
+                                lifespan="off", access_log=False,
+                                **{"loop": "asyncio", **options})  # see RunningSandbox
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

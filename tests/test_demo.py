@@ -13,7 +13,7 @@ def test_demo_every_step_behaves(tmp_path) -> None:
     started = time.monotonic()
     results = run_demo(Output(), tmp_path)
     assert time.monotonic() - started < 60
-    assert results["import"]["pages"] == 3 and len(results["import"]["added"]) == 8
+    assert results["import"]["pages"] == 4 and len(results["import"]["added"]) == 9
     assert len(results["import"]["duplicates"]) == 1  # the spec names two samples alike
     assert results["sent"] == 4
     assert results["load"]["sent"] == 300 and results["load"]["accepted"] == 300

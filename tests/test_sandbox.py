@@ -66,7 +66,7 @@ def test_vendor_pages_and_auth(box, cli, tmp_path) -> None:
     result = cli("--json", "import-templates", "--url", url, "--token",
                  box.settings.vendor_token, "--limit", "4", "--library", str(tmp_path))
     data = json.loads(result.stdout)
-    assert result.exit_code == 0 and data["pages"] == 3 and data["fetched"] == 8
+    assert result.exit_code == 0 and data["pages"] == 3 and data["fetched"] == 9
     # text.json and media.json are both the spec's "Sample_Template (en(UK))": counted once
     assert [d.split(",")[0] for d in data["duplicates"]] == ["Sample_Template (en(UK))"]
     denied = cli("import-templates", "--url", url, "--token", "nope", "--library", str(tmp_path))

@@ -299,7 +299,8 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
     lowered = detail.lower()
     after = f" after {timeout:g} s" if timeout else ""
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return InputError(f"bad URL {where}: {detail}", hint="use an http:// or https:// URL")
+        return InputError(f"{where!r} is not a URL ctwa can send to",
+                          hint="give an http:// or https:// URL, e.g. https://bsp.example/wa")
     if isinstance(exc, httpx.ConnectTimeout):
         message = f"could not connect to {where}: timed out{after}"
     elif isinstance(exc, httpx.TimeoutException):
