@@ -99,9 +99,9 @@ def add(
     try:
         profile = Profile.model_validate(merged)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"profile {name}: {field}: {first['msg']}") from exc
+        from ctwa.wire.lint import first_problem
+
+        raise InputError(f"profile {name}: {first_problem(exc)}") from exc
     store.put(name, profile, make_current=use)
     verb = "updated" if existing else "created"
     if out.json_mode:

@@ -44,6 +44,23 @@ class Profile(BaseModel):
     import_header: str | None = Field(None, description="header name for import header auth")
     track_clicks: str | None = Field(None, description="click-tracking domain for imports")
 
+    @field_validator("endpoint", "base_url", "status_callback_url", "inbound_callback_url",
+                     "import_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @field_validator("waba_number")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        cleaned = value.replace(" ", "").replace("-", "") if value else value
+        digits = cleaned.removeprefix("+") if cleaned else ""
+        if cleaned and not (digits.isascii() and digits.isdecimal() and 6 <= len(digits) <= 15):
+            raise ValueError(f"{value!r} is not a phone number (digits with country code)")
+        return cleaned
+
     @field_validator("region")
     @classmethod
     def _known_region(cls, value: str | None) -> str | None:
@@ -93,7 +110,12 @@ class ConfigStore:
             raw = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
             return ConfigFile.model_validate(raw)
         except (yaml.YAMLError, ValidationError, OSError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, ValidationError):
+                from ctwa.wire.lint import first_problem
+
+                first = first_problem(exc)
+            else:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(
                 f"{self.path}: cannot read the ctwa config: {first}",
                 hint="fix or delete the file",

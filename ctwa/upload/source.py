@@ -116,13 +116,35 @@ class CsvSource:
                     elif not is_blank(values):
                         yield row, values
             except UnicodeDecodeError as exc:
-                raise self.decode_error(row + 1, exc) from exc
+                raise self.decode_error(self._row_of_bad_byte(offset, first_row, delimiter),
+                                        exc) from exc
             except csv.Error as exc:
                 raise InputError(f"{self.path}: row {row + 1}: {exc}",
                                  hint="check the quoting around that row") from exc
             if row == 0 and not offset:
                 raise InputError(f"{self.path}: the file is empty",
                                  hint="the first line must be the header")
+
+    def _row_of_bad_byte(self, offset: int, first_row: int, delimiter: str) -> int:
+        """The row holding the first byte that is not text in the encoding: the text decoder
+        fails a whole chunk ahead of the CSV reader, so the reader's row is the wrong one."""
+        import codecs as codec_module
+
+        decoder = codec_module.getincrementaldecoder(self.encoding)()
+        good: list[str] = []
+        with self._open() as raw:
+            raw.seek(offset)
+            while chunk := raw.read(1 << 16):
+                try:
+                    good.append(decoder.decode(chunk))
+                except UnicodeDecodeError as exc:
+                    good.append(chunk[:exc.start].decode(self.encoding, errors="ignore"))
+                    break
+        text = "".join(good)
+        records = sum(1 for _ in csv.reader(io.StringIO(text, newline=""),
+                                            delimiter=delimiter))
+        complete = records - (0 if text.endswith(("\n", "\r")) or not text else 1)
+        return first_row + complete
 
     def decode_error(self, row: int, exc: UnicodeDecodeError) -> InputError:
         return InputError(f"{self.path}: row {row}: not {self.encoding} text ({exc.reason})",

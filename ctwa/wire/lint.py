@@ -96,6 +96,19 @@ def read_document(doc: Any, kind: str, source: str = "<document>") -> tuple[Any,
     return result.value, result.warnings
 
 
+def first_problem(exc: ValidationError) -> str:
+    """A pydantic error on a ctwa model (a profile, a config file) as one line in ctwa's
+    words: ``field.path: what is wrong``."""
+    error = exc.errors(include_url=False)[0]
+    path = [p for p in error["loc"] if isinstance(p, (str, int))]
+    message, _ = _describe(error, path, "template")
+    if error["type"] == "extra_forbidden":
+        message = f"unknown setting `{path[-1]}`" if path else "unknown setting"
+    where = ".".join(str(p) for p in path)
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
 def _has_errors(problems: Sequence[Problem]) -> bool:
     return any(p.severity == "error" for p in problems)
 

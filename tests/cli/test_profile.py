@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import keyring
+import pytest
 
 from ctwa.infra.errors import ExitCode
 
@@ -137,3 +138,26 @@ def test_a_secret_read_from_stdin_loses_its_line_ending(cli, memory_keyring) -> 
     cli("profile", "add", "acme", "--endpoint", "https://bsp.example/x")
     cli("profile", "set-secret", "acme", "password", "--stdin", input="  pw-CANARY-7f3a\r\n")
     assert memory_keyring.store[("ctwa", "acme:password")] == "pw-CANARY-7f3a"
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (("--endpoint", "notaurl"), "endpoint: 'notaurl' is not an http(s) URL"),
+    (("--waba", "abc"), "waba_number: 'abc' is not a phone number"),
+    (("--region", "mars"), "region: unknown region 'mars'"),
+])
+def test_profile_values_are_checked_in_plain_words(cli, args, words) -> None:
+    result = cli("profile", "add", "x", *args)
+    assert result.exit_code == ExitCode.USAGE and words in result.stderr
+    assert "Value error" not in result.stderr
+
+
+def test_a_broken_config_file_is_one_plain_line(cli, tmp_path) -> None:
+    import os
+
+    path = tmp_path / "config" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("profiles:\n  a:\n    endpoint: 5\n")
+    assert os.environ["CTWA_CONFIG_DIR"] == str(path.parent)
+    result = cli("profile", "list")
+    assert "profiles.a.endpoint: must be a string, got 5" in result.stderr
+    assert "validation error" not in result.stderr

@@ -283,3 +283,12 @@ def test_an_earlier_journal_asks_for_resume_or_restart(tmp_path, cli) -> None:
             and "--restart" in again.stderr
         assert _cli_upload(cli, path, server, "--restart").exit_code == 0
         assert _cli_upload(cli, path, server, "--resume").exit_code == 0
+
+
+def test_an_encoding_error_names_its_row(tmp_path, cli) -> None:
+    path = tmp_path / "users.csv"
+    path.write_bytes(b'identity,Phone,Note\nu1,+14155552671,"two\nlines"\nu2,+14155552672,x\n'
+                     b"u3,+1415555\xff2673,y\n")
+    result = cli("upload-users", str(path), "--dry-run")
+    assert result.exit_code == ExitCode.USAGE
+    assert "users.csv: row 4: not utf-8-sig text" in result.stderr
