@@ -195,9 +195,13 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
                     and counts.get("uploaded") == 6 and counts.get("rejected") == 6,
                     f"{counts.get('rows_read')} rows: {counts.get('uploaded')} uploaded, "
                     f"{counts.get('rejected')} rejected (exit 1: not every row made it)", upload)
-        rejects = (folder / "users.rejects.csv").read_text().splitlines()[1:]
-        for line in rejects[:6]:
-            out.say(f"  reject: {line[:100]}", "yellow")
+        import csv
+
+        with (folder / "users.rejects.csv").open(encoding="utf-8", newline="") as handle:
+            rejects = list(csv.DictReader(handle))
+        for reject in rejects[:6]:  # whole reasons, one line each
+            code = f" ({reject['code']})" if reject.get("code") else ""
+            out.say(f"  row {reject['row']}: {reject['reason']}{code}", "yellow")
         demo.results["upload"] = counts
 
         demo.step("Replay a callback fixture: one message's life, and a reply")
