@@ -338,3 +338,18 @@ def test_a_library_from_an_older_ctwa_is_moved_to_the_new_names(tmp_path) -> Non
         report = Importer(client, library).run(URL, limit=2)
     assert report.unchanged == ["a (en)"] and not old.exists()
     assert library.get("a")["name"] == "a"
+
+
+@respx.mock
+def test_ctrl_c_keeps_what_was_fetched_and_says_so(tmp_path, cli) -> None:
+    respx.get(URL, params__eq={"limit": "2"}).respond(json=page(["a", "b"], after="P2"))
+    def ctrl_c(request: httpx.Request) -> httpx.Response:
+        raise KeyboardInterrupt
+
+    respx.get(URL, params__eq={"limit": "2", "after": "P2"}).mock(side_effect=ctrl_c)
+    result = cli("import-templates", "--url", URL, "--limit", "2", "--library",
+                 str(tmp_path / "lib"))
+    assert result.exit_code == ExitCode.INTERRUPTED
+    assert "interrupted after 1 page(s)" in result.stderr
+    assert "kept 2 template(s)" in result.stderr
+    assert set(TemplateLibrary(tmp_path / "lib").index()) == {"a|en", "b|en"}

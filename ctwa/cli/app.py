@@ -68,7 +68,21 @@ def _plain_metavar(param: Any, shown: str) -> str | None:
         return "FILE"
     if "|" in inner:
         return inner.removeprefix("list[").removesuffix("]")
-    return (param.name or "value").upper()
+    name = param.name or "value"
+    for ending, word in _WORDS_BY_NAME:
+        if name == ending or name.endswith("_" + ending):
+            return word
+    return name.upper()
+
+
+#: What an option takes, by the end of its name: one word per idea across commands.
+_WORDS_BY_NAME = (("url", "URL"), ("endpoint", "URL"), ("to", "NUMBER"), ("waba", "NUMBER"),
+                  ("header", "NAME"), ("header_name", "NAME"), ("username", "USER"),
+                  ("auth", "basic|bearer|header|none"), ("track_clicks", "DOMAIN"),
+                  ("id", "ID"), ("token", "TOKEN"), ("password", "PASSWORD"),
+                  ("passcode", "PASSCODE"), ("language", "CODE"), ("host", "HOST"),
+                  ("filename", "NAME"), ("expires", "TIME"), ("coupon", "CODE"),
+                  ("location", "LAT,LONG"))
 
 
 def _plain_param(param: Any) -> None:

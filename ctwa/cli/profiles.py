@@ -73,7 +73,8 @@ def add(
     import_auth: str = typer.Option(None, callback=_check_auth, help=_FIELDS["import_auth"],
                                     autocompletion=complete.fixed(*complete.AUTH_KINDS)),
     import_username: str = typer.Option(None, help=_FIELDS["import_username"]),
-    import_header: str = typer.Option(None, help=_FIELDS["import_header"]),
+    import_header: str = typer.Option(None, "--import-header-name",
+                                      help=_FIELDS["import_header"]),
     track_clicks: str = typer.Option(None, help=_FIELDS["track_clicks"]),
     use: bool = typer.Option(False, "--use", help="Make it the current profile."),
 ) -> None:

@@ -239,6 +239,8 @@ def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) 
         out.error(report.error)
     if (counts.rejected or counts.refused or counts.not_uploaded) and not report.dry_run:
         out.say(f"rejects: {report.rejects}")
+        out.say(f"next: fix the rows in {report.rejects} and upload that file as it is: "
+                f"ctwa upload-users {report.rejects} ...", "dim")
     elif report.dry_run and counts.rejected:
         out.say("(a dry run writes no rejects file; run without --dry-run to get one, or fix "
                 "the rows above)")

@@ -256,3 +256,15 @@ def test_did_you_mean_for_samples_and_waba_checked_like_to(cli) -> None:
                "--dry-run")
     assert waba.exit_code == ExitCode.USAGE and "--waba 'abc' is not a phone number" in \
         waba.stderr
+
+
+def test_unused_values_are_reported(cli) -> None:
+    result = cli("send-template", "--template-file", str(EXAMPLES / "templates" /
+                                                          "order-update.json"),
+                 "--var", "John", "--var", "12345", "--var", "extra", "--var", "nobody=x",
+                 "--button", "0=track/1", "--button", "3=y", "--to", "919000000001", "--waba",
+                 "919000009190", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    for words in ("--var 3 is not used", "--var nobody is not used",
+                  "--button 3 is not a dynamic URL button"):
+        assert words in result.stderr

@@ -292,3 +292,26 @@ def test_an_encoding_error_names_its_row(tmp_path, cli) -> None:
     result = cli("upload-users", str(path), "--dry-run")
     assert result.exit_code == ExitCode.USAGE
     assert "users.csv: row 4: not utf-8-sig text" in result.stderr
+
+
+def test_dry_run_uses_the_profiles_account_and_shows_an_unset_passcode(tmp_path, cli) -> None:
+    cli("profile", "add", "acme", "--account-id", "W9R-PROFILE", "--region", "in1", "--use")
+    path = tmp_path / "users.csv"
+    path.write_text("identity,Phone\nu1,+14155552671\n")
+    result = cli("upload-users", str(path), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "would go to https://in1.api.clevertap.com/1/upload" in result.stderr
+    assert "X-CleverTap-Account-Id: W9R-PROFILE" in result.stderr
+    assert "X-CleverTap-Passcode: (none)" in result.stderr
+    batch, _ = json.JSONDecoder().raw_decode(result.stdout)  # then the reconciliation
+    assert batch["d"][0]["identity"] == "u1"
+
+
+def test_a_failed_upload_says_what_to_do_next(tmp_path, cli) -> None:
+    mock = MockCleverTap({"ACC": "pc-CANARY-55e0"})
+    path = tmp_path / "users.csv"
+    path.write_text("identity,Phone,Email\nu1,+14155552671,x\n")
+    with LiveServer(mock.app()) as server:
+        result = _cli_upload(cli, path, server)
+    assert result.exit_code == ExitCode.FAILED
+    assert "next: fix the rows in" in result.stderr and "users.rejects.csv" in result.stderr
