@@ -69,11 +69,9 @@ def load_msgid_map(path: Path) -> dict[str, str]:
                                  "and msgId", hint="e.g. wamid.HBgL...,i|123|456|1|0")
             mapping[row[0].strip()] = row[1].strip()
         return mapping
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid JSON or YAML ({exc.__class__.__name__})",
-                         hint="a mapping of provider id: msgId, or a CSV file") from None
+    from ctwa.infra.textfiles import load_yaml
+
+    data = load_yaml(text, str(path))
     if not isinstance(data, dict) or not all(isinstance(v, (str, int)) for v in data.values()):
         raise InputError(f"{path}: expected a mapping of provider id to msgId",
                          hint='e.g. {"wamid.HBgL...": "i|123|456|1|0"}, or a CSV file')

@@ -240,10 +240,21 @@ def _raw_event(event: Located, ctx: _Context) -> Planned:
     if target not in ("status", "inbound"):
         raise InputError(f"{ctx.where(event.line_of('to'), 'to')}: raw events go to status or "
                          "inbound")
-    body = ctx.resolve(event["raw"], event.line_of("raw"), "raw")
+    literal = event.get("literal") is True  # recorded: never read as template syntax
+    body = _plain(event["raw"]) if literal else ctx.resolve(event["raw"], event.line_of("raw"),
+                                                            "raw")
     if not isinstance(body, dict):
         raise InputError(f"{ctx.where(event.line_of('raw'), 'raw')}: a raw body is a mapping")
     return Planned(target, dict(body), line=event.line)
+
+
+def _plain(value: Any) -> Any:
+    """A loaded YAML value as plain dicts and lists (no line bookkeeping), untouched."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _volume(event: Located, ctx: _Context) -> Iterator[Planned]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -44,11 +45,16 @@ class Received:
 
 
 class Recorder:
-    """Writes every valid callback as a ``raw`` fixture event that ``replay`` sends again."""
+    """Writes every valid callback as a ``raw`` fixture event that ``replay`` sends again,
+    marked ``literal``: what users sent is never read as template syntax (a reply holding
+    ``{{ env.CTWA_PASSCODE }}`` stays those characters), and YAML's escapes carry every
+    character (U+FFFF, U+0085, control characters) back byte for byte."""
 
     def __init__(self, path: Path) -> None:
+        from ctwa.infra.textfiles import open_private
+
         self.path = path
-        self._handle: TextIO = path.open("w", encoding="utf-8")
+        self._handle: TextIO = open_private(path, "w")
         self._handle.write("# recorded by `ctwa callback listen`; send again with "
                            "`ctwa callback replay`\nevents:\n")
         self._handle.flush()
@@ -60,8 +66,9 @@ class Recorder:
             now = time.monotonic()
             after = 0 if self._last is None else round((now - self._last) * 1000)
             self._last = now
-            raw = json.dumps(body, ensure_ascii=False)
-            self._handle.write(f"  - raw: {raw}\n    to: {target}\n    after: {after}ms\n")
+            event = {"raw": body, "to": target, "after": f"{after}ms", "literal": True}
+            self._handle.write(yaml.safe_dump([event], allow_unicode=True, sort_keys=False,
+                                              width=1 << 20))
             self._handle.flush()
 
     def close(self) -> None:

@@ -9,7 +9,13 @@ from typing import Any
 import yaml
 
 from ctwa.infra.errors import InputError
-from ctwa.infra.textfiles import read_text, yaml_error
+from ctwa.infra.textfiles import (
+    YAML_NODE_BUDGET,
+    YamlTooBig,
+    bounded_loader,
+    read_text,
+    yaml_error,
+)
 
 
 class Located(dict[str, Any]):
@@ -22,7 +28,7 @@ class Located(dict[str, Any]):
         return self.key_lines.get(key, self.line)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(bounded_loader(yaml.SafeLoader)):  # type: ignore[misc]
     pass
 
 
@@ -48,5 +54,11 @@ def load_located(path: Path) -> Any:
     text = read_text(path)
     try:
         return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: safe
+    except YamlTooBig:
+        raise InputError(f"{path}: the YAML expands past {YAML_NODE_BUDGET:,} values (aliases "
+                         "used over and over)", hint="write the events out, or use a volume "
+                         "event (messages: N)") from None
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from exc
+    except RecursionError:
+        raise InputError(f"{path}: the YAML is nested too deeply") from None

@@ -50,15 +50,9 @@ def _settings_from_file(path: Path) -> dict[str, Any]:
     mean"), wrong types and out-of-range values are one clear line naming the key."""
     import difflib
 
-    import yaml
+    from ctwa.infra.textfiles import load_yaml, read_text
 
-    from ctwa.infra.textfiles import read_text, yaml_error
-
-    text = read_text(path)
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise yaml_error(path, exc) from exc
+    data = load_yaml(read_text(path), str(path)) or {}
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping of settings",
                          hint=f"keys: {', '.join(FILE_KEYS)}")

@@ -56,20 +56,15 @@ def _lint_stdin(kind: str | None) -> list:
     """``ctwa lint -``: one JSON document, or YAML (several documents allowed), from stdin."""
     import sys
 
-    import yaml
-
     from ctwa.wire.lint import expand_arrays, lint_document, parse_json
 
     text = sys.stdin.read()
     if text.lstrip().startswith(("{", "[")):
         documents = [("<stdin>", parse_json(text, "<stdin>"))]
     else:
-        try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark else ""
-            raise InputError(f"<stdin>{where}: neither JSON nor YAML") from None
+        from ctwa.infra.textfiles import load_yaml_all
+
+        docs = [d for d in load_yaml_all(text, "<stdin>") if d is not None]
         documents = [(f"<stdin>#{i + 1}" if len(docs) > 1 else "<stdin>", d)
                      for i, d in enumerate(docs)]
     if not documents:

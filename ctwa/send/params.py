@@ -246,13 +246,6 @@ def params_from_mapping(data: Any, source: str) -> TemplateParams:
 
 
 def load_params_file(path: Path) -> TemplateParams:
-    import yaml
+    from ctwa.infra.textfiles import load_yaml, read_text
 
-    from ctwa.infra.textfiles import read_text, yaml_error
-
-    text = read_text(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise yaml_error(path, exc) from exc
-    return params_from_mapping(data, str(path))
+    return params_from_mapping(load_yaml(read_text(path), str(path)), str(path))

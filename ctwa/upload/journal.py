@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ctwa.infra.errors import InputError
+from ctwa.infra.textfiles import open_private
 from ctwa.upload.rules import unpack_values
 
 JOURNAL_VERSION = 1
@@ -81,9 +82,9 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume:
             self._drop_partial_line()
-            self._handle = self.path.open("a", encoding="utf-8")
+            self._handle = open_private(self.path, "a")
         else:
-            self._handle = self.path.open("w", encoding="utf-8")
+            self._handle = open_private(self.path, "w")
             self._write(header)
 
     def _drop_partial_line(self) -> None:
@@ -138,7 +139,7 @@ class RejectsFile:
                             NOT_UPLOADED):
                         kept.append(line)
                         self.rows_present.add(int(line[0]))
-        self._handle = self.path.open("w", encoding="utf-8", newline="")
+        self._handle = open_private(self.path, "w", newline="")
         self._writer = csv.writer(self._handle)
         self._writer.writerow(["row", "reason", "code", *self.header])
         self._writer.writerows(kept)

@@ -14,11 +14,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ctwa.infra.errors import InputError
-from ctwa.infra.textfiles import read_text, yaml_error
+from ctwa.infra.textfiles import load_yaml_all, read_text
 from ctwa.wire import webhook
 from ctwa.wire.common import PathPart, Problem, json_path
 from ctwa.wire.kinds import KINDS, detect_kind
@@ -277,10 +276,7 @@ def load_documents(path: Path) -> list[tuple[str, Any]]:
     text = read_text(path)
     if path.suffix.lower() == ".json":
         return [(str(path), parse_json(text, str(path)))]
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        raise yaml_error(path, exc) from exc
+    docs = [d for d in load_yaml_all(text, str(path)) if d is not None]
     if len(docs) == 1:
         return [(str(path), docs[0])]
     return [(f"{path}#{i + 1}", doc) for i, doc in enumerate(docs)]

@@ -232,3 +232,61 @@ def test_hostile_bodies_are_400_and_counted(listener, body) -> None:
     assert answer.status_code == 400 and "not JSON" in answer.json()["error"]
     tallies = stats(listener)
     assert tallies["invalid"] == 1 and tallies["callbacks"] == 1
+
+
+TRICKY = "Reply {{ env.CTWA_PASSCODE }} {{ now }} \uffff \x85 \x01\x1f tab\t end 🎉 \u202e"
+
+
+def test_recordings_replay_literally_byte_for_byte(tmp_path, monkeypatch) -> None:
+    """A user's text that looks like template syntax is never expanded (the secret is never
+    sent), and every character survives the round trip; the file is private (0600)."""
+    monkeypatch.setenv("CTWA_PASSCODE", "pc-CANARY-55e0")
+    recording = tmp_path / "seen.yaml"
+    recorder = Recorder(recording)
+    body = {"payloadVersion": "0.1", "from": "919000000001", "wabaNumber": "919000000000",
+            "timestamp": "1700000000", "type": "text", "context": {"id": "i|1|2|3|0"},
+            "text": {"body": TRICKY}}
+    recorder.add("inbound", body)
+    recorder.close()
+    assert recording.stat().st_mode & 0o777 == 0o600
+    (event,) = load_fixture(recording).events
+    assert event.body == body and "pc-CANARY-55e0" not in json.dumps(event.body)
+
+
+def test_private_files_are_0600(tmp_path) -> None:
+    from ctwa.upload.journal import Journal, RejectsFile
+
+    journal = Journal(tmp_path / "j.jsonl")
+    journal.start({"file": "x"}, resume=False)
+    journal.close()
+    rejects = RejectsFile(tmp_path / "r.csv", ["identity", "Phone"])
+    rejects.open(resume=False)
+    rejects.close()
+    for path in (tmp_path / "j.jsonl", tmp_path / "r.csv"):
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_yaml_alias_bombs_are_refused_at_once(cli, tmp_path) -> None:
+    import time
+
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for previous, name in zip("abcdefghi", "bcdefghij"):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    bomb = "\n".join(lines) + "\n"
+    fixture = tmp_path / "f.yaml"
+    fixture.write_text("vars:\n" + "".join(f"  {line}\n" for line in bomb.splitlines())
+                       + "events:\n  - status: sent\n    msgId: x\n")
+    plain = tmp_path / "p.yaml"
+    plain.write_text(bomb)
+    params = tmp_path / "params.yaml"
+    params.write_text(bomb)
+    started = time.monotonic()
+    for argv in (("callback", "replay", str(fixture), "--dry-run"), ("lint", str(plain)),
+                 ("send-template", "--template-file", str(EXAMPLES / "templates" /
+                                                          "text.json"),
+                  "--to", "919000000001", "--params", str(params), "--dry-run"),
+                 ("sandbox", "--config", str(plain))):
+        result = cli(*argv)
+        assert result.exit_code in (1, 2), argv
+        assert "expands past 1,000,000 values" in result.stdout + result.stderr, argv
+    assert time.monotonic() - started < 10
