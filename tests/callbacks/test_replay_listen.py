@@ -270,7 +270,7 @@ def test_yaml_alias_bombs_are_refused_at_once(cli, tmp_path) -> None:
     import time
 
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for previous, name in zip("abcdefghi", "bcdefghij"):
+    for previous, name in zip("abcdefghi", "bcdefghij", strict=True):
         lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
     bomb = "\n".join(lines) + "\n"
     fixture = tmp_path / "f.yaml"
