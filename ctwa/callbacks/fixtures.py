@@ -83,6 +83,7 @@ class _Context:
     vars: dict[str, Any]
     named: dict[str, dict[str, Any]] = field(default_factory=dict)
     ids: MsgIdFactory = field(default_factory=MsgIdFactory)
+    max_events: int = 1_000_000
 
     def where(self, line: int, field_name: str) -> str:
         return f"{self.path}:{line}: {field_name}"
@@ -191,7 +192,7 @@ def _error(value: Any, ctx: _Context, line: int) -> dict[str, Any]:
     error = {"code": value} if not isinstance(value, dict) else dict(value)
     try:
         code = int(error["code"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise InputError(f"{ctx.where(line, 'error.code')}: needs a number from 1000 to 1010",
                          hint="see the callback error codes in the spec") from None
     if code not in CALLBACK_ERRORS:
@@ -236,7 +237,11 @@ def _inbound_event(event: Located, ctx: _Context) -> Planned:
 
 
 def _raw_event(event: Located, ctx: _Context) -> Planned:
-    target = event.get("to", "status" if "statuses" in (event.get("raw") or {}) else "inbound")
+    raw = event.get("raw")
+    if not isinstance(raw, dict):
+        raise InputError(f"{ctx.where(event.line_of('raw'), 'raw')}: a raw body is a mapping",
+                         hint='e.g. raw: {"payloadVersion": "0.1", "statuses": [...]}')
+    target = event.get("to", "status" if "statuses" in raw else "inbound")
     if target not in ("status", "inbound"):
         raise InputError(f"{ctx.where(event.line_of('to'), 'to')}: raw events go to status or "
                          "inbound")
@@ -264,18 +269,30 @@ def _volume(event: Located, ctx: _Context) -> Iterator[Planned]:
         count = int(event["messages"])
         failure_rate = float(event.get("failure_rate", 0))
         reply_rate = float(event.get("reply_rate", 0))
-    except (TypeError, ValueError):
-        raise InputError(f"{ctx.where(event.line, 'messages')}: messages, failure_rate and "
-                         "reply_rate are numbers") from None
+        code = int(event.get("failure_code", 1009))
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{ctx.where(event.line, 'messages')}: messages, failure_rate, "
+                         "reply_rate and failure_code are numbers") from None
     if count < 1 or not 0 <= failure_rate <= 1 or not 0 <= reply_rate <= 1:
         raise InputError(f"{ctx.where(event.line, 'messages')}: messages >= 1 and rates "
                          "between 0 and 1")
+    if count > ctx.max_events:
+        raise InputError(f"{ctx.where(event.line, 'messages')}: {count:,} messages is over the "
+                         f"limit of {ctx.max_events:,} events per run",
+                         hint="raise it with --max-events if you mean it")
+    ctx.max_events -= count
+    if code not in CALLBACK_ERRORS:
+        raise InputError(f"{ctx.where(event.line_of('failure_code'), 'failure_code')}: {code} "
+                         "is not a callback error code", hint="use 1000-1010")
+    seed = event.get("seed", 0)
+    if not isinstance(seed, (int, str)) or isinstance(seed, bool):
+        raise InputError(f"{ctx.where(event.line_of('seed'), 'seed')}: a seed is a number "
+                         "or a word")
     statuses = event.get("statuses", ["sent", "delivered", "read"])
     if not isinstance(statuses, list) or any(s not in STATUSES for s in statuses):
         raise InputError(f"{ctx.where(event.line_of('statuses'), 'statuses')}: a list of "
                          f"{', '.join(STATUSES)}")
-    code = int(event.get("failure_code", 1009))
-    rng = random.Random(event.get("seed", 0))
+    rng = random.Random(seed)
     now = str(int(time.time()))
     sender = str(ctx.resolve(event.get("from", "919000000001"),
                              event.line, "from"))
@@ -355,7 +372,12 @@ def load_callback_documents(path: Path) -> Fixture | None:
     return fixture
 
 
-def load_fixture(path: Path) -> Fixture:
+#: Events one replay may expand to unless --max-events says otherwise: a volume event of ten
+#: million messages is more likely a typo than a plan, and would fill memory first.
+MAX_EVENTS = 1_000_000
+
+
+def load_fixture(path: Path, max_events: int = MAX_EVENTS) -> Fixture:
     """Parse, resolve and expand a fixture file; any error names file, line and field.
 
     A file of plain callbacks (see :func:`load_callback_documents`) is sent as it is."""
@@ -376,7 +398,7 @@ def load_fixture(path: Path) -> Fixture:
         raise InputError(f"{path}: vars and defaults are mappings")
     if not isinstance(events, list) or not events:
         raise InputError(f"{path}:{data.line_of('events')}: events must be a non-empty list")
-    ctx = _Context(path, {})
+    ctx = _Context(path, {}, max_events=max_events)
     ctx.vars = {k: ctx.resolve(v, data.line_of("vars"), f"vars.{k}")
                 for k, v in variables.items()}
     defaults = {k: ctx.resolve(v, data.line_of("defaults"), f"defaults.{k}")

@@ -44,6 +44,9 @@ def replay(
         "--allow-invalid", help="Send events that break the contract (raw tests).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the bodies; send nothing.")]
     = False,
+    max_events: Annotated[int, typer.Option(
+        "--max-events", min=1, help="Refuse fixtures that expand to more events than this.")]
+    = 1_000_000,
     timeout: Annotated[float, typer.Option(
         "--timeout", parser=seconds, metavar="DURATION", help="Per request, e.g. 10s.")]
     = 10.0,
@@ -61,7 +64,7 @@ def replay(
     out: Output = ctx.obj
     events = []
     for path in files:
-        events += load_fixture(path).events
+        events += load_fixture(path, max_events).events
     problems = validate(events)
     if problems and not allow_invalid:
         for problem in problems[:50]:

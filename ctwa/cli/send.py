@@ -147,7 +147,8 @@ def _render(out: Output, result: Any) -> None:
     msg_id = inner.get("msgId") if isinstance(inner, dict) else None
     status = f"HTTP {result.response_status}, " if result.response_status is not None else ""
     where = f" msgId {msg_id}" if msg_id else ""
-    out.result(f"{verdict.outcome} ({status}{verdict.latency_ms:g} ms){where}")
+    latency = f"{verdict.latency_ms:g} ms" if verdict.latency_ms is not None else "no answer"
+    out.result(f"{verdict.outcome} ({status}{latency}){where}")
     for note in verdict.notes:
         out.say(f"  also: {note}", "yellow")
     if not verdict.accepted:

@@ -54,6 +54,9 @@ class Auth:
     header_name: str | None = None
 
     def __post_init__(self) -> None:
+        if self.secret and any(c in self.secret for c in "\r\n\0"):  # never shown
+            raise InputError("the secret holds a line break (a pasted line ending?)",
+                             hint="set it again without it")
         if self.kind == "basic":
             if not self.username:
                 raise InputError("basic auth needs a username", hint="pass --username")
@@ -85,7 +88,10 @@ def parse_header(text: str) -> tuple[str, str]:
     """``'Name: value'`` from the command line into a pair, or a clear error."""
     name, sep, value = text.partition(":")
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-        raise InputError(f"bad header {text!r}", hint="write it as 'Name: value'")
+        raise InputError(f"bad header {name.strip()[:40]!r}...", hint="write it as 'Name: value'")
+    if any(c in value for c in "\r\n\0"):  # the value is never shown: it may be a secret
+        raise InputError(f"the value of header {name.strip()!r} holds a line break",
+                         hint="check it for a pasted line ending")
     return name.strip(), value.strip()
 
 

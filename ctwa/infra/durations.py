@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -12,8 +13,11 @@ _SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0}
 
 
 def parse_duration(value: Any, where: str, bare_unit: str = "s") -> float:
-    """Seconds; a bare number is in ``bare_unit``."""
+    """Seconds; a bare number is in ``bare_unit``. Never negative, infinite or NaN."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise InputError(f"{where}: {value!r} is not a duration",
+                             hint="a finite, positive number, or e.g. 500ms, 2s")
         return float(value) * _SCALE[bare_unit]
     match = _DURATION.match(str(value))
     if not match:

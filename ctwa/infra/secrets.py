@@ -8,6 +8,7 @@ not freeze or crash a CLI: it just means "not found here", said in ``profile sho
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -78,9 +79,11 @@ class KeyringUnavailable(Exception):
 
 def _keyring_timeout() -> float:
     try:
-        return float(os.environ.get(envvars.KEYRING_TIMEOUT, DEFAULT_KEYRING_TIMEOUT))
+        value = float(os.environ.get(envvars.KEYRING_TIMEOUT, DEFAULT_KEYRING_TIMEOUT))
     except ValueError:
         return DEFAULT_KEYRING_TIMEOUT
+    # nan, inf and negatives would hang on a locked keyring or never ask it
+    return value if math.isfinite(value) and value > 0 else DEFAULT_KEYRING_TIMEOUT
 
 
 def _call_with_timeout(func: Callable[[], T], timeout: float) -> T:
@@ -211,9 +214,11 @@ class SecretResolver:
         return f"{text}; {note}" if note else text
 
     def _find(self, name: SecretName, flag_value: str | None) -> ResolvedSecret:
-        if flag_value:
-            return ResolvedSecret(flag_value, Source.FLAG)
-        env_value = os.environ.get(name.env_var)
+        # surrounding whitespace is never part of a secret: a CR from a Windows-edited .env
+        # file would otherwise be sent, and shown in the error the server answers with
+        if flag_value and flag_value.strip():
+            return ResolvedSecret(flag_value.strip(), Source.FLAG)
+        env_value = (os.environ.get(name.env_var) or "").strip()
         if env_value:
             return ResolvedSecret(env_value, Source.ENV)
         if not self.profile:
@@ -222,8 +227,8 @@ class SecretResolver:
             stored = self.store.get(self.profile, name)
         except KeyringUnavailable as exc:
             return ResolvedSecret(None, Source.NONE, note=str(exc))
-        if stored:
-            return ResolvedSecret(stored, Source.KEYRING)
+        if stored and stored.strip():
+            return ResolvedSecret(stored.strip(), Source.KEYRING)
         return ResolvedSecret(None, Source.NONE)
 
     def _is_interactive(self) -> bool:

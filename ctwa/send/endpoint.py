@@ -62,6 +62,15 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+def check_url(url: str, what: str) -> None:
+    """An http(s) URL with nothing a request line cannot carry (a CR or LF would split it)."""
+    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        raise InputError(f"{what} holds a space or a control character (CR, LF, tab...)",
+                         hint="check the URL for a pasted line break")
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"{what} {url!r} is not an http(s) URL")
+
+
 def parse_extra_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
     """``--header 'Name: value'`` pairs; values of auth-like headers are treated as secrets."""
     pairs = []
@@ -96,8 +105,7 @@ def resolve_endpoint(flags: EndpointFlags, service: Service,
     if not url:
         raise ConfigError(f"no {service.what} given",
                           hint=f"pass {service.url_flag} URL or set it in the profile")
-    if not url.startswith(("http://", "https://")):
-        raise InputError(f"{service.what} {url!r} is not an http(s) URL")
+    check_url(url, service.what)
     kind = _auth_kind(flags, service)
     headers = parse_extra_headers(flags.headers)
     if kind == "none":

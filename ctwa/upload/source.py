@@ -64,10 +64,19 @@ class CsvSource:
 
     def __post_init__(self) -> None:
         try:
-            self.codec = codecs.lookup(self.encoding).name
+            info = codecs.lookup(self.encoding)
         except LookupError:
             raise InputError(f"unknown encoding {self.encoding!r}",
                              hint="e.g. utf-8, utf-16, cp1252, latin-1") from None
+        try:  # base64, rot13, zlib are no text encodings; idna is no file encoding
+            usable = getattr(info, "_is_text_encoding", True) and isinstance(
+                b"identity,Phone\n".decode(self.encoding, errors="ignore"), str)
+        except (UnicodeError, TypeError, ValueError):
+            usable = False
+        if not usable:
+            raise InputError(f"{self.encoding!r} is not an encoding a CSV file can be in",
+                             hint="e.g. utf-8, utf-16, cp1252, latin-1")
+        self.codec = info.name
 
     @property
     def bytes_read(self) -> int:
@@ -118,6 +127,8 @@ class CsvSource:
             except UnicodeDecodeError as exc:
                 raise self.decode_error(self._row_of_bad_byte(offset, first_row, delimiter),
                                         exc) from exc
+            except UnicodeError as exc:  # UTF-16 without a BOM, and other stream errors
+                raise self.decode_error(row + 1, exc) from exc
             except csv.Error as exc:
                 raise InputError(f"{self.path}: row {row + 1}: {exc}",
                                  hint="check the quoting around that row") from exc
@@ -146,8 +157,9 @@ class CsvSource:
         complete = records - (0 if text.endswith(("\n", "\r")) or not text else 1)
         return first_row + complete
 
-    def decode_error(self, row: int, exc: UnicodeDecodeError) -> InputError:
-        return InputError(f"{self.path}: row {row}: not {self.encoding} text ({exc.reason})",
+    def decode_error(self, row: int, exc: UnicodeError) -> InputError:
+        reason = getattr(exc, "reason", None) or str(exc)
+        return InputError(f"{self.path}: row {row}: not {self.encoding} text ({reason})",
                           hint="pass --encoding (e.g. cp1252 or latin-1 for Excel exports)")
 
     # --- blocks for worker processes -----------------------------------------------------

@@ -76,11 +76,15 @@ def lint_document(doc: Any, kind: str | None = None, source: str = "<document>")
     if name not in KINDS:
         raise InputError(f"unknown kind {name!r}", hint=f"use one of {', '.join(KINDS)}")
     spec = KINDS[name]
-    canonical, notes = spec.normalize(doc)
-    problems = list(notes.problems)
     try:
+        canonical, notes = spec.normalize(doc)
+        problems = list(notes.problems)
         value = spec.adapter.validate_python(canonical)
+    except RecursionError:
+        return LintResult(source, name, [Problem("error", "$", "nested too deeply to check",
+                                                 hint="no wire format nests this deep")])
     except ValidationError as exc:
+        problems = list(notes.problems)
         problems += _validation_problems(exc, canonical, name)
         return LintResult(source, name, problems)
     problems += spec.check(value)
@@ -286,14 +290,20 @@ def parse_json(text: str, source: str) -> Any:
     """``json.loads`` with an error that names line and column and spots the spec's slips."""
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InputError(f"{source}: the JSON is nested too deeply for ctwa to read",
+                         hint="no wire format nests more than a few levels") from None
     except json.JSONDecodeError as exc:
         hint = None
+        lines = text.splitlines()
         if "“" in text or "”" in text:
             hint = 'replace typographic quotes “ ” with plain " (ERRATA 3, 5)'
-        elif "//" in text.splitlines()[exc.lineno - 1] if text else False:
+        elif 0 < exc.lineno <= len(lines) and "//" in lines[exc.lineno - 1]:
             hint = "JSON has no comments: remove the // ... part (ERRATA 5)"
         raise InputError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}",
                          hint=hint) from exc
+    except ValueError as exc:  # an integer past Python's 4300-digit limit
+        raise InputError(f"{source}: not JSON ctwa can read: {str(exc)[:120]}") from None
 
 
 def expand_arrays(documents: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
