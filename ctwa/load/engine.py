@@ -192,9 +192,9 @@ def _failure_parts(report: LoadReport) -> list[str]:
 
 def _child(plan: LoadPlan, worker: int, progress: Any, results: Any, start: Any,
            stop: Any) -> None:
-    import signal
+    from ctwa.infra.children import detach_worker
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the run (``stop``)
+    detach_worker()  # Ctrl-C is the parent's (``stop``); die with it; no inherited output
     try:
         _warm_up()
         start.wait(timeout=60)  # every worker starts sending at once, imports done
@@ -225,6 +225,10 @@ def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
         return _run_here(plan)
     context: Any = multiprocessing.get_context("spawn" if sys.platform == "win32"
                                                else "forkserver")
+    if sys.platform != "win32":
+        from ctwa.infra.children import FORKSERVER_PRELOAD
+
+        context.set_forkserver_preload(FORKSERVER_PRELOAD)  # the forkserver dies with ctwa
     progress = context.Array("q", PROGRESS_SLOTS * plan.workers, lock=False)
     results = context.Queue()
     start = context.Barrier(plan.workers + 1)

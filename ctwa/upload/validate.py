@@ -33,10 +33,11 @@ def default_workers(size: int) -> int:
 
 
 def _ignore_interrupts() -> None:
-    """Workers leave Ctrl-C to the reading process, which stops them in order."""
-    import signal
+    """Workers leave Ctrl-C to the reading process, which stops them in order, die with it,
+    and hold none of its output streams."""
+    from ctwa.infra.children import detach_worker
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    detach_worker()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -45,7 +46,10 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     hold threads (keyring, HTTP pools)."""
     if sys.platform != "win32":
         context = get_context("forkserver")
-        context.set_forkserver_preload(["ctwa.upload.rules", "phonenumbers"])
+        from ctwa.infra.children import FORKSERVER_PRELOAD
+
+        context.set_forkserver_preload([*FORKSERVER_PRELOAD, "ctwa.upload.rules",
+                                        "phonenumbers"])
     else:
         context = get_context("spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=context,

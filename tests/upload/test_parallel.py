@@ -94,3 +94,51 @@ def test_cuts_never_split_a_record(rows, size) -> None:
     assert b"".join(blocks) == data
     parsed = [r for block in blocks for r in csv.reader(io.StringIO(block.decode()))]
     assert parsed == list(csv.reader(io.StringIO(data.decode())))
+
+
+def _marked_processes(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdecimal():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_sigkill_leaves_no_workers_holding_the_callers_output(tmp_path) -> None:
+    """`$(ctwa upload-users ...)` returns after a kill -9: the workers and the forkserver die
+    with ctwa and none of them keeps its stdout open."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    path = tmp_path / "big.csv"
+    with path.open("w") as handle:
+        handle.write("identity,Phone,Name\n")
+        for i in range(200_000):
+            handle.write(f"user-{i},+1415555{i % 10000:04d},Name {i}\n")
+    marker = f"CTWA_TEST_MARKER_{uuid.uuid4().hex}"
+    proc = subprocess.Popen([sys.executable, "-m", "ctwa", "upload-users", str(path),
+                             "--dry-run", "--workers", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env={**os.environ, marker: "1"})
+    deadline = time.monotonic() + 20
+    while len(_marked_processes(marker)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # ctwa, the forkserver and at least one worker
+    assert len(_marked_processes(marker)) >= 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    started = time.monotonic()
+    assert proc.stdout is not None
+    proc.stdout.read()  # returns only once every holder of the pipe is gone
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 10
+    while _marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _marked_processes(marker) == []
