@@ -113,3 +113,94 @@ def test_targets_and_heads() -> None:
         Target.parse("ftp://x/")
     with pytest.raises(InputError, match="line break"):
         request_head(Target.parse("http://x/"), {"X-Evil": "a\r\nInjected: 1"})
+
+
+class _RawServer:
+    """A bare asyncio HTTP server on 127.0.0.1 in a thread, answering with ``answer`` bytes
+    and closing the connection after each answer when ``close_after`` (without saying so)."""
+
+    def __init__(self, answer: bytes, close_after: bool) -> None:
+        import threading
+
+        self.answer, self.close_after = answer, close_after
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                    await reader.readexactly(length)
+                    writer.write(self.answer)
+                    await writer.drain()
+                    if self.close_after:
+                        break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            writer.close()
+
+        server = self.loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+
+    def __enter__(self) -> _RawServer:
+        self.thread.start()
+        self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def _load(url: str, count: int = 300, concurrency: int = 10):
+    from ctwa.load.engine import run_load
+    from ctwa.load.plan import LoadPlan
+
+    body = {"payloadVersion": 0.1, "to": "919000000001", "wabaNumber": "919000000002",
+            "msgId": "x", "isTemplate": False, "type": "text", "text": {"body": "hi"}}
+    return run_load(LoadPlan(url, {"Content-Type": "application/json"}, body,
+                             ("919000000001",), count, None, None, concurrency, 1, 1.0, 5.0))
+
+
+def test_a_server_that_closes_after_each_answer_is_not_blamed() -> None:
+    ok = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 20\r\n\r\n' \
+         b'{"status":"success"}'
+    with _RawServer(ok, close_after=True) as server:
+        report = _load(f"http://127.0.0.1:{server.port}/")
+    assert report.sent == 300 and report.accepted == 300, report.error_samples
+    assert report.connection_errors == 0
+
+
+def test_huge_answers_are_cut_and_counted() -> None:
+    big = b"x" * (1 << 20)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+    with _RawServer(answer, close_after=False) as server:
+        report = _load(f"http://127.0.0.1:{server.port}/", count=40, concurrency=4)
+    assert report.too_large == 40 and report.connection_errors == 0
+    assert "answer(s) too large" in " ".join(report.verdict)
+
+
+def test_a_concurrency_the_descriptor_limit_cannot_hold_is_refused() -> None:
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    done = subprocess.run([sys.executable, "-m", "ctwa", "send-freeform", "--text", "hi",
+                           "--waba", "919000000002", "--to", "919000000001", "--endpoint",
+                           "http://127.0.0.1:9/x", "--count", "1000", "--concurrency", "500",
+                           "--workers", "1"], capture_output=True, text=True,
+                          preexec_fn=low_limit, env={**os.environ, "NO_COLOR": "1"},
+                          timeout=60)
+    assert done.returncode == 2
+    assert "need more open files than this system allows (200)" in done.stderr

@@ -154,6 +154,9 @@ def _render_load(out: Output, report: Any) -> None:
             *([("abandoned at Ctrl-C", f"{report.abandoned:,}")] if report.abandoned else []),
             (f"over the {report.deadline:g} s deadline", f"{report.too_slow:,}"),
             ("connection errors", f"{report.connection_errors:,}"),
+            *([("answers too large", f"{report.too_large:,}")] if report.too_large else []),
+            *([("failed in ctwa itself", f"{report.client_errors:,}")]
+              if report.client_errors else []),
             ("contract violations", f"{report.contract_violations:,}")]
     for code, n in report.failure_codes.items():
         meaning = messaging_error_meaning(int(code)) if code.isdecimal() else "no code"

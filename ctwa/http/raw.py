@@ -10,6 +10,7 @@ CleverTap's sender needs: POST of a body, keep-alive, Content-Length or chunked 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ssl
 from collections import deque
 from dataclasses import dataclass
@@ -23,6 +24,19 @@ from ctwa.infra.errors import InputError
 
 class HttpError(Exception):
     """A request that got no usable answer (refused, reset, timed out, unparsable)."""
+
+
+class AnswerTooLarge(HttpError):
+    """The endpoint answered with more than MAX_ANSWER bytes: CleverTap reads a small JSON
+    document, and buffering whole answers at 1500 in flight would take gigabytes."""
+
+
+class ClientLimit(HttpError):
+    """The client, not the endpoint, failed (no file descriptors left, no memory)."""
+
+
+#: What is read of one answer; the contract's answers are a few dozen bytes.
+MAX_ANSWER = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,12 +77,16 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.body: list[bytes] = []
+        self.size = 0
         self.reusable = True
+        self.served = 0  # answers this connection has carried
+        self.got_bytes = False  # any byte of the current answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -76,11 +94,17 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.body = []
+        self.size = 0
 
     def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > MAX_ANSWER:
+            self._fail(AnswerTooLarge(f"answer too large (over {MAX_ANSWER // 1024} KiB)"))
+            return
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.served += 1
         if not self.parser.should_keep_alive():
             self.reusable = False
         waiter, self.waiter = self.waiter, None
@@ -105,6 +129,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         waiter = self.loop.create_future()
         self.waiter = waiter
+        self.got_bytes = False
         self.transport.write(data)
         handle = self.loop.call_later(timeout, self._expire, waiter, timeout)
         waiter.add_done_callback(lambda _: handle.cancel())
@@ -155,7 +180,12 @@ class Pool:
                 lambda: _Connection(loop), target.host, target.port,
                 ssl=self._tls() if target.tls else None,
                 server_hostname=target.host if target.tls else None), self.timeout)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise ClientLimit(f"ctwa ran out of {(exc.strerror or 'resources').lower()}: lower "
+                                  "--concurrency or raise `ulimit -n`") from exc
+            raise HttpError(f"could not connect: {exc or type(exc).__name__}") from exc
+        except (asyncio.TimeoutError, ssl.SSLError) as exc:
             raise HttpError(f"could not connect: {exc or type(exc).__name__}") from exc
         self.all.add(connection)
         return connection
@@ -200,12 +230,26 @@ class Pool:
                 return
 
     async def post(self, body: bytes) -> tuple[int, bytes]:
-        """POST one body; (status, answer body), or HttpError."""
-        connection = await self._acquire()
-        try:
-            return await connection.send(self.message(body), self.timeout)
-        finally:
-            self._release(connection)
+        """POST one body; (status, answer body), or HttpError.
+
+        A kept-alive connection the server closed while it sat idle (a server that closes
+        after each answer without saying ``Connection: close``) fails before any byte of an
+        answer: that is ctwa's stale connection, not the endpoint's error, and the request
+        goes again, once, on a fresh connection."""
+        message = self.message(body)
+        for attempt in (1, 2):
+            connection = await self._acquire()
+            try:
+                return await connection.send(message, self.timeout)
+            except HttpError as exc:
+                stale = (connection.served > 0 and not connection.got_bytes
+                         and not isinstance(exc, (AnswerTooLarge, ClientLimit))
+                         and "no answer within" not in str(exc))
+                if attempt == 2 or not stale:
+                    raise
+            finally:
+                self._release(connection)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         for connection in list(self.all):

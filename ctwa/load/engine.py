@@ -59,6 +59,8 @@ class LoadReport:
     deadline: float = 1.0
     client_saturated: bool = False
     abandoned: int = 0
+    too_large: int = 0
+    client_errors: int = 0
     interrupted: bool = False
     rate: float | None = None
     auth_refused: int = 0
@@ -68,7 +70,7 @@ class LoadReport:
 
     @property
     def failed(self) -> int:
-        return (self.connection_errors + self.contract_violations
+        return (self.connection_errors + self.contract_violations + self.too_large
                 + sum(self.failure_codes.values()) + sum(self.http_statuses.values()))
 
     @property
@@ -107,6 +109,8 @@ def merge(plan: LoadPlan, parts: list[Counters]) -> LoadReport:
         report.connection_errors += part.connection_errors
         report.contract_violations += part.contract_violations
         report.abandoned += part.abandoned
+        report.too_large += part.too_large
+        report.client_errors += part.client_errors
         report.auth_refused += part.auth_refused
         report.stopped_on_auth = report.stopped_on_auth or part.stopped_on_auth
         codes.update(part.failure_codes)
@@ -165,6 +169,10 @@ def verdict(report: LoadReport) -> list[str]:
     if report.failed:
         lines.append(f"FAIL: {report.failed:,} message(s) not accepted: "
                      + ", ".join(_failure_parts(report)))
+    if report.client_errors:
+        lines.append(f"WARNING: {report.client_errors:,} request(s) failed in ctwa itself "
+                     "(out of file descriptors or memory), not at the endpoint: lower "
+                     "--concurrency or raise `ulimit -n`")
     if report.client_saturated:
         lag = report.loop_lag_ms
         lines.append(f"WARNING: ctwa's own event loop lagged {lag['p50']:g} ms (p50) / "
@@ -187,6 +195,8 @@ def _failure_parts(report: LoadReport) -> list[str]:
         parts.append(f"{n:,} HTTP {status}")
     if report.contract_violations:
         parts.append(f"{report.contract_violations:,} contract violation(s)")
+    if report.too_large:
+        parts.append(f"{report.too_large:,} answer(s) too large")
     return parts
 
 
@@ -216,11 +226,38 @@ def _warm_up() -> None:
 ProgressHook = Callable[[Progress], None]
 
 
+#: Descriptors a worker needs beside its connections (the event loop, queues, files).
+FD_MARGIN = 64
+
+
+def ensure_descriptors(plan: LoadPlan) -> None:
+    """Raise the soft open-files limit to the hard one, and refuse (one clear line) a run the
+    limit cannot hold: 1500 connections under `ulimit -n 1024` fail in the client, and
+    used to be reported as the endpoint's connection errors."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    per_worker = -(-plan.concurrency // max(plan.workers, 1))
+    if soft != resource.RLIM_INFINITY and per_worker + FD_MARGIN > soft:
+        from ctwa.infra.errors import InputError
+
+        raise InputError(f"{per_worker} connections per worker process need more open files "
+                         f"than this system allows ({soft})",
+                         hint="raise `ulimit -n`, add --workers, or lower --concurrency")
+
+
 def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
              interval: float = 0.25) -> LoadReport:
     """Run the plan to the end and return the merged report. Ctrl-C stops sending, lets
     requests in flight answer for a few seconds, and returns the report of what was done
     (``interrupted``); a second Ctrl-C stops waiting."""
+    ensure_descriptors(plan)
     if plan.workers <= 1 and on_progress is None:
         return _run_here(plan)
     context: Any = multiprocessing.get_context("spawn" if sys.platform == "win32"

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctwa.http.raw import HttpError, Pool
+from ctwa.http.raw import AnswerTooLarge, ClientLimit, HttpError, Pool
 from ctwa.load.plan import LoadPlan, WorkerShare
 from ctwa.send.judge import judge
 
@@ -57,6 +57,8 @@ class Counters:
     connection_errors: int = 0
     contract_violations: int = 0
     abandoned: int = 0  # in flight when the run was interrupted, never answered
+    too_large: int = 0  # answers over MAX_ANSWER bytes
+    client_errors: int = 0  # ctwa's own limits (file descriptors), not the endpoint's
     auth_refused: int = 0  # answers that refused the credentials
     stopped_on_auth: bool = False
     failure_codes: Counter[str] = field(default_factory=Counter)
@@ -70,7 +72,8 @@ class Counters:
 
     @property
     def answered(self) -> int:
-        return self.sent - self.connection_errors - self.abandoned
+        return (self.sent - self.connection_errors - self.abandoned - self.too_large
+                - self.client_errors)
 
 
 class _Run:
@@ -116,7 +119,13 @@ class _Run:
             raise
         finally:
             self.in_flight -= 1
-        if error is not None:
+        if isinstance(error, AnswerTooLarge):
+            counters.too_large += 1
+            self._sample(str(error))
+        elif isinstance(error, ClientLimit):
+            counters.client_errors += 1
+            self._sample(f"client: {error}")
+        elif error is not None:
             counters.connection_errors += 1
             self._sample(f"{type(error).__name__}: {error}")
         else:
