@@ -51,3 +51,11 @@ def test_credentials_in_query_strings_are_masked() -> None:
     shown = redact_url(link)
     assert "EAAGm0PX4ZCps" not in shown and "limit=25&after=QVFIU" in shown
     assert "api_key=****" in masking.scrub('see "https://x.example/?api_key=abc123"')
+
+
+def test_escaped_and_percent_encoded_forms_are_masked() -> None:
+    secret = 'pw-CANARY-7f3a/"q&x'
+    masking.register_secret(secret)
+    for form in ('{"password": "pw-CANARY-7f3a/\\"q&x"}', "pass=pw-CANARY-7f3a%2F%22q%26x",
+                 "pass=pw-CANARY-7f3a%2F%22q%26x&x=1".replace("%2F", "%2F")):
+        assert "pw-CANARY-7f3a" not in masking.scrub(form), form

@@ -50,6 +50,12 @@ class Profile(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        if value is not None:
+            from urllib.parse import urlsplit
+
+            if urlsplit(value).password is not None:  # config.yaml is no place for secrets
+                raise ValueError("the URL holds a password; give the URL without it and "
+                                 "store the password with `ctwa profile set-secret`")
         return value
 
     @field_validator("waba_number")

@@ -29,11 +29,17 @@ _extra_headers: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that :func:`scrub` removes it from any later text."""
+    """Remember a secret value so that :func:`scrub` removes it from any later text, in the
+    forms it takes on the way: as is, JSON-escaped, and percent-encoded (in URLs, forms)."""
     if not value or len(value) < _MIN_SECRET_LEN:
         return
+    import json
+    from urllib.parse import quote, quote_plus
+
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+             quote(value, safe=""), quote_plus(value)}
     with _lock:
-        _secrets.add(value)
+        _secrets.update(f for f in forms if len(f) >= _MIN_SECRET_LEN)
 
 
 def register_basic_auth(username: str, password: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ctwa.infra.errors import InputError
+from ctwa.infra.masking import scrub
 from ctwa.infra.textfiles import open_private
 from ctwa.upload.rules import unpack_values
 
@@ -96,7 +97,10 @@ class Journal:
                 handle.truncate(data.rfind(b"\n") + 1)
 
     def record(self, entry: BatchEntry) -> None:
-        self._write(asdict(entry))
+        data = asdict(entry)
+        if isinstance(data.get("error"), str):  # CleverTap may echo what it was sent
+            data["error"] = scrub(data["error"])
+        self._write(data)
 
     def _write(self, data: dict[str, Any]) -> None:
         assert self._handle is not None
@@ -150,7 +154,7 @@ class RejectsFile:
             return
         self.rows_present.add(row)
         assert self._writer is not None
-        self._writer.writerow([row, reason, "" if code is None else code,
+        self._writer.writerow([row, scrub(reason), "" if code is None else code,
                                *unpack_values(values)[self.skip:]])
 
     def flush(self) -> None:

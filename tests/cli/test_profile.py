@@ -161,3 +161,11 @@ def test_a_broken_config_file_is_one_plain_line(cli, tmp_path) -> None:
     result = cli("profile", "list")
     assert "profiles.a.endpoint: must be a string, got 5" in result.stderr
     assert "validation error" not in result.stderr
+
+
+def test_a_password_in_an_endpoint_url_is_refused_never_stored(cli, tmp_path) -> None:
+    result = cli("profile", "add", "x", "--endpoint",
+                 "https://bob:pw-CANARY-7f3a@bsp.example/x")
+    assert result.exit_code == ExitCode.USAGE and "set-secret" in result.stderr
+    assert not (tmp_path / "config" / "config.yaml").exists() or "CANARY" not in (
+        tmp_path / "config" / "config.yaml").read_text()

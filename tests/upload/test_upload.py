@@ -315,3 +315,20 @@ def test_a_failed_upload_says_what_to_do_next(tmp_path, cli) -> None:
         result = _cli_upload(cli, path, server)
     assert result.exit_code == ExitCode.FAILED
     assert "next: fix the rows in" in result.stderr and "users.rejects.csv" in result.stderr
+
+
+@respx.mock
+def test_an_echoed_passcode_never_reaches_the_journal_or_rejects(tmp_path) -> None:
+    from ctwa.infra import masking
+
+    masking.register_secret("pc-CANARY-55e0")
+    respx.post(URL).respond(json={"status": "fail", "processed": 0, "unprocessed": [
+        {"status": "fail", "code": 555, "error": "bad passcode pc-CANARY-55e0",
+         "record": {"identity": "user-0"}},
+        {"status": "fail", "code": 555, "error": "bad passcode pc-CANARY-55e0",
+         "record": {"identity": "user-1"}}]})
+    path = users_file(tmp_path, 2)
+    upload(path)
+    for written in (path.with_name("users.journal.jsonl"), path.with_name("users.rejects.csv")):
+        assert "pc-CANARY-55e0" not in written.read_text(), written
+    assert "bad passcode ****" in path.with_name("users.rejects.csv").read_text()
