@@ -189,6 +189,14 @@ def credentials(auth: Auth | None, headers: Iterable[tuple[str, str]] | None,
     return CredentialBinding(given, origin_of(origin) if origin else None)
 
 
+def exchange_limit(timeout: float, retry: RetryPolicy | None) -> float:
+    """--timeout bounds a whole exchange: each attempt at most ``timeout``, all of them (and
+    their backoff) at most the retry policy's own budget on top of one."""
+    if retry is None:
+        return timeout
+    return min(timeout * retry.attempts, timeout + retry.total_time)
+
+
 def make_client(
     *,
     auth: Auth | None = None,
@@ -209,13 +217,15 @@ def make_client(
     inner = transport or httpx.HTTPTransport(limits=_limits(max_connections))
     if retry is not None:
         inner = RetryTransport(inner, retry, sleep=sleep)
-    return httpx.Client(
+    client = httpx.Client(
         headers={"User-Agent": USER_AGENT},
         timeout=httpx.Timeout(timeout),
         transport=inner,
         follow_redirects=follow_redirects,
         event_hooks=_hooks(credentials(auth, headers, origin), trace),
     )
+    client.ctwa_exchange_limit = exchange_limit(timeout, retry)  # type: ignore[attr-defined]
+    return client
 
 
 def make_async_client(
@@ -235,13 +245,15 @@ def make_async_client(
     inner = transport or httpx.AsyncHTTPTransport(limits=_limits(max_connections))
     if retry is not None:
         inner = AsyncRetryTransport(inner, retry)
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         headers={"User-Agent": USER_AGENT},
         timeout=httpx.Timeout(timeout),
         transport=inner,
         follow_redirects=follow_redirects,
         event_hooks=_async_hooks(credentials(auth, headers, origin), trace),
     )
+    client.ctwa_exchange_limit = exchange_limit(timeout, retry)  # type: ignore[attr-defined]
+    return client
 
 
 # --- sending and timing ----------------------------------------------------------------------
@@ -262,21 +274,60 @@ def _exchange(response: httpx.Response, started: float) -> Exchange:
     return Exchange(response.request, response, time.perf_counter() - started, attempts)
 
 
+def _whole_exchange_limit(client: httpx.Client) -> float | None:
+    """How long one exchange may take in all: httpx's timeouts bound each read, so a server
+    trickling a byte every half second would hold ctwa for minutes."""
+    return getattr(client, "ctwa_exchange_limit", None)
+
+
 def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange:
-    """Send one request, timing it; transport failures become :class:`RemoteUnreachable`."""
+    """Send one request, timing it; transport failures become :class:`RemoteUnreachable`.
+
+    The whole exchange (retries included) is bounded: past the client's limit the client is
+    closed under the request, which then fails at once, and the error says so."""
     started = time.perf_counter()
-    try:
-        response = client.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
-        raise translate_error(exc, url, client.timeout.read) from exc
-    return _exchange(response, started)
+    limit = _whole_exchange_limit(client)
+    if limit is None:
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise translate_error(exc, url, client.timeout.read) from exc
+        return _exchange(response, started)
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def exchange() -> None:
+        try:
+            outcome["response"] = client.request(method, url, **kwargs)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=exchange, name="ctwa-exchange", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        client.close()  # the blocked read fails now; this client is done for
+        worker.join(5)
+        raise RemoteUnreachable(f"no answer from {redact_url(url)}: the exchange took over "
+                                f"{limit:g} s in all (the server answers too slowly)")
+    if "error" in outcome:
+        error = outcome["error"]
+        if isinstance(error, httpx.HTTPError):
+            raise translate_error(error, url, client.timeout.read) from error
+        raise error
+    return _exchange(outcome["response"], started)
 
 
 async def send_async(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Exchange:
     """The async twin of :func:`send`."""
     started = time.perf_counter()
+    limit = getattr(client, "ctwa_exchange_limit", None)
     try:
-        response = await client.request(method, url, **kwargs)
+        response = await asyncio.wait_for(client.request(method, url, **kwargs), limit)
+    except asyncio.TimeoutError:
+        raise RemoteUnreachable(f"no answer from {redact_url(url)}: the exchange took over "
+                                f"{limit:g} s in all (the server answers too slowly)") from None
     except httpx.HTTPError as exc:
         raise translate_error(exc, url, client.timeout.read) from exc
     return _exchange(response, started)
