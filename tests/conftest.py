@@ -54,6 +54,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Memory
     previous = keyring.get_keyring()
     keyring.set_keyring(backend)
     masking.forget_all()
+    from ctwa.infra import secrets
+
+    secrets._HUNG.clear()  # a keyring that hung in one test is asked again in the next
     yield backend
     keyring.set_keyring(previous)
     masking.forget_all()

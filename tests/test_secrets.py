@@ -142,3 +142,16 @@ def test_resolved_secrets_are_registered_for_masking(monkeypatch) -> None:
     found = resolver().resolve(SecretName.TOKEN)
     assert "tok-CANARY-91bd" not in repr(found)
     assert scrub("server said: bad token tok-CANARY-91bd") == "server said: bad token ****"
+
+
+def test_profile_show_with_a_hung_keyring_waits_one_timeout(cli) -> None:
+    cli("profile", "add", "acme", "--endpoint", "https://bsp.example/x", "--use")
+    backend = HangingKeyring()
+    keyring.set_keyring(backend)
+    started = time.monotonic()
+    result = cli("profile", "show", env={"CTWA_KEYRING_TIMEOUT": "0.5"})
+    elapsed = time.monotonic() - started
+    backend.release.set()
+    assert result.exit_code == 0, result.stderr
+    assert elapsed < 1.5  # five secrets asked, one timeout waited
+    assert "did not answer within 0.5 s" in result.stdout

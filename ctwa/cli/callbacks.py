@@ -173,10 +173,17 @@ def listen(
     config = uvicorn.Config(listener.app(), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    out.say(f"listening on http://{host}:{port}  (POST /status, /inbound or /; GET /stats)",
-            "bold")
+    import socket
+
+    # bound here, so --port 0 prints the port the system chose
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    real_port = sock.getsockname()[1]
+    out.say(f"listening on http://{host}:{real_port}  (POST /status, /inbound or /; "
+            "GET /stats)", "bold")
     try:
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: the stats are the answer
     finally:

@@ -86,8 +86,15 @@ def _keyring_timeout() -> float:
     return value if math.isfinite(value) and value > 0 else DEFAULT_KEYRING_TIMEOUT
 
 
+#: Set once a keyring call timed out: a keyring that hung once in this run is not asked again
+#: (profile show asks for five secrets; it waits one timeout, not five).
+_HUNG: list[float] = []
+
+
 def _call_with_timeout(func: Callable[[], T], timeout: float) -> T:
     """Run a keyring call in a daemon thread; a hung backend is abandoned, not waited on."""
+    if _HUNG:
+        raise KeyringUnavailable(f"the OS keyring did not answer within {_HUNG[0]:g} s")
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -100,6 +107,7 @@ def _call_with_timeout(func: Callable[[], T], timeout: float) -> T:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
+        _HUNG.append(timeout)
         raise KeyringUnavailable(f"the OS keyring did not answer within {timeout:g} s")
     if "error" in box:
         raise KeyringUnavailable(_describe_keyring_error(box["error"]))

@@ -39,7 +39,7 @@ def fingerprint(path: Path, options: dict[str, Any]) -> dict[str, Any]:
     """What a resume must match: the same file (size, mtime) read with the same options."""
     stat = path.stat()
     digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
-    return {"journal": JOURNAL_VERSION, "input": str(path), "size": stat.st_size,
+    return {"journal": JOURNAL_VERSION, "input": str(path.resolve()), "size": stat.st_size,
             "mtime": int(stat.st_mtime), "options": digest}
 
 
@@ -63,7 +63,10 @@ class Journal:
         except json.JSONDecodeError:
             header = {}
         for key in ("input", "size", "mtime", "options"):
-            if header.get(key) != expected[key]:
+            given = header.get(key)
+            if key == "input" and isinstance(given, str):
+                given = str(Path(given).resolve())  # the same file by another spelling
+            if given != expected[key]:
                 what = {"input": "another file", "size": "a file of another size",
                         "mtime": "a file changed since", "options": "other options"}[key]
                 raise InputError(f"--resume: the journal {self.path} was written for {what}",

@@ -290,3 +290,25 @@ def test_yaml_alias_bombs_are_refused_at_once(cli, tmp_path) -> None:
         assert result.exit_code in (1, 2), argv
         assert "expands past 1,000,000 values" in result.stdout + result.stderr, argv
     assert time.monotonic() - started < 10
+
+
+def test_listen_on_port_0_prints_the_port_it_got() -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "ctwa", "callback", "listen", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NO_COLOR": "1"})
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        assert port != 0
+        assert httpx.get(f"http://127.0.0.1:{port}/stats", timeout=10).json()["callbacks"] == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0

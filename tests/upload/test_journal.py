@@ -81,3 +81,22 @@ def test_regions(region, base, expected) -> None:
 def test_unknown_region() -> None:
     with pytest.raises(InputError, match="mec1"):
         api_base_url("mars")
+
+
+def test_resume_takes_the_same_file_by_another_spelling(tmp_path, cli, monkeypatch) -> None:
+    import respx
+
+    path = tmp_path / "users.csv"
+    path.write_text("identity,Phone\nu1,+14155552671\n")
+    url = "https://in1.api.clevertap.com/1/upload"
+    with respx.mock:
+        respx.post(url).respond(json={"status": "success", "processed": 1, "unprocessed": []})
+        first = cli("upload-users", str(path), "--region", "in1", "--account-id", "A",
+                    "--passcode", "pc-CANARY-55e0")
+        assert first.exit_code == 0, first.stderr
+        (tmp_path / "sub").mkdir()
+        monkeypatch.chdir(tmp_path / "sub")
+        again = cli("upload-users", "../users.csv", "--region", "in1", "--account-id",
+                    "A", "--passcode", "pc-CANARY-55e0", "--resume",
+                    "--journal", str(tmp_path / "users.journal.jsonl"))
+    assert again.exit_code == 0, again.stderr
