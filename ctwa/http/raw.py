@@ -190,13 +190,17 @@ class Pool:
         self.all.add(connection)
         return connection
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self, fresh: bool = False) -> _Connection:
+        """An idle connection, or a new one; ``fresh``: always a new one (an idle one is
+        closed to make room), for a request whose kept-alive connection went stale."""
         while True:
             while self.idle:
                 connection = self.idle.pop()
-                if connection.reusable:
+                if connection.reusable and not fresh:
                     return connection
                 self._forget(connection)
+                if fresh:
+                    break
             if self.opened < self.size:
                 self.opened += 1
                 try:
@@ -238,7 +242,7 @@ class Pool:
         goes again, once, on a fresh connection."""
         message = self.message(body)
         for attempt in (1, 2):
-            connection = await self._acquire()
+            connection = await self._acquire(fresh=attempt == 2)
             try:
                 return await connection.send(message, self.timeout)
             except HttpError as exc:
