@@ -223,6 +223,8 @@ def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) 
     table.add_row("rows read", f"{counts.rows_read:,}")
     if report.dry_run:
         table.add_row("would be uploaded", f"{counts.would_upload:,}")
+        if counts.not_uploaded:
+            table.add_row("not checked (the run stopped)", f"{counts.not_uploaded:,}")
     else:
         table.add_row("uploaded", f"{counts.uploaded:,}")
     table.add_row("rejected before sending", f"{counts.rejected:,}")

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 MAX_BATCH = 1000
 MAX_CONCURRENCY = 15
 INTERRUPT_GRACE = 10.0
+#: How long batches in flight may take to answer when bad input stops the run: they were
+#: sent, so their answers are awaited and journaled (a resume must not send them again).
+STOP_GRACE = 60.0
 
 
 @dataclass(frozen=True)
@@ -205,11 +208,16 @@ class Uploader:
             self.rejects.open(self.options.resume)
 
     def _dry_run(self) -> None:
-        for batch in self._batches():
-            if self.report.first_batch is None:
-                self.report.first_batch = json.loads(body_of(batch.rows))["d"]
-            self.report.counts.would_upload += len(batch.rows)
-            self._tick()
+        try:
+            for batch in self._batches():
+                if self.report.first_batch is None:
+                    self.report.first_batch = json.loads(body_of(batch.rows))["d"]
+                self.report.counts.would_upload += len(batch.rows)
+                self._tick()
+        except CtwaError:  # a bad row stops the run: the rows read still add up
+            self.report.counts.not_uploaded += len(self._filling)
+            self._filling = []
+            raise
 
     def _upload(self) -> None:
         from ctwa.upload.clevertap import post_batch
@@ -238,6 +246,10 @@ class Uploader:
             for future in in_flight:
                 future.cancel()
             self._drain(in_flight, batches, grace=0.0, reason="stopped after HTTP 401")
+            raise
+        except CtwaError as exc:  # the file went bad mid-way (an encoding error at row N):
+            # what was sent is answered and journaled, what was read is accounted for
+            self._drain(in_flight, batches, grace=STOP_GRACE, reason=f"stopped: {exc.message}")
             raise
         finally:
             executor.shutdown(wait=False, cancel_futures=True)

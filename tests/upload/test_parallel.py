@@ -142,3 +142,43 @@ def test_sigkill_leaves_no_workers_holding_the_callers_output(tmp_path) -> None:
     while _marked_processes(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _marked_processes(marker) == []
+
+
+def test_a_bad_byte_deep_in_a_big_file_names_its_row_and_adds_up(tmp_path, cli) -> None:
+    import json as jsonlib
+
+    path = tmp_path / "big.csv"
+    with path.open("wb") as handle:
+        handle.write(b"identity,Phone,Name\n")
+        for i in range(60_000):
+            line = f"user-{i},+1415555{i % 10000:04d},Name {i}\n".encode()
+            handle.write(b"user-x,+14155550000,Bad \xff name\n" if i == 29_998 else line)
+    result = cli("--json", "upload-users", str(path), "--dry-run", "--workers", "2")
+    assert result.exit_code == 2
+    report = jsonlib.loads(result.stdout)
+    assert "big.csv: row 30000: not utf-8 text" in report["error"]
+    assert report["counts"]["adds_up"] is True
+
+
+def test_a_real_upload_stopped_by_a_bad_byte_journals_what_it_sent(tmp_path, cli) -> None:
+    import json as jsonlib
+
+    from ctwa.sandbox.clevertap import MockCleverTap
+    from tests.conftest import LiveServer
+
+    path = tmp_path / "big.csv"
+    with path.open("wb") as handle:
+        handle.write(b"identity,Phone\n")
+        for i in range(60_000):
+            line = f"user-{i},+1415555{i % 10000:04d}\n".encode()
+            handle.write(b"user-x,+1415555\xff0000\n" if i == 29_998 else line)
+    mock = MockCleverTap({"ACC": "pc-CANARY-55e0"})
+    with LiveServer(mock.app()) as server:
+        result = cli("--json", "upload-users", str(path), "--workers", "2", "--base-url",
+                     server.url, "--account-id", "ACC", "--passcode", "pc-CANARY-55e0")
+    report = jsonlib.loads(result.stdout)
+    assert result.exit_code == 2 and "row 30000" in report["error"]
+    assert report["counts"]["adds_up"] is True
+    journal = path.with_name("big.journal.jsonl").read_text().splitlines()[1:]
+    journaled = sum(jsonlib.loads(line)["uploaded"] for line in journal)
+    assert journaled == len(mock.state.profiles) == report["counts"]["uploaded"]
