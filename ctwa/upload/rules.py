@@ -238,13 +238,16 @@ def check_block(rules: RowRules, encoding: str, delimiter: str,
         return data[:exc.start].count(b"\n"), f"not {encoding} text ({exc.reason})"
     out: list[BlockRow] = []
     count = 0
-    for count, values in enumerate(csv.reader(io.StringIO(text, newline=""),
-                                              delimiter=delimiter), start=1):
-        if not values or (len(values) == 1 and not values[0].strip()):
-            continue
-        checked = check_row(rules, count - 1, values)
-        out.append((checked.row, checked.identity, checked.record, checked.reason,
-                    checked.code, pack_values(values)))
+    try:
+        for count, values in enumerate(csv.reader(io.StringIO(text, newline=""),
+                                                  delimiter=delimiter), start=1):
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue
+            checked = check_row(rules, count - 1, values)
+            out.append((checked.row, checked.identity, checked.record, checked.reason,
+                        checked.code, pack_values(values)))
+    except csv.Error as exc:  # a field over the CSV module's limit: the same line as the
+        return count, f"{exc} (check the quoting around that row)"  # one-reader path gives
     return count, out
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH = 1000
 MAX_CONCURRENCY = 15
-INTERRUPT_GRACE = 10.0
+INTERRUPT_GRACE = 3.0  # Ctrl-C: requests in flight get this long; a second Ctrl-C, none
 #: How long batches in flight may take to answer when bad input stops the run: they were
 #: sent, so their answers are awaited and journaled (a resume must not send them again).
 STOP_GRACE = 60.0

@@ -163,7 +163,8 @@ def _by_blocks(source: CsvSource, make_rules: RulesFactory, workers: int) -> Ite
 
 def _settle(source: CsvSource, base: int, count: int, outcome: Any) -> Iterator[Checked]:
     if isinstance(outcome, str):
-        raise InputError(f"{source.path}: row {base + count}: {outcome}",
-                         hint="pass --encoding (e.g. cp1252 or latin-1 for Excel exports)")
+        hint = (None if "quoting" in outcome
+                else "pass --encoding (e.g. cp1252 or latin-1 for Excel exports)")
+        raise InputError(f"{source.path}: row {base + count}: {outcome}", hint=hint)
     for row, identity, record, reason, code, values in outcome:
         yield Checked(base + row, identity, record, reason, code, values)

@@ -182,3 +182,14 @@ def test_a_real_upload_stopped_by_a_bad_byte_journals_what_it_sent(tmp_path, cli
     journal = path.with_name("big.journal.jsonl").read_text().splitlines()[1:]
     journaled = sum(jsonlib.loads(line)["uploaded"] for line in journal)
     assert journaled == len(mock.state.profiles) == report["counts"]["uploaded"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_oversized_field_is_the_same_clear_line_in_both_readers(tmp_path, cli,
+                                                                   workers) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text('identity,Phone,Note\nu1,+14155552671,"' + "x" * 200_000 + '"\n'
+                    "u2,+14155552672,ok\n")
+    result = cli("upload-users", str(path), "--dry-run", "--workers", workers)
+    assert result.exit_code == 2
+    assert "users.csv: row 2: field larger than field limit (131072)" in result.stderr
