@@ -307,7 +307,10 @@ class Uploader:
         from ctwa.upload.clevertap import BatchAnswer
 
         if in_flight:
-            done, _ = wait(in_flight, timeout=grace)
+            try:
+                done, _ = wait(in_flight, timeout=grace)
+            except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, still account for all
+                done = {f for f in in_flight if f.done()}
             for future in done:
                 batch = in_flight.pop(future)
                 try:
