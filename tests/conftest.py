@@ -126,3 +126,16 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def listener():
+    """A real callback listener on 127.0.0.1, with ``url`` and what it ``received``."""
+    from ctwa.callbacks.listener import Listener
+
+    received: list = []
+    listen = Listener(on_receive=received.append)
+    with LiveServer(listen.app()) as server:
+        listen.url = server.url  # type: ignore[attr-defined]
+        listen.received = received  # type: ignore[attr-defined]
+        yield listen

@@ -15,16 +15,6 @@ from ctwa.infra.errors import ExitCode
 from tests.conftest import EXAMPLES, SPEC_SAMPLES, LiveServer
 
 
-@pytest.fixture
-def listener():
-    received: list = []
-    listen = Listener(on_receive=received.append)
-    with LiveServer(listen.app()) as server:
-        listen.url = server.url  # type: ignore[attr-defined]
-        listen.received = received  # type: ignore[attr-defined]
-        yield listen
-
-
 def stats(listen) -> dict:
     return httpx.get(f"{listen.url}/stats").json()
 

@@ -12,11 +12,9 @@ import pytest
 import yaml
 
 from ctwa.callbacks.convert import Converter
-from ctwa.callbacks.listener import Listener
 from ctwa.infra.errors import ExitCode
 from ctwa.wire.lint import lint_document
 from ctwa.wire.webhook import META_ERROR_CODES, is_meta_webhook
-from tests.conftest import LiveServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WEBHOOKS = ("cloudapi_statuses.json", "cloudapi_messages.json", "cloudapi_value.json")
@@ -81,16 +79,6 @@ def test_callbacks_with_pydantic_union_errors_read_plainly() -> None:
     assert "`status` \\\"bogus\\\" is not one this format knows" in text
     assert "missing `status`" in text
     assert not any(word in text for word in INTERNALS)
-
-
-@pytest.fixture
-def listener():
-    received: list = []
-    listen = Listener(on_receive=received.append)
-    with LiveServer(listen.app()) as server:
-        listen.url = server.url  # type: ignore[attr-defined]
-        listen.received = received  # type: ignore[attr-defined]
-        yield listen
 
 
 @pytest.mark.parametrize("name", WEBHOOKS)
