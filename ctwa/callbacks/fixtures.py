@@ -52,7 +52,7 @@ class Planned:
     @property
     def label(self) -> str:
         if self.target == "status":
-            entries = self.body.get("statuses") or [{}]
+            entries = _entries(self.body.get("statuses")) or [{}]
             kinds = ",".join(str(e.get("status", "?")) for e in entries)
             return f"status {kinds}"
         return f"inbound {self.body.get('type', '?')}"
@@ -60,10 +60,15 @@ class Planned:
     @property
     def msg_id(self) -> str:
         if self.target == "status":
-            ids = {str(e.get("msgId")) for e in self.body.get("statuses") or []}
+            ids = {str(e.get("msgId")) for e in _entries(self.body.get("statuses"))}
             return ",".join(sorted(ids))
         context = self.body.get("context")
         return str(context.get("id")) if isinstance(context, dict) else "-"
+
+
+def _entries(statuses: Any) -> list[dict[str, Any]]:
+    """The mappings in a body's ``statuses`` (whatever a hand-written file put there)."""
+    return [e for e in statuses if isinstance(e, dict)] if isinstance(statuses, list) else []
 
 
 @dataclass
