@@ -221,9 +221,19 @@ def _first_record_end(data: bytes) -> int:
         start = newline + 1
 
 
+#: Past this, a record without a safe cut is broken (a field holds at most 128 KiB): the block
+#: goes on as it is, so memory stays bounded and the checker reports the row.
+MAX_RECORD_BYTES = 1024 * 1024
+
+
 def _cut(handle: BinaryIO, block_bytes: int) -> Iterator[bytes]:
-    """Blocks ending just after a newline preceded by an even number of quotes."""
+    """Blocks ending just after a newline preceded by an even number of quotes.
+
+    Linear in the file: when a block has no safe cut (a long quoted field full of newlines),
+    only the newly read part is searched next time, since the quotes before a newline never
+    change; searching the whole carry again made a 16 MB field take 26 s."""
     carry = b""
+    carry_quotes = 0  # quotes in carry
     while True:
         chunk = handle.read(block_bytes)
         if not chunk:
@@ -231,11 +241,11 @@ def _cut(handle: BinaryIO, block_bytes: int) -> Iterator[bytes]:
                 yield carry
             return
         data = carry + chunk if carry else chunk
-        end = len(data)
-        quotes = data.count(b'"')
-        cut = 0
+        start = len(carry)  # no newline before here is a safe cut
+        total = carry_quotes + chunk.count(b'"')
+        end, quotes, cut = len(data), total, 0
         while True:
-            newline = data.rfind(b"\n", 0, end)
+            newline = data.rfind(b"\n", start, end)
             if newline < 0:
                 break
             quotes -= data.count(b'"', newline, end)
@@ -243,8 +253,13 @@ def _cut(handle: BinaryIO, block_bytes: int) -> Iterator[bytes]:
                 cut = newline + 1
                 break
             end = newline
-        if cut == 0:
-            carry = data  # no safe cut yet: read on
+        if cut == 0 and len(data) < MAX_RECORD_BYTES:
+            carry, carry_quotes = data, total  # no safe cut yet: read on
+            continue
+        if cut == 0:  # no record is this long: hand it on, the CSV reader names the row
+            yield data
+            carry, carry_quotes = b"", 0
             continue
         yield data[:cut]
         carry = data[cut:]
+        carry_quotes = carry.count(b'"')

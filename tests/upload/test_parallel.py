@@ -193,3 +193,17 @@ def test_an_oversized_field_is_the_same_clear_line_in_both_readers(tmp_path, cli
     result = cli("upload-users", str(path), "--dry-run", "--workers", workers)
     assert result.exit_code == 2
     assert "users.csv: row 2: field larger than field limit (131072)" in result.stderr
+
+
+def test_a_huge_quoted_field_full_of_newlines_is_linear(tmp_path, cli) -> None:
+    """16 MB of one quoted field with newlines took 26 s (the block cutter searched the whole
+    carry again for every block); it is refused at its row in seconds, whatever the size."""
+    import time
+
+    path = tmp_path / "users.csv"
+    path.write_text('identity,Phone,Note\nu1,+14155552671,"' + "a\n" * 8_000_000 + '"\n'
+                    "u2,+14155552672,ok\n")
+    started = time.monotonic()
+    result = cli("upload-users", str(path), "--dry-run", "--workers", "2")
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 2 and "row 2: field larger than field limit" in result.stderr
