@@ -55,3 +55,20 @@ def test_any_user_file_ends_in_0_1_or_2(tmp_path_factory, doc, which) -> None:
     assert result.exit_code in (0, 1, 2), (which, doc, result.exit_code, result.stderr[-500:])
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 10
+
+
+csv_text = st.text(alphabet=st.sampled_from(list('ab1+,;"\n\r\t é\x00\ufeff')), max_size=300)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(head=st.sampled_from(["identity,Phone,Email\n", "objectId;phone\n", "", "Phone,x\n"]),
+       body=csv_text, workers=st.sampled_from(["1", "2"]))
+def test_any_csv_ends_in_0_1_or_2(tmp_path_factory, head, body, workers) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "users.csv"
+    path.write_text(head + body, encoding="utf-8", newline="")
+    started = time.monotonic()
+    result = Runner()("upload-users", str(path), "--dry-run", "--workers", workers)
+    assert result.exit_code in (0, 1, 2), (head + body, result.exit_code, result.stderr[-500:])
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 10
