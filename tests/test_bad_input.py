@@ -86,3 +86,45 @@ def test_a_nan_keyring_timeout_falls_back(cli) -> None:
 
 def test_a_300_character_template_name(cli) -> None:
     check(cli("send-template", "--template", "x" * 300, "--to", "919000000001", "--dry-run"))
+
+
+def test_yaml_dates_and_binary_in_raw_bodies(cli, tmp_path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text('events:\n  - raw: {payloadVersion: "0.1", statuses: [{msgId: x, status: '
+                    "sent, timestamp: 2024-01-01}], blob: !!binary aGVsbG8=}\n    to: status\n")
+    result = cli("callback", "replay", str(path), "--allow-invalid", "--status-url",
+                 "http://127.0.0.1:9/s", "--inbound-url", "http://127.0.0.1:9/i")
+    check(result)
+    assert "bytes values cannot be sent as JSON" in result.stderr
+
+
+@pytest.mark.parametrize(("path", "words"), [("/deep", "JSON ctwa cannot read"),
+                                             ("/big", "JSON ctwa cannot read"),
+                                             ("/redirect", "not JSON")])
+def test_hostile_vendor_pages(cli, tmp_path, path, words) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import RedirectResponse, Response
+    from starlette.routing import Route
+
+    from tests.conftest import LiveServer
+
+    async def deep(request):
+        return Response(b"[" * 100_000 + b"]" * 100_000, media_type="application/json")
+
+    async def big(request):
+        return Response(b'{"data": [], "n": ' + b"9" * 5000 + b"}",
+                        media_type="application/json")
+
+    async def redirect(request):
+        return RedirectResponse("/html", status_code=302)
+
+    async def html(request):
+        return Response(b"<html></html>", media_type="text/html")
+
+    app = Starlette(routes=[Route("/deep", deep), Route("/big", big),
+                            Route("/redirect", redirect), Route("/html", html)])
+    with LiveServer(app) as server:
+        result = cli("-v", "import-templates", "--url", f"{server.url}{path}", "--library",
+                     str(tmp_path))
+    assert result.exit_code == 3, result.stderr
+    assert words in result.stderr and "bug in ctwa" not in result.stderr

@@ -255,7 +255,25 @@ def _raw_event(event: Located, ctx: _Context) -> Planned:
                                                             "raw")
     if not isinstance(body, dict):
         raise InputError(f"{ctx.where(event.line_of('raw'), 'raw')}: a raw body is a mapping")
-    return Planned(target, dict(body), line=event.line)
+    return Planned(target, _json_values(dict(body), ctx.where(event.line_of("raw"), "raw")),
+                   line=event.line)
+
+
+def _json_values(value: Any, where: str) -> Any:
+    """YAML values JSON has no form for: dates and times become their ISO text (YAML reads
+    ``2024-01-01`` as a date), binary (``!!binary``) is refused; the rest is kept."""
+    import datetime
+
+    if isinstance(value, dict):
+        return {str(k): _json_values(v, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_values(v, where) for v in value]
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, set)):
+        raise InputError(f"{where}: {type(value).__name__} values cannot be sent as JSON",
+                         hint="write the value as text")
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -373,7 +391,8 @@ def load_callback_documents(path: Path) -> Fixture | None:
             target = "inbound"
         else:
             return None
-        fixture.events.append(Planned(target, doc, line=number, source=source))
+        fixture.events.append(Planned(target, _json_values(doc, source), line=number,
+                                      source=source))
     return fixture
 
 

@@ -114,8 +114,12 @@ def describe_request(request: httpx.Request) -> str:
     """A masked, multi-line picture of a request for ``--verbose``."""
     lines = [f"> {request.method} {redact_url(str(request.url))}"]
     lines += [f"> {line}" for line in _header_lines(request.headers)]
-    if request.content:
-        lines.append(_body_preview(request.content))
+    try:
+        content = request.content
+    except httpx.RequestNotRead:  # a redirect's request streams its (empty) body
+        content = b""
+    if content:
+        lines.append(_body_preview(content))
     return "\n".join(lines)
 
 

@@ -144,6 +144,9 @@ def _fetch(client: httpx.Client, url: str, number: int) -> dict[str, Any]:
         body = json.loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise RemoteUnreachable(f"{where}: the answer is not JSON") from None
+    except (ValueError, RecursionError):  # 5000-digit numbers, nesting past Python's stack
+        raise RemoteUnreachable(f"{where}: the answer is JSON ctwa cannot read (nested too "
+                                "deeply or numbers too long)") from None
     if not isinstance(body, dict):
         raise RemoteUnreachable(f"{where}: the answer is not a JSON object")
     return body
@@ -154,7 +157,7 @@ def graph_error(content: bytes) -> str:
     says what Meta said, or "" for any other body."""
     try:
         body = json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # JSONDecodeError is a ValueError
         return ""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict) or not isinstance(error.get("message"), str):
