@@ -280,7 +280,9 @@ def convert(
     if out.json_mode:
         out.data(result.as_dict())
     else:
-        text = to_yaml(result, [str(f) for f in files])
+        from ctwa.infra.masking import scrub
+
+        text = scrub(to_yaml(result, [str(f) for f in files]))  # masked like every output
         if output is not None:
             output.write_text(text, encoding="utf-8")
             out.say(f"wrote {len(result.callbacks)} callback(s) to {output}")
