@@ -1,11 +1,14 @@
 """Hypothesis over the files users hand ctwa (fixtures, payloads, params, sandbox configs,
-documents to lint, templates): whatever the content, ctwa ends with exit 0, 1 or 2, in bounded
-time, never exit 70 or a traceback."""
+documents to lint, templates, CSV files): whatever the content, ctwa ends with exit 0, 1 or 2,
+in bounded time and memory (Python allocations traced), never exit 70 or a traceback."""
 
 from __future__ import annotations
 
 import socket
 import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 from hypothesis import HealthCheck, example, given, settings
@@ -24,9 +27,25 @@ keys = st.sampled_from([
 documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                          | st.dictionaries(keys, inner, max_size=5), max_leaves=20)
 WHICH = ("fixture", "payload", "params", "sandbox", "lint", "templates")
+#: Peak Python memory one small hostile file may make ctwa allocate.
+MEMORY_BUDGET = 64 * 1024 * 1024
 
 
-@settings(max_examples=250, deadline=None, derandomize=True,  # the same cases in every CI run
+def bounded(run: Callable[[], Any]) -> Any:
+    """Run, asserting it took under 10 s and under MEMORY_BUDGET of traced allocations."""
+    started = time.monotonic()
+    tracemalloc.start()
+    try:
+        result = run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 10
+    assert peak < MEMORY_BUDGET, f"{peak / 1e6:.0f} MB"
+    return result
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,  # the same cases in every CI run
           suppress_health_check=list(HealthCheck))
 @given(doc=documents, which=st.sampled_from(WHICH))
 @example(doc={"statuses": True}, which="fixture")  # found by this test: exit 70 once
@@ -50,25 +69,22 @@ def test_any_user_file_ends_in_0_1_or_2(tmp_path_factory, doc, which) -> None:
             "lint": ("lint", str(path)),
             "templates": ("templates", "lint", str(path)),
         }[which]
-        started = time.monotonic()
-        result = Runner()(*argv)
+        result = bounded(lambda: Runner()(*argv))
     assert result.exit_code in (0, 1, 2), (which, doc, result.exit_code, result.stderr[-500:])
     assert "Traceback" not in result.stderr
-    assert time.monotonic() - started < 10
 
 
 csv_text = st.text(alphabet=st.sampled_from(list('ab1+,;"\n\r\t é\x00\ufeff')), max_size=300)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,
+@settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(head=st.sampled_from(["identity,Phone,Email\n", "objectId;phone\n", "", "Phone,x\n"]),
        body=csv_text, workers=st.sampled_from(["1", "2"]))
 def test_any_csv_ends_in_0_1_or_2(tmp_path_factory, head, body, workers) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "users.csv"
     path.write_text(head + body, encoding="utf-8", newline="")
-    started = time.monotonic()
-    result = Runner()("upload-users", str(path), "--dry-run", "--workers", workers)
+    result = bounded(lambda: Runner()("upload-users", str(path), "--dry-run", "--workers",
+                                      workers))
     assert result.exit_code in (0, 1, 2), (head + body, result.exit_code, result.stderr[-500:])
     assert "Traceback" not in result.stderr
-    assert time.monotonic() - started < 10
