@@ -21,6 +21,7 @@ import httpx
 from ctwa import __version__
 from ctwa.http.origin import CredentialBinding, origin_of, same_origin
 from ctwa.http.retry import AsyncRetryTransport, RetryPolicy, RetryTransport
+from ctwa.infra.deadline import Late, call_within
 from ctwa.infra.errors import InputError, RemoteUnreachable
 from ctwa.infra.masking import (
     redact_header_value,
@@ -278,10 +279,15 @@ def _exchange(response: httpx.Response, started: float) -> Exchange:
     return Exchange(response.request, response, time.perf_counter() - started, attempts)
 
 
-def _whole_exchange_limit(client: httpx.Client) -> float | None:
+def _whole_exchange_limit(client: httpx.Client | httpx.AsyncClient) -> float | None:
     """How long one exchange may take in all: httpx's timeouts bound each read, so a server
     trickling a byte every half second would hold ctwa for minutes."""
     return getattr(client, "ctwa_exchange_limit", None)
+
+
+def _too_slow(url: str, limit: float) -> RemoteUnreachable:
+    return RemoteUnreachable(f"no answer from {redact_url(url)}: the exchange took over "
+                             f"{limit:g} s in all (the server answers too slowly)")
 
 
 def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange:
@@ -297,41 +303,26 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange
         except httpx.HTTPError as exc:
             raise translate_error(exc, url, client.timeout.read) from exc
         return _exchange(response, started)
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def exchange() -> None:
-        try:
-            outcome["response"] = client.request(method, url, **kwargs)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=exchange, name="ctwa-exchange", daemon=True)
-    worker.start()
-    worker.join(limit)
-    if worker.is_alive():
+    try:
+        response = call_within(lambda: client.request(method, url, **kwargs), limit,
+                               name="ctwa-exchange")
+    except Late as late:
         client.close()  # the blocked read fails now; this client is done for
-        worker.join(5)
-        raise RemoteUnreachable(f"no answer from {redact_url(url)}: the exchange took over "
-                                f"{limit:g} s in all (the server answers too slowly)")
-    if "error" in outcome:
-        error = outcome["error"]
-        if isinstance(error, httpx.HTTPError):
-            raise translate_error(error, url, client.timeout.read) from error
-        raise error
-    return _exchange(outcome["response"], started)
+        late.worker.join(5)
+        raise _too_slow(url, limit) from None
+    except httpx.HTTPError as exc:
+        raise translate_error(exc, url, client.timeout.read) from exc
+    return _exchange(response, started)
 
 
 async def send_async(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Exchange:
     """The async twin of :func:`send`."""
     started = time.perf_counter()
-    limit = getattr(client, "ctwa_exchange_limit", None)
+    limit = _whole_exchange_limit(client)
     try:
         response = await asyncio.wait_for(client.request(method, url, **kwargs), limit)
     except asyncio.TimeoutError:
-        raise RemoteUnreachable(f"no answer from {redact_url(url)}: the exchange took over "
-                                f"{limit:g} s in all (the server answers too slowly)") from None
+        raise _too_slow(url, limit or 0.0) from None
     except httpx.HTTPError as exc:
         raise translate_error(exc, url, client.timeout.read) from exc
     return _exchange(response, started)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 import os
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ctwa.infra import envvars
+from ctwa.infra.deadline import Late, call_within
 from ctwa.infra.errors import ConfigError
 from ctwa.infra.masking import register_secret
 
@@ -95,24 +95,13 @@ def _call_with_timeout(func: Callable[[], T], timeout: float) -> T:
     """Run a keyring call in a daemon thread; a hung backend is abandoned, not waited on."""
     if _HUNG:
         raise KeyringUnavailable(f"the OS keyring did not answer within {_HUNG[0]:g} s")
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = func()
-        except BaseException as exc:
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, name="ctwa-keyring", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+    try:
+        return call_within(func, timeout, name="ctwa-keyring")
+    except Late:
         _HUNG.append(timeout)
-        raise KeyringUnavailable(f"the OS keyring did not answer within {timeout:g} s")
-    if "error" in box:
-        raise KeyringUnavailable(_describe_keyring_error(box["error"]))
-    result: T = box["result"]
-    return result
+        raise KeyringUnavailable(f"the OS keyring did not answer within {timeout:g} s") from None
+    except Exception as exc:
+        raise KeyringUnavailable(_describe_keyring_error(exc)) from exc
 
 
 def _describe_keyring_error(error: BaseException) -> str:
