@@ -257,8 +257,8 @@ def convert(
     when a file is not a Meta webhook.
     """
     from ctwa.callbacks.convert import Converter, load_msgid_map, to_yaml
-    from ctwa.send.build import check_phone
     from ctwa.wire.lint import load_documents
+    from ctwa.wire.numbers import check_phone
 
     out: Output = ctx.obj
     converter = Converter(load_msgid_map(msgid_map) if msgid_map else {},

@@ -57,7 +57,7 @@ class LoadFlags:
 
 
 def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
-    from ctwa.send.build import check_phone
+    from ctwa.wire.numbers import check_phone
 
     if to_file is None:
         if not to:

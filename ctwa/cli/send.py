@@ -104,7 +104,7 @@ def _finish(out: Output, body: Any, warnings: list[str], dry_run: bool, load: Lo
 
 
 def _waba(waba: str | None, profile: Any) -> str:
-    from ctwa.send.build import check_phone
+    from ctwa.wire.numbers import check_phone
 
     value = check_phone(waba, "--waba") if waba else profile.waba_number
     if not value:
@@ -285,8 +285,9 @@ def send_template(
     --template-file) plus parameters, from one of the spec's samples (--sample), or from a
     payload file (--payload). Exit 0 accepted, 1 failed or too slow, 3 unreachable.
     """
-    from ctwa.send.build import build_template_payload, check_phone
+    from ctwa.send.build import build_template_payload
     from ctwa.send.msgid import MsgIdFactory
+    from ctwa.wire.numbers import check_phone
 
     out: Output = ctx.obj
     sources = [s for s in (template_file or template, sample, payload) if s is not None]
@@ -329,8 +330,8 @@ def send_template(
 
 def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
                   msg_id: str | None, warnings: list[str]) -> Any:
-    from ctwa.send.build import check_phone
     from ctwa.wire.lint import InvalidDocument, lint_document, load_documents
+    from ctwa.wire.numbers import check_phone
 
     documents = load_documents(path)
     if len(documents) != 1:
@@ -392,9 +393,9 @@ def send_freeform(
     to_file: ToFileOpt = None,
 ) -> None:
     """Send a freeform (session) message exactly as CleverTap would, and judge the answer."""
-    from ctwa.send.build import check_phone
     from ctwa.send.freeform import build_freeform
     from ctwa.send.msgid import MsgIdFactory
+    from ctwa.wire.numbers import check_phone
 
     out: Output = ctx.obj
     load = LoadFlags(count, duration, rate, concurrency, workers, to_file)
@@ -447,7 +448,7 @@ def validate_endpoint(
     CleverTap saves the provider only if the endpoint answers {"status": "success"} within
     one second.
     """
-    from ctwa.send.build import check_phone
+    from ctwa.wire.numbers import check_phone
     from ctwa.wire.outbound import validation_payload
 
     out: Output = ctx.obj

@@ -217,7 +217,7 @@ def list_templates(
 
 
 def _why_not(entry: Any) -> str:
-    from ctwa.templates.library import is_approved
+    from ctwa.wire.meta import is_approved
 
     if not is_approved(entry.status):
         return f"no: {(entry.status or '').upper()}"

@@ -61,9 +61,17 @@ class Profile(BaseModel):
     @field_validator("waba_number")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        cleaned = value.replace(" ", "").replace("-", "") if value else value
-        digits = cleaned.removeprefix("+") if cleaned else ""
-        if cleaned and not (digits.isascii() and digits.isdecimal() and 6 <= len(digits) <= 15):
+        """Checked like ``--waba`` (and in ASCII digits only: it is written to a file)."""
+        if not value:
+            return value
+        from ctwa.infra.errors import InputError
+        from ctwa.wire.numbers import check_phone
+
+        try:
+            cleaned = check_phone(value, "waba_number")
+        except InputError:
+            cleaned = ""
+        if not cleaned.isascii() or not cleaned:
             raise ValueError(f"{value!r} is not a phone number (digits with country code)")
         return cleaned
 

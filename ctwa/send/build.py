@@ -23,10 +23,11 @@ from ctwa.wire.meta import (
     MetaButton,
     MetaComponent,
     MetaTemplate,
+    is_approved,
     unsendable_parts,
 )
+from ctwa.wire.numbers import check_phone
 
-_PHONE = re.compile(r"^\+?\d{6,15}$")
 DAY_MS = 86_400_000
 
 
@@ -44,15 +45,6 @@ class MissingParameters(InputError):
                          hint="give them with --var/--header-var/--header-media/--button/"
                          "--coupon/--offer-expires/--params, or --examples")
         self.missing = missing
-
-
-def check_phone(number: str, option: str = "--to") -> str:
-    """A number with or without ``+`` (CleverTap sends both); spaces and dashes removed."""
-    cleaned = re.sub(r"[\s-]", "", number)
-    if not _PHONE.match(cleaned):
-        raise InputError(f"{option} {number!r} is not a phone number",
-                         hint="digits with country code, with or without +, e.g. 919876543210")
-    return cleaned
 
 
 def placeholders(text: str | None, named: bool) -> list[str]:
@@ -339,9 +331,10 @@ def build_template_payload(
 ) -> tuple[out.TemplatePayload, list[str]]:
     """The payload CleverTap would send for this template, and notes on unused values."""
     meta = parse_template(template)
-    if not allow_unapproved and meta.status and meta.status.strip().upper() != "APPROVED":
+    if not allow_unapproved and not is_approved(meta.status):
+        shown = (meta.status or "").strip().upper() or "without a status"
         raise UnapprovedTemplate(
-            f"template {meta.name!r} ({meta.language}) is {meta.status.strip().upper()}, not "
+            f"template {meta.name!r} ({meta.language}) is {shown}, not "
             "APPROVED: WhatsApp would not deliver it",
             hint="re-import once it is approved, or pass --allow-unapproved to send it anyway")
     refused = unsendable_parts(meta)

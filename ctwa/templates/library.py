@@ -17,6 +17,7 @@ from typing import Any
 
 from ctwa.infra.config import data_dir
 from ctwa.infra.errors import InputError
+from ctwa.wire.meta import is_approved
 
 INDEX_FILE = "index.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._()-]+")
@@ -54,13 +55,6 @@ def serialise(template: dict[str, Any]) -> str:
     """One line of JSON: json's C encoder only runs without indent, and imports write
     thousands of these (``templates show --json`` pretty-prints one when asked)."""
     return json.dumps(template, ensure_ascii=False) + "\n"
-
-
-def is_approved(status: str | None) -> bool:
-    """Only APPROVED templates are delivered by WhatsApp; REJECTED, PENDING, PAUSED, DISABLED,
-    IN_APPEAL, ... (any case: 360dialog writes them in lower case) are not. A template with no
-    status at all (a hand-written file) is taken as the user gives it."""
-    return status is None or status.strip().upper() == "APPROVED"
 
 
 @dataclass

@@ -100,6 +100,13 @@ class MetaTemplatePage(OpenModel):
 MetaComponent.model_rebuild()
 
 
+def is_approved(status: str | None) -> bool:
+    """Only APPROVED templates are delivered by WhatsApp; REJECTED, PENDING, PAUSED, DISABLED,
+    IN_APPEAL, ... (any case: 360dialog writes them in lower case) are not. A template with no
+    status at all (a hand-written file) is taken as the user gives it."""
+    return status is None or status.strip().upper() == "APPROVED"
+
+
 def is_otp_button(button: MetaButton) -> bool:
     """An OTP button, as created (``type: OTP``) or as Meta's GET returns it (a URL button to
     WhatsApp's one-time-password path)."""
