@@ -237,7 +237,7 @@ def show_template(
 ) -> None:
     """Render a template the way a WhatsApp message looks."""
     from ctwa.cli.preview import parameter_order, render_template
-    from ctwa.send.build import parse_template
+    from ctwa.send.build import is_named, parse_template
     from ctwa.send.params import parse_vars
 
     out: Output = ctx.obj
@@ -246,29 +246,21 @@ def show_template(
         out.data(raw)
         return
     template = parse_template(raw, name)
-    values = _preview_values(template, parse_vars(var or []))
+    named = is_named(template)
+    values = _preview_values(template, parse_vars(var or []), named)
     out.result(render_template(template, values, out.preview_width()))
-    if _is_named(template):
+    if named:
         out.result("sent in this order (the payload carries values, not names):")
         for where, what in parameter_order(template, values):
             out.result(f"  {where}: {what}")
 
 
-def _is_named(template: Any) -> bool:
-    from ctwa.send.build import placeholders
-
-    return (template.parameter_format or "").upper() == "NAMED" or any(
-        not key.isdecimal() for comp in template.components
-        for key in placeholders(comp.text, True))
-
-
-def _preview_values(template: Any, given: dict[str, str]) -> dict[str, str]:
+def _preview_values(template: Any, given: dict[str, str], named: bool) -> dict[str, str]:
     """``--vars`` as placeholder values, the way send-template reads them (a bare value fills
     the next placeholder in sending order, by name for a NAMED template)."""
     from ctwa.send.build import given_value, placeholders
 
     values: dict[str, str] = {}
-    named = _is_named(template)
     for comp in template.components:
         if comp.type.upper() in ("HEADER", "BODY"):
             for position, key in enumerate(placeholders(comp.text, named), start=1):

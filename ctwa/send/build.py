@@ -61,6 +61,14 @@ def placeholders(text: str | None, named: bool) -> list[str]:
     return keys
 
 
+def is_named(template: MetaTemplate) -> bool:
+    """Whether placeholders are names (``{{first_name}}``): Meta's ``parameter_format``, or a
+    placeholder that is not a number."""
+    return (template.parameter_format or "").upper() == "NAMED" or any(
+        not key.isdecimal() for comp in template.components
+        for key in placeholders(comp.text, True))
+
+
 def given_value(key: str, position: int, given: dict[str, str]) -> str | None:
     """The value given for a placeholder: by its name or number, or for a named placeholder,
     by its position in sending order (a bare ``--var John`` fills the first name)."""
@@ -341,9 +349,7 @@ def build_template_payload(
     if refused:
         raise UnsupportedTemplate(f"template {meta.name!r} has parts CleverTap cannot send: "
                                   f"{', '.join(refused)}")
-    named = (meta.parameter_format or "").upper() == "NAMED" or any(
-        not key.isdecimal() for comp in meta.components
-        for key in placeholders(comp.text, True))
+    named = is_named(meta)
     builder = _Builder(meta, params, use_examples, named)
     components = builder.components()
     if builder.missing:
