@@ -251,8 +251,7 @@ def _raw_event(event: Located, ctx: _Context) -> Planned:
         raise InputError(f"{ctx.where(event.line_of('to'), 'to')}: raw events go to status or "
                          "inbound")
     literal = event.get("literal") is True  # recorded: never read as template syntax
-    body = _plain(event["raw"]) if literal else ctx.resolve(event["raw"], event.line_of("raw"),
-                                                            "raw")
+    body = raw if literal else ctx.resolve(raw, event.line_of("raw"), "raw")
     if not isinstance(body, dict):
         raise InputError(f"{ctx.where(event.line_of('raw'), 'raw')}: a raw body is a mapping")
     return Planned(target, _json_values(dict(body), ctx.where(event.line_of("raw"), "raw")),
@@ -260,8 +259,9 @@ def _raw_event(event: Located, ctx: _Context) -> Planned:
 
 
 def _json_values(value: Any, where: str) -> Any:
-    """YAML values JSON has no form for: dates and times become their ISO text (YAML reads
-    ``2024-01-01`` as a date), binary (``!!binary``) is refused; the rest is kept."""
+    """A loaded YAML value as plain dicts and lists (no line bookkeeping), with what JSON has
+    no form for: dates and times become their ISO text (YAML reads ``2024-01-01`` as a date),
+    binary (``!!binary``) is refused; the rest is kept."""
     import datetime
 
     if isinstance(value, dict):
@@ -273,15 +273,6 @@ def _json_values(value: Any, where: str) -> Any:
     if isinstance(value, (bytes, bytearray, set)):
         raise InputError(f"{where}: {type(value).__name__} values cannot be sent as JSON",
                          hint="write the value as text")
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """A loaded YAML value as plain dicts and lists (no line bookkeeping), untouched."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
     return value
 
 
@@ -404,11 +395,19 @@ MAX_EVENTS = 1_000_000
 def load_fixture(path: Path, max_events: int = MAX_EVENTS) -> Fixture:
     """Parse, resolve and expand a fixture file; any error names file, line and field.
 
-    A file of plain callbacks (see :func:`load_callback_documents`) is sent as it is."""
-    plain = load_callback_documents(path)
-    if plain is not None:
-        return plain
-    data = load_located(path)
+    A file of plain callbacks (see :func:`load_callback_documents`) is sent as it is; it is
+    read again only when the file is not a fixture (a fixture is parsed once)."""
+    try:
+        data = load_located(path)
+    except InputError:  # a YAML stream of several callbacks is no single document
+        plain = load_callback_documents(path)
+        if plain is not None:
+            return plain
+        raise
+    if not (isinstance(data, Located) and "events" in data):
+        plain = load_callback_documents(path)
+        if plain is not None:
+            return plain
     if not isinstance(data, Located):
         raise InputError(f"{path}: a fixture is a mapping with an `events` list")
     unknown = sorted(set(data) - {"vars", "defaults", "events"})
