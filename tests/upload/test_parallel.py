@@ -144,15 +144,20 @@ def test_sigkill_leaves_no_workers_holding_the_callers_output(tmp_path) -> None:
     assert _marked_processes(marker) == []
 
 
-def test_a_bad_byte_deep_in_a_big_file_names_its_row_and_adds_up(tmp_path, cli) -> None:
-    import json as jsonlib
-
-    path = tmp_path / "big.csv"
+def _big_file_with_a_bad_byte_at_row_30000(path: Path) -> Path:
+    """60,000 users; row 30,000 (the header is row 1) holds a byte that is not UTF-8."""
     with path.open("wb") as handle:
         handle.write(b"identity,Phone,Name\n")
         for i in range(60_000):
             line = f"user-{i},+1415555{i % 10000:04d},Name {i}\n".encode()
             handle.write(b"user-x,+14155550000,Bad \xff name\n" if i == 29_998 else line)
+    return path
+
+
+def test_a_bad_byte_deep_in_a_big_file_names_its_row_and_adds_up(tmp_path, cli) -> None:
+    import json as jsonlib
+
+    path = _big_file_with_a_bad_byte_at_row_30000(tmp_path / "big.csv")
     result = cli("--json", "upload-users", str(path), "--dry-run", "--workers", "2")
     assert result.exit_code == 2
     report = jsonlib.loads(result.stdout)
@@ -166,12 +171,7 @@ def test_a_real_upload_stopped_by_a_bad_byte_journals_what_it_sent(tmp_path, cli
     from ctwa.sandbox.clevertap import MockCleverTap
     from tests.conftest import LiveServer
 
-    path = tmp_path / "big.csv"
-    with path.open("wb") as handle:
-        handle.write(b"identity,Phone\n")
-        for i in range(60_000):
-            line = f"user-{i},+1415555{i % 10000:04d}\n".encode()
-            handle.write(b"user-x,+1415555\xff0000\n" if i == 29_998 else line)
+    path = _big_file_with_a_bad_byte_at_row_30000(tmp_path / "big.csv")
     mock = MockCleverTap({"ACC": "pc-CANARY-55e0"})
     with LiveServer(mock.app()) as server:
         result = cli("--json", "upload-users", str(path), "--workers", "2", "--base-url",
