@@ -43,14 +43,16 @@ class LoadFlags:
     def active(self) -> bool:
         return self.count is not None or self.duration is not None
 
-    def check(self) -> None:
-        """Usage conflicts, reported before anything else (a missing secret included)."""
+    def duration_seconds(self) -> float | None:
         from ctwa.infra.durations import parse_duration
 
+        return parse_duration(self.duration, "--duration") if self.duration else None
+
+    def check(self) -> None:
+        """Usage conflicts, reported before anything else (a missing secret included)."""
         if self.count is not None and self.duration is not None:
             raise InputError("give --count or --duration, not both")
-        if self.duration is not None:
-            parse_duration(self.duration, "--duration")
+        self.duration_seconds()
         if not self.active and (self.rate or self.concurrency or self.workers or self.to_file):
             raise InputError("--rate, --concurrency, --workers and --to-file are load-mode "
                              "options", hint="add --count N or --duration 30s")
@@ -81,13 +83,10 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
     import os
 
     from ctwa.http import load_headers
-    from ctwa.infra.durations import parse_duration
     from ctwa.load.engine import run_load
     from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
 
-    if flags.count is not None and flags.duration is not None:
-        raise InputError("give --count or --duration, not both")
-    duration = parse_duration(flags.duration, "--duration") if flags.duration else None
+    duration = flags.duration_seconds()  # flags.check() ran before the endpoint was resolved
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
     small = flags.count is not None and flags.count < 500
