@@ -92,7 +92,7 @@ def _percentiles(histogram: Any) -> dict[str, float]:
     return out
 
 
-def merge(plan: LoadPlan, parts: list[Counters]) -> LoadReport:
+def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> LoadReport:
     from hdrh.histogram import HdrHistogram
 
     from ctwa.load.run import HIST_RANGE
@@ -101,7 +101,7 @@ def merge(plan: LoadPlan, parts: list[Counters]) -> LoadReport:
     codes: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     report = LoadReport(plan.url, workers=plan.workers, concurrency=plan.concurrency,
-                        deadline=plan.deadline, rate=plan.rate)
+                        deadline=plan.deadline, rate=plan.rate, interrupted=interrupted)
     for part in parts:
         report.sent += part.sent
         report.accepted += part.accepted
@@ -301,11 +301,7 @@ def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
             if child.is_alive():
                 child.terminate()
             child.join(timeout=5)
-    report = merge(plan, [parts[w] for w in sorted(parts)])
-    if stop.is_set():
-        report.interrupted = True
-        report.verdict = verdict(report)
-    return report
+    return merge(plan, [parts[w] for w in sorted(parts)], interrupted=stop.is_set())
 
 
 def _collect(results: Any, parts: dict[int, Counters], children: list[Any],
@@ -333,11 +329,8 @@ def _run_here(plan: LoadPlan) -> LoadReport:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        report = merge(plan, [run_share(plan, 0, stop=stop)])
+        part = run_share(plan, 0, stop=stop)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    if stop.is_set():
-        report.interrupted = True
-        report.verdict = verdict(report)
-    return report
+    return merge(plan, [part], interrupted=stop.is_set())
