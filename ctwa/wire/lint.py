@@ -63,7 +63,8 @@ class InvalidDocument(InputError):
 def lint_document(doc: Any, kind: str | None = None, source: str = "<document>") -> LintResult:
     """Check one parsed document against its (given or detected) wire format."""
     name = kind or detect_kind(doc)
-    if name in (webhook.KIND, "status", "inbound", None) and webhook.is_meta_webhook(doc):
+    # detection already tells a webhook; a kind given as status or inbound is checked here
+    if name == webhook.KIND or (name in ("status", "inbound") and webhook.is_meta_webhook(doc)):
         return LintResult(source, webhook.KIND, webhook.explain(doc))
     if name is None and isinstance(doc, list):
         return LintResult(source, None, [Problem(
