@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ctwa.infra.errors import ExitCode
-from ctwa.load.engine import run_load
+from ctwa.load.engine import LoadReport, run_load, saturation
 from ctwa.load.plan import LoadPlan
 from tests.conftest import LiveServer
 
@@ -195,3 +195,60 @@ def test_ctrl_c_prints_the_partial_report_and_exits_130(server) -> None:
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "INTERRUPTED: the run was stopped after" in out and "requests/s" in out
     assert "Traceback" not in err
+
+
+def test_connections_are_opened_before_the_start_and_timed_apart(server) -> None:
+    """The set-up of 20 connections is not in the first 20 requests' latency: it is reported on
+    its own, and the run's latency is the endpoint's answer time."""
+    report = run_load(plan(f"{server.url}/slow", count=40, concurrency=20))
+    assert report.connections == 20 and report.connect_errors == 0
+    assert report.connect_ms["max"] < 500
+    assert 500 <= report.latency_ms["p50"] < 700 and report.latency_ms["max"] < 900
+    assert not report.service_ms  # closed loop: due and written are the same moment
+
+
+def test_a_fixed_rate_reports_latency_from_due_and_from_write(server) -> None:
+    report = run_load(plan(f"{server.url}/slow", count=30, rate=60.0, concurrency=5))
+    # five connections for arrivals every 17 ms of 500 ms answers: most requests wait for a
+    # connection, and only the latency from when each was due shows it
+    assert report.service_ms["p50"] < 700
+    assert report.latency_ms["p99"] > report.service_ms["p99"] + 500
+
+
+def test_refused_connections_at_the_start_stop_opening_more() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    report = run_load(plan(f"http://127.0.0.1:{port}/", count=5, concurrency=500))
+    assert 1 <= report.connect_errors <= 100  # one batch, not 500 attempts
+    assert report.connection_errors == 5
+    assert any("could not be opened" in line for line in report.verdict)
+
+
+def _report(**figures) -> LoadReport:
+    return LoadReport("http://x", sent=1000, accepted=1000, **figures)
+
+
+def test_saturation_sees_a_busy_loop_a_stalled_tail_and_gc_pauses() -> None:
+    calm = _report(latency_ms={"p50": 200.0, "p90": 205.0, "p99": 210.0},
+                   loop_lag_ms={"p50": 0.1, "p90": 0.5, "p99": 2.0, "max": 8.0})
+    assert saturation(calm) == []
+    tail = _report(latency_ms={"p50": 200.0, "p90": 205.0, "p99": 300.0},
+                   loop_lag_ms={"p50": 0.1, "p90": 0.5, "p99": 45.0, "max": 60.0})
+    assert saturation(tail) == ["its own delay (45 ms at p99) could have added more than 10% "
+                                "to the p99 latency (300 ms)"]
+    busy = _report(latency_ms={"p50": 30.0, "p90": 60.0, "p99": 80.0},
+                   loop_lag_ms={"p50": 13.0, "p90": 20.0, "p99": 30.0, "max": 40.0})
+    assert "its event loop was 13 ms late half the time (busy)" in saturation(busy)
+    paused = _report(latency_ms={"p50": 200.0, "p90": 205.0, "p99": 210.0},
+                     loop_lag_ms={"p50": 0.1, "p90": 0.5, "p99": 2.0, "max": 8.0},
+                     gc_pause_ms={"count": 3, "max": 150.0, "total": 160.0})
+    assert saturation(paused) == ["a garbage-collector pause stalled for 150 ms, more than "
+                                  "10% of the 1 s deadline"]
+
+
+def test_the_deadline_verdict_gives_the_share_too_slow(server) -> None:
+    report = run_load(plan(f"{server.url}/slow", count=10, concurrency=10, deadline=0.2))
+    assert report.too_slow == 10
+    assert "FAIL: 10 answer(s) (100% of answers) over the 0.2 s deadline" in "\n".join(
+        report.verdict)

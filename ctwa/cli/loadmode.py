@@ -143,6 +143,10 @@ def _load_progress(out: Output):
     return live()
 
 
+def _figures(values: dict[str, float], names: tuple[str, ...]) -> str:
+    return " / ".join(f"{values[name]:g}" for name in names)
+
+
 def _render_load(out: Output, report: Any) -> None:
     from rich.table import Table
 
@@ -162,15 +166,23 @@ def _render_load(out: Output, report: Any) -> None:
         rows.append((f"failure {code} ({meaning})", f"{n:,}"))
     for status, n in report.http_statuses.items():
         rows.append((f"HTTP {status}", f"{n:,}"))
-    latency = report.latency_ms
-    if latency:
-        rows.append(("latency ms p50/p90/p95/p99/p99.9/max",
-                     " / ".join(f"{latency[k]:g}" for k in
-                                ("p50", "p90", "p95", "p99", "p99.9", "max"))))
-    lag = report.loop_lag_ms
-    if lag:
+    spread = ("p50", "p90", "p95", "p99", "p99.9", "max")
+    if report.latency_ms:
+        label = "latency ms from due" if report.service_ms else "latency ms"
+        rows.append((f"{label} p50/p90/p95/p99/p99.9/max", _figures(report.latency_ms, spread)))
+    if report.service_ms:
+        rows.append(("latency ms from write p50/p90/p95/p99/p99.9/max",
+                     _figures(report.service_ms, spread)))
+    if report.connect_ms:
+        rows.append((f"connection set-up ms p50/p99/max ({report.connections:,} opened "
+                     "before the start)", _figures(report.connect_ms, ("p50", "p99", "max"))))
+    if report.loop_lag_ms:
         rows.append(("client loop lag ms p50/p99/max",
-                     f"{lag['p50']:g} / {lag['p99']:g} / {lag['max']:g}"))
+                     _figures(report.loop_lag_ms, ("p50", "p99", "max"))))
+    if report.gc_pause_ms:
+        gc = report.gc_pause_ms
+        rows.append(("client GC pauses: count / longest ms",
+                     f"{gc['count']:,.0f} / {gc['max']:g}"))
     rows += [("requests/s", f"{report.requests_per_second:,.0f}"),
              ("in flight: peak / mean", f"{report.peak_in_flight:,} / {report.mean_in_flight:,}"),
              ("time", f"{report.elapsed:.1f} s ({report.workers} process(es), {report.loop})")]

@@ -21,10 +21,14 @@ from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
 from ctwa.load.run import DRAIN_SECONDS, PROGRESS_SLOTS, Counters, run_share
 
 #: The client was saturated when its event loop is late by this much half the time (it is
-#: constantly busy), or by this much one time in ten (it stalls); a one-off stall while
-#: opening connections is neither.
+#: constantly busy), or by this much one time in ten (it stalls).
 LAG_SATURATED_P50_MS = 10.0
 LAG_SATURATED_P90_MS = 50.0
+#: A latency percentile is distorted when the client's own delay at the same percentile
+#: (event loop lag, a garbage-collector pause) could have added more than this share to it.
+DISTORTION_SHARE = 0.10
+#: A stall of the client's loop longer than this share of the deadline is reported.
+STALL_SHARE = 0.10
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 
@@ -48,7 +52,13 @@ class LoadReport:
     failure_codes: dict[str, int] = field(default_factory=dict)
     http_statuses: dict[str, int] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    service_ms: dict[str, float] = field(default_factory=dict)  # --rate: from the write
     loop_lag_ms: dict[str, float] = field(default_factory=dict)
+    connect_ms: dict[str, float] = field(default_factory=dict)
+    connections: int = 0
+    connect_errors: int = 0
+    gc_pause_ms: dict[str, float] = field(default_factory=dict)
+    saturation: list[str] = field(default_factory=list)  # why the client limited the run
     peak_in_flight: int = 0
     mean_in_flight: float = 0.0
     requests_per_second: float = 0.0
@@ -98,6 +108,9 @@ def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> L
     from ctwa.load.run import HIST_RANGE
 
     latency, lag = HdrHistogram(*HIST_RANGE), HdrHistogram(*HIST_RANGE)
+    service, connect = HdrHistogram(*HIST_RANGE), HdrHistogram(*HIST_RANGE)
+    gc_max = gc_total = 0.0
+    gc_count = 0
     codes: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     report = LoadReport(plan.url, workers=plan.workers, concurrency=plan.concurrency,
@@ -121,20 +134,62 @@ def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> L
         report.loop = part.loop
         latency.add(HdrHistogram.decode(part.latency))
         lag.add(HdrHistogram.decode(part.lag))
+        if part.service:
+            service.add(HdrHistogram.decode(part.service))
+        if part.connect:
+            connect.add(HdrHistogram.decode(part.connect))
+        report.connect_errors += part.connect_errors
+        gc_count += part.gc_pauses
+        gc_total += part.gc_pause_total
+        gc_max = max(gc_max, part.gc_pause_max)
     report.failure_codes = dict(sorted(codes.items()))
     report.http_statuses = {str(k): v for k, v in sorted(statuses.items())}
     report.latency_ms = _percentiles(latency)
     report.loop_lag_ms = _percentiles(lag)
+    report.service_ms = _percentiles(service)
+    report.connect_ms = _percentiles(connect)
+    report.connections = connect.get_total_count()
+    if gc_count:
+        report.gc_pause_ms = {"count": gc_count, "max": round(gc_max * 1000, 2),
+                              "total": round(gc_total * 1000, 1)}
     report.error_samples = report.error_samples[:10]
     if report.elapsed > 0:
         report.requests_per_second = round(report.sent / report.elapsed, 1)
         # Little's law: mean requests in flight = throughput x mean latency
         mean_latency = report.latency_ms.get("mean", 0.0) / 1000
         report.mean_in_flight = round(report.requests_per_second * mean_latency, 1)
-    report.client_saturated = (report.loop_lag_ms.get("p50", 0.0) >= LAG_SATURATED_P50_MS
-                               or report.loop_lag_ms.get("p90", 0.0) >= LAG_SATURATED_P90_MS)
+    report.saturation = saturation(report)
+    report.client_saturated = bool(report.saturation)
     report.verdict = verdict(report)
     return report
+
+
+def saturation(report: LoadReport) -> list[str]:
+    """Why the client itself, not the endpoint, may have shaped the reported latencies: a
+    loop busy all the time, a loop that stalls, or a delay of its own big enough to add more
+    than a tenth to a reported percentile (the tail included, where one stall weighs most)."""
+    lag, latency = report.loop_lag_ms, report.latency_ms
+    if not lag:
+        return []
+    reasons = []
+    if lag.get("p50", 0.0) >= LAG_SATURATED_P50_MS:
+        reasons.append(f"its event loop was {lag['p50']:g} ms late half the time (busy)")
+    elif lag.get("p90", 0.0) >= LAG_SATURATED_P90_MS:
+        reasons.append(f"its event loop was {lag['p90']:g} ms late one time in ten (stalls)")
+    for name in ("p50", "p90", "p99"):
+        own, seen = lag.get(name, 0.0), latency.get(name, 0.0)
+        if seen and own > DISTORTION_SHARE * seen and own >= 1.0:
+            reasons.append(f"its own delay ({own:g} ms at {name}) could have added more than "
+                           f"{DISTORTION_SHARE:.0%} to the {name} latency ({seen:g} ms)")
+            break
+    stall_ms = STALL_SHARE * report.deadline * 1000
+    longest = max(lag.get("max", 0.0), report.gc_pause_ms.get("max", 0.0))
+    if longest > stall_ms:
+        what = ("a garbage-collector pause" if report.gc_pause_ms.get("max", 0.0) >= longest
+                else "its event loop")
+        reasons.append(f"{what} stalled for {longest:g} ms, more than {STALL_SHARE:.0%} of "
+                       f"the {report.deadline:g} s deadline")
+    return reasons
 
 
 def verdict(report: LoadReport) -> list[str]:
@@ -164,7 +219,9 @@ def verdict(report: LoadReport) -> list[str]:
                else f"only {report.peak_in_flight} were in flight at once")
         lines.append(f"FAIL: {CAMPAIGN_CONCURRENCY} concurrent: {why}")
     slow = report.too_slow
-    lines.append(("PASS" if slow == 0 else "FAIL") + f": {slow:,} answer(s) over the "
+    answered = report.sent - report.connection_errors - report.abandoned - report.too_large
+    share = f" ({slow / answered:.0%} of answers)" if slow and answered > 0 else ""
+    lines.append(("PASS" if slow == 0 else "FAIL") + f": {slow:,} answer(s){share} over the "
                  f"{report.deadline:g} s deadline (CleverTap counts each as a timeout)")
     if report.failed:
         lines.append(f"FAIL: {report.failed:,} message(s) not accepted: "
@@ -173,12 +230,13 @@ def verdict(report: LoadReport) -> list[str]:
         lines.append(f"WARNING: {report.client_errors:,} request(s) failed in ctwa itself "
                      "(out of file descriptors or memory), not at the endpoint: lower "
                      "--concurrency or raise `ulimit -n`")
-    if report.client_saturated:
-        lag = report.loop_lag_ms
-        lines.append(f"WARNING: ctwa's own event loop lagged {lag['p50']:g} ms (p50) / "
-                     f"{lag['p90']:g} ms (p90): the client, not the endpoint, limited this "
-                     "run, and its latencies include that lag. Add --workers or a bigger "
-                     "machine before blaming the endpoint")
+    if report.connect_errors:
+        lines.append(f"WARNING: {report.connect_errors:,} connection(s) could not be opened "
+                     "before the start")
+    if report.saturation:
+        lines.append("WARNING: the client, not only the endpoint, shaped these latencies: "
+                     + "; ".join(report.saturation) + ". Add --workers, lower --concurrency "
+                     "or use a bigger machine before blaming the endpoint")
     return lines
 
 
@@ -205,11 +263,16 @@ def _child(plan: LoadPlan, worker: int, progress: Any, results: Any, start: Any,
     from ctwa.infra.children import detach_worker
 
     detach_worker()  # Ctrl-C is the parent's (``stop``); die with it; no inherited output
+
+    def ready() -> None:  # every worker starts sending at once, imports done, connected
+        with contextlib.suppress(threading.BrokenBarrierError):
+            start.wait(timeout=START_LINE_SECONDS)
+
     try:
         _warm_up()
-        start.wait(timeout=60)  # every worker starts sending at once, imports done
-        results.put((worker, run_share(plan, worker, progress, stop)))
+        results.put((worker, run_share(plan, worker, progress, stop, ready)))
     except BaseException as exc:  # report, so the parent never waits forever
+        start.abort()  # nor the other workers at the start line
         results.put((worker, f"{type(exc).__name__}: {exc}"))
 
 
@@ -225,6 +288,9 @@ def _warm_up() -> None:
 
 ProgressHook = Callable[[Progress], None]
 
+
+#: How long a worker that has connected waits for the others before it starts anyway.
+START_LINE_SECONDS = 60.0
 
 #: Descriptors a worker needs beside its connections (the event loop, queues, files).
 FD_MARGIN = 64
@@ -268,14 +334,12 @@ def run_load(plan: LoadPlan, on_progress: ProgressHook | None = None,
         context.set_forkserver_preload(FORKSERVER_PRELOAD)  # the forkserver dies with ctwa
     progress = context.Array("q", PROGRESS_SLOTS * plan.workers, lock=False)
     results = context.Queue()
-    start = context.Barrier(plan.workers + 1)
+    start = context.Barrier(plan.workers)
     stop = context.Event()
     children = [context.Process(target=_child, args=(plan, w, progress, results, start, stop),
                                 daemon=True) for w in range(plan.workers)]
     for child in children:
         child.start()
-    with contextlib.suppress(threading.BrokenBarrierError):  # a worker failed to start:
-        start.wait(timeout=60)  # its report says why
     parts: dict[int, Counters] = {}
     started = time.monotonic()
     give_up_at: float | None = None

@@ -66,8 +66,14 @@ class Counters:
     error_samples: list[str] = field(default_factory=list)
     max_in_flight: int = 0
     elapsed: float = 0.0
-    latency: bytes = b""  # an encoded HdrHistogram, microseconds
+    latency: bytes = b""  # an encoded HdrHistogram, microseconds, from when each was due
+    service: bytes = b""  # from when each was written (kept with --rate only, where they differ)
     lag: bytes = b""
+    connect: bytes = b""  # each connection's set-up time, opened before the start line
+    connect_errors: int = 0
+    gc_pauses: int = 0
+    gc_pause_max: float = 0.0  # seconds
+    gc_pause_total: float = 0.0
     loop: str = "asyncio"
 
     @property
@@ -78,15 +84,18 @@ class Counters:
 
 class _Run:
     def __init__(self, plan: LoadPlan, share: WorkerShare, progress: Any | None,
-                 stop: Any | None = None) -> None:
+                 stop: Any | None = None, ready: Any | None = None) -> None:
         self.plan, self.share, self.progress = plan, share, progress
         self.stop = stop  # anything with is_set(): Ctrl-C in the parent sets it
+        self.ready = ready  # blocks until every worker is connected (the start line)
         self.counters = Counters()
         self.latency, self.lag = _histogram(), _histogram()
+        self.service = _histogram() if share.rate is not None else None
+        self.connect = _histogram()
         self.dumps = _dumps()
         self.in_flight = 0
         self.next_local = 0
-        self.stop_at = None if plan.duration is None else time.monotonic() + plan.duration
+        self.stop_at: float | None = None  # set at the start line
         self.done = False
 
     def _next_index(self) -> int | None:
@@ -111,7 +120,7 @@ class _Run:
         begin = started if started is not None else time.perf_counter()
         error: BaseException | None = None
         try:
-            status, content = await session.post(body)
+            status, content, written = await session.post_timed(body)
         except HttpError as exc:
             error = exc
         except asyncio.CancelledError:
@@ -129,8 +138,11 @@ class _Run:
             counters.connection_errors += 1
             self._sample(f"{type(error).__name__}: {error}")
         else:
-            elapsed = time.perf_counter() - begin
+            now = time.perf_counter()
+            elapsed = now - begin
             self.latency.record_value(max(1, int(elapsed * 1_000_000)))
+            if self.service is not None:
+                self.service.record_value(max(1, int((now - written) * 1_000_000)))
             self._classify(status, content, elapsed)
         self._report_progress()
 
@@ -228,32 +240,87 @@ class _Run:
         if sending.done() and not sending.cancelled():
             sending.result()
 
+    async def _connect(self, pool: Pool) -> None:
+        """Open the connections before the start line (their set-up times are reported on
+        their own), then wait for the other workers to be ready too."""
+        errors = await pool.fill(
+            lambda seconds: self.connect.record_value(max(1, int(seconds * 1_000_000))))
+        self.counters.connect_errors = len(errors)
+        for error in errors[:_ERROR_SAMPLES]:
+            self._sample(f"{type(error).__name__}: {error}")
+        if self.ready is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.ready)
+
     async def run(self) -> Counters:
-        watcher = asyncio.ensure_future(self._watch_lag())
-        started = time.perf_counter()
         pool = Pool(self.plan.url, self.plan.headers, size=self.share.concurrency,
                     timeout=self.plan.timeout)
-        sending = asyncio.ensure_future(self._closed(pool) if self.share.rate is None
-                                        else self._open(pool))
         try:
-            await self._until_done_or_stopped(sending)
+            await self._connect(pool)
+            with _GcWatch(self.counters):
+                started = time.perf_counter()
+                if self.plan.duration is not None:
+                    self.stop_at = time.monotonic() + self.plan.duration
+                watcher = asyncio.ensure_future(self._watch_lag())
+                sending = asyncio.ensure_future(self._closed(pool) if self.share.rate is None
+                                                else self._open(pool))
+                try:
+                    await self._until_done_or_stopped(sending)
+                finally:
+                    self.counters.elapsed = time.perf_counter() - started
+                    self.done = True
+                    await watcher
         finally:
             pool.close()
-        self.counters.elapsed = time.perf_counter() - started
-        self.done = True
-        await watcher
         self._report_progress()
         self.counters.latency = self.latency.encode()
         self.counters.lag = self.lag.encode()
+        self.counters.connect = self.connect.encode()
+        if self.service is not None:
+            self.counters.service = self.service.encode()
         return self.counters
 
 
+class _GcWatch:
+    """Times the garbage collector's pauses during the run, after moving everything alive at
+    the start line out of its reach (``gc.freeze``): a full collection then walks only what
+    the run allocates, and the report can say whether a pause could have reached the tail."""
+
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self.began = 0.0
+
+    def __enter__(self) -> _GcWatch:
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        import gc
+
+        gc.callbacks.remove(self._on_gc)
+        gc.unfreeze()
+
+    def _on_gc(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self.began = time.perf_counter()
+            return
+        pause = time.perf_counter() - self.began
+        counters = self.counters
+        counters.gc_pauses += 1
+        counters.gc_pause_total += pause
+        counters.gc_pause_max = max(counters.gc_pause_max, pause)
+
+
 def run_share(plan: LoadPlan, worker: int, progress: Any | None = None,
-              stop: Any | None = None) -> Counters:
+              stop: Any | None = None, ready: Any | None = None) -> Counters:
     """Run this worker's share of the plan to the end, or until ``stop`` is set (in this
-    process)."""
+    process); ``ready()`` blocks at the start line until every worker has connected."""
     from ctwa.http import run_on_fast_loop
 
-    counters, loop = run_on_fast_loop(_Run(plan, plan.share(worker), progress, stop).run())
+    run = _Run(plan, plan.share(worker), progress, stop, ready)
+    counters, loop = run_on_fast_loop(run.run())
     counters.loop = loop
     return counters
