@@ -85,8 +85,8 @@ def run_wrk(url: str, seconds: int, connections: int, body: str, folder: Path) -
     script = folder / "post.lua"
     script.write_text(WRK_SCRIPT.format(body=body))
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "--timeout", "30s", "-s", str(script), url], capture_output=True, text=True,
-                         check=True).stdout
+                          "--timeout", "30s", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def percentile(p: str) -> float:
@@ -152,7 +152,7 @@ def main() -> None:
                     wrks.append(run_wrk(url, seconds * scale, connections, body, Path(folder)))
                     ctwas.append(run_ctwa(url, seconds * scale, connections))
                 print(case)
-                for wrk, ctwa in zip(wrks, ctwas):
+                for wrk, ctwa in zip(wrks, ctwas, strict=True):
                     print(f"  wrk {wrk['rps']:9,.0f} req/s p50 {wrk['p50']:7.1f} p99 "
                           f"{wrk['p99']:7.1f} | ctwa {ctwa['rps']:9,.0f} req/s p50 "
                           f"{ctwa['p50']:7.1f} p99 {ctwa['p99']:7.1f} peak {ctwa['peak']} "

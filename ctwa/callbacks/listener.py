@@ -86,6 +86,7 @@ class Listener:
     recorder: Recorder | None = None
     forward: Forward | None = None
     on_receive: Callable[[Received], None] | None = None
+    store: Any = None  # a ctwa.store.writer.BatchWriter: every callback is kept there
 
     def __post_init__(self) -> None:
         from ctwa.infra.asgi import Disconnects
@@ -110,7 +111,9 @@ class Listener:
         return await self._handle(request, None)
 
     async def _stats(self, request: Request) -> Response:
-        return JSONResponse({**self.stats.tallies(), "disconnected": self.disconnects.count})
+        store = None if self.store is None else str(self.store.path)
+        return JSONResponse({**self.stats.tallies(), "disconnected": self.disconnects.count,
+                             "listener": "ctwa", "store": store})
 
     async def _handle(self, request: Request, kind: str | None) -> Response:
         self.stats.callbacks += 1
@@ -121,16 +124,19 @@ class Listener:
         try:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, 5000-digit ints
-            return self._refuse(received, f"not JSON: {str(exc)[:200]}", 400)
+            return self._refuse(received, f"not JSON: {str(exc)[:200]}", 400, body)
         except RecursionError:
-            return self._refuse(received, "not JSON ctwa can read: nested too deeply", 400)
+            return self._refuse(received, "not JSON ctwa can read: nested too deeply", 400,
+                                body)
         if kind is None:
             kind = detect_kind(document)
             if kind not in ("status", "inbound", "meta-webhook"):
-                return self._refuse(received, "neither a status nor an inbound callback", 400)
+                return self._refuse(received, "neither a status nor an inbound callback", 400,
+                                    body, document)
             received.kind = kind
         result = lint_document(document, kind, request.url.path)
         received.result = result
+        self._keep(received, document, body, [f"{p.path}: {p.message}" for p in result.errors])
         if not result.ok:
             self.stats.invalid += 1
             self._emit(received)
@@ -161,9 +167,22 @@ class Listener:
             context = value.context.id if value.context else None
             self.stats.reply(value.type, context)
 
-    def _refuse(self, received: Received, error: str, status: int) -> Response:
+    def _keep(self, received: Received, document: Any, body: bytes,
+              problems: list[str]) -> None:
+        if self.store is None:
+            return
+        from ctwa.store.extract import callback_records
+
+        text = body.decode("utf-8", "replace")
+        for record in callback_records(document, received.kind, received.path, received.at,
+                                       text, problems):
+            self.store.put(record)
+
+    def _refuse(self, received: Received, error: str, status: int, body: bytes = b"",
+                document: Any = None) -> Response:
         self.stats.invalid += 1
         received.error = error
+        self._keep(received, document, body, [error])
         self._emit(received)
         return JSONResponse({"status": "invalid", "error": error}, status_code=status)
 

@@ -20,10 +20,11 @@ from ctwa.infra.masking import scrub
 
 #: Options of the root command that may also be given after the sub-command.
 GLOBAL_FLAGS = frozenset({"--json", "--verbose", "-v", "--debug"})
-GLOBAL_VALUED = frozenset({"--profile", "-p"})
+GLOBAL_VALUED = frozenset({"--profile", "-p", "--store"})
 GLOBAL_HELP = ("Global options, before or after the command: --json (one JSON document on "
                "stdout), -v/--verbose (requests and answers, secrets masked), --debug "
-               "(tracebacks), -p/--profile NAME.")
+               "(tracebacks), -p/--profile NAME, --store FILE (the local store of sends and "
+               "callbacks).")
 EXIT_HELP = ("Exit codes: 0 all good; 1 the remote side reported failures or a check failed; "
              "2 usage error or invalid input; 3 could not reach the remote; 4 missing "
              "configuration or credentials; 130 interrupted.")
@@ -46,7 +47,7 @@ def hoist_globals(args: list[str]) -> list[str]:
         elif arg in GLOBAL_VALUED and i + 1 < len(args):
             hoisted += [arg, args[i + 1]]
             i += 1
-        elif arg.startswith("--profile=") or (arg.startswith("-p") and len(arg) > 2
+        elif arg.startswith(("--profile=", "--store=")) or (arg.startswith("-p") and len(arg) > 2
                                                and not arg.startswith("--")):
             hoisted.append(arg)
         else:
@@ -194,21 +195,40 @@ def root(
         False, "--verbose", "-v", help="Show requests and responses (secrets masked)."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    store: str = typer.Option(
+        None, "--store", envvar=envvars.STORE, show_envvar=True, metavar="FILE",
+        help="The local store of sends, callbacks and runs (default: store.sqlite3 in ctwa's "
+        "data directory)."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
 ) -> None:
+    if store:  # the environment carries it to every part of this run, worker processes too
+        import os
+
+        os.environ[envvars.STORE] = store
     ctx.obj = Output(json_mode=json_output, verbose=verbose or debug, debug=debug,
                      profile=profile)
 
 
 def _register() -> None:
-    from ctwa.cli import callbacks, demo, profiles, sandbox, send, templates, tools, users
+    from ctwa.cli import (
+        callbacks,
+        demo,
+        profiles,
+        roundtrip,
+        sandbox,
+        send,
+        templates,
+        tools,
+        users,
+    )
 
     demo.register(app)
     sandbox.register(app)
     send.register(app)
     callbacks.register(app)
+    roundtrip.register(app)
     templates.register(app)
     users.register(app)
     app.add_typer(profiles.app, name="profile")

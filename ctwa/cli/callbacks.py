@@ -139,9 +139,13 @@ def listen(
     forward_inbound_to: Annotated[str | None, typer.Option(
         "--forward-inbound-to", metavar="URL",
         help="Relay inbound callbacks here instead (CleverTap has two callback URLs).")] = None,
+    no_store: Annotated[bool, typer.Option(
+        "--no-store", help="Do not keep the callbacks in the store (`ctwa trace` and "
+        "--await-callbacks read them there).")] = False,
 ) -> None:
     """Receive callbacks on /status, /inbound (or / to detect which), check each against the
-    contract, and keep CleverTap-like campaign stats (GET /stats; printed on Ctrl-C)."""
+    contract, keep each in the store, and keep CleverTap-like campaign stats (GET /stats;
+    printed on Ctrl-C)."""
     import uvicorn
 
     from ctwa.callbacks.listener import Listener, Recorder
@@ -151,6 +155,10 @@ def listen(
     check_port_free(host, port)
     recorder = Recorder(record) if record else None
     listener = Listener(strict=strict, recorder=recorder)
+    if not no_store:
+        from ctwa.store.writer import BatchWriter
+
+        listener.store = BatchWriter()
     listener.on_receive = lambda r: _say_received(out, r)
     client = None
     if forward_to or forward_inbound_to:
@@ -179,6 +187,7 @@ def listen(
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # connections wait in the backlog until the server takes them
     real_port = sock.getsockname()[1]
     out.say(f"listening on http://{host}:{real_port}  (POST /status, /inbound or /; "
             "GET /stats)", "bold")
@@ -189,7 +198,18 @@ def listen(
     finally:
         if recorder is not None:
             recorder.close()
+        if listener.store is not None:
+            listener.store.close()
     tallies = listener.stats.tallies()
+    if listener.store is not None:
+        writer = listener.store
+        tallies["store"] = {"path": str(writer.path), "written": writer.written,
+                            "lost": writer.lost, "orphans_not_kept": writer.orphans_dropped}
+        if writer.error:
+            out.warn(f"{writer.lost:,} callback(s) not kept in the store: {writer.error}")
+        if writer.orphans_dropped:
+            out.warn(f"{writer.orphans_dropped:,} callback(s) about msgIds ctwa never sent "
+                     f"were counted but not kept (the first {writer.orphan_limit:,} were)")
     if out.json_mode:
         out.data(tallies)
     else:

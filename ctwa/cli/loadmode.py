@@ -79,9 +79,16 @@ def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
 
 
 def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,
-              flags: LoadFlags, to: str | None, wrapped: bool = False) -> None:
+                  flags: LoadFlags, to: str | None, wrapped: bool = False,
+                  awaiting: Any = None) -> None:
     import os
 
+    from ctwa.cli.roundtrip import (
+        await_load,
+        finish_load_record,
+        render_round_trip,
+        start_load_record,
+    )
     from ctwa.http import load_headers
     from ctwa.load.engine import run_load
     from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
@@ -95,7 +102,9 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
                                            CAMPAIGN_CONCURRENCY)
     plan = LoadPlan(endpoint.url, load_headers(endpoint.auth, endpoint.headers), payload,
                     recipients(to, flags.to_file), flags.count, duration, flags.rate,
-                    max(concurrency, workers), workers, deadline, timeout, wrapped)
+                    max(concurrency, workers), workers, deadline, timeout, wrapped,
+                    record=True)
+    run_id = start_load_record(out, plan, payload, awaiting)
     if not out.json_mode:
         target = f"{flags.count} messages" if flags.count else f"{flags.duration}"
         pace = f" at {flags.rate:g}/s" if flags.rate else ""
@@ -103,10 +112,16 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
                 f"{workers} worker process(es)", "bold")
     with _load_progress(out) as on_progress:
         report = run_load(plan, on_progress)
+    if run_id is not None:
+        finish_load_record(out, run_id, report)
+    if awaiting is not None and awaiting.active and not report.interrupted:
+        await_load(out, plan, report, awaiting)
     if out.json_mode:
         out.data(report.as_dict())
     else:
         _render_load(out, report)
+        if report.round_trip is not None:
+            render_round_trip(out, report.round_trip)
     if report.interrupted:
         out.say("interrupted: the report above covers what was sent; run the command again "
                 "for a full run", "bold")
@@ -115,7 +130,9 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
         out.error("the endpoint refused the credentials; check --username/--password or "
                   "--token (or the profile's secrets) and run again")
         raise typer.Exit(ExitCode.CONFIG)
-    if not report.passed:
+    trip = report.round_trip
+    if not report.passed or (trip is not None and (trip["problems"]
+                                                   or trip["complete"] < trip["accepted"])):
         raise typer.Exit(ExitCode.FAILED)
 
 

@@ -40,9 +40,10 @@ def _latency(raw: str | None) -> tuple[float, float]:
 FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "host": str, "port": int, "latency": (str, int, float), "fail": dict,
     "max-concurrency": int, "reply-rate": (int, float), "templates": str, "status-url": str,
-    "inbound-url": str,
+    "inbound-url": str, "misbehave": (str, list),
 }
-_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "a mapping"}
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "a mapping",
+               list: "a list"}
 
 
 def _settings_from_file(path: Path) -> dict[str, Any]:
@@ -74,6 +75,12 @@ def _settings_from_file(path: Path) -> dict[str, Any]:
     if "reply-rate" in data and not 0 <= data["reply-rate"] <= 1:
         raise InputError(f"{path}: reply-rate must be between 0 and 1")
     return data
+
+
+def _fault_names() -> tuple[str, ...]:
+    from ctwa.sandbox.bsp import FAULTS
+
+    return tuple(FAULTS)
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -108,10 +115,19 @@ def sandbox(
     inbound_url: Annotated[str | None, typer.Option(
         "--inbound-url", metavar="URL",
         help="Where the mock BSP sends replies (default: the sandbox's own CleverTap).")] = None,
+    misbehave: Annotated[list[str] | None, typer.Option(
+        "--misbehave", metavar="FAULT[,FAULT...]",
+        autocompletion=lambda: list(_fault_names()),
+        help="Make the mock BSP wrong the way real ones are: slow, late-dlr, no-dlr, no-read, "
+        "duplicate-dlr, out-of-order, meta-format, wrong-msgid, no-context, bad-codes.")]
+    = None,
+    no_store: Annotated[bool, typer.Option(
+        "--no-store", help="Do not keep the callbacks its CleverTap receives in the store.")]
+    = False,
 ) -> None:
     """Run a mock BSP endpoint, vendor template endpoint and CleverTap (upload API and
     callback URLs) on one port, printing each URL and credential, until Ctrl-C."""
-    from ctwa.sandbox.bsp import BspSettings
+    from ctwa.sandbox.bsp import FAULTS, BspSettings
     from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
     out: Output = ctx.obj
@@ -125,7 +141,12 @@ def sandbox(
     fail_given = fail if _given(ctx, "fail") or "fail" not in options else [
         f"{k}={v}" for k, v in options["fail"].items()]
     file_templates = options.get("templates")
+    from ctwa.sandbox.bsp import check_faults
+
+    faults = (misbehave if _given(ctx, "misbehave") else options.get("misbehave")) or []
     bsp = BspSettings(latency=_latency(str(pick("latency", latency) or "") or None),
+                      misbehave=check_faults([faults] if isinstance(faults, str) else
+                                             [str(f) for f in faults]),
                       fail_rates=_fail_rates(fail_given or []),
                       max_concurrency=int(pick("max_concurrency", max_concurrency)),
                       reply_rate=float(pick("reply_rate", reply_rate)),
@@ -133,7 +154,8 @@ def sandbox(
                       inbound_url=pick("inbound_url", inbound_url))
     settings = SandboxSettings(host=pick("host", host), port=int(pick("port", port)), bsp=bsp,
                                templates=templates if _given(ctx, "templates") or not
-                               file_templates else Path(file_templates))
+                               file_templates else Path(file_templates),
+                               store_callbacks=not no_store)
     from ctwa.infra.ports import check_port_free
 
     check_port_free(settings.host, settings.port)
@@ -150,6 +172,9 @@ def sandbox(
                     f"   vendor token {secrets['vendor_token']}")
             out.say(f"  CleverTap account  {secrets['account_id']}   passcode "
                     f"{secrets['passcode']}")
+            if bsp.misbehave:
+                out.say("  misbehaving: " + "; ".join(f"{name} ({FAULTS[name]})"
+                                                      for name in bsp.misbehave), "yellow")
             out.say("next, in another terminal (the sandbox's secrets are not secret):", "dim")
             out.line(profile_command(urls, secrets))
         try:

@@ -21,6 +21,14 @@ from ctwa.cli.loadmode import (
 )
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
+from ctwa.cli.roundtrip import (
+    AwaitFlags,
+    AwaitOpt,
+    CallbackTimeoutOpt,
+    ListenOpt,
+    UntilOpt,
+    listening,
+)
 from ctwa.infra import envvars
 from ctwa.infra.errors import ConfigError, InputError
 
@@ -85,22 +93,25 @@ def _endpoint_of(name: str | None, profile: Any, **flags: Any) -> Callable[[], A
     return resolve
 
 
-def _finish(out: Output, body: Any, warnings: list[str], dry_run: bool, load: LoadFlags,
-            to: str | None, timeout: float, deadline: float,
+def _finish(out: Output, awaiting: AwaitFlags, body: Any, warnings: list[str], dry_run: bool,
+            load: LoadFlags, to: str | None, timeout: float, deadline: float,
             endpoint: Callable[[], Any]) -> None:
-    """What every send command ends with: print (dry run), load-test, or send once."""
+    """What every send command ends with: print (dry run), load-test, or send once; with
+    --await-callbacks, then wait for the callbacks the sends caused."""
     load.check()
+    awaiting.check()
     if dry_run:
         _print_payload(out, body, warnings)
         return
     target = endpoint()
-    if load.active:
-        for warning in warnings:
-            out.warn(warning)
-        wrapped = isinstance(body, dict) and set(body) == {"body"}
-        run_load_mode(out, body, target, timeout, deadline, load, to, wrapped)
-        return
-    _deliver_and_report(out, body, target, timeout, deadline, warnings)
+    with listening(out, awaiting):
+        if load.active:
+            for warning in warnings:
+                out.warn(warning)
+            wrapped = isinstance(body, dict) and set(body) == {"body"}
+            run_load_mode(out, body, target, timeout, deadline, load, to, wrapped, awaiting)
+            return
+        _deliver_and_report(out, body, target, timeout, deadline, warnings, awaiting)
 
 
 def _waba(waba: str | None, profile: Any) -> str:
@@ -114,12 +125,23 @@ def _waba(waba: str | None, profile: Any) -> str:
 
 
 def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float,
-                        deadline: float, warnings: list[str]) -> None:
+                        deadline: float, warnings: list[str], awaiting: AwaitFlags) -> None:
+    import time
+
+    from ctwa.cli.roundtrip import await_single, record_send
     from ctwa.send.messaging import deliver
 
+    sent_at = time.time()
     result = deliver(endpoint, payload, timeout=timeout, deadline=deadline,
                      trace=out.trace if out.verbose else None)
     result.warnings = warnings
+    msg_id = record_send(out, result, sent_at)
+    if awaiting.active and msg_id and (result.verdict.accepted
+                                       or result.verdict.outcome == "too-slow"):
+        if not out.json_mode:
+            _render(out, result)
+        code = await_single(out, msg_id, sent_at, awaiting, result.as_dict())
+        raise typer.Exit(code or result.exit_code)
     if out.json_mode:
         out.data(result.as_dict())
     else:
@@ -278,6 +300,10 @@ def send_template(
     concurrency: ConcurrencyOpt = None,
     workers: WorkersOpt = None,
     to_file: ToFileOpt = None,
+    await_callbacks: AwaitOpt = False,
+    until: UntilOpt = "delivered",
+    callback_timeout: CallbackTimeoutOpt = 60.0,
+    listen: ListenOpt = "127.0.0.1:8787",
 ) -> None:
     """Send a template message exactly as CleverTap would, and judge the endpoint's answer.
 
@@ -322,7 +348,8 @@ def send_template(
             use_examples=examples, allow_unapproved=allow_unapproved)
         body = built.to_wire()
         warnings += notes
-    _finish(out, body, warnings, dry_run, load, to, timeout, deadline,
+    awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
+    _finish(out, awaiting, body, warnings, dry_run, load, to, timeout, deadline,
             _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
                          username=username, password=password, token=token,
                          header_name=header_name, headers=header))
@@ -391,6 +418,10 @@ def send_freeform(
     concurrency: ConcurrencyOpt = None,
     workers: WorkersOpt = None,
     to_file: ToFileOpt = None,
+    await_callbacks: AwaitOpt = False,
+    until: UntilOpt = "delivered",
+    callback_timeout: CallbackTimeoutOpt = 60.0,
+    listen: ListenOpt = "127.0.0.1:8787",
 ) -> None:
     """Send a freeform (session) message exactly as CleverTap would, and judge the answer."""
     from ctwa.send.freeform import build_freeform
@@ -408,7 +439,8 @@ def send_freeform(
                              msg_id=msg_id or MsgIdFactory().next(), text=text,
                              media_url=media_url, caption=caption, filename=filename)
     body = payload.to_wire()
-    _finish(out, body, [], dry_run, load, to, timeout, deadline,
+    awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
+    _finish(out, awaiting, body, [], dry_run, load, to, timeout, deadline,
             _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
                          username=username, password=password, token=token,
                          header_name=header_name, headers=header))
@@ -442,6 +474,10 @@ def validate_endpoint(
     concurrency: ConcurrencyOpt = None,
     workers: WorkersOpt = None,
     to_file: ToFileOpt = None,
+    await_callbacks: AwaitOpt = False,
+    until: UntilOpt = "delivered",
+    callback_timeout: CallbackTimeoutOpt = 60.0,
+    listen: ListenOpt = "127.0.0.1:8787",
 ) -> None:
     """Send the validation payload CleverTap sends when a provider is saved.
 
@@ -459,7 +495,8 @@ def validate_endpoint(
     if wrapped:
         body = {"body": body}
     load = LoadFlags(count, duration, rate, concurrency, workers, to_file)
-    _finish(out, body, [], dry_run, load, to, timeout, deadline,
+    awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
+    _finish(out, awaiting, body, [], dry_run, load, to, timeout, deadline,
             _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
                          username=username, password=password, token=token,
                          header_name=header_name, headers=header))

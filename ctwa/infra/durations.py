@@ -1,4 +1,4 @@
-"""Durations as people write them: ``500ms``, ``2s``, ``1.5s``, ``5m``."""
+"""Durations as people write them: ``500ms``, ``2s``, ``1.5s``, ``5m``, ``12h``, ``30d``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from ctwa.infra.errors import InputError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
-_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any, where: str, bare_unit: str = "s") -> float:

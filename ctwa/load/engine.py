@@ -77,6 +77,8 @@ class LoadReport:
     stopped_on_auth: bool = False
     verdict: list[str] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
+    round_trip: dict[str, Any] | None = None  # --await-callbacks: DLR completeness
+    outcomes: Any = field(default=None, repr=False)  # per message (ctwa.load.outcomes)
 
     @property
     def failed(self) -> int:
@@ -89,7 +91,15 @@ class LoadReport:
                 and not self.interrupted)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "failed": self.failed, "passed": self.passed}
+        outcomes, self.outcomes = self.outcomes, None  # megabytes of arrays: not in the JSON
+        try:
+            data = asdict(self)
+        finally:
+            self.outcomes = outcomes
+        del data["outcomes"]
+        if data["round_trip"] is None:
+            del data["round_trip"]
+        return {**data, "failed": self.failed, "passed": self.passed}
 
 
 def _percentiles(histogram: Any) -> dict[str, float]:
@@ -158,6 +168,10 @@ def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> L
         # Little's law: mean requests in flight = throughput x mean latency
         mean_latency = report.latency_ms.get("mean", 0.0) / 1000
         report.mean_in_flight = round(report.requests_per_second * mean_latency, 1)
+    if plan.record:
+        from ctwa.load.outcomes import merge_outcomes
+
+        report.outcomes = merge_outcomes(parts, plan.workers)
     report.saturation = saturation(report)
     report.client_saturated = bool(report.saturation)
     report.verdict = verdict(report)

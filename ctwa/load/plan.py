@@ -24,6 +24,7 @@ class LoadPlan:
     deadline: float = 1.0
     timeout: float = 10.0
     wrapped: bool = False  # the payload is {"body": {...}}: fill in the inner object
+    record: bool = False  # keep each message's outcome for the store (the round trip)
     campaign: int = field(default_factory=lambda: int(time.time()))
     account: int = field(default_factory=lambda: random.randint(10_000_000, 99_999_999))
 
@@ -40,6 +41,11 @@ class LoadPlan:
         concurrency = max(1, self.concurrency // n + (worker < self.concurrency % n))
         rate = None if self.rate is None else self.rate / n
         return WorkerShare(worker, count, concurrency, rate)
+
+    @property
+    def prefix(self) -> str:
+        """What every msgId of this run starts with."""
+        return f"{self.account}|{self.campaign}|"
 
     def msg_id(self, index: int) -> str:
         batch = time.strftime("%Y%m%d", time.gmtime(self.campaign))

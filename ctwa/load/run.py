@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,12 @@ PROGRESS_SLOTS = 4
 #: After Ctrl-C, how long requests already in flight may take to answer before they are
 #: abandoned (and counted as such): the summary must come in seconds, not at --timeout.
 DRAIN_SECONDS = 3.0
+#: Per-message outcomes are kept (9 bytes each, for the round trip and ``ctwa trace``) for
+#: this many messages of a run; past it only the totals.
+RECORD_LIMIT = 5_000_000
+#: The per-message verdict bytes (ctwa.store.records.VERDICTS).
+V_ACCEPTED, V_TOO_SLOW, V_REJECTED, V_VIOLATION, V_CONNECTION = 1, 2, 3, 4, 5
+
 #: When this many first answers all refuse the credentials (401, 403, failure 2000), the
 #: worker stops: every later message would be refused the same way.
 AUTH_PROBE = 10
@@ -74,6 +81,10 @@ class Counters:
     gc_pauses: int = 0
     gc_pause_max: float = 0.0  # seconds
     gc_pause_total: float = 0.0
+    started_wall: float = 0.0  # time.time() at the start line
+    offsets: bytes = b""  # per local message: uint32 ms from the start line to its write
+    latencies: bytes = b""  # uint32 us
+    verdicts: bytes = b""  # one V_* byte
     loop: str = "asyncio"
 
     @property
@@ -97,6 +108,10 @@ class _Run:
         self.next_local = 0
         self.stop_at: float | None = None  # set at the start line
         self.done = False
+        self.record = plan.record
+        self.offsets, self.latencies = array("I"), array("I")
+        self.verdicts = bytearray()
+        self.started = 0.0
 
     def _next_index(self) -> int | None:
         if self.share.count is not None and self.next_local >= self.share.count:
@@ -109,6 +124,10 @@ class _Run:
             return None
         local = self.next_local
         self.next_local += 1
+        if self.record and local < RECORD_LIMIT:
+            self.offsets.append(0)
+            self.latencies.append(0)
+            self.verdicts.append(0)
         return local * self.plan.workers + self.share.worker
 
     async def _send(self, session: Any, index: int, started: float | None = None) -> None:
@@ -118,6 +137,10 @@ class _Run:
         self.in_flight += 1
         counters.max_in_flight = max(counters.max_in_flight, self.in_flight)
         begin = started if started is not None else time.perf_counter()
+        local = index // self.plan.workers
+        kept = self.record and local < RECORD_LIMIT
+        if kept:
+            self.offsets[local] = max(0, int((begin - self.started) * 1000))
         error: BaseException | None = None
         try:
             status, content, written = await session.post_timed(body)
@@ -131,45 +154,56 @@ class _Run:
         if isinstance(error, AnswerTooLarge):
             counters.too_large += 1
             self._sample(str(error))
+            verdict = V_VIOLATION
         elif isinstance(error, ClientLimit):
             counters.client_errors += 1
             self._sample(f"client: {error}")
+            verdict = V_CONNECTION
         elif error is not None:
             counters.connection_errors += 1
             self._sample(f"{type(error).__name__}: {error}")
+            verdict = V_CONNECTION
         else:
             now = time.perf_counter()
             elapsed = now - begin
-            self.latency.record_value(max(1, int(elapsed * 1_000_000)))
+            micros = max(1, int(elapsed * 1_000_000))
+            self.latency.record_value(micros)
             if self.service is not None:
                 self.service.record_value(max(1, int((now - written) * 1_000_000)))
-            self._classify(status, content, elapsed)
+            verdict = self._classify(status, content, elapsed)
+            if kept:
+                self.latencies[local] = min(micros, 0xFFFFFFFF)
+        if kept:
+            self.verdicts[local] = verdict
         self._report_progress()
 
-    def _classify(self, status: int, content: bytes, elapsed: float) -> None:
+    def _classify(self, status: int, content: bytes, elapsed: float) -> int:
+        """Count one answer; its per-message verdict byte."""
         counters = self.counters
         late = elapsed > self.plan.deadline
         counters.too_slow += late
         if status == 200 and content in SUCCESS_BODIES:  # the common case, without parsing
             counters.accepted += not late
-            return
+            return V_TOO_SLOW if late else V_ACCEPTED
         verdict = judge(status, content, 0.0, self.plan.deadline)  # the body; lateness above
         if verdict.accepted:
             counters.accepted += not late
-            return
+            return V_TOO_SLOW if late else V_ACCEPTED
         if status in (401, 403) or (status == 200 and verdict.error_code == 2000):
             counters.auth_refused += 1
             answered = counters.sent - counters.connection_errors - self.in_flight
             if counters.auth_refused == answered >= min(AUTH_PROBE, self.share.count or
                                                         AUTH_PROBE):
                 counters.stopped_on_auth = True
+        self._sample(f"HTTP {status}: {verdict.summary}")
         if status != 200:
             counters.http_statuses[status] += 1
-        elif verdict.outcome == "rejected":
+            return V_REJECTED
+        if verdict.outcome == "rejected":
             counters.failure_codes[str(verdict.error_code)] += 1
-        else:
-            counters.contract_violations += 1
-        self._sample(f"HTTP {status}: {verdict.summary}")
+            return V_REJECTED
+        counters.contract_violations += 1
+        return V_VIOLATION
 
     def _sample(self, text: str) -> None:
         """Keep a few distinct examples of what went wrong, not five copies of one."""
@@ -257,7 +291,8 @@ class _Run:
         try:
             await self._connect(pool)
             with _GcWatch(self.counters):
-                started = time.perf_counter()
+                started = self.started = time.perf_counter()
+                self.counters.started_wall = time.time()
                 if self.plan.duration is not None:
                     self.stop_at = time.monotonic() + self.plan.duration
                 watcher = asyncio.ensure_future(self._watch_lag())
@@ -275,6 +310,9 @@ class _Run:
         self.counters.latency = self.latency.encode()
         self.counters.lag = self.lag.encode()
         self.counters.connect = self.connect.encode()
+        self.counters.offsets = self.offsets.tobytes()
+        self.counters.latencies = self.latencies.tobytes()
+        self.counters.verdicts = bytes(self.verdicts)
         if self.service is not None:
             self.counters.service = self.service.encode()
         return self.counters

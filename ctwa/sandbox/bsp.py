@@ -22,6 +22,37 @@ from ctwa.wire.kinds import detect_kind
 from ctwa.wire.lint import lint_document
 from ctwa.wire.outbound import VALIDATION_NAMESPACE
 
+#: The ways the mock BSP can misbehave, as real BSPs do when they are wrong (``--misbehave``).
+FAULTS = {
+    "slow": "answers after 1.2 s, over CleverTap's deadline",
+    "late-dlr": "sends the sent status after 11 s",
+    "no-dlr": "sends no callback at all for one message in five",
+    "no-read": "never sends read",
+    "duplicate-dlr": "sends delivered twice",
+    "out-of-order": "sends delivered before sent",
+    "meta-format": "sends Meta's Cloud API webhook shape instead of CleverTap's",
+    "wrong-msgid": "uses its own message ids instead of CleverTap's msgId",
+    "no-context": "replies without context (and replies to every message)",
+    "bad-codes": "fails one message in five with Meta's code 131026 instead of 1000-1010",
+}
+SLOW_SECONDS = 1.2
+LATE_DLR_SECONDS = 11.0
+#: no-dlr and bad-codes hit every this-many-th message.
+FAULT_EVERY = 5
+
+
+def check_faults(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The faults named, each known (one clear line with the list otherwise)."""
+    from ctwa.infra.errors import InputError
+
+    wanted = tuple(dict.fromkeys(n.strip() for name in names for n in name.split(",")
+                                 if n.strip()))
+    for name in wanted:
+        if name not in FAULTS:
+            raise InputError(f"--misbehave {name!r}: not a fault the sandbox knows",
+                             hint="one or more of " + ", ".join(FAULTS))
+    return wanted
+
 
 @dataclass
 class BspSettings:
@@ -37,6 +68,7 @@ class BspSettings:
     dlr_delays: tuple[float, float, float] = (0.05, 0.15, 0.3)  # sent, delivered, read
     reply_rate: float = 0.0
     seed: int | None = None
+    misbehave: tuple[str, ...] = ()
 
 
 @dataclass
@@ -49,6 +81,8 @@ class BspState:
     callbacks_sent: int = 0
     callbacks_failed: int = 0
     last_payload: Any = None
+    statuses_sent: dict[str, int] = field(default_factory=dict)  # by status, as delivered
+    replies_sent: int = 0
 
 
 def _failure(code: int, message: str | None = None) -> JSONResponse:
@@ -64,6 +98,7 @@ class MockBsp:
         self._pools: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._expected: str | None = None
+        self._messages = 0  # messages given callbacks, for faults that hit every n-th
         self.disconnects: Any = None  # the sandbox's count of clients that left mid-request
         if settings.username is not None:
             token = f"{settings.username}:{settings.password}".encode()
@@ -81,6 +116,8 @@ class MockBsp:
             "refused": {str(k): v for k, v in sorted(state.refused.items())},
             "throttled": state.throttled, "in_flight": state.in_flight,
             "callbacks_sent": state.callbacks_sent, "callbacks_failed": state.callbacks_failed,
+            "statuses_sent": dict(sorted(state.statuses_sent.items())),
+            "replies_sent": state.replies_sent, "misbehave": list(self.settings.misbehave),
             "disconnected": self.disconnects.count if self.disconnects is not None else 0,
             "last_payload": state.last_payload})
 
@@ -93,7 +130,9 @@ class MockBsp:
         state.in_flight += 1
         try:
             low, high = self.settings.latency
-            if high > 0:
+            if "slow" in self.settings.misbehave:
+                await asyncio.sleep(SLOW_SECONDS)
+            elif high > 0:
                 await asyncio.sleep(self.random.uniform(low, high))
             return self._answer(request, await request.body())
         finally:
@@ -140,7 +179,7 @@ class MockBsp:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _post(self, url: str, body: dict[str, Any]) -> None:
+    async def _post(self, url: str, body: dict[str, Any]) -> bool:
         """Deliver one callback. Campaign-sized bursts of callbacks go through the load-mode
         client: httpx's pool slows to tens of requests a second under them."""
         from ctwa.http import load_headers
@@ -158,15 +197,42 @@ class MockBsp:
             self.state.callbacks_sent += 1
         else:
             self.state.callbacks_failed += 1
+        return ok
 
-    async def _callbacks(self, msg_id: str, number: str, waba: str) -> None:
-        """sent, then delivered and read (or failed, for numbers matching a rule)."""
-        url = self.settings.status_url
-        assert url is not None
+    def _steps(self, number: str) -> tuple[list[str], int | None]:
+        """The statuses one message gets, and its failure code: the rules by number, then
+        the faults."""
+        faults = self.settings.misbehave
+        self._messages += 1
+        nth = self._messages % FAULT_EVERY == 0
         failure = next((code for suffix, code in self.settings.dlr_failures.items()
                         if number.endswith(suffix)), None)
-        steps = ["sent", "failed"] if failure else ["sent", "delivered", "read"]
-        delays = self.settings.dlr_delays
+        if "bad-codes" in faults and (nth or failure is not None):
+            failure = 131026
+        if "no-dlr" in faults and nth:
+            return [], None
+        if failure is not None:
+            return ["sent", "failed"], failure
+        steps = ["sent", "delivered"] + ([] if "no-read" in faults else ["read"])
+        if "out-of-order" in faults:
+            steps[0], steps[1] = steps[1], steps[0]
+        if "duplicate-dlr" in faults:
+            steps.insert(steps.index("delivered") + 1, "delivered")
+        return steps, None
+
+    async def _callbacks(self, msg_id: str, number: str, waba: str) -> None:
+        """sent, then delivered and read (or failed, for numbers matching a rule), bent by
+        the faults the sandbox was asked to show."""
+        url = self.settings.status_url
+        assert url is not None
+        faults = self.settings.misbehave
+        steps, failure = self._steps(number)
+        if "wrong-msgid" in faults:
+            msg_id = f"wamid.{self.random.getrandbits(64):016x}"
+        delays = list(self.settings.dlr_delays)
+        delays += [delays[-1] + 0.05 * n for n in range(1, len(steps) - len(delays) + 1)]
+        if "late-dlr" in faults:
+            delays = [d + LATE_DLR_SECONDS for d in delays]
         previous = 0.0
         for step, delay in zip(steps, delays, strict=False):
             await asyncio.sleep(max(0.0, delay - previous))
@@ -174,17 +240,39 @@ class MockBsp:
             entry: dict[str, Any] = {"msgId": msg_id, "status": step,
                                      "timestamp": str(int(time.time()))}
             if step == "failed" and failure is not None:
-                entry["error"] = {"code": failure, "title": CALLBACK_ERRORS[failure]}
-            await self._post(url, {"payloadVersion": CALLBACK_VERSION, "statuses": [entry]})
-        if (failure is None and self.settings.inbound_url
-                and self.random.random() < self.settings.reply_rate):
-            await self._post(self.settings.inbound_url, {
+                entry["error"] = {"code": failure,
+                                  "title": CALLBACK_ERRORS.get(failure, "Message failed")}
+            body = (_meta_status(entry, number, waba) if "meta-format" in faults
+                    else {"payloadVersion": CALLBACK_VERSION, "statuses": [entry]})
+            if await self._post(url, body):
+                self.state.statuses_sent[step] = self.state.statuses_sent.get(step, 0) + 1
+        replies = self.settings.reply_rate or (1.0 if "no-context" in faults else 0.0)
+        if (failure is None and steps and self.settings.inbound_url
+                and self.random.random() < replies):
+            reply: dict[str, Any] = {
                 "payloadVersion": CALLBACK_VERSION, "from": number, "wabaNumber": waba,
-                "timestamp": str(int(time.time())), "type": "text", "context": {"id": msg_id},
-                "text": {"body": "Yes, please!"}})
+                "timestamp": str(int(time.time())), "type": "text",
+                "text": {"body": "Yes, please!"}}
+            if "no-context" not in faults:
+                reply["context"] = {"id": msg_id}
+            if await self._post(self.settings.inbound_url, reply):
+                self.state.replies_sent += 1
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         for pool in self._pools.values():
             pool.close()
+
+
+def _meta_status(entry: dict[str, Any], number: str, waba: str) -> dict[str, Any]:
+    """One status in the shape of Meta's Cloud API webhook, which some BSPs pass on as is."""
+    status: dict[str, Any] = {"id": entry["msgId"], "status": entry["status"],
+                              "timestamp": entry["timestamp"], "recipient_id": number}
+    if "error" in entry:
+        status["errors"] = [{"code": entry["error"]["code"], "title": entry["error"]["title"]}]
+    return {"object": "whatsapp_business_account", "entry": [{"id": "0", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": waba, "phone_number_id": "0"},
+            "statuses": [status]}}]}]}

@@ -40,6 +40,7 @@ class SandboxSettings:
     passcode: str = "sandbox-passcode"
     upload_concurrency: int = 15
     strict_callbacks: bool = False
+    store_callbacks: bool = True  # the callbacks its CleverTap receives go to the store
 
 
 def load_templates(folder: Path | None) -> list[dict[str, Any]]:
@@ -69,6 +70,10 @@ class Sandbox:
         self.clevertap = MockCleverTap({settings.account_id: settings.passcode},
                                        concurrency=settings.upload_concurrency)
         self.listener = Listener(strict=settings.strict_callbacks)
+        if settings.store_callbacks:
+            from ctwa.store.writer import BatchWriter
+
+            self.listener.store = BatchWriter()
         self.disconnects = self.listener.disconnects  # one count for the whole sandbox
         self.bsp.disconnects = self.disconnects
         self.base_url = ""
@@ -141,3 +146,5 @@ class RunningSandbox:
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+        if self.sandbox.listener.store is not None:
+            self.sandbox.listener.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
 import pytest
@@ -185,6 +186,12 @@ def test_listen_command_runs_forwards_and_prints_stats(tmp_path) -> None:
             proc.send_signal(2)
             out, err = proc.communicate(timeout=20)
     assert json.loads(out)["sent"] == 1
+    assert json.loads(out)["store"]["written"] == 1  # kept in the store by default
+    from ctwa.store.db import Store
+
+    with Store() as store:
+        kept = store.callbacks_for("25596363|1639561857|20220227|25596363")
+    assert [(r["status"], r["valid"], r["route"]) for r in kept] == [("sent", 1, "/status")]
     assert "ok       sent 25596363|1639561857|20220227|25596363" in err
     assert "forwarded: HTTP 200" in err
     assert upstream.stats.valid == 1
@@ -302,3 +309,56 @@ def test_listen_on_port_0_prints_the_port_it_got() -> None:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=20)
     assert proc.returncode == 0
+
+
+def test_the_listener_keeps_valid_invalid_and_unreadable_callbacks(tmp_path) -> None:
+    from ctwa.store.db import Store
+    from ctwa.store.writer import BatchWriter
+
+    writer = BatchWriter(tmp_path / "s.db")
+    listen = Listener(store=writer)
+    with LiveServer(listen.app()) as server:
+        httpx.post(f"{server.url}/status",
+                   content=(SPEC_SAMPLES / "status-sent.json").read_bytes())
+        httpx.post(f"{server.url}/status", json={"payloadVersion": "0.1", "statuses": [
+            {"msgId": "m-2", "status": "failed", "timestamp": "1700000000",
+             "error": {"code": 131026, "title": "x"}}]})
+        httpx.post(f"{server.url}/status", content=b"{not json")
+        stats = httpx.get(f"{server.url}/stats").json()
+    writer.close()
+    assert stats["listener"] == "ctwa" and stats["store"] == str(tmp_path / "s.db")
+    with Store(tmp_path / "s.db") as store:
+        rows = store.callbacks_between(0, 2e10)
+    assert [(r["msg_id"], r["status"], r["valid"]) for r in rows] == [
+        ("25596363|1639561857|20220227|25596363", "sent", 1), ("m-2", "failed", 0),
+        (None, None, 0)]
+    assert "at most 1010" in rows[1]["problems"] and rows[2]["body"] == "{not json"
+
+
+def test_listen_no_store_keeps_nothing(tmp_path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ctwa", "--json", "callback", "listen",
+                             "--port", str(port), "--no-store"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                stats = httpx.get(f"http://127.0.0.1:{port}/stats").json()
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(2)
+        out, _ = proc.communicate(timeout=20)
+    assert stats["store"] is None and "store" not in json.loads(out)
+    from ctwa.store.db import store_path
+
+    assert not store_path().exists()

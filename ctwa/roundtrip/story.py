@@ -1,0 +1,66 @@
+"""One message's story from the store, for ``ctwa trace``: what was sent (a single send, or
+one message of a load run), the answer, and every callback about it in arrival order."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from array import array
+from typing import Any
+
+from ctwa.infra.errors import InputError
+from ctwa.store.db import Store
+from ctwa.store.records import VERDICTS
+
+
+def story(store: Store, msg_id: str | None, last: bool = False) -> dict[str, Any]:
+    if last:
+        send = store.last_send()
+        if send is None:
+            raise InputError(f"no message in the store {store.path} yet",
+                             hint="send one, e.g. `ctwa send-template ...`")
+        msg_id = send["msg_id"]
+    else:
+        assert msg_id is not None
+        send = store.send(msg_id) or _from_load_run(store, msg_id)
+        if send is None:
+            raise InputError(f"msgId {msg_id!r} is not in the store {store.path}",
+                             hint="ctwa keeps what it sends there; check --store, or "
+                             "`ctwa trace --last`")
+    assert msg_id is not None
+    events = []
+    for row in store.callbacks_for(msg_id):
+        events.append({"after_ms": round((row["at"] - send["at"]) * 1000, 1),
+                       "route": row["route"], "kind": row["kind"], "status": row["status"],
+                       "code": row["code"], "valid": bool(row["valid"]),
+                       "problems": json.loads(row["problems"] or "[]"),
+                       "body": row["body"]})
+    shown = {k: v for k, v in send.items() if k != "id"}
+    for key in ("request", "answer"):
+        if isinstance(shown.get(key), str):
+            with contextlib.suppress(ValueError):
+                shown[key] = json.loads(shown[key])
+    return {"msgId": msg_id, "send": shown, "callbacks": events}
+
+
+def _from_load_run(store: Store, msg_id: str) -> dict[str, Any] | None:
+    run = store.load_run_for(msg_id)
+    if run is None:
+        return None
+    parts = msg_id.split("|")
+    if len(parts) < 4 or not parts[3].isdecimal():
+        return None
+    index = int(parts[3]) - 1
+    recipients = json.loads(run["recipients"])
+    verdicts = run["verdicts"] or b""
+    offsets, latencies = array("I"), array("I")
+    offsets.frombytes(run["offsets"] or b"")
+    latencies.frombytes(run["latencies"] or b"")
+    known = index < len(verdicts)
+    return {"msg_id": msg_id, "run": run["id"], "url": run["url"], "kind": run["kind"],
+            "template": run["template"],
+            "recipient": recipients[index % len(recipients)] if recipients else None,
+            "at": run["at"] + (offsets[index] / 1000 if known else 0.0),
+            "latency_ms": latencies[index] / 1000 if known and latencies[index] else None,
+            "verdict": VERDICTS[verdicts[index]] if known else "not recorded",
+            "http_status": None, "answer": None, "request": None}
