@@ -22,7 +22,9 @@ import httpx
 import pytest
 
 from ctwa.callbacks.listener import Listener
+from ctwa.sandbox.bsp import BspSettings
 from ctwa.sandbox.server import RunningSandbox, SandboxSettings
+from ctwa.store.writer import BatchWriter
 from tests.conftest import LiveServer
 
 ROOT = Path(__file__).parent.parent
@@ -36,7 +38,7 @@ NOT_RUN_HERE = {
 #: How much smaller than a campaign the documents' load examples run here.
 SCALE = {"--count 100000": "--count 200", "--concurrency 1500": "--concurrency 20",
          "--duration 60s": "--duration 1s", "--rate 2000": "--rate 100",
-         "--count 5000": "--count 100"}
+         "--count 5000": "--count 100", "--callback-timeout 2m": "--callback-timeout 20s"}
 
 
 def commands(path: Path) -> list[str]:
@@ -74,7 +76,7 @@ class Docs:
             ("--region in1 --account-id W9R-XXX-XXXX",
              f"--base-url {urls['clevertap_api']} --account-id {creds['account_id']}"),
             ("W9R-XXX-XXXX", creds["account_id"]),
-            ("http://127.0.0.1:8787", listener_url),
+            ("127.0.0.1:8787", listener_url.removeprefix("http://")),
             ("--port 8700", "--port 0"),
             ("--port 8787", "--port 0"),
             *SCALE.items(),
@@ -127,9 +129,18 @@ def docs(tmp_path_factory):
     (workdir / "my-callback.json").write_text(json.dumps({"payloadVersion": "0.1", "statuses": [
         {"msgId": "i|1|2|3|0", "status": "Clicked", "ts": "1700000000",
          "url": "https://shop.example.com"}]}))
-    listener = Listener()
-    with RunningSandbox(SandboxSettings(port=0)) as box, LiveServer(listener.app()) as live:
-        yield Docs(box, live.url, workdir)
+    # the README's listener on 127.0.0.1:8787 keeps callbacks in the store the documented
+    # commands use, and the sandbox's BSP calls back to it, as a BSP configured so would
+    writer = BatchWriter(workdir / "data" / "store.sqlite3")
+    listener = Listener(store=writer)
+    try:
+        with LiveServer(listener.app()) as live:
+            bsp = BspSettings(status_url=f"{live.url}/status", inbound_url=f"{live.url}/inbound",
+                              dlr_delays=(0.02, 0.05, 0.08))
+            with RunningSandbox(SandboxSettings(port=0, bsp=bsp, store_callbacks=False)) as box:
+                yield Docs(box, live.url, workdir)
+    finally:
+        writer.close()
 
 
 @pytest.mark.parametrize("document", ["README.md", "examples/README.md"])

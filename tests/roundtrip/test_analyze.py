@@ -1,0 +1,53 @@
+"""DLR completeness from callback rows: a partition of the accepted messages that always adds
+up, and each anomaly class from the rows that show it."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctwa.roundtrip.analyze import analyze
+
+
+def row(msg_id, status, at, kind="status", valid=True, code=None, problems=None) -> dict:
+    return {"msg_id": msg_id, "status": status, "at": at, "kind": kind, "valid": int(valid),
+            "code": code, "problems": problems, "id": 0}
+
+
+def test_the_normal_path_and_time_to_status() -> None:
+    trip = analyze({"a": 100.0}, [row("a", "sent", 100.1), row("a", "delivered", 100.3),
+                                  row("a", "read", 101.0)], until="read")
+    assert trip.furthest == {"read": 1, "delivered": 0, "sent": 0, "failed": 0, "none": 0}
+    assert trip.time_to_status_ms["sent"]["p50"] == 100.0
+    assert list(trip.time_to_status_ms) == ["sent", "delivered", "read"]
+    assert trip.anomalies == {} and trip.complete == 1
+
+
+def test_each_anomaly_class() -> None:
+    sent = dict.fromkeys("abcdefg", 0.0)
+    rows = [row("a", "sent", 1), row("a", "sent", 2),                       # duplicate
+            row("b", "read", 1), row("b", "delivered", 2),                  # downgrade
+            row("c", "delivered", 1), row("c", "failed", 2, code=1006),     # failed after
+            row("d", "sent", 1),                                            # no terminal
+            row("e", "sent", 1, valid=False, problems='["$.x: wrong"]'),    # wrong format
+            row("f", "sent", 11)]                                           # late
+    others = [row("zz", "sent", 1), row(None, "text", 1, kind="inbound")]
+    trip = analyze(sent, rows, until="delivered", others=others)
+    assert trip.anomalies == {"duplicates": 1, "downgrades": 1, "failed_after_delivered": 1,
+                              "missing_terminal": 3, "wrong_format": 1, "late": 1,
+                              "none": 2, "orphans": 1, "no_context": 1, "missing_until": 3}
+    assert trip.examples["wrong_format"] == ["e: $.x: wrong"]
+    assert trip.failed_codes == {"1006": 1}
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.sampled_from(
+    ["sent", "delivered", "read", "failed", "clicked"]), st.booleans()), max_size=60),
+    st.integers(1, 10))
+def test_the_counts_always_add_up(events, n) -> None:
+    sent = {f"m{i}": 0.0 for i in range(n)}
+    rows = [row(f"m{m}", status, t, valid=valid) for t, (m, status, valid) in enumerate(events)]
+    trip = analyze(sent, rows, until="delivered")
+    assert sum(trip.furthest.values()) == n == trip.accepted
+    assert trip.complete <= n
+    assert all(count > 0 for count in trip.anomalies.values())
