@@ -216,6 +216,7 @@ def _register() -> None:
         callbacks,
         demo,
         profiles,
+        reports,
         roundtrip,
         sandbox,
         send,
@@ -229,6 +230,7 @@ def _register() -> None:
     send.register(app)
     callbacks.register(app)
     roundtrip.register(app)
+    reports.register(app)
     templates.register(app)
     users.register(app)
     app.add_typer(profiles.app, name="profile")

@@ -38,6 +38,8 @@ class LoadFlags:
     concurrency: int | None = None
     workers: int | None = None
     to_file: Path | None = None
+    report: Path | None = None
+    junit: Path | None = None
 
     @property
     def active(self) -> bool:
@@ -53,9 +55,13 @@ class LoadFlags:
         if self.count is not None and self.duration is not None:
             raise InputError("give --count or --duration, not both")
         self.duration_seconds()
-        if not self.active and (self.rate or self.concurrency or self.workers or self.to_file):
-            raise InputError("--rate, --concurrency, --workers and --to-file are load-mode "
-                             "options", hint="add --count N or --duration 30s")
+        if not self.active and (self.rate or self.concurrency or self.workers or self.to_file
+                                or self.report or self.junit):
+            raise InputError("--rate, --concurrency, --workers, --to-file, --report and --junit "
+                             "are load-mode options", hint="add --count N or --duration 30s")
+        from ctwa.cli.reports import check_report_paths
+
+        check_report_paths(self.report, self.junit)
 
 
 def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
@@ -110,6 +116,9 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
         pace = f" at {flags.rate:g}/s" if flags.rate else ""
         out.say(f"load: {target}{pace} to {endpoint.url}, {plan.concurrency} in flight, "
                 f"{workers} worker process(es)", "bold")
+    import time
+
+    started = time.time()
     with _load_progress(out) as on_progress:
         report = run_load(plan, on_progress)
     if run_id is not None:
@@ -122,6 +131,10 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
         _render_load(out, report)
         if report.round_trip is not None:
             render_round_trip(out, report.round_trip)
+    from ctwa.cli.reports import finish_run
+    from ctwa.report.summary import load_summary
+
+    finish_run(out, load_summary(report, started, time.time()), flags.report, flags.junit)
     if report.interrupted:
         out.say("interrupted: the report above covers what was sent; run the command again "
                 "for a full run", "bold")

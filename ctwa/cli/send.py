@@ -21,6 +21,7 @@ from ctwa.cli.loadmode import (
 )
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
+from ctwa.cli.reports import JunitOpt, ReportOpt
 from ctwa.cli.roundtrip import (
     AwaitFlags,
     AwaitOpt,
@@ -304,6 +305,8 @@ def send_template(
     until: UntilOpt = "delivered",
     callback_timeout: CallbackTimeoutOpt = 60.0,
     listen: ListenOpt = "127.0.0.1:8787",
+    report: ReportOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Send a template message exactly as CleverTap would, and judge the endpoint's answer.
 
@@ -321,7 +324,7 @@ def send_template(
         raise InputError("give exactly one of --template, --template-file, --sample, --payload",
                          hint="--template NAME may go with --template-file to pick one "
                          "template of a list page")
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
     if load.active and not to:
         to = recipients(to, to_file)[0]
     profile_name, profile = _profile(out)
@@ -422,6 +425,8 @@ def send_freeform(
     until: UntilOpt = "delivered",
     callback_timeout: CallbackTimeoutOpt = 60.0,
     listen: ListenOpt = "127.0.0.1:8787",
+    report: ReportOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Send a freeform (session) message exactly as CleverTap would, and judge the answer."""
     from ctwa.send.freeform import build_freeform
@@ -429,7 +434,7 @@ def send_freeform(
     from ctwa.wire.numbers import check_phone
 
     out: Output = ctx.obj
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
     if load.active and not to:
         to = recipients(to, to_file)[0]
     if not to:
@@ -478,6 +483,8 @@ def validate_endpoint(
     until: UntilOpt = "delivered",
     callback_timeout: CallbackTimeoutOpt = 60.0,
     listen: ListenOpt = "127.0.0.1:8787",
+    report: ReportOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Send the validation payload CleverTap sends when a provider is saved.
 
@@ -494,7 +501,7 @@ def validate_endpoint(
                                    or "919900000000", msg_id=msg_id).to_wire()
     if wrapped:
         body = {"body": body}
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
     _finish(out, awaiting, body, [], dry_run, load, to, timeout, deadline,
             _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,

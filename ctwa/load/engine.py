@@ -30,6 +30,8 @@ DISTORTION_SHARE = 0.10
 #: A stall of the client's loop longer than this share of the deadline is reported.
 STALL_SHARE = 0.10
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+#: The percentiles of the report's latency distribution plot.
+CURVE = (0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0)
 
 
 @dataclass
@@ -78,6 +80,9 @@ class LoadReport:
     verdict: list[str] = field(default_factory=list)
     error_samples: list[str] = field(default_factory=list)
     round_trip: dict[str, Any] | None = None  # --await-callbacks: DLR completeness
+    series: dict[str, list[Any]] = field(default_factory=dict)  # per second, for charts
+    latency_curve: list[list[float]] = field(default_factory=list)  # [percentile, ms]
+    started_at: float = 0.0  # wall-clock start line
     outcomes: Any = field(default=None, repr=False)  # per message (ctwa.load.outcomes)
 
     @property
@@ -155,6 +160,9 @@ def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> L
     report.failure_codes = dict(sorted(codes.items()))
     report.http_statuses = {str(k): v for k, v in sorted(statuses.items())}
     report.latency_ms = _percentiles(latency)
+    if latency.get_total_count():
+        report.latency_curve = [[p, round(latency.get_value_at_percentile(p) / 1000, 3)]
+                                for p in CURVE]
     report.loop_lag_ms = _percentiles(lag)
     report.service_ms = _percentiles(service)
     report.connect_ms = _percentiles(connect)
@@ -168,6 +176,10 @@ def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> L
         # Little's law: mean requests in flight = throughput x mean latency
         mean_latency = report.latency_ms.get("mean", 0.0) / 1000
         report.mean_in_flight = round(report.requests_per_second * mean_latency, 1)
+    from ctwa.load.series import merge_series
+
+    report.series = merge_series([(p.started_wall, p.series) for p in parts if p.series])
+    report.started_at = min((p.started_wall for p in parts), default=0.0)
     if plan.record:
         from ctwa.load.outcomes import merge_outcomes
 

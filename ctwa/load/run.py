@@ -85,6 +85,7 @@ class Counters:
     offsets: bytes = b""  # per local message: uint32 ms from the start line to its write
     latencies: bytes = b""  # uint32 us
     verdicts: bytes = b""  # one V_* byte
+    series: dict[str, Any] = field(default_factory=dict)  # ctwa.load.series.PerSecond
     loop: str = "asyncio"
 
     @property
@@ -112,6 +113,9 @@ class _Run:
         self.offsets, self.latencies = array("I"), array("I")
         self.verdicts = bytearray()
         self.started = 0.0
+        from ctwa.load.series import PerSecond
+
+        self.seconds = PerSecond()
 
     def _next_index(self) -> int | None:
         if self.share.count is not None and self.next_local >= self.share.count:
@@ -139,6 +143,7 @@ class _Run:
         begin = started if started is not None else time.perf_counter()
         local = index // self.plan.workers
         kept = self.record and local < RECORD_LIMIT
+        self.seconds.on_sent(begin - self.started)
         if kept:
             self.offsets[local] = max(0, int((begin - self.started) * 1000))
         error: BaseException | None = None
@@ -163,6 +168,8 @@ class _Run:
             counters.connection_errors += 1
             self._sample(f"{type(error).__name__}: {error}")
             verdict = V_CONNECTION
+        if error is not None:
+            self.seconds.on_error(time.perf_counter() - self.started)
         else:
             now = time.perf_counter()
             elapsed = now - begin
@@ -171,6 +178,7 @@ class _Run:
             if self.service is not None:
                 self.service.record_value(max(1, int((now - written) * 1_000_000)))
             verdict = self._classify(status, content, elapsed)
+            self.seconds.on_answer(now - self.started, micros, verdict == V_ACCEPTED)
             if kept:
                 self.latencies[local] = min(micros, 0xFFFFFFFF)
         if kept:
@@ -258,7 +266,9 @@ class _Run:
             before = loop.time()
             await asyncio.sleep(LAG_PERIOD)
             late = loop.time() - before - LAG_PERIOD
-            self.lag.record_value(max(1, int(late * 1_000_000)))
+            micros = max(1, int(late * 1_000_000))
+            self.lag.record_value(micros)
+            self.seconds.on_tick(time.perf_counter() - self.started, self.in_flight, micros)
 
     async def _until_done_or_stopped(self, sending: asyncio.Future[None]) -> None:
         """Wait for the senders; once stopped, give requests in flight DRAIN_SECONDS, then
@@ -313,6 +323,7 @@ class _Run:
         self.counters.offsets = self.offsets.tobytes()
         self.counters.latencies = self.latencies.tobytes()
         self.counters.verdicts = bytes(self.verdicts)
+        self.counters.series = self.seconds.to_dict()
         if self.service is not None:
             self.counters.service = self.service.encode()
         return self.counters
