@@ -126,6 +126,11 @@ def docs(tmp_path_factory):
     (workdir / "completions").symlink_to(ROOT / "completions")
     (workdir / "users.csv").write_bytes((ROOT / "examples" / "users.csv").read_bytes())
     (workdir / "numbers.txt").write_text("919000000001\n919000000002\n")
+    for name, p99 in (("load-base.json", 210.0), ("load-new.json", 205.0)):  # two runs' --json
+        (workdir / name).write_text(json.dumps({
+            "sent": 1000, "connection_errors": 0, "failed": 0, "too_slow": 0,
+            "requests_per_second": 7000.0, "latency_ms": {"p50": 202.0, "p90": 204.0,
+                                                          "p99": p99}}))
     (workdir / "my-callback.json").write_text(json.dumps({"payloadVersion": "0.1", "statuses": [
         {"msgId": "i|1|2|3|0", "status": "Clicked", "ts": "1700000000",
          "url": "https://shop.example.com"}]}))

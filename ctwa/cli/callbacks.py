@@ -9,6 +9,7 @@ import typer
 
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output, problem_line
+from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
 from ctwa.infra.errors import ExitCode, InputError
 
 app = typer.Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
@@ -50,6 +51,8 @@ def replay(
     timeout: Annotated[float, typer.Option(
         "--timeout", parser=seconds, metavar="DURATION", help="Per request, e.g. 10s.")]
     = 10.0,
+    report_file: ReportOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Send the callbacks described in YAML fixtures, in order, and show every answer.
 
@@ -62,6 +65,7 @@ def replay(
     from ctwa.infra.config import ConfigStore
 
     out: Output = ctx.obj
+    check_report_paths(report_file, junit)
     events = []
     for path in files:
         events += load_fixture(path, max_events).events
@@ -85,6 +89,7 @@ def replay(
             replayer.on_send = lambda a: out.say(
                 f"{_clock(time.time())} -> {a.planned.label:22} {a.planned.msg_id}", "dim")
             replayer.on_answer = lambda a: _say_answer(out, a)
+        started = time.time()
         try:
             answers = replayer.run(events, concurrency, group)
         except KeyboardInterrupt:
@@ -94,9 +99,26 @@ def replay(
                     "bold")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
     failed = _replay_summary(out, answers, len(events))
+    _replay_run(out, replayer, answers, failed, len(events), started, report_file, junit)
     if failed:
         unreachable = all(a.status is None for a in failed)
         raise typer.Exit(ExitCode.UNREACHABLE if unreachable else ExitCode.FAILED)
+
+
+def _replay_run(out: Output, replayer: Any, answers: list[Any], failed: list[Any],
+                events: int, started: float, report: Path | None, junit: Path | None) -> None:
+    from ctwa.report.summary import simple_summary
+
+    target = " and ".join(filter(None, (replayer.status_url, replayer.inbound_url))) or "-"
+    elapsed = max(time.time() - started, 1e-9)
+    summary = simple_summary(
+        "replay", target, started, time.time(), not failed,
+        f"{len(answers):,} request(s), {len(answers) - len(failed):,} answered 2xx, "
+        f"{len(failed):,} not", {"events": events, "requests": len(answers),
+                                 "failed": len(failed)},
+        {"requests": float(len(answers)), "failed": float(len(failed)),
+         "requests_per_second": round(len(answers) / elapsed, 1)})
+    finish_run(out, summary, report, junit)
 
 
 def _replay_summary(out: Output, answers: list[Any], events: int,
@@ -142,6 +164,8 @@ def listen(
     no_store: Annotated[bool, typer.Option(
         "--no-store", help="Do not keep the callbacks in the store (`ctwa trace` and "
         "--await-callbacks read them there).")] = False,
+    report_file: ReportOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Receive callbacks on /status, /inbound (or / to detect which), check each against the
     contract, keep each in the store, and keep CleverTap-like campaign stats (GET /stats;
@@ -152,7 +176,9 @@ def listen(
     from ctwa.infra.ports import check_port_free
 
     out: Output = ctx.obj
+    check_report_paths(report_file, junit)
     check_port_free(host, port)
+    started = time.time()
     recorder = Recorder(record) if record else None
     listener = Listener(strict=strict, recorder=recorder)
     if not no_store:
@@ -214,6 +240,17 @@ def listen(
         out.data(tallies)
     else:
         _print_stats(out, tallies)
+    from ctwa.report.summary import simple_summary
+
+    invalid = tallies["invalid"]
+    summary = simple_summary(
+        "listen", f"http://{host}:{real_port}", started, time.time(),
+        invalid == 0 and not tallies["anomaly_count"],
+        f"{tallies['callbacks']:,} callback(s), {invalid:,} invalid, "
+        f"{tallies['anomaly_count']:,} out of order", tallies,
+        {"callbacks": float(tallies["callbacks"]), "invalid": float(invalid),
+         "anomalies": float(tallies["anomaly_count"])})
+    finish_run(out, summary, report_file, junit, keep=not no_store)
 
 
 def _say_received(out: Output, received: Any) -> None:

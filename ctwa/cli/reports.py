@@ -31,10 +31,14 @@ def check_report_paths(*paths: Path | None) -> None:
 
 
 def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
-               junit: Path | None) -> None:
-    """Keep the summary in the store, and write the report files asked for."""
+               junit: Path | None, keep: bool = True) -> None:
+    """Keep the summary in the store (unless told not to use it), and write the report
+    files asked for."""
     from ctwa.store.db import Store, StoreError
 
+    if not keep:
+        write_reports(out, summary, report, junit)
+        return
     try:
         with Store() as store:
             store.add_run(summary["id"], summary["kind"], summary["passed"], summary)

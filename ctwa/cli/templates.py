@@ -9,6 +9,7 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
+from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
 from ctwa.infra import envvars
 from ctwa.infra.errors import ExitCode, InputError
 
@@ -68,12 +69,16 @@ def import_templates(
     timeout: Annotated[float, typer.Option(
         "--timeout", parser=seconds, metavar="DURATION", help="Per page request, e.g. 30s.")]
     = 30.0,
+    report_file: ReportOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Pull every template from a vendor's paginated endpoint (Meta's format) into the library.
 
     Each template is checked; invalid ones are reported and skipped, the rest imported. A
     re-import reports added, updated, unchanged and no-longer-offered templates.
     """
+    import time
+
     from ctwa.http import make_client
     from ctwa.infra.config import ConfigStore
     from ctwa.infra.secrets import SecretResolver, SecretStore
@@ -82,6 +87,7 @@ def import_templates(
     from ctwa.templates.library import TemplateLibrary, default_root
 
     out: Output = ctx.obj
+    check_report_paths(report_file, junit)
     profile_name, profile = ConfigStore().get(out.profile)
     flags = EndpointFlags(url, auth, username, password, token, header_name, tuple(header or ()))
     target = resolve_endpoint(flags, Service.template_import(profile),
@@ -94,8 +100,14 @@ def import_templates(
             _progress(out) as on_page:
         importer = Importer(client, library, statuses, track_clicks or profile.track_clicks,
                             prune, on_page, follow_next=not no_next)
+        started = time.time()
         report = importer.run(target.url, limit, max_pages)
     _report_import(out, report, library.root)
+    from ctwa.report.summary import import_summary
+
+    summary = import_summary(report, started, time.time())
+    summary["data"].update(_library_counts(library, report))
+    finish_run(out, summary, report_file, junit)
     if report.error:
         out.error(report.error)
         kept = len(report.added) + len(report.updated) + len(report.unchanged)
@@ -105,6 +117,20 @@ def import_templates(
         raise typer.Exit(report.exit_code)
     out.say("next: `ctwa templates list --sendable`, then `ctwa templates show NAME`", "dim")
 
+
+
+def _library_counts(library: Any, report: Any) -> dict[str, dict[str, int]]:
+    """Templates of this import by status and by category, for the report's charts."""
+    from collections import Counter
+
+    names = set(report.added) | set(report.updated) | set(report.unchanged)
+    by_status: Counter[str] = Counter()
+    by_category: Counter[str] = Counter()
+    for entry in library.index().values():
+        if f"{entry.name} ({entry.language})" in names:
+            by_status[str(entry.status)] += 1
+            by_category[str(entry.category)] += 1
+    return {"by_status": dict(by_status), "by_category": dict(by_category)}
 
 
 def _progress(out: Output):

@@ -12,6 +12,7 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
+from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
 from ctwa.infra import envvars
 from ctwa.infra.errors import InputError
 
@@ -76,6 +77,8 @@ def upload_users(
     timeout: Annotated[float, typer.Option(
         "--timeout", parser=seconds, metavar="DURATION", help="Per request, e.g. 30s.")]
     = 30.0,
+    report_file: ReportOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Upload user profiles from a CSV to CleverTap's regional API, in batches.
 
@@ -97,6 +100,7 @@ def upload_users(
         raise InputError(f"{csv_path}: no such file")
     if resume and restart:
         raise InputError("give --resume or --restart, not both")
+    check_report_paths(report_file, junit)
     options = UploadOptions(
         csv_path, encoding, delimiter, default_region, _column_types(column_type or []),
         frozenset(drop_column or []), batch_size, concurrency, rejects, journal, resume,
@@ -112,6 +116,9 @@ def upload_users(
         client = make_client(headers=headers.items(), timeout=timeout, retry=UPLOAD_RETRY,
                              max_connections=concurrency, origin=url,
                              trace=out.trace if out.verbose else None)
+    import time
+
+    started = time.time()
     try:
         with _progress(out) as progress:
             report = Uploader(options, client, url, progress).run()
@@ -119,6 +126,10 @@ def upload_users(
         if client is not None:
             client.close()
     _render(out, report, url, headers)
+    from ctwa.report.summary import upload_summary
+
+    finish_run(out, upload_summary(report, started, time.time(), url or str(csv_path)),
+               report_file, junit)
     if report.interrupted:
         out.say("to finish the upload, run: " + _resume_command(), "bold")
     if report.exit_code:

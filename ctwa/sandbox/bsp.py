@@ -69,6 +69,10 @@ class BspSettings:
     reply_rate: float = 0.0
     seed: int | None = None
     misbehave: tuple[str, ...] = ()
+    #: A simulated user behind every number: replies to each template with every inbound kind
+    #: (with context), writes first when a session message needs the 24-hour window, and taps
+    #: tracked URL buttons; what `ctwa certify` asks a human tester to do.
+    simulated_user: bool = False
 
 
 @dataclass
@@ -171,7 +175,9 @@ class MockBsp:
         is_validation = (kind == "validation" or getattr(getattr(payload, "template", None),
                                                          "namespace", "") == VALIDATION_NAMESPACE)
         if not is_validation and self.settings.status_url:
-            self._spawn(self._callbacks(payload.msgId, digits, payload.wabaNumber))
+            buttons = _url_buttons(document) if kind == "template" else 0
+            self._spawn(self._callbacks(payload.msgId, digits, payload.wabaNumber,
+                                        template=kind == "template", url_buttons=buttons))
         return JSONResponse({"status": "success"})
 
     def _spawn(self, coroutine: Any) -> None:
@@ -207,6 +213,8 @@ class MockBsp:
         nth = self._messages % FAULT_EVERY == 0
         failure = next((code for suffix, code in self.settings.dlr_failures.items()
                         if number.endswith(suffix)), None)
+        if failure is None and not _possible(number):
+            failure = 1002  # accepted, then failed as WhatsApp does for a number it cannot use
         if "bad-codes" in faults and (nth or failure is not None):
             failure = 131026
         if "no-dlr" in faults and nth:
@@ -220,7 +228,8 @@ class MockBsp:
             steps.insert(steps.index("delivered") + 1, "delivered")
         return steps, None
 
-    async def _callbacks(self, msg_id: str, number: str, waba: str) -> None:
+    async def _callbacks(self, msg_id: str, number: str, waba: str, template: bool = False,
+                         url_buttons: int = 0) -> None:
         """sent, then delivered and read (or failed, for numbers matching a rule), bent by
         the faults the sandbox was asked to show."""
         url = self.settings.status_url
@@ -246,6 +255,9 @@ class MockBsp:
                     else {"payloadVersion": CALLBACK_VERSION, "statuses": [entry]})
             if await self._post(url, body):
                 self.state.statuses_sent[step] = self.state.statuses_sent.get(step, 0) + 1
+        if failure is None and steps and self.settings.simulated_user and template:
+            await self._simulated_user(msg_id, number, waba, url_buttons)
+            return
         replies = self.settings.reply_rate or (1.0 if "no-context" in faults else 0.0)
         if (failure is None and steps and self.settings.inbound_url
                 and self.random.random() < replies):
@@ -254,6 +266,28 @@ class MockBsp:
                 "timestamp": str(int(time.time())), "type": "text",
                 "text": {"body": "Yes, please!"}}
             if "no-context" not in faults:
+                reply["context"] = {"id": msg_id}
+            if await self._post(self.settings.inbound_url, reply):
+                self.state.replies_sent += 1
+
+    async def _simulated_user(self, msg_id: str, number: str, waba: str,
+                              url_buttons: int) -> None:
+        """The tester's phone: taps each tracked button, then replies with every kind."""
+        url = self.settings.status_url
+        assert url is not None
+        for _ in range(url_buttons):
+            entry = {"msgId": msg_id, "status": "clicked", "timestamp": str(int(time.time())),
+                     "url": "https://example.com/tapped"}
+            if await self._post(url, {"payloadVersion": CALLBACK_VERSION, "statuses": [entry]}):
+                self.state.statuses_sent["clicked"] = self.state.statuses_sent.get(
+                    "clicked", 0) + 1
+        if not self.settings.inbound_url:
+            return
+        for kind, content in SIMULATED_REPLIES.items():
+            reply: dict[str, Any] = {
+                "payloadVersion": CALLBACK_VERSION, "from": number, "wabaNumber": waba,
+                "timestamp": str(int(time.time())), "type": kind, **content}
+            if "no-context" not in self.settings.misbehave:
                 reply["context"] = {"id": msg_id}
             if await self._post(self.settings.inbound_url, reply):
                 self.state.replies_sent += 1
@@ -276,3 +310,40 @@ def _meta_status(entry: dict[str, Any], number: str, waba: str) -> dict[str, Any
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": waba, "phone_number_id": "0"},
             "statuses": [status]}}]}]}
+
+
+#: What the simulated user sends back: one message of every inbound kind.
+SIMULATED_REPLIES: dict[str, dict[str, Any]] = {
+    "text": {"text": {"body": "Yes, please!"}},
+    "image": {"image": {"mediaURL": "https://media.example.com/photo.jpeg",
+                        "mimetype": "image/jpeg", "caption": "a photo"}},
+    "file": {"document": {"mediaURL": "https://media.example.com/invoice.pdf",
+                          "mimeType": "application/pdf", "filename": "invoice.pdf"}},
+    "location": {"location": {"latitude": "12.9716", "longitude": "77.5946", "name": "Home"}},
+    "audio": {"audio": {"mediaURL": "https://media.example.com/note.ogg",
+                        "mimetype": "audio/ogg"}},
+    "video": {"video": {"mediaURL": "https://media.example.com/clip.mp4",
+                        "mimetype": "video/mp4"}},
+}
+
+
+def _possible(number: str) -> bool:
+    """Whether WhatsApp could deliver to this number at all (a real country, a possible
+    length); the sandbox's test numbers (91 9xxx...) are."""
+    import phonenumbers
+
+    try:
+        parsed = phonenumbers.parse("+" + number)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_possible_number(parsed)
+
+
+def _url_buttons(document: dict[str, Any]) -> int:
+    """URL buttons in a template payload: the ones a user can tap."""
+    count = 0
+    for component in document.get("components") or []:
+        if isinstance(component, dict) and str(component.get("type", "")).lower() == "button" \
+                and "url" in str(component.get("subType", component.get("sub_type", ""))).lower():
+            count += 1
+    return count
