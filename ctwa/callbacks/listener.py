@@ -26,6 +26,7 @@ from ctwa.wire.kinds import detect_kind
 from ctwa.wire.lint import LintResult, lint_document
 
 MAX_BODY = 1 << 20
+ACCEPTED = b'{"status":"accepted","problems":[]}'
 
 
 @dataclass
@@ -117,7 +118,8 @@ class Listener:
 
     async def _handle(self, request: Request, kind: str | None) -> Response:
         self.stats.callbacks += 1
-        received = Received(time.time(), request.url.path, kind, None)
+        path = request.scope.get("root_path", "") + request.scope["path"]
+        received = Received(time.time(), path, kind, None)
         body = await _read_limited(request)
         if body is None:
             return self._refuse(received, f"body over {MAX_BODY} bytes", 413)
@@ -134,7 +136,7 @@ class Listener:
                 return self._refuse(received, "neither a status nor an inbound callback", 400,
                                     body, document)
             received.kind = kind
-        result = lint_document(document, kind, request.url.path)
+        result = lint_document(document, kind, path)
         received.result = result
         self._keep(received, document, body, [f"{p.path}: {p.message}" for p in result.errors])
         if not result.ok:
@@ -153,6 +155,8 @@ class Listener:
         if self.forward is not None:
             received.notes.append(await self.forward(kind, body))
         self._emit(received)
+        if not result.problems:
+            return Response(ACCEPTED, media_type="application/json")
         return JSONResponse({"status": "accepted",
                              "problems": [p.as_dict() for p in result.problems]})
 
@@ -193,8 +197,10 @@ class Listener:
 
 async def _read_limited(request: Request) -> bytes | None:
     declared = request.headers.get("content-length")
-    if declared and declared.isdecimal() and int(declared) > MAX_BODY:
-        return None
+    if declared and declared.isdecimal():
+        if int(declared) > MAX_BODY:
+            return None
+        return await request.body()  # the server stops at the declared length
     chunks = []
     size = 0
     async for chunk in request.stream():

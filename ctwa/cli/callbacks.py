@@ -185,7 +185,8 @@ def listen(
         from ctwa.store.writer import BatchWriter
 
         listener.store = BatchWriter()
-    listener.on_receive = lambda r: _say_received(out, r)
+    budget = _LineBudget(out)
+    listener.on_receive = lambda r: _say_received(out, r, budget)
     client = None
     if forward_to or forward_inbound_to:
         from ctwa.http import make_async_client, send_async
@@ -253,12 +254,42 @@ def listen(
     finish_run(out, summary, report_file, junit, keep=not no_store)
 
 
-def _say_received(out: Output, received: Any) -> None:
+class _LineBudget:
+    """At most LINES_PER_SECOND lines a second for callbacks that are fine; the rest are
+    counted and said in one line when the second is over. Invalid callbacks always show.
+    No one reads 10,000 lines a second, and writing them would slow the listener down."""
+
+    LINES_PER_SECOND = 100
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.second = 0
+        self.shown = 0
+        self.hidden = 0
+
+    def allow(self, now: float) -> bool:
+        second = int(now)
+        if second != self.second:
+            if self.hidden:
+                self.out.log(f"  ... {self.hidden:,} more valid callback(s) not shown "
+                             "(all are counted in GET /stats and kept in the store)", "dim")
+            self.second, self.shown, self.hidden = second, 0, 0
+        if self.shown < self.LINES_PER_SECOND:
+            self.shown += 1
+            return True
+        self.hidden += 1
+        return False
+
+
+def _say_received(out: Output, received: Any, budget: _LineBudget | None = None) -> None:
     stamp = _clock(received.at)
     if received.error:
-        out.say(f"{stamp} {received.path:9} INVALID  {received.error}", "red")
+        out.log(f"{stamp} {received.path:9} INVALID  {received.error}", "red")
         return
     result = received.result
+    if result.ok and not received.notes and budget is not None and not budget.allow(
+            received.at):
+        return
     what = received.kind or "?"
     value = result.value
     if what == "status" and value is not None:
@@ -266,15 +297,15 @@ def _say_received(out: Output, received: Any) -> None:
     elif what == "inbound" and value is not None:
         what = f"inbound {value.type} from {value.from_}"
     if not result.ok:
-        out.say(f"{stamp} {received.path:9} INVALID  {what}", "red")
+        out.log(f"{stamp} {received.path:9} INVALID  {what}", "red")
     else:
-        out.say(f"{stamp} {received.path:9} ok       {what}",
+        out.log(f"{stamp} {received.path:9} ok       {what}",
                 "yellow" if result.warnings else "green")
     for problem in result.problems:
         line, style = problem_line(problem)
-        out.say(f"    {line}", style)
+        out.log(f"    {line}", style)
     for note in received.notes:
-        out.say(f"    {note}", "magenta")
+        out.log(f"    {note}", "magenta")
 
 
 def _print_stats(out: Output, tallies: dict[str, Any]) -> None:

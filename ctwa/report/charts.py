@@ -46,7 +46,7 @@ def lines(chart_id: str, title: str, x: Sequence[float],
 def bars(chart_id: str, title: str, values: dict[str, float], y_title: str = "") -> str:
     import pygal
 
-    chart = pygal.Bar(_config(title, y_title=y_title, show_legend=len(values) > 1))
+    chart = pygal.Bar(_config(title, y_title=y_title))
     for name, value in values.items():
         chart.add(name, [value])
     return _svg(chart, chart_id)
