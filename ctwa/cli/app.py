@@ -214,6 +214,7 @@ def root(
 def _register() -> None:
     from ctwa.cli import (
         callbacks,
+        certify,
         demo,
         profiles,
         reports,
@@ -231,6 +232,7 @@ def _register() -> None:
     callbacks.register(app)
     roundtrip.register(app)
     reports.register(app)
+    certify.register(app)
     templates.register(app)
     users.register(app)
     app.add_typer(profiles.app, name="profile")

@@ -40,10 +40,10 @@ def _latency(raw: str | None) -> tuple[float, float]:
 FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "host": str, "port": int, "latency": (str, int, float), "fail": dict,
     "max-concurrency": int, "reply-rate": (int, float), "templates": str, "status-url": str,
-    "inbound-url": str, "misbehave": (str, list),
+    "inbound-url": str, "misbehave": (str, list), "simulate-user": bool,
 }
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "a mapping",
-               list: "a list"}
+               list: "a list", bool: "true or false"}
 
 
 def _settings_from_file(path: Path) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def _settings_from_file(path: Path) -> dict[str, Any]:
                              else f"settings: {', '.join(FILE_KEYS)}")
         wanted = FILE_KEYS[key]
         kinds = wanted if isinstance(wanted, tuple) else (wanted,)
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             words = " or ".join(_TYPE_WORDS[k] for k in kinds)
             raise InputError(f"{path}: {key} must be {words}, got {value!r}")
     if "port" in data and not 0 <= data["port"] <= 65535:
@@ -124,6 +124,9 @@ def sandbox(
     no_store: Annotated[bool, typer.Option(
         "--no-store", help="Do not keep the callbacks its CleverTap receives in the store.")]
     = False,
+    simulate_user: Annotated[bool, typer.Option(
+        "--simulate-user", help="A user behind every number who replies to each template "
+        "with every message kind and taps its link buttons (for `ctwa certify`).")] = False,
 ) -> None:
     """Run a mock BSP endpoint, vendor template endpoint and CleverTap (upload API and
     callback URLs) on one port, printing each URL and credential, until Ctrl-C."""
@@ -147,6 +150,7 @@ def sandbox(
     bsp = BspSettings(latency=_latency(str(pick("latency", latency) or "") or None),
                       misbehave=check_faults([faults] if isinstance(faults, str) else
                                              [str(f) for f in faults]),
+                      simulated_user=bool(pick("simulate_user", simulate_user)),
                       fail_rates=_fail_rates(fail_given or []),
                       max_concurrency=int(pick("max_concurrency", max_concurrency)),
                       reply_rate=float(pick("reply_rate", reply_rate)),

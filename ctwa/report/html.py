@@ -60,7 +60,8 @@ def render(summary: dict[str, Any]) -> str:
         parts.append(f'<tr><td class="status {css}">{_e(c["status"].upper())}</td>'
                      f'<td>{_e(c["name"])}</td><td>{_e(c["detail"])}</td></tr>')
     parts.append("</table>")
-    body = {"load": _load, "upload": _upload, "import": _import}.get(kind, _generic)
+    body = {"load": _load, "upload": _upload, "import": _import,
+            "certify": _certify}.get(kind, _generic)
     parts += body(summary)
     parts.append(_metadata(summary))
     title = f"ctwa {kind} report: {summary['target']}"
@@ -224,6 +225,26 @@ def _import(summary: dict[str, Any]) -> list[str]:
             f"<tr><td>{_e(r['name'])} ({_e(r['language'])}, page {r['page']})</td>"
             f"<td>{_e(r['path'])}: {_e(r['reason'])}</td></tr>"
             for r in data["rejected"][:200]) + "</table>")
+    return parts
+
+
+def _certify(summary: dict[str, Any]) -> list[str]:
+    """Each check's evidence, then the scale step's load charts when it ran."""
+    data = summary["data"]
+    parts = [f'<p class="muted">Checked against: {_e(data["spec"])}; test number '
+             f'{_e(data["to"])}</p>', "<h2>Evidence</h2>"]
+    for check in data["checks"]:
+        evidence = {k: v for k, v in check["evidence"].items() if k != "report"}
+        text = json.dumps(evidence, indent=2, ensure_ascii=False, default=str)
+        if len(text) > 20_000:
+            text = text[:20_000] + "\n... (the whole of it is in results.json)"
+        parts.append(f'<details id="evidence-{_e(check["name"])}"><summary>'
+                     f'{_e(check["status"].upper())}: {_e(check["name"])}: {_e(check["title"])}'
+                     f"</summary><pre>{_e(text)}</pre></details>")
+    if data.get("scale"):
+        parts.append("<h2>Scale step</h2>")
+        parts += _load({"data": data["scale"], "metrics": {
+            "rps": data["scale"]["requests_per_second"]}})
     return parts
 
 

@@ -34,6 +34,7 @@ FAULTS = {
     "wrong-msgid": "uses its own message ids instead of CleverTap's msgId",
     "no-context": "replies without context (and replies to every message)",
     "bad-codes": "fails one message in five with Meta's code 131026 instead of 1000-1010",
+    "validation-error": "answers the validation payload with HTTP 500",
 }
 SLOW_SECONDS = 1.2
 LATE_DLR_SECONDS = 11.0
@@ -174,6 +175,8 @@ class MockBsp:
         self.state.accepted += 1
         is_validation = (kind == "validation" or getattr(getattr(payload, "template", None),
                                                          "namespace", "") == VALIDATION_NAMESPACE)
+        if is_validation and "validation-error" in self.settings.misbehave:
+            return JSONResponse({"error": "internal error"}, status_code=500)
         if not is_validation and self.settings.status_url:
             buttons = _url_buttons(document) if kind == "template" else 0
             self._spawn(self._callbacks(payload.msgId, digits, payload.wabaNumber,

@@ -1,0 +1,242 @@
+"""``ctwa certify``: run the spec's partner acceptance and integration test against a BSP, and
+``ctwa certify verify DIR``: check an evidence folder against its manifest."""
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ctwa.cli.options import seconds
+from ctwa.cli.output import Output
+from ctwa.cli.roundtrip import CallbackTimeoutOpt, ListenOpt
+from ctwa.cli.send import (
+    AuthOpt,
+    DeadlineOpt,
+    EndpointOpt,
+    HeaderNameOpt,
+    HeaderOpt,
+    PasswordOpt,
+    TimeoutOpt,
+    TokenOpt,
+    UsernameOpt,
+    WabaOpt,
+)
+from ctwa.infra.errors import ExitCode, InputError
+
+app = typer.Typer(help="Certify a BSP integration against the spec's acceptance criteria.",
+                  invoke_without_command=True, no_args_is_help=False)
+
+
+@app.callback(invoke_without_command=True)
+def certify(
+    ctx: typer.Context,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="The test phone number: every message goes there.")] = None,
+    templates: Annotated[str, typer.Option(
+        "--templates", metavar="all-sendable|NAME,...",
+        help="Which library templates to send (default: every approved, sendable one).")]
+    = "all-sendable",
+    library: Annotated[Path | None, typer.Option(
+        "--library", metavar="DIR", help="Library folder (default: the profile's).")] = None,
+    listen: ListenOpt = "127.0.0.1:8787",
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", metavar="URL", help="The public URL that reaches --listen (a tunnel), "
+        "as configured at the BSP; said in the instructions.")] = None,
+    scale: Annotated[int | None, typer.Option(
+        "--scale", min=1, help="Also send N messages at 1500 in flight (real messages).")]
+    = None,
+    to_file: Annotated[Path | None, typer.Option(
+        "--to-file", help="Numbers for --scale, one per line, cycled.")] = None,
+    interactive: Annotated[bool, typer.Option(
+        "--interactive/--no-interactive", help="Run the steps that need the tester's phone "
+        "(write first, reply, tap); without, they are not tested.")] = True,
+    attest: Annotated[Path | None, typer.Option(
+        "--attest", metavar="FILE", help="YAML: who attests which manual criterion, and "
+        "where.")] = None,
+    report_dir: Annotated[Path | None, typer.Option(
+        "--report-dir", metavar="DIR", help="Evidence folder (default: certify-<timestamp>).")]
+    = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --scale sends.")]
+    = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 when an automated check was not tested.")] = False,
+    invalid_to: Annotated[str, typer.Option(
+        "--invalid-to", help="A number that cannot exist, for the errors check.")]
+    = "99912345678",
+    callback_timeout: CallbackTimeoutOpt = 60.0,
+    interactive_timeout: Annotated[float, typer.Option(
+        "--interactive-timeout", parser=seconds, metavar="DURATION",
+        help="How long each interactive step waits for the tester, e.g. 5m.")] = 300.0,
+    waba: WabaOpt = None,
+    endpoint: EndpointOpt = None,
+    auth: AuthOpt = None,
+    username: UsernameOpt = None,
+    password: PasswordOpt = None,
+    token: TokenOpt = None,
+    header_name: HeaderNameOpt = None,
+    header: HeaderOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    deadline: DeadlineOpt = 1.0,
+) -> None:
+    """Run the partner acceptance criteria and integration test against the BSP's endpoint:
+    each check passes, fails (naming the evidence) or is not tested (saying why), and the
+    evidence goes to a folder with a manifest (`ctwa certify verify DIR`).
+
+    Exit 0 when every automated check passed (not tested ones warn; --strict fails on them),
+    1 when one failed, 130 on Ctrl-C (the report of what ran is still written)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    out: Output = ctx.obj
+    if not to:
+        raise InputError("no test number given", hint="pass --to NUMBER (a phone you hold)")
+    options, folder = _options(out, locals())
+    _run(out, options, folder, yes, strict)
+
+
+def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
+    from ctwa.certify.run import CertifyOptions
+    from ctwa.cli.loadmode import recipients
+    from ctwa.cli.send import _endpoint_of, _profile, _waba
+    from ctwa.templates.library import TemplateLibrary, default_root
+    from ctwa.wire.numbers import check_phone
+
+    to = check_phone(given["to"], "--to")
+    invalid = given["invalid_to"].lstrip("+")
+    if not invalid.isdecimal():
+        raise InputError(f"--invalid-to {given['invalid_to']!r}: digits only, e.g. 99912345678")
+    folder = given["report_dir"] or Path(time.strftime("certify-%Y%m%d-%H%M%S"))
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise InputError(f"{folder}: exists and is not an empty folder",
+                         hint="give a new --report-dir")
+    if given["scale"] and given["to_file"] is None:
+        raise InputError("--scale needs --to-file NUMBERS", hint="numbers that may receive "
+                         "the messages, one per line")
+    numbers = recipients(None, given["to_file"]) if given["to_file"] else ()
+    profile_name, profile = _profile(out)
+    names = None if given["templates"] == "all-sendable" else [
+        n.strip() for n in given["templates"].split(",") if n.strip()]
+    target = _endpoint_of(profile_name, profile, endpoint=given["endpoint"],
+                          auth=given["auth"], username=given["username"],
+                          password=given["password"], token=given["token"],
+                          header_name=given["header_name"], headers=given["header"])()
+    options = CertifyOptions(
+        to=to, waba=_waba(given["waba"], profile), endpoint=target,
+        library=TemplateLibrary(given["library"] or default_root(profile_name)),
+        templates=names, listen=given["listen"], public_url=given["public_url"],
+        scale=given["scale"], scale_numbers=numbers, interactive=given["interactive"],
+        attest=given["attest"], invalid_to=invalid,
+        callback_timeout=given["callback_timeout"],
+        interactive_timeout=given["interactive_timeout"], deadline=given["deadline"],
+        timeout=given["timeout"])
+    if given["attest"] is not None:
+        from ctwa.certify.run import _read_attestations
+
+        _read_attestations(given["attest"])  # a bad file is said before anything is sent
+    return options, folder
+
+
+def _confirm(out: Output, yes: bool) -> Any:
+    def confirm(n: int) -> bool:
+        if yes:
+            return True
+        import sys
+
+        if not sys.stdin.isatty():
+            raise InputError(f"--scale {n} sends {n:,} real messages; confirm with --yes")
+        return typer.confirm(f"send {n:,} real messages to the --to-file numbers (they cost "
+                             "money)?", err=True)
+
+    return confirm
+
+
+def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> None:
+    from ctwa.certify.evidence import Exchanges
+    from ctwa.certify.run import Certifier
+
+    folder.mkdir(parents=True, exist_ok=True)
+    exchanges = Exchanges(folder / "exchanges.ndjson")
+    out.say(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "
+            f"{folder}/", "bold")
+    try:
+        result = Certifier(options, exchanges, lambda text: out.say(text),
+                           _confirm(out, yes)).run()
+    finally:
+        exchanges.close()
+    summary = _write_evidence(out, options, folder, result)
+    _render(out, summary, folder)
+    failed = [c for c in result.checks if c.status == "fail"]
+    untested = [c for c in result.checks if c.status == "not tested"]
+    if result.interrupted:
+        out.say("interrupted: the report above covers the checks that ran", "bold")
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    if failed:
+        raise typer.Exit(ExitCode.FAILED)
+    if untested:
+        out.warn(f"{len(untested)} automated check(s) not tested: "
+                 + ", ".join(c.name for c in untested))
+        if strict:
+            raise typer.Exit(ExitCode.FAILED)
+
+
+def _write_evidence(out: Output, options: Any, folder: Path, result: Any) -> dict[str, Any]:
+    import json
+
+    from ctwa.certify.evidence import SPEC_VERSION, write_manifest
+    from ctwa.cli.reports import finish_run
+    from ctwa.report.summary import new_summary
+
+    checks = [c.as_dict() for c in result.checks]
+    automated = [c for c in result.checks if not c.name.startswith("manual:")]
+    metrics: dict[str, float] = {
+        "checks_passed": float(sum(c.status == "pass" for c in automated)),
+        "checks_failed": float(sum(c.status == "fail" for c in automated)),
+        "checks_not_tested": float(sum(c.status == "not tested" for c in automated))}
+    scale = result.scale_report.as_dict() if result.scale_report is not None else None
+    if scale:
+        metrics.update({"p99": scale["latency_ms"].get("p99", 0.0),
+                        "rps": scale["requests_per_second"]})
+    summary = new_summary(
+        "certify", target=options.endpoint.url, started=result.started, ended=result.ended,
+        criteria=[{"name": c["name"], "status": c["status"], "detail": c["detail"]}
+                  for c in checks], metrics=metrics, warnings=result.warnings,
+        data={"checks": checks, "scale": scale, "spec": SPEC_VERSION, "to": options.to,
+              "interrupted": result.interrupted})
+    (folder / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
+                                         encoding="utf-8")
+    finish_run(out, summary, folder / "report.html", folder / "junit.xml")
+    write_manifest(folder, result.started, result.ended)
+    return summary
+
+
+def _render(out: Output, summary: dict[str, Any], folder: Path) -> None:
+    if out.json_mode:
+        out.data({**{k: v for k, v in summary.items() if k != "data"},
+                  "checks": summary["data"]["checks"], "evidence": str(folder)})
+        return
+    for warning in summary["warnings"]:
+        out.line(f"WARNING: {warning}", "yellow")
+    for check in summary["criteria"]:
+        style = {"pass": "green", "fail": "red"}.get(check["status"], "yellow")
+        out.line(f"{check['status'].upper():13} {check['name']:28} {check['detail']}", style)
+    out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, exchanges.ndjson, "
+             f"manifest.json); check it with `ctwa certify verify {folder}`", "dim")
+
+
+@app.command("verify")
+def verify(ctx: typer.Context, folder: Annotated[Path, typer.Argument(
+        metavar="DIR", help="An evidence folder written by `ctwa certify`.")]) -> None:
+    """Check an evidence folder: every file the manifest lists, unchanged, and no other."""
+    from ctwa.certify.evidence import verify as check
+
+    out: Output = ctx.obj
+    manifest = check(folder)
+    if out.json_mode:
+        out.data({"ok": True, **manifest})
+        return
+    out.result(f"ok: {len(manifest['sha256'])} file(s) match the manifest (ctwa "
+               f"{manifest['ctwa_version']}, {manifest['spec']})")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="certify")
