@@ -390,13 +390,16 @@ class Certifier:
         wait_for(self.store, until, self.o.callback_timeout, msg_ids=ids, expected=len(ids))
         trip = round_trip(self.store, self.sent_at, until, self.started, time.time())
         evidence = {"round_trip": trip.as_dict()}
-        if trip.callbacks == 0:
+        if trip.callbacks == 0 and not trip.anomalies.get("orphans"):
             where = self.o.public_url or f"http://{self.o.listen}"
             check.done(FAIL, f"no callback arrived within {self.o.callback_timeout:g} s: "
                        f"check that the BSP sends DLRs to {where}/status (the callback URL) "
                        "and that it is reachable from the BSP", **evidence)
         elif trip.complete < trip.accepted or trip.problems:
             anomalies = ", ".join(f"{k} {v}" for k, v in trip.anomalies.items())
+            if trip.anomalies.get("orphans") and trip.callbacks == 0:
+                anomalies += (" (callbacks came, but for msgIds never sent: the BSP must "
+                              "echo CleverTap's msgId, not its own)")
             check.done(FAIL, f"{trip.complete} of {trip.accepted} reached {until}"
                        + (f"; anomalies: {anomalies}" if anomalies else "")
                        + (f"; e.g. {_first_example(trip.examples)}" if trip.examples else ""),
