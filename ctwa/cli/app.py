@@ -216,6 +216,7 @@ def _register() -> None:
         callbacks,
         certify,
         demo,
+        locust,
         profiles,
         reports,
         roundtrip,
@@ -233,6 +234,7 @@ def _register() -> None:
     roundtrip.register(app)
     reports.register(app)
     certify.register(app)
+    locust.register(app)
     templates.register(app)
     users.register(app)
     app.add_typer(profiles.app, name="profile")

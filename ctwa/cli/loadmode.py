@@ -40,6 +40,7 @@ class LoadFlags:
     to_file: Path | None = None
     report: Path | None = None
     junit: Path | None = None
+    export_locust: Path | None = None  # write a Locust project instead of running
 
     @property
     def active(self) -> bool:
@@ -55,8 +56,9 @@ class LoadFlags:
         if self.count is not None and self.duration is not None:
             raise InputError("give --count or --duration, not both")
         self.duration_seconds()
-        if not self.active and (self.rate or self.concurrency or self.workers or self.to_file
-                                or self.report or self.junit):
+        if not self.active and not self.export_locust and (
+                self.rate or self.concurrency or self.workers or self.to_file or self.report
+                or self.junit):
             raise InputError("--rate, --concurrency, --workers, --to-file, --report and --junit "
                              "are load-mode options", hint="add --count N or --duration 30s")
         from ctwa.cli.reports import check_report_paths
@@ -82,6 +84,44 @@ def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
     if not numbers:
         raise InputError(f"{to_file}: no numbers in the file")
     return tuple(numbers)
+
+
+def export_locust(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,
+                  flags: LoadFlags, to: str | None, wrapped: bool = False) -> None:
+    """Write the Locust project for this load run instead of running it."""
+    from ctwa import __version__
+    from ctwa.infra.masking import is_secret_header
+    from ctwa.load.plan import CAMPAIGN_CONCURRENCY
+    from ctwa.locust.scenario import SECRET_ENV, Scenario, write_project
+
+    assert flags.export_locust is not None
+    headers = dict(endpoint.headers)
+    for name in headers:
+        if is_secret_header(name):
+            raise InputError(f"--header {name}: a secret header cannot go into a Locust "
+                             "scenario file", hint="use --auth header --header-name NAME "
+                             f"(its value then comes from {SECRET_ENV['header']})")
+    auth = endpoint.auth
+    scenario = Scenario(
+        url=endpoint.url, payload=payload, recipients=list(recipients(to, flags.to_file)),
+        wrapped=wrapped, deadline=deadline, timeout=timeout,
+        concurrency=flags.concurrency or CAMPAIGN_CONCURRENCY,
+        auth={"kind": auth.kind, **({"username": auth.username} if auth.username else {}),
+              **({"header_name": auth.header_name} if auth.header_name else {})},
+        headers=headers, ctwa_version=__version__)
+    written = write_project(flags.export_locust, scenario)
+    if out.json_mode:
+        out.data({"written": [str(p) for p in written]})
+        return
+    for path in written:
+        out.result(f"wrote {path}")
+    users = scenario.concurrency
+    folder = flags.export_locust
+    env = SECRET_ENV.get(auth.kind)
+    out.say("next (pip install 'ctwa[locust]'" + (f"; export {env} on every process" if env
+                                                 else "") + "):", "dim")
+    out.line(f"locust -f {folder}/locustfile.py --headless --processes 2 -u {users} "
+             f"-r {users} -t 60s --ctwa-json run.json --ctwa-report run.html")
 
 
 def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,

@@ -72,6 +72,10 @@ WabaOpt = Annotated[str | None, typer.Option(
     "--waba", help="Your WhatsApp Business number (default: the profile's).")]
 MsgIdOpt = Annotated[str | None, typer.Option(
     "--msg-id", help="msgId to send (default: a fresh i|campaign|batch|j|variant id).")]
+ExportLocustOpt = Annotated[Path | None, typer.Option(
+    "--export-locust", metavar="DIR", hidden=True,
+    help="Write a Locust project for this load run instead of running it (what `ctwa load "
+    "export --locust DIR` passes).")]
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", help="Print the payload on stdout and send nothing.")]
 def _profile(out: Output):
@@ -105,6 +109,12 @@ def _finish(out: Output, awaiting: AwaitFlags, body: Any, warnings: list[str], d
         _print_payload(out, body, warnings)
         return
     target = endpoint()
+    if load.export_locust is not None:
+        from ctwa.cli.loadmode import export_locust
+
+        wrapped = isinstance(body, dict) and set(body) == {"body"}
+        export_locust(out, body, target, timeout, deadline, load, to, wrapped)
+        return
     with listening(out, awaiting):
         if load.active:
             for warning in warnings:
@@ -307,6 +317,7 @@ def send_template(
     listen: ListenOpt = "127.0.0.1:8787",
     report: ReportOpt = None,
     junit: JunitOpt = None,
+    export_locust_dir: ExportLocustOpt = None,
 ) -> None:
     """Send a template message exactly as CleverTap would, and judge the endpoint's answer.
 
@@ -324,7 +335,8 @@ def send_template(
         raise InputError("give exactly one of --template, --template-file, --sample, --payload",
                          hint="--template NAME may go with --template-file to pick one "
                          "template of a list page")
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit,
+                     export_locust_dir)
     if load.active and not to:
         to = recipients(to, to_file)[0]
     profile_name, profile = _profile(out)
@@ -427,6 +439,7 @@ def send_freeform(
     listen: ListenOpt = "127.0.0.1:8787",
     report: ReportOpt = None,
     junit: JunitOpt = None,
+    export_locust_dir: ExportLocustOpt = None,
 ) -> None:
     """Send a freeform (session) message exactly as CleverTap would, and judge the answer."""
     from ctwa.send.freeform import build_freeform
@@ -434,7 +447,8 @@ def send_freeform(
     from ctwa.wire.numbers import check_phone
 
     out: Output = ctx.obj
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit,
+                     export_locust_dir)
     if load.active and not to:
         to = recipients(to, to_file)[0]
     if not to:
@@ -485,6 +499,7 @@ def validate_endpoint(
     listen: ListenOpt = "127.0.0.1:8787",
     report: ReportOpt = None,
     junit: JunitOpt = None,
+    export_locust_dir: ExportLocustOpt = None,
 ) -> None:
     """Send the validation payload CleverTap sends when a provider is saved.
 
@@ -501,7 +516,8 @@ def validate_endpoint(
                                    or "919900000000", msg_id=msg_id).to_wire()
     if wrapped:
         body = {"body": body}
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit,
+                     export_locust_dir)
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
     _finish(out, awaiting, body, [], dry_run, load, to, timeout, deadline,
             _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,

@@ -119,17 +119,19 @@ def upload_users(
     import time
 
     started = time.time()
+    rows_at = _RowsPerSecond()
     try:
         with _progress(out) as progress:
-            report = Uploader(options, client, url, progress).run()
+            report = Uploader(options, client, url, rows_at.wrap(progress)).run()
     finally:
         if client is not None:
             client.close()
     _render(out, report, url, headers)
     from ctwa.report.summary import upload_summary
 
-    finish_run(out, upload_summary(report, started, time.time(), url or str(csv_path)),
-               report_file, junit)
+    summary = upload_summary(report, started, time.time(), url or str(csv_path))
+    summary["data"]["series"] = rows_at.series(report.counts.rows_read)
+    finish_run(out, summary, report_file, junit)
     if report.interrupted:
         out.say("to finish the upload, run: " + _resume_command(), "bold")
     if report.exit_code:
@@ -177,6 +179,30 @@ def _resume_command() -> str:
     args = [a for a in sys.argv[1:] if a != "--resume"]
     return scrub(" ".join(shlex.quote(a) for a in ["ctwa", *args, "--resume"]))
 
+
+
+class _RowsPerSecond:
+    """Rows read each second, from the progress calls, for the report's chart."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.marks: list[int] = []  # rows read by the end of each second
+
+    def wrap(self, progress: Any) -> Any:
+        def update(report: Any, done: int, size: int) -> None:
+            second = int(time.monotonic() - self.started)
+            while len(self.marks) <= second:
+                self.marks.append(self.marks[-1] if self.marks else 0)
+            self.marks[second] = report.counts.rows_read
+            if progress is not None:
+                progress(report, done, size)
+
+        return update
+
+    def series(self, total: int) -> dict[str, list[int]]:
+        marks = [*self.marks, total]
+        rows = [b - a for a, b in zip([0, *marks[:-1]], marks, strict=True)]
+        return {"second": list(range(len(rows))), "rows": rows}
 
 
 def _progress(out: Output):
