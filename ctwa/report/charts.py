@@ -52,6 +52,17 @@ def bars(chart_id: str, title: str, values: dict[str, float], y_title: str = "")
     return _svg(chart, chart_id)
 
 
+def grouped_bars(chart_id: str, title: str, labels: list[str],
+                 series: dict[str, list[float]], y_title: str = "") -> str:
+    """Bars per label, one per series (e.g. p50/p90/p99 for each status)."""
+    import pygal
+
+    chart = pygal.Bar(_config(title, y_title=y_title, x_labels=labels))
+    for name, values in series.items():
+        chart.add(name, values)
+    return _svg(chart, chart_id)
+
+
 def percentile_plot(chart_id: str, title: str, curve: Sequence[Sequence[float]]) -> str:
     """Latency by percentile on a log-of-(1/(1-p)) axis, as HdrHistogram's plots do, so the
     tail gets the room it deserves: x is the count of nines."""

@@ -171,10 +171,12 @@ def _round_trip(trip: dict[str, Any]) -> list[str]:
     funnel.update({f"failed {code}": n for code, n in trip["failed_codes"].items()})
     parts.append(charts.bars("chart-funnel", "DLR funnel: messages that reached each status",
                              funnel))
-    times = trip["time_to_status_ms"]
+    times = {s: v for s, v in trip["time_to_status_ms"].items() if v}
     if times:
-        parts.append(charts.bars("chart-time-to-status", "time to each status, p99 (ms)",
-                                 {s: v.get("p99", 0.0) for s, v in times.items() if v}, "ms"))
+        parts.append(charts.grouped_bars(
+            "chart-time-to-status", "time from the send to each status (ms)", list(times),
+            {p: [v.get(p, 0.0) for v in times.values()] for p in ("p50", "p90", "p99")},
+            "ms"))
     return parts
 
 

@@ -70,9 +70,9 @@ class BspSettings:
     reply_rate: float = 0.0
     seed: int | None = None
     misbehave: tuple[str, ...] = ()
-    #: A simulated user behind every number: replies to each template with every inbound kind
-    #: (with context), writes first when a session message needs the 24-hour window, and taps
-    #: tracked URL buttons; what `ctwa certify` asks a human tester to do.
+    #: A simulated user behind every number: replies to each template (the first copy it
+    #: gets) with every inbound kind (with context) and taps its URL buttons; what
+    #: `ctwa certify` asks a human tester to do.
     simulated_user: bool = False
 
 
@@ -104,6 +104,7 @@ class MockBsp:
         self._tasks: set[asyncio.Task[None]] = set()
         self._expected: str | None = None
         self._messages = 0  # messages given callbacks, for faults that hit every n-th
+        self._answered: set[tuple[str, str]] = set()  # (number, template) the user answered
         self.disconnects: Any = None  # the sandbox's count of clients that left mid-request
         if settings.username is not None:
             token = f"{settings.username}:{settings.password}".encode()
@@ -179,8 +180,14 @@ class MockBsp:
             return JSONResponse({"error": "internal error"}, status_code=500)
         if not is_validation and self.settings.status_url:
             buttons = _url_buttons(document) if kind == "template" else 0
+            # the simulated user answers a template once, as a person would, not every copy
+            # of a campaign
+            name = str(getattr(getattr(payload, "template", None), "namespace", ""))
+            first = kind == "template" and (digits, name) not in self._answered
+            if first:
+                self._answered.add((digits, name))
             self._spawn(self._callbacks(payload.msgId, digits, payload.wabaNumber,
-                                        template=kind == "template", url_buttons=buttons))
+                                        template=first, url_buttons=buttons))
         return JSONResponse({"status": "success"})
 
     def _spawn(self, coroutine: Any) -> None:

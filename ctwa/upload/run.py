@@ -94,6 +94,10 @@ class UploadReport:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     exit_code: ExitCode = ExitCode.OK
+    reject_codes: dict[str, int] = field(default_factory=dict)  # rows not uploaded, by why
+
+    def count_reject(self, why: str) -> None:
+        self.reject_codes[why] = self.reject_codes.get(why, 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -161,6 +165,8 @@ class Uploader:
                 counts.rejected += 1
                 self.rejects.add(checked.row, checked.reason or "rejected", checked.code,
                                  checked.values)
+                self.report.count_reject(str(checked.code) if checked.code else
+                                         (checked.reason or "rejected").split(":")[0][:60])
                 continue
             self._filling.append(checked)
             if len(self._filling) == self.options.batch_size:
@@ -285,8 +291,10 @@ class Uploader:
         for refusal in answer.refused:
             self.rejects.add(refusal.row.row, f"refused by CleverTap: {refusal.message}",
                              refusal.code, refusal.row.values)
+            self.report.count_reject(f"CleverTap {refusal.code}")
         for row in answer.not_uploaded:
             self.rejects.add(row.row, f"{NOT_UPLOADED}: {answer.error}", None, row.values)
+            self.report.count_reject(NOT_UPLOADED)
         self._unreachable |= answer.unreachable
         self.report.notes += [f"batch {batch.number}: {note}" for note in answer.notes]
         if answer.not_uploaded:

@@ -163,3 +163,41 @@ def test_bad_input_is_one_line(cli, tmp_path) -> None:
     assert scale.exit_code == ExitCode.USAGE and "--to-file" in scale.stderr
     for result in (no_to, none, attest, scale):
         assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_writes_the_report_of_what_ran(library, tmp_path) -> None:
+    """No simulated user: the run waits at the freeform step until Ctrl-C, then writes the
+    evidence of what ran and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    folder = tmp_path / "ev"
+    bsp = BspSettings(status_url=f"http://127.0.0.1:{port}/status",
+                      dlr_delays=(0.02, 0.05, 0.08))
+    with RunningSandbox(SandboxSettings(port=0, bsp=bsp, store_callbacks=False)) as box:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ctwa", "certify", "--to", TO, "--waba", "919999999998",
+             "--endpoint", box.urls()["bsp_endpoint"], *AUTH, "--library", str(library),
+             "--listen", f"127.0.0.1:{port}", "--interactive-timeout", "60s",
+             "--report-dir", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env={**os.environ, "NO_COLOR": "1"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            log = folder / "exchanges.ndjson"
+            if log.exists() and '"step": "errors"' in log.read_text():
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)  # now waiting for the tester to write first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, err[-2000:]
+    results = json.loads((folder / "results.json").read_text())
+    checks = {c["name"]: c for c in results["data"]["checks"]}
+    assert checks["validation"]["status"] == "pass"
+    assert checks["freeform"]["status"] == "not tested"
+    assert "interrupted" in checks["callbacks"]["detail"]
+    assert (folder / "manifest.json").exists() and "Traceback" not in err

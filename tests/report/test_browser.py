@@ -145,6 +145,10 @@ def test_upload_report(cli, box, proxy, tmp_path) -> None:
     assert number(shown["rows_read"]) == data["counts"]["rows_read"]
     assert number(shown["uploaded"]) == data["counts"]["uploaded"]
     assert chart_points(dom, "chart-rows") >= 2
+    counts = data["counts"]
+    assert sum(data["reject_codes"].values()) == (counts["rejected"] + counts["refused"]
+                                                  + counts["not_uploaded"]) > 0
+    assert chart_points(dom, "chart-rejects") == len(data["reject_codes"])
     assert creds["passcode"] not in dom  # the command line is shown masked
     assert "rows uploaded" in (tmp_path / "upload.xml").read_text()
 
