@@ -5,31 +5,41 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 
 class ThreadServer:
     """``with ThreadServer(app, host, port) as port:`` serves until the block ends."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, host: str, port: int,
+                 lifespan: Literal["on", "off"] = "off") -> None:
         import uvicorn
 
-        # asyncio's loop: uvloop in a non-main thread crashed at interpreter exit (the sandbox)
+        # asyncio's loop, not uvloop: uvloop run in a non-main thread crashed the process at
+        # exit about once in 25 Ctrl-Cs (SIGSEGV while the interpreter shut down)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="off", loop="asyncio")
+                                access_log=False, lifespan=lifespan, loop="asyncio")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="ctwa-server",
                                        daemon=True)
 
     def __enter__(self) -> int:
+        return self.start()[1]
+
+    def start(self) -> tuple[str, int]:
+        """Serve, and wait until the server listens; (host, port) it got."""
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the server did not start")
             time.sleep(0.01)
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return str(host), int(port)
 
     def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)

@@ -183,11 +183,11 @@ class MockBsp:
             # the simulated user answers a template once, as a person would, not every copy
             # of a campaign
             name = str(getattr(getattr(payload, "template", None), "namespace", ""))
-            first = kind == "template" and (digits, name) not in self._answered
-            if first:
+            answers = kind == "template" and (digits, name) not in self._answered
+            if answers:
                 self._answered.add((digits, name))
             self._spawn(self._callbacks(payload.msgId, digits, payload.wabaNumber,
-                                        template=first, url_buttons=buttons))
+                                        template=answers, url_buttons=buttons))
         return JSONResponse({"status": "success"})
 
     def _spawn(self, coroutine: Any) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,26 +115,15 @@ class RunningSandbox:
     """The sandbox on a uvicorn server in a background thread (the demo, tests)."""
 
     def __init__(self, settings: SandboxSettings | None = None) -> None:
-        import uvicorn
+        from ctwa.infra.threadserver import ThreadServer
 
         self.sandbox = Sandbox(settings or SandboxSettings())
-        # asyncio's loop, not uvloop: uvloop run in a non-main thread crashed the process at
-        # exit about once in 25 Ctrl-Cs (SIGSEGV while the interpreter shut down)
-        config = uvicorn.Config(self.sandbox.app(), host=self.sandbox.settings.host,
-                                port=self.sandbox.settings.port, log_level="warning",
-                                access_log=False, lifespan="on", loop="asyncio")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="ctwa-sandbox",
-                                       daemon=True)
+        self.server = ThreadServer(self.sandbox.app(), self.sandbox.settings.host,
+                                   self.sandbox.settings.port, lifespan="on")
+        self.thread = self.server.thread
 
     def __enter__(self) -> Sandbox:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the sandbox did not start")
-            time.sleep(0.01)
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        host, port = self.server.start()
         self.sandbox.base_url = f"http://{host}:{port}"
         bsp = self.sandbox.settings.bsp
         bsp.status_url = bsp.status_url or f"{self.sandbox.base_url}/clevertap/status"
@@ -144,7 +131,6 @@ class RunningSandbox:
         return self.sandbox
 
     def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        self.server.stop()
         if self.sandbox.listener.store is not None:
             self.sandbox.listener.store.close()

@@ -201,3 +201,4 @@ def test_ctrl_c_writes_the_report_of_what_ran(library, tmp_path) -> None:
     assert checks["freeform"]["status"] == "not tested"
     assert "interrupted" in checks["callbacks"]["detail"]
     assert (folder / "manifest.json").exists() and "Traceback" not in err
+    assert "PASS" in out and "validation" in out  # the checklist of what ran
