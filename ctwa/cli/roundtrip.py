@@ -111,13 +111,17 @@ def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
     from ctwa.roundtrip.waiting import round_trip, timeline, wait_for
     from ctwa.store.db import Store
 
+    interrupted = False
     with Store() as store:
-        reached = wait_for(store, flags.until, flags.timeout, msg_ids=[msg_id], expected=1,
-                           on_progress=_progress(out, flags))
+        try:
+            reached = wait_for(store, flags.until, flags.timeout, msg_ids=[msg_id],
+                               expected=1, on_progress=_progress(out, flags))
+        except KeyboardInterrupt:  # Ctrl-C: show what did arrive
+            reached, interrupted = False, True
         trip = round_trip(store, {msg_id: sent_at}, flags.until, sent_at, time.time())
         events = timeline(store, msg_id, sent_at)
     if out.json_mode:
-        out.data({**send, "msgId": msg_id, "reached": reached,
+        out.data({**send, "msgId": msg_id, "reached": reached, "interrupted": interrupted,
                   "timeline": [_event_json(e) for e in events], "round_trip": trip.as_dict()})
     else:
         out.result(f"callbacks for {msg_id}:")
@@ -126,6 +130,10 @@ def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
         if not events:
             out.line("  (none)", "dim")
         _anomaly_lines(out, trip)
+    if interrupted:
+        out.say(f"interrupted while waiting; `ctwa trace {msg_id}` shows the callbacks that "
+                "arrive later (while a listener keeps them)", "bold")
+        return ExitCode.INTERRUPTED
     if not reached:
         out.error(f"no {flags.until} status for {msg_id} within {flags.timeout:g} s"
                   + ("" if events else "; nothing arrived: check the BSP's callback URL points "
@@ -232,8 +240,11 @@ def await_load(out: Output, plan: Any, report: Any, flags: AwaitFlags) -> None:
         out.say(f"waiting up to {flags.timeout:g} s for the callbacks of {len(sent_at):,} "
                 f"accepted message(s) to reach {flags.until}", "bold")
     with Store() as store:
-        wait_for(store, flags.until, flags.timeout, prefix=plan.prefix, expected=len(sent_at),
-                 on_progress=_progress(out, flags))
+        try:
+            wait_for(store, flags.until, flags.timeout, prefix=plan.prefix,
+                     expected=len(sent_at), on_progress=_progress(out, flags))
+        except KeyboardInterrupt:  # Ctrl-C: judge what did arrive
+            report.interrupted = True
         trip = round_trip(store, sent_at, flags.until, outcomes.started_wall, time.time(),
                           prefix=plan.prefix)
     report.round_trip = trip.as_dict()

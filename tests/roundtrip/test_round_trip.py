@@ -196,3 +196,34 @@ def test_late_dlrs_are_named(cli) -> None:
     data = json.loads(result.stdout)
     assert result.exit_code == ExitCode.FAILED
     assert data["round_trip"]["anomalies"] == {"late": 1}
+
+
+def test_ctrl_c_while_waiting_shows_what_arrived(tmp_path) -> None:
+    """The BSP sends sent and delivered but never read: Ctrl-C during the wait for read
+    prints the two that came and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    bsp = BspSettings(misbehave=("no-read",), status_url=f"http://127.0.0.1:{port}/status",
+                      dlr_delays=(0.02, 0.05, 0.08))
+    with RunningSandbox(SandboxSettings(port=0, bsp=bsp, store_callbacks=False)) as box:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ctwa", "send-template", "--sample", "text", "--to",
+             "919000000001", "--endpoint", box.urls()["bsp_endpoint"], *AUTH,
+             "--await-callbacks", "--until", "read", "--callback-timeout", "60s", "--listen",
+             f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "NO_COLOR": "1"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and box.bsp.state.statuses_sent.get(
+                "delivered", 0) < 1:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "sent  /status  valid" in out and "delivered  /status  valid" in out
+    assert "interrupted while waiting" in err and "Traceback" not in err
