@@ -168,3 +168,21 @@ def test_a_busy_port_is_one_clear_line(cli) -> None:
             result = cli(*argv)
             assert result.exit_code == ExitCode.USAGE
             assert f"127.0.0.1:{port} is already in use" in result.stderr
+
+
+def test_misbehave_names_are_checked_in_flags_and_the_config_file(cli, tmp_path) -> None:
+    bad = cli("sandbox", "--port", "0", "--misbehave", "slow,teleport")
+    assert bad.exit_code == ExitCode.USAGE
+    assert "--misbehave 'teleport'" in bad.stderr and "late-dlr" in bad.stderr
+    config = tmp_path / "sandbox.yaml"
+    config.write_text("misbehave: [no-dlr, 42]\nsimulate-user: yes\n")
+    from ctwa.sandbox.bsp import check_faults
+
+    assert check_faults(["no-dlr,duplicate-dlr", "no-dlr"]) == ("no-dlr", "duplicate-dlr")
+    wrong = cli("sandbox", "--port", "0", "--config", str(config))
+    assert wrong.exit_code == ExitCode.USAGE and "'42'" in wrong.stderr
+    typed = tmp_path / "typed.yaml"
+    typed.write_text("simulate-user: 3\n")
+    result = cli("sandbox", "--port", "0", "--config", str(typed))
+    assert result.exit_code == ExitCode.USAGE and "simulate-user must be true or false" in \
+        result.stderr

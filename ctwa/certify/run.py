@@ -162,6 +162,11 @@ class Certifier:
                                      msg_id="0|0|0|0").to_wire()
         result, _ = self._send("validation", payload)
         verdict = result.verdict
+        if verdict.outcome == "unreachable":  # nothing else can run: one line, exit 3
+            from ctwa.infra.errors import RemoteUnreachable
+
+            raise RemoteUnreachable(verdict.summary,
+                                    hint="check --endpoint (or the profile's) and the network")
         check.done(PASS if verdict.accepted else FAIL,
                    f"{verdict.outcome}: {verdict.summary}", latency_ms=verdict.latency_ms,
                    http_status=result.response_status)

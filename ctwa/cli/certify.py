@@ -22,7 +22,7 @@ from ctwa.cli.send import (
     UsernameOpt,
     WabaOpt,
 )
-from ctwa.infra.errors import ExitCode, InputError
+from ctwa.infra.errors import CtwaError, ExitCode, InputError
 
 app = typer.Typer(help="Certify a BSP integration against the spec's acceptance criteria.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -161,6 +161,12 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> No
     try:
         result = Certifier(options, exchanges, lambda text: out.say(text),
                            _confirm(out, yes)).run()
+    except CtwaError:  # nothing to certify (unreachable, no template): no evidence folder
+        exchanges.close()
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+        raise
     finally:
         exchanges.close()
     summary = _write_evidence(out, options, folder, result)

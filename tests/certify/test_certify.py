@@ -161,7 +161,14 @@ def test_bad_input_is_one_line(cli, tmp_path) -> None:
     scale = cli("certify", "--to", TO, "--waba", "919999999998", "--endpoint",
                 "http://127.0.0.1:9/x", "--scale", "10")
     assert scale.exit_code == ExitCode.USAGE and "--to-file" in scale.stderr
-    for result in (no_to, none, attest, scale):
+    port = free_port()  # nothing listens there
+    unreachable = cli("certify", "--to", TO, "--waba", "919999999998", "--endpoint",
+                      f"http://127.0.0.1:{port}/bsp", "--library", str(empty), "--listen",
+                      f"127.0.0.1:{free_port()}", "--report-dir", str(tmp_path / "ev3"))
+    assert unreachable.exit_code == ExitCode.UNREACHABLE and "--endpoint" in unreachable.stderr
+    assert not (tmp_path / "ev3").exists()  # no evidence folder of nothing
+    assert not (tmp_path / "ev").exists()
+    for result in (no_to, none, attest, scale, unreachable):
         assert "Traceback" not in result.stderr
 
 
