@@ -165,8 +165,7 @@ class Uploader:
                 counts.rejected += 1
                 self.rejects.add(checked.row, checked.reason or "rejected", checked.code,
                                  checked.values)
-                self.report.count_reject(str(checked.code) if checked.code else
-                                         (checked.reason or "rejected").split(":")[0][:60])
+                self.report.count_reject(_why(checked.code, checked.reason))
                 continue
             self._filling.append(checked)
             if len(self._filling) == self.options.batch_size:
@@ -291,7 +290,7 @@ class Uploader:
         for refusal in answer.refused:
             self.rejects.add(refusal.row.row, f"refused by CleverTap: {refusal.message}",
                              refusal.code, refusal.row.values)
-            self.report.count_reject(f"CleverTap {refusal.code}")
+            self.report.count_reject(f"CleverTap: {_why(refusal.code, None)}")
         for row in answer.not_uploaded:
             self.rejects.add(row.row, f"{NOT_UPLOADED}: {answer.error}", None, row.values)
             self.report.count_reject(NOT_UPLOADED)
@@ -381,3 +380,13 @@ class _CountingRejects(RejectsFile):
 
     def close(self) -> None:
         return None
+
+
+def _why(code: int | None, reason: str | None) -> str:
+    """A short label for rows not uploaded: the code and its meaning, or the reason's head."""
+    from ctwa.wire.codes import UPLOAD_RECORD_ERRORS
+
+    if code is not None:
+        meaning = UPLOAD_RECORD_ERRORS.get(code)
+        return f"{code} ({meaning})" if meaning else str(code)
+    return (reason or "rejected").split(":")[0][:60]
