@@ -46,7 +46,8 @@ def main() -> None:
             numbers.write_text("919000000001\n919000000002\n919000000006\n919000000004\n")
             ctwa("send-template", "--sample", "lto", "--to-file", str(numbers), "--endpoint",
                  urls["bsp_endpoint"], "--username", "ctwa", "--password", "sandbox",
-                 "--duration", "8s", "--concurrency", "200", "--await-callbacks",
+                 "--duration", "8s", "--rate", "300", "--concurrency", "200",
+                 "--await-callbacks",
                  "--listen", f"127.0.0.1:{port}", "--report", str(work / "load.html"), env=env)
             users = work / "users.csv"
             users.write_bytes((ROOT / "examples" / "users.csv").read_bytes())
