@@ -282,14 +282,14 @@ class _LineBudget:
 
 
 def _say_received(out: Output, received: Any, budget: _LineBudget | None = None) -> None:
-    stamp = _clock(received.at)
     if received.error:
-        out.log(f"{stamp} {received.path:9} INVALID  {received.error}", "red")
+        out.log(f"{_clock(received.at)} {received.path:9} INVALID  {received.error}", "red")
         return
     result = received.result
     if result.ok and not received.notes and budget is not None and not budget.allow(
             received.at):
         return
+    stamp = _clock(received.at)
     what = received.kind or "?"
     value = result.value
     if what == "status" and value is not None:

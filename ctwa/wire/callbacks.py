@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from ctwa.wire.codes import CALLBACK_ERRORS
-from ctwa.wire.common import Notes, PathPart, Problem, WireModel, as_dict, as_list, json_path
+from ctwa.wire.common import (
+    Notes,
+    PathPart,
+    Problem,
+    WireModel,
+    as_dict,
+    as_list,
+    json_path,
+    tree_copy,
+)
 from ctwa.wire.outbound import check_msg_id
 
 CALLBACK_VERSION = "0.1"
@@ -167,7 +175,7 @@ def normalize_status(raw: Any) -> tuple[Any, Notes]:
     doc = as_dict(raw)
     if doc is None:
         return raw, notes
-    doc = copy.deepcopy(doc)
+    doc = tree_copy(doc)
     _normalize_version(doc, notes)
     for i, entry in enumerate(as_list(doc.get("statuses"))):
         if not isinstance(entry, dict):
@@ -197,7 +205,7 @@ def normalize_inbound(raw: Any) -> tuple[Any, Notes]:
     doc = as_dict(raw)
     if doc is None:
         return raw, notes
-    doc = copy.deepcopy(doc)
+    doc = tree_copy(doc)
     _normalize_version(doc, notes)
     notes.stringify(doc, "timestamp", [], errata=12, what="timestamp")
     if doc.get("type") == "document":

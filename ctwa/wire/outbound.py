@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from ctwa.wire.common import Notes, PathPart, Problem, WireModel, as_dict, as_list, json_path
+from ctwa.wire.common import (
+    Notes,
+    PathPart,
+    Problem,
+    WireModel,
+    as_dict,
+    as_list,
+    json_path,
+    tree_copy,
+)
 
 PAYLOAD_VERSION = 0.1
 VALIDATION_NAMESPACE = "whatsapp:hsm:technology:generic:verify"
@@ -331,7 +339,7 @@ def normalize_outbound(raw: Any) -> tuple[Any, Notes]:
     doc = as_dict(raw)
     if doc is None:
         return raw, notes
-    doc = copy.deepcopy(doc)
+    doc = tree_copy(doc)
     _normalize_version(doc, notes, [])
     notes.rename(doc, "msg_id", "msgId", [], errata=3)
     components = doc.get("components")
