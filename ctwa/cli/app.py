@@ -165,7 +165,9 @@ app = typer.Typer(
     cls=CtwaGroup,
     name="ctwa",
     help="Operations tool for CleverTap's Generic WhatsApp integration: send CleverTap's "
-    "exact payloads, lint wire formats, manage profiles and credentials.",
+    "exact payloads (once or at campaign load), follow each message to its callbacks, "
+    "certify a BSP, report and compare runs, lint wire formats, manage profiles and "
+    "credentials.",
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help: typer's rich help costs ~125 ms of start-up
     pretty_exceptions_enable=False,
