@@ -39,6 +39,7 @@ class SandboxSettings:
     upload_concurrency: int = 15
     strict_callbacks: bool = False
     store_callbacks: bool = True  # the callbacks its CleverTap receives go to the store
+    store_path: Path | None = None  # which store (default: the one ctwa uses)
 
 
 def load_templates(folder: Path | None) -> list[dict[str, Any]]:
@@ -71,7 +72,7 @@ class Sandbox:
         if settings.store_callbacks:
             from ctwa.store.writer import BatchWriter
 
-            self.listener.store = BatchWriter()
+            self.listener.store = BatchWriter(settings.store_path)
         self.disconnects = self.listener.disconnects  # one count for the whole sandbox
         self.bsp.disconnects = self.disconnects
         self.base_url = ""
