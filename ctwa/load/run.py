@@ -15,6 +15,7 @@ from typing import Any
 from ctwa.http.raw import AnswerTooLarge, ClientLimit, HttpError, Pool
 from ctwa.load.plan import LoadPlan, WorkerShare
 from ctwa.send.judge import judge
+from ctwa.store.records import VERDICT_CODE
 
 #: Latencies and lags in microseconds, 1 us to 10 minutes, 2 significant digits.
 HIST_RANGE = (1, 600_000_000, 2)
@@ -29,12 +30,19 @@ DRAIN_SECONDS = 3.0
 #: Per-message outcomes are kept (9 bytes each, for the round trip and ``ctwa trace``) for
 #: this many messages of a run; past it only the totals.
 RECORD_LIMIT = 5_000_000
-#: The per-message verdict bytes (ctwa.store.records.VERDICTS).
-V_ACCEPTED, V_TOO_SLOW, V_REJECTED, V_VIOLATION, V_CONNECTION = 1, 2, 3, 4, 5
+#: The per-message verdict bytes, as the store names them.
+V_ACCEPTED, V_TOO_SLOW, V_REJECTED, V_VIOLATION, V_CONNECTION = (
+    VERDICT_CODE[name] for name in ("accepted", "too-slow", "rejected", "violation",
+                                    "connection-error"))
 
 #: When this many first answers all refuse the credentials (401, 403, failure 2000), the
 #: worker stops: every later message would be refused the same way.
 AUTH_PROBE = 10
+
+
+def _micros(seconds: float) -> int:
+    """A duration as the histograms record it: whole microseconds, at least 1."""
+    return max(1, int(seconds * 1_000_000))
 
 
 def _histogram() -> Any:
@@ -173,10 +181,10 @@ class _Run:
         else:
             now = time.perf_counter()
             elapsed = now - begin
-            micros = max(1, int(elapsed * 1_000_000))
+            micros = _micros(elapsed)
             self.latency.record_value(micros)
             if self.service is not None:
-                self.service.record_value(max(1, int((now - written) * 1_000_000)))
+                self.service.record_value(_micros(now - written))
             verdict = self._classify(status, content, elapsed)
             self.seconds.on_answer(now - self.started, micros, verdict == V_ACCEPTED)
             if kept:
@@ -266,7 +274,7 @@ class _Run:
             before = loop.time()
             await asyncio.sleep(LAG_PERIOD)
             late = loop.time() - before - LAG_PERIOD
-            micros = max(1, int(late * 1_000_000))
+            micros = _micros(late)
             self.lag.record_value(micros)
             self.seconds.on_tick(time.perf_counter() - self.started, self.in_flight, micros)
 
@@ -287,8 +295,7 @@ class _Run:
     async def _connect(self, pool: Pool) -> None:
         """Open the connections before the start line (their set-up times are reported on
         their own), then wait for the other workers to be ready too."""
-        errors = await pool.fill(
-            lambda seconds: self.connect.record_value(max(1, int(seconds * 1_000_000))))
+        errors = await pool.fill(lambda seconds: self.connect.record_value(_micros(seconds)))
         self.counters.connect_errors = len(errors)
         for error in errors[:_ERROR_SAMPLES]:
             self._sample(f"{type(error).__name__}: {error}")

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from locust import FastHttpUser, constant, events, task
 
 from ctwa.infra.errors import ConfigError, CtwaError
-from ctwa.load.run import SUCCESS_BODIES, _dumps
+from ctwa.load.run import SUCCESS_BODIES, _dumps, _micros
 from ctwa.send.judge import judge
 
 _DUMPS = _dumps()
@@ -130,7 +130,7 @@ class CtwaUser(FastHttpUser):
                 counts["connection_errors"] += 1
                 response.failure(f"connection error: {response.error}")
                 return
-            LOCAL.histogram.record_value(max(1, int(elapsed * 1_000_000)))
+            LOCAL.histogram.record_value(_micros(elapsed))
             content = response.content or b""
             if status == 200 and content in SUCCESS_BODIES and elapsed <= prepared["deadline"]:
                 counts["accepted"] += 1  # the common case, without parsing (as load mode)
