@@ -135,7 +135,9 @@ class Certifier:
         result = deliver(endpoint or self.o.endpoint, payload, timeout=self.o.timeout,
                          deadline=self.o.deadline, client=client or self.client)
         self.exchanges.add(step, {"at": at, **result.as_dict()})
-        inner = payload.get("body", payload)
+        from ctwa.wire.outbound import inner_payload
+
+        inner = inner_payload(payload)
         if self.store is not None and isinstance(inner.get("msgId"), str):
             template = inner.get("template") or {}
             self.store.add_sends([SendRecord(

@@ -74,10 +74,10 @@ def record_send(out: Output, result: Any, at: float) -> str | None:
     from ctwa.store.db import Store, StoreError
     from ctwa.store.records import SendRecord
     from ctwa.wire.kinds import detect_kind
+    from ctwa.wire.outbound import inner_payload
 
     payload = result.payload
-    inner = payload.get("body") if isinstance(payload, dict) and set(payload) == {"body"} \
-        else payload
+    inner = inner_payload(payload)
     if not isinstance(inner, dict) or not isinstance(inner.get("msgId"), str):
         return None
     template = inner.get("template")
@@ -190,9 +190,9 @@ def start_load_record(out: Output, plan: Any, payload: Any,
     from ctwa.store.db import Store, StoreError
     from ctwa.store.records import LoadRunRecord
     from ctwa.wire.kinds import detect_kind
+    from ctwa.wire.outbound import inner_payload
 
-    inner = payload.get("body") if isinstance(payload, dict) and set(payload) == {"body"} \
-        else payload
+    inner = inner_payload(payload)
     template = inner.get("template") if isinstance(inner, dict) else None
     run = LoadRunRecord(
         id=f"load-{plan.account}-{plan.campaign}", at=time.time(), url=plan.url,

@@ -108,18 +108,19 @@ def _finish(out: Output, awaiting: AwaitFlags, body: Any, warnings: list[str], d
     if dry_run:
         _print_payload(out, body, warnings)
         return
+    from ctwa.wire.outbound import is_wrapped
+
     target = endpoint()
+    wrapped = is_wrapped(body)
     if load.export_locust is not None:
         from ctwa.cli.loadmode import export_locust
 
-        wrapped = isinstance(body, dict) and set(body) == {"body"}
         export_locust(out, body, target, timeout, deadline, load, to, wrapped)
         return
     with listening(out, awaiting):
         if load.active:
             for warning in warnings:
                 out.warn(warning)
-            wrapped = isinstance(body, dict) and set(body) == {"body"}
             run_load_mode(out, body, target, timeout, deadline, load, to, wrapped, awaiting)
             return
         _deliver_and_report(out, body, target, timeout, deadline, warnings, awaiting)
@@ -174,9 +175,9 @@ def _render(out: Output, result: Any) -> None:
         out.say("note: no credentials were sent (auth: none); pass --username/--password or "
                 "--token, or use a profile, if the endpoint needs them", "yellow")
     verdict = result.verdict
-    payload = result.payload
-    inner = payload.get("body") if isinstance(payload, dict) and set(payload) == {"body"} \
-        else payload
+    from ctwa.wire.outbound import inner_payload
+
+    inner = inner_payload(result.payload)
     msg_id = inner.get("msgId") if isinstance(inner, dict) else None
     status = f"HTTP {result.response_status}, " if result.response_status is not None else ""
     where = f" msgId {msg_id}" if msg_id else ""
@@ -386,7 +387,9 @@ def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
         if not result.ok:
             raise InvalidDocument(result)
         warnings += [f"{p.path}: {p.message}" for p in result.warnings]
-    inner = body.get("body") if isinstance(body, dict) and set(body) == {"body"} else body
+    from ctwa.wire.outbound import inner_payload
+
+    inner = inner_payload(body)
     if isinstance(inner, dict):  # the wrapped validation form carries its fields inside
         if to:
             inner["to"] = check_phone(to)

@@ -354,6 +354,17 @@ def normalize_outbound(raw: Any) -> tuple[Any, Notes]:
     return doc, notes
 
 
+def is_wrapped(payload: Any) -> bool:
+    """The spec's ``{"body": {...}}`` form of a payload (ERRATA 13)."""
+    return isinstance(payload, dict) and set(payload) == {"body"}
+
+
+def inner_payload(payload: Any) -> Any:
+    """The object a payload's fields (msgId, to, template) live in: the inner one of the
+    wrapped form, or the payload itself."""
+    return payload["body"] if is_wrapped(payload) else payload
+
+
 def unwrap_validation(raw: Any) -> tuple[Any, Notes]:
     """Accept the spec's ``{"body": {...}}`` wrapping of the validation payload (ERRATA 13)."""
     doc = as_dict(raw)
