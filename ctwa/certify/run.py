@@ -29,8 +29,8 @@ from ctwa.certify.checks import (
 )
 from ctwa.certify.evidence import Exchanges
 from ctwa.infra.errors import InputError
+from ctwa.roundtrip.record import send_record
 from ctwa.store.db import Store
-from ctwa.store.records import SendRecord
 from ctwa.wire.callbacks import INBOUND_TYPES
 
 FREEFORM_KINDS = ("text", "image", "audio", "video", "file")
@@ -135,16 +135,9 @@ class Certifier:
         result = deliver(endpoint or self.o.endpoint, payload, timeout=self.o.timeout,
                          deadline=self.o.deadline, client=client or self.client)
         self.exchanges.add(step, {"at": at, **result.as_dict()})
-        from ctwa.wire.outbound import inner_payload
-
-        inner = inner_payload(payload)
-        if self.store is not None and isinstance(inner.get("msgId"), str):
-            template = inner.get("template") or {}
-            self.store.add_sends([SendRecord(
-                inner["msgId"], at, inner.get("to"), step, template.get("namespace"),
-                result.verdict.latency_ms, result.verdict.outcome, result.response_status,
-                json.dumps(payload, ensure_ascii=False), json.dumps(result.response_body),
-                result.url)])
+        record = send_record(result, at)
+        if self.store is not None and record is not None:
+            self.store.add_sends([record])
         return result, at
 
     def _msg_id(self) -> str:
@@ -499,9 +492,9 @@ class Certifier:
         from ctwa.http import load_headers
         from ctwa.load.engine import run_load
         from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
-        from ctwa.roundtrip.waiting import round_trip, wait_for
+        from ctwa.roundtrip.record import finish_load_run, load_round_trip, start_load_run
+        from ctwa.roundtrip.waiting import wait_for
         from ctwa.send.freeform import build_freeform
-        from ctwa.store.records import LoadRunRecord
 
         assert self.store is not None
         numbers = self.o.scale_numbers or (self.o.to,)
@@ -521,19 +514,16 @@ class Certifier:
                         numbers, count=n, concurrency=min(n, CAMPAIGN_CONCURRENCY),
                         workers=1 if n < 500 else 2, deadline=self.o.deadline,
                         timeout=self.o.timeout, record=True)
-        run = LoadRunRecord(f"certify-{plan.account}-{plan.campaign}", time.time(),
-                            endpoint.url, plan.prefix, list(numbers), b"", b"", b"")
-        self.store.add_load_run(run)
+        run_id = start_load_run(self.store, plan, payload, name="certify")
         self.say(f"scale: {n:,} messages, {plan.concurrency} in flight")
         report = run_load(plan)
+        finish_load_run(self.store, run_id, report)
         self.scale_report = report
         self.exchanges.add("scale", {"report": report.as_dict()})
-        outcomes = report.outcomes
-        sent_at = outcomes.accepted_at(plan.msg_id) if outcomes is not None else {}
+        expected = report.outcomes.accepted_count() if report.outcomes is not None else 0
         wait_for(self.store, "delivered", self.o.callback_timeout, prefix=plan.prefix,
-                 expected=len(sent_at))
-        trip = round_trip(self.store, sent_at, "delivered", report.started_at, time.time(),
-                          prefix=plan.prefix)
+                 expected=expected)
+        trip = load_round_trip(self.store, plan, report, "delivered")
         report.round_trip = trip.as_dict()
         p99 = report.latency_ms.get("p99", 0.0)
         problems = []

@@ -69,40 +69,18 @@ def listening(out: Output, flags: AwaitFlags) -> Iterator[None]:
 def record_send(out: Output, result: Any, at: float) -> str | None:
     """Keep one send in the store; its msgId. A store that fails is a warning here: the
     message went, and saying so matters more than keeping it."""
-    import json
-
+    from ctwa.roundtrip.record import send_record
     from ctwa.store.db import Store, StoreError
-    from ctwa.store.records import SendRecord
-    from ctwa.wire.kinds import detect_kind
-    from ctwa.wire.outbound import inner_payload
 
-    payload = result.payload
-    inner = inner_payload(payload)
-    if not isinstance(inner, dict) or not isinstance(inner.get("msgId"), str):
+    record = send_record(result, at)
+    if record is None:
         return None
-    template = inner.get("template")
-    record = SendRecord(
-        msg_id=inner["msgId"], at=at, recipient=inner.get("to"), kind=detect_kind(payload),
-        template=_template_name(template), latency_ms=result.verdict.latency_ms,
-        verdict=result.verdict.outcome,
-        http_status=result.response_status,
-        request=json.dumps(payload, ensure_ascii=False),
-        answer=None if result.response_body is None else json.dumps(
-            result.response_body, ensure_ascii=False), url=result.url)
     try:
         with Store() as store:
             store.add_sends([record])
     except StoreError as exc:
         out.warn(f"not kept in the store: {exc}")
     return record.msg_id
-
-
-def _template_name(template: Any) -> str | None:
-    """The template's name as the payload carries it (the spec's field is ``namespace``)."""
-    if not isinstance(template, dict):
-        return None
-    name = template.get("name") or template.get("namespace")
-    return name if isinstance(name, str) else None
 
 
 def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
@@ -186,68 +164,52 @@ def _anomaly_lines(out: Output, trip: Any) -> None:
 
 def start_load_record(out: Output, plan: Any, payload: Any,
                       flags: AwaitFlags | None) -> str | None:
-    """The run's row, written before it starts so its callbacks are known as they come."""
+    """The run's row, written before it starts; a store that fails is a warning unless the
+    run is to await its callbacks (which the store must hold)."""
+    from ctwa.roundtrip.record import start_load_run
     from ctwa.store.db import Store, StoreError
-    from ctwa.store.records import LoadRunRecord
-    from ctwa.wire.kinds import detect_kind
-    from ctwa.wire.outbound import inner_payload
 
-    inner = inner_payload(payload)
-    template = inner.get("template") if isinstance(inner, dict) else None
-    run = LoadRunRecord(
-        id=f"load-{plan.account}-{plan.campaign}", at=time.time(), url=plan.url,
-        prefix=plan.prefix, recipients=list(plan.recipients), offsets=b"", latencies=b"",
-        verdicts=b"", kind=detect_kind(payload),
-        template=_template_name(template))
     try:
         with Store() as store:
-            store.add_load_run(run)
+            return start_load_run(store, plan, payload)
     except StoreError as exc:
         if flags is not None and flags.active:
             raise
         out.warn(f"messages not kept in the store: {exc}")
         return None
-    return run.id
 
 
 def finish_load_record(out: Output, run_id: str, report: Any) -> None:
+    from ctwa.roundtrip.record import finish_load_run
     from ctwa.store.db import Store, StoreError
-    from ctwa.store.records import LoadRunRecord
 
-    outcomes = report.outcomes
-    if outcomes is None:
-        return
-    run = LoadRunRecord(id=run_id, at=outcomes.started_wall, url=report.url, prefix="",
-                        recipients=[], offsets=outcomes.offsets.tobytes(),
-                        latencies=outcomes.latencies.tobytes(), verdicts=bytes(outcomes.verdicts))
     try:
         with Store() as store:
-            store.finish_load_run(run)
+            finish_load_run(store, run_id, report)
     except StoreError as exc:
         out.warn(f"messages not kept in the store: {exc}")
 
 
 def await_load(out: Output, plan: Any, report: Any, flags: AwaitFlags) -> None:
     """Wait for the run's callbacks and put DLR completeness in the report."""
-    from ctwa.roundtrip.waiting import round_trip, wait_for
+    from ctwa.roundtrip.record import load_round_trip
+    from ctwa.roundtrip.waiting import wait_for
     from ctwa.store.db import Store
 
     outcomes = report.outcomes
     if outcomes is None:
         return
-    sent_at = outcomes.accepted_at(plan.msg_id)
+    expected = outcomes.accepted_count()
     if not out.json_mode:
-        out.say(f"waiting up to {flags.timeout:g} s for the callbacks of {len(sent_at):,} "
+        out.say(f"waiting up to {flags.timeout:g} s for the callbacks of {expected:,} "
                 f"accepted message(s) to reach {flags.until}", "bold")
     with Store() as store:
         try:
-            wait_for(store, flags.until, flags.timeout, prefix=plan.prefix,
-                     expected=len(sent_at), on_progress=_progress(out, flags))
+            wait_for(store, flags.until, flags.timeout, prefix=plan.prefix, expected=expected,
+                     on_progress=_progress(out, flags))
         except KeyboardInterrupt:  # Ctrl-C: judge what did arrive
             report.interrupted = True
-        trip = round_trip(store, sent_at, flags.until, outcomes.started_wall, time.time(),
-                          prefix=plan.prefix)
-    report.round_trip = trip.as_dict()
+        report.round_trip = load_round_trip(store, plan, report, flags.until).as_dict()
 
 
 def render_round_trip(out: Output, trip: dict[str, Any]) -> None:

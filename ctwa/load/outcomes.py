@@ -18,6 +18,12 @@ class Outcomes:
     def __len__(self) -> int:
         return len(self.verdicts)
 
+    def accepted_count(self) -> int:
+        """Messages the endpoint accepted, in time or late."""
+        from ctwa.load.run import V_ACCEPTED, V_TOO_SLOW
+
+        return self.verdicts.count(V_ACCEPTED) + self.verdicts.count(V_TOO_SLOW)
+
     def accepted_at(self, msg_id: Any) -> dict[str, float]:
         """Each message the endpoint accepted (in time or late), by msgId: when it was
         written, wall-clock seconds."""

@@ -80,6 +80,11 @@ def test_a_good_bsp_passes_everything_unattended(cli, library, tmp_path) -> None
     assert checks["manual: support-contacts"]["status"] == "attested"
     assert checks["manual: test-accounts"]["status"] == "not attested"
     assert "carousel" in checks["templates"]["evidence"]["components_exercised"]
+    from ctwa.store.db import Store
+
+    with Store() as store:  # the scale step's messages can be traced one by one
+        kept = store.db.execute("SELECT messages FROM load_runs WHERE id LIKE 'certify-%'")
+        assert [row[0] for row in kept] == [5000]
     assert took < 60, f"certify took {took:.0f} s"
     files = sorted(p.name for p in folder.iterdir())
     assert files == ["exchanges.ndjson", "junit.xml", "manifest.json", "report.html",
