@@ -86,7 +86,8 @@ def record_send(out: Output, result: Any, at: float) -> str | None:
 def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
                  send: dict[str, Any]) -> int:
     """Wait for one message's callbacks, print its timeline; the exit code."""
-    from ctwa.roundtrip.waiting import round_trip, timeline, wait_for
+    from ctwa.roundtrip.story import callback_events
+    from ctwa.roundtrip.waiting import round_trip, wait_for
     from ctwa.store.db import Store
 
     interrupted = False
@@ -97,10 +98,11 @@ def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
         except KeyboardInterrupt:  # Ctrl-C: show what did arrive
             reached, interrupted = False, True
         trip = round_trip(store, {msg_id: sent_at}, flags.until, sent_at, time.time())
-        events = timeline(store, msg_id, sent_at)
+        events = callback_events(store, msg_id, sent_at)
     if out.json_mode:
         out.data({**send, "msgId": msg_id, "reached": reached, "interrupted": interrupted,
-                  "timeline": [_event_json(e) for e in events], "round_trip": trip.as_dict()})
+                  "timeline": [{k: v for k, v in e.items() if k != "body"} for e in events],
+                  "round_trip": trip.as_dict()})
     else:
         out.result(f"callbacks for {msg_id}:")
         for event in events:
@@ -132,18 +134,9 @@ def _progress(out: Output, flags: AwaitFlags) -> Any:
     return show
 
 
-def _event_json(event: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    return {"after_ms": event["after_ms"], "route": event["route"], "kind": event["kind"],
-            "status": event["status"], "code": event["code"], "valid": bool(event["valid"]),
-            "problems": json.loads(event["problems"] or "[]")}
-
-
 def _event_line(out: Output, event: dict[str, Any]) -> None:
-    import json
-
-    problems = json.loads(event["problems"] or "[]")
+    """One callback of a message's story (ctwa.roundtrip.story.callback_events)."""
+    problems = event["problems"]
     what = event["status"] or event["kind"]
     if event["kind"] == "inbound":
         what = f"reply ({event['status']})"
@@ -274,23 +267,13 @@ def trace(
     if send.get("run"):
         out.line(f"  part of load run {send['run']}", "dim")
     for event in told["callbacks"]:
-        _story_line(out, event)
+        _event_line(out, event)
     if not told["callbacks"]:
         out.line("  no callback has arrived for it", "yellow")
 
 
 def _when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
-
-
-def _story_line(out: Output, event: dict[str, Any]) -> None:
-    what = event["status"] or event["kind"]
-    if event["kind"] == "inbound":
-        what = f"reply ({event['status']})"
-    code = f" {event['code']}" if event["code"] is not None else ""
-    verdict = "valid" if event["valid"] else "INVALID: " + "; ".join(event["problems"][:3])
-    out.line(f"  +{event['after_ms']:>9,.0f} ms  {what}{code}  {event['route']}  {verdict}",
-             None if event["valid"] else "red")
 
 
 # --- ctwa store ------------------------------------------------------------------------------

@@ -28,19 +28,22 @@ def story(store: Store, msg_id: str | None, last: bool = False) -> dict[str, Any
                              hint="ctwa keeps what it sends there; check --store, or "
                              "`ctwa trace --last`")
     assert msg_id is not None
-    events = []
-    for row in store.callbacks_for(msg_id):
-        events.append({"after_ms": round((row["at"] - send["at"]) * 1000, 1),
-                       "route": row["route"], "kind": row["kind"], "status": row["status"],
-                       "code": row["code"], "valid": bool(row["valid"]),
-                       "problems": json.loads(row["problems"] or "[]"),
-                       "body": row["body"]})
+    events = callback_events(store, msg_id, send["at"])
     shown = {k: v for k, v in send.items() if k != "id"}
     for key in ("request", "answer"):
         if isinstance(shown.get(key), str):
             with contextlib.suppress(ValueError):
                 shown[key] = json.loads(shown[key])
     return {"msgId": msg_id, "send": shown, "callbacks": events}
+
+
+def callback_events(store: Store, msg_id: str, sent_at: float) -> list[dict[str, Any]]:
+    """Each callback about one message (its replies included), in arrival order, with its
+    delay since the send and its problems."""
+    return [{"after_ms": round((row["at"] - sent_at) * 1000, 1), "route": row["route"],
+             "kind": row["kind"], "status": row["status"], "code": row["code"],
+             "valid": bool(row["valid"]), "problems": json.loads(row["problems"] or "[]"),
+             "body": row["body"]} for row in store.callbacks_for(msg_id)]
 
 
 def _from_load_run(store: Store, msg_id: str) -> dict[str, Any] | None:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ctwa.infra.errors import InputError
 from ctwa.roundtrip.analyze import UNTIL, RoundTrip, analyze
@@ -129,9 +128,3 @@ def round_trip(store: Store, sent_at: dict[str, float], until: str, start: float
     others = [row for row in window if row["msg_id"] is None or (
         row["msg_id"] not in known and not (prefixes and row["msg_id"].startswith(prefixes)))]
     return analyze(sent_at, ours, until, others)
-
-
-def timeline(store: Store, msg_id: str, sent_at: float) -> list[dict[str, Any]]:
-    """Each callback about one message, in arrival order, with its delay since the send."""
-    return [{"after_ms": round((row["at"] - sent_at) * 1000, 1), **row}
-            for row in store.callbacks_for(msg_id)]
