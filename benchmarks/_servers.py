@@ -9,11 +9,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ctwa.infra.ports import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["free_port", "serve"]
 
 
 @contextmanager

@@ -7,7 +7,6 @@ Run from the repository root: ``.venv/bin/python docs/screenshots.py`` (needs De
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,15 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ctwa.infra.ports import free_port  # noqa: E402
 from ctwa.sandbox.bsp import BspSettings  # noqa: E402
 from ctwa.sandbox.server import RunningSandbox, SandboxSettings  # noqa: E402
 from tests.report.browser import CountingProxy, screenshot  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ctwa(*args: str, env: dict[str, str]) -> None:

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ctwa.infra.ports import free_port
 from ctwa.sandbox.bsp import BspSettings
 from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
@@ -26,10 +26,6 @@ LOCUST = shutil.which("locust", path=str(Path(sys.executable).parent)) or shutil
 pytestmark = pytest.mark.skipif(LOCUST is None, reason="Locust is not installed (ctwa[locust])")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def export(cli, folder: Path, endpoint: str, numbers: Path) -> None:

@@ -83,6 +83,7 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
     """Every step, against a fresh sandbox; returns what each step reported."""
     import httpx
 
+    from ctwa.infra.ports import free_port
     from ctwa.infra.resources import examples_dir
     from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
@@ -193,7 +194,7 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
         demo.step("Follow one message to its callbacks: the round trip, from the store")
         trip = demo.run("send-template", "--sample", "text", "--to", CUSTOMER,
                         "--await-callbacks", "--until", "read", "--callback-timeout", "15s",
-                        "--listen", f"127.0.0.1:{_free_port()}")
+                        "--listen", f"127.0.0.1:{free_port()}")
         story = trip.data or {}
         statuses = [e["status"] for e in story.get("timeline", []) if e["kind"] == "status"]
         for event in story.get("timeline", []):
@@ -235,13 +236,6 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
     _epilogue(out)
     return demo.results
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _epilogue(out: Output) -> None:

@@ -23,3 +23,10 @@ def check_port_free(host: str, port: int) -> None:
                                  hint="pick another with --port (0 takes a free one)") from exc
             raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}",
                              hint="check --host and --port") from exc
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, for a server started next (tests, the demo)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -6,12 +6,12 @@ is one line."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
 from ctwa.infra.errors import ExitCode
+from ctwa.infra.ports import free_port
 from ctwa.sandbox.bsp import BspSettings
 from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
@@ -19,10 +19,6 @@ AUTH = ("--username", "ctwa", "--password", "sandbox")
 TO = "919000000001"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,13 @@ import socket
 import pytest
 
 from ctwa.infra.errors import ExitCode
+from ctwa.infra.ports import free_port
 from ctwa.sandbox.bsp import BspSettings
 from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
 AUTH = ("--username", "ctwa", "--password", "sandbox")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def through_sandbox(cli, *args: str, faults: tuple[str, ...] = (), to: str = "919000000001",
