@@ -25,7 +25,9 @@ class PerSecond:
         self.lag_us: list[int] = []
         self.buckets: list[Counter[int]] = []
 
-    def _grow(self, second: int) -> None:
+    def _second(self, elapsed: float) -> int:
+        """The second ``elapsed`` falls in, its slots made when it is a new one."""
+        second = int(elapsed)
         while len(self.sent) <= second:
             self.sent.append(0)
             self.answered.append(0)
@@ -33,31 +35,22 @@ class PerSecond:
             self.in_flight.append(0)
             self.lag_us.append(0)
             self.buckets.append(Counter())
+        return second
 
     def on_sent(self, elapsed: float) -> None:
-        second = int(elapsed)
-        if second >= len(self.sent):
-            self._grow(second)
-        self.sent[second] += 1
+        self.sent[self._second(elapsed)] += 1
 
     def on_answer(self, elapsed: float, micros: int, ok: bool) -> None:
-        second = int(elapsed)
-        if second >= len(self.sent):
-            self._grow(second)
+        second = self._second(elapsed)
         self.answered[second] += 1
         self.failed[second] += not ok
         self.buckets[second][int(math.log(micros) * _SCALE)] += 1
 
     def on_error(self, elapsed: float) -> None:
-        second = int(elapsed)
-        if second >= len(self.sent):
-            self._grow(second)
-        self.failed[second] += 1
+        self.failed[self._second(elapsed)] += 1
 
     def on_tick(self, elapsed: float, in_flight: int, lag_us: int) -> None:
-        second = int(elapsed)
-        if second >= len(self.sent):
-            self._grow(second)
+        second = self._second(elapsed)
         self.in_flight[second] = max(self.in_flight[second], in_flight)
         self.lag_us[second] = max(self.lag_us[second], lag_us)
 

@@ -77,6 +77,14 @@ def _statements(script: str) -> list[str]:
     return [part for part in "\n".join(lines).split(";") if part.strip()]
 
 
+def _chunks(values: list[str], size: int = 500) -> Iterator[tuple[list[str], str]]:
+    """The values in pieces small enough for one ``IN (...)`` (SQLite limits the number of
+    parameters of a statement), each with its placeholders."""
+    for start in range(0, len(values), size):
+        chunk = values[start:start + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 class Store:
     """One connection to the store. Cheap to open; use one per thread."""
 
@@ -181,57 +189,53 @@ class Store:
     def send(self, msg_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM sends WHERE msg_id = ? ORDER BY at DESC LIMIT 1",
                           (msg_id,))
-        return dict(rows[0]) if rows else None
+        return rows[0] if rows else None
 
     def last_send(self) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM sends ORDER BY at DESC, id DESC LIMIT 1")
-        return dict(rows[0]) if rows else None
+        return rows[0] if rows else None
 
     def load_run_for(self, msg_id: str) -> dict[str, Any] | None:
         """The load run a msgId belongs to (its prefix), if it was one."""
         rows = self._rows("SELECT * FROM load_runs WHERE ? >= prefix AND ? < prefix || '~' "
                           "ORDER BY at DESC LIMIT 1", (msg_id, msg_id))
-        return dict(rows[0]) if rows else None
+        return rows[0] if rows else None
 
     def sent_among(self, msg_ids: list[str]) -> set[str]:
         """Which of these msgIds a single send recorded."""
         found: set[str] = set()
-        for i in range(0, len(msg_ids), 500):
-            chunk = msg_ids[i:i + 500]
+        for chunk, marks in _chunks(msg_ids):
             found.update(r["msg_id"] for r in self._rows(
-                f"SELECT msg_id FROM sends WHERE msg_id IN ({','.join('?' * len(chunk))})",
-                tuple(chunk)))
+                f"SELECT msg_id FROM sends WHERE msg_id IN ({marks})", tuple(chunk)))
         return found
 
     def known_prefixes(self) -> list[str]:
         return [r["prefix"] for r in self._rows("SELECT prefix FROM load_runs")]
 
     def callbacks_for(self, msg_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows(
-            "SELECT * FROM callbacks WHERE msg_id = ? ORDER BY at, id", (msg_id,))]
+        return self._rows(
+            "SELECT * FROM callbacks WHERE msg_id = ? ORDER BY at, id", (msg_id,))
 
     def callbacks_with_prefix(self, prefix: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows(
+        return self._rows(
             "SELECT * FROM callbacks WHERE msg_id >= ? AND msg_id < ? ORDER BY at, id",
-            (prefix, prefix + "~"))]
+            (prefix, prefix + "~"))
 
     def callbacks_between(self, start: float, end: float) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows(
-            "SELECT * FROM callbacks WHERE at >= ? AND at <= ? ORDER BY at, id", (start, end))]
+        return self._rows(
+            "SELECT * FROM callbacks WHERE at >= ? AND at <= ? ORDER BY at, id", (start, end))
 
     def count_reached(self, msg_ids: list[str], statuses: tuple[str, ...]) -> int:
         """How many of these msgIds have a valid callback with one of these statuses (an
         invalid one is lost at CleverTap: it reaches nothing)."""
         if not msg_ids:
             return 0
-        marks = ",".join("?" * len(statuses))
+        wanted = ",".join("?" * len(statuses))
         total = 0
-        for i in range(0, len(msg_ids), 500):
-            chunk = msg_ids[i:i + 500]
+        for chunk, marks in _chunks(msg_ids):
             rows = self._rows(
-                f"SELECT COUNT(DISTINCT msg_id) AS n FROM callbacks WHERE msg_id IN "
-                f"({','.join('?' * len(chunk))}) AND status IN ({marks}) AND valid = 1",
-                (*chunk, *statuses))
+                f"SELECT COUNT(DISTINCT msg_id) AS n FROM callbacks WHERE msg_id IN ({marks}) "
+                f"AND status IN ({wanted}) AND valid = 1", (*chunk, *statuses))
             total += rows[0]["n"]
         return total
 
@@ -243,8 +247,8 @@ class Store:
         return int(rows[0]["n"])
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows(
-            "SELECT id, at, command, passed FROM runs ORDER BY at DESC LIMIT ?", (limit,))]
+        return self._rows(
+            "SELECT id, at, command, passed FROM runs ORDER BY at DESC LIMIT ?", (limit,))
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY at DESC",
@@ -252,7 +256,7 @@ class Store:
         if len(rows) > 1 and rows[0]["id"] != run_id:
             raise StoreError(f"run id {run_id!r} is ambiguous ({len(rows)} runs start so)",
                              hint="give more of it; `ctwa runs list` shows them")
-        return dict(rows[0]) if rows else None
+        return rows[0] if rows else None
 
     def info(self) -> dict[str, Any]:
         counts = {table: self._rows(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
