@@ -160,7 +160,6 @@ def test_listen_command_runs_forwards_and_prints_stats(tmp_path) -> None:
     import socket
     import subprocess
     import sys
-    import time
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -173,15 +172,8 @@ def test_listen_command_runs_forwards_and_prints_stats(tmp_path) -> None:
                                  "--forward-to", f"{up.url}/status"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.post(f"http://127.0.0.1:{port}/status",
-                               content=(SPEC_SAMPLES / "status-sent.json").read_bytes())
-                    break
-                except httpx.ConnectError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.1)
+            once_up(lambda: httpx.post(f"http://127.0.0.1:{port}/status",
+                                       content=(SPEC_SAMPLES / "status-sent.json").read_bytes()))
         finally:
             proc.send_signal(2)
             out, err = proc.communicate(timeout=20)
@@ -311,6 +303,19 @@ def test_listen_on_port_0_prints_the_port_it_got() -> None:
     assert proc.returncode == 0
 
 
+def once_up(request, seconds: float = 20.0):
+    """``request()``'s result as soon as the listener started in a subprocess answers."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return request()
+        except httpx.ConnectError:
+            assert time.monotonic() < deadline, "the listener did not come up"
+            time.sleep(0.1)
+
+
 def test_the_listener_keeps_valid_invalid_and_unreadable_callbacks(tmp_path) -> None:
     from ctwa.store.db import Store
     from ctwa.store.writer import BatchWriter
@@ -338,7 +343,6 @@ def test_the_listener_keeps_valid_invalid_and_unreadable_callbacks(tmp_path) -> 
 def test_listen_no_store_keeps_nothing(tmp_path) -> None:
     import subprocess
     import sys
-    import time
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -347,14 +351,7 @@ def test_listen_no_store_keeps_nothing(tmp_path) -> None:
                              "--port", str(port), "--no-store"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                stats = httpx.get(f"http://127.0.0.1:{port}/stats").json()
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        stats = once_up(lambda: httpx.get(f"http://127.0.0.1:{port}/stats").json())
     finally:
         proc.send_signal(2)
         out, _ = proc.communicate(timeout=20)
