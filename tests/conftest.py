@@ -13,6 +13,7 @@ from keyring.backend import KeyringBackend
 from typer.testing import CliRunner
 
 from ctwa.infra import masking
+from ctwa.infra.threadserver import ThreadServer
 
 #: Secrets used by tests; no output of any test may contain one of them.
 CANARIES = ("pw-CANARY-7f3a", "tok-CANARY-91bd", "pc-CANARY-55e0", "imp-CANARY-0c11")
@@ -93,39 +94,18 @@ SPEC_SAMPLES = Path(__file__).parent / "spec_samples"
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-class LiveServer:
-    """A real uvicorn server on 127.0.0.1 in a background thread, for end-to-end tests."""
+class LiveServer(ThreadServer):
+    """A real uvicorn server on 127.0.0.1 in a background thread, for end-to-end tests
+    (``options`` go to uvicorn: TLS files)."""
 
     def __init__(self, app, **options) -> None:
-        import threading
-
-        import uvicorn
-
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                lifespan="off", access_log=False,
-                                **{"loop": "asyncio", **options})  # see RunningSandbox
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        super().__init__(app, "127.0.0.1", 0, **options)
+        self.url = ""
 
     def __enter__(self) -> LiveServer:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
+        host, port = self.start()
+        self.url = f"http://{host}:{port}"
         return self
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

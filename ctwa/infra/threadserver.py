@@ -12,13 +12,14 @@ class ThreadServer:
     """``with ThreadServer(app, host, port) as port:`` serves until the block ends."""
 
     def __init__(self, app: Any, host: str, port: int,
-                 lifespan: Literal["on", "off"] = "off") -> None:
+                 lifespan: Literal["on", "off"] = "off", **options: Any) -> None:
         import uvicorn
 
         # asyncio's loop, not uvloop: uvloop run in a non-main thread crashed the process at
         # exit about once in 25 Ctrl-Cs (SIGSEGV while the interpreter shut down)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                access_log=False, lifespan=lifespan, loop="asyncio")
+                                access_log=False, lifespan=lifespan, loop="asyncio",
+                                **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="ctwa-server",
                                        daemon=True)
