@@ -95,6 +95,9 @@ class Certifier:
         self.client: Any = None
         self.store: Store | None = None
         self.scale_report: Any = None
+        from ctwa.send.msgid import MsgIdFactory
+
+        self.ids = MsgIdFactory()  # one campaign's msgIds for every message of the run
 
     # --- the run ---------------------------------------------------------------------------
 
@@ -141,11 +144,7 @@ class Certifier:
         return result, at
 
     def _msg_id(self) -> str:
-        from ctwa.send.msgid import MsgIdFactory
-
-        if not hasattr(self, "_ids"):
-            self._ids = MsgIdFactory()
-        return str(self._ids.next())
+        return str(self.ids.next())
 
     # --- 1. validation ---------------------------------------------------------------------
 
