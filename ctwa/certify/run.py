@@ -72,6 +72,15 @@ class Certification:
     warnings: list[str] = field(default_factory=list)
     scale_report: Any = None
 
+    @property
+    def verdict(self) -> Any:
+        """The run's verdict: one criterion per check (manual ones attested or not)."""
+        from ctwa.report.verdict import Criterion, Verdict
+
+        return Verdict(tuple(Criterion(c.name, c.status, c.detail or c.title,
+                                       c.evidence.get("measured"), c.evidence.get("threshold"))
+                             for c in self.checks), self.interrupted, tuple(self.warnings))
+
 
 class Certifier:
     def __init__(self, options: CertifyOptions, exchanges: Exchanges,
@@ -156,7 +165,7 @@ class Certifier:
                                      msg_id="0|0|0|0").to_wire()
         result, _ = self._send("validation", payload)
         verdict = result.verdict
-        if verdict.outcome == "unreachable":  # nothing else can run: one line, exit 3
+        if verdict.outcome in ("unreachable", "timeout"):  # nothing else can run: exit 3
             from ctwa.infra.errors import RemoteUnreachable
 
             raise RemoteUnreachable(verdict.summary,

@@ -9,8 +9,14 @@ import typer
 
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output, problem_line
-from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
-from ctwa.infra.errors import ExitCode, InputError
+from ctwa.cli.reports import (
+    JunitOpt,
+    ReportOpt,
+    check_report_paths,
+    finish_run,
+    render_verdict,
+)
+from ctwa.infra.errors import InputError
 
 app = typer.Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
                   "check them in a strict local listener (listen), and turn Meta's webhooks "
@@ -90,49 +96,54 @@ def replay(
                 f"{_clock(time.time())} -> {a.planned.label:22} {a.planned.msg_id}", "dim")
             replayer.on_answer = lambda a: _say_answer(out, a)
         started = time.time()
+        interrupted = False
         try:
             answers = replayer.run(events, concurrency, group)
         except KeyboardInterrupt:
             replayer.stop()
-            _replay_summary(out, replayer.answers, len(events), interrupted=True)
-            out.say("interrupted: run the command again to send the fixtures from the start",
-                    "bold")
-            raise typer.Exit(ExitCode.INTERRUPTED) from None
-    failed = _replay_summary(out, answers, len(events))
-    _replay_run(out, replayer, answers, failed, len(events), started, report_file, junit)
-    if failed:
-        unreachable = all(a.status is None for a in failed)
-        raise typer.Exit(ExitCode.UNREACHABLE if unreachable else ExitCode.FAILED)
+            answers, interrupted = list(replayer.answers), True
+    from ctwa.report.summary import replay_verdict
+
+    verdict = replay_verdict(answers, len(events), interrupted)
+    _replay_summary(out, answers, len(events), verdict, interrupted)
+    code = _replay_run(out, replayer, answers, verdict, len(events), started, report_file,
+                       junit)
+    if interrupted:
+        out.say("interrupted: run the command again to send the fixtures from the start",
+                "bold")
+    if code:
+        raise typer.Exit(code)
 
 
-def _replay_run(out: Output, replayer: Any, answers: list[Any], failed: list[Any],
-                events: int, started: float, report: Path | None, junit: Path | None) -> None:
+def _replay_run(out: Output, replayer: Any, answers: list[Any], verdict: Any,
+                events: int, started: float, report: Path | None, junit: Path | None) -> int:
     from ctwa.report.summary import simple_summary
 
     target = " and ".join(filter(None, (replayer.status_url, replayer.inbound_url))) or "-"
     elapsed = max(time.time() - started, 1e-9)
+    failed = sum(not a.ok for a in answers)
     summary = simple_summary(
-        "replay", target, started, time.time(), not failed,
-        f"{len(answers):,} request(s), {len(answers) - len(failed):,} answered 2xx, "
-        f"{len(failed):,} not", {"events": events, "requests": len(answers),
-                                 "failed": len(failed)},
-        {"requests": float(len(answers)), "failed": float(len(failed)),
+        "replay", target, started, time.time(), verdict,
+        {"events": events, "requests": len(answers), "failed": failed,
+         "interrupted": verdict.interrupted},
+        {"requests": float(len(answers)), "failed": float(failed),
          "requests_per_second": round(len(answers) / elapsed, 1)})
-    finish_run(out, summary, report, junit)
+    render_verdict(out, verdict)
+    return finish_run(out, summary, report, junit)
 
 
-def _replay_summary(out: Output, answers: list[Any], events: int,
-                    interrupted: bool = False) -> list[Any]:
-    """The counts, on stdout (or the JSON document); returns the answers that failed."""
+def _replay_summary(out: Output, answers: list[Any], events: int, verdict: Any,
+                    interrupted: bool = False) -> None:
+    """The counts, on stdout (or the JSON document)."""
     failed = [a for a in answers if not a.ok]
     if out.json_mode:
         out.data({"events": events, "sent": len(answers), "failed": len(failed),
-                  "interrupted": interrupted, "answers": [a.as_dict() for a in answers]})
+                  "interrupted": interrupted, "outcome": verdict.outcome,
+                  "verdict": verdict.as_dict(), "answers": [a.as_dict() for a in answers]})
     else:
         out.line(f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
                  f"{len(failed)} not" + (f", interrupted (the fixtures hold {events} "
                                          "event(s))" if interrupted else ""), "bold")
-    return failed
 
 
 def _say_answer(out: Output, answer: Any) -> None:
@@ -237,21 +248,22 @@ def listen(
         if writer.orphans_dropped:
             out.warn(f"{writer.orphans_dropped:,} callback(s) about msgIds ctwa never sent "
                      f"were counted but not kept (the first {writer.orphan_limit:,} were)")
+    from ctwa.report.summary import listen_verdict, simple_summary
+
+    verdict = listen_verdict(tallies)
     if out.json_mode:
-        out.data(tallies)
+        out.data({**tallies, "outcome": verdict.outcome, "verdict": verdict.as_dict()})
     else:
         _print_stats(out, tallies)
-    from ctwa.report.summary import simple_summary
-
     invalid = tallies["invalid"]
     summary = simple_summary(
-        "listen", f"http://{host}:{real_port}", started, time.time(),
-        invalid == 0 and not tallies["anomaly_count"],
-        f"{tallies['callbacks']:,} callback(s), {invalid:,} invalid, "
-        f"{tallies['anomaly_count']:,} out of order", tallies,
+        "listen", f"http://{host}:{real_port}", started, time.time(), verdict, tallies,
         {"callbacks": float(tallies["callbacks"]), "invalid": float(invalid),
          "anomalies": float(tallies["anomaly_count"])})
-    finish_run(out, summary, report_file, junit, keep=not no_store)
+    render_verdict(out, verdict)
+    code = finish_run(out, summary, report_file, junit, keep=not no_store)
+    if code:  # callbacks that break the contract, or came out of order
+        raise typer.Exit(code)
 
 
 class _LineBudget:

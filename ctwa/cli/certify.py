@@ -22,7 +22,7 @@ from ctwa.cli.send import (
     UsernameOpt,
     WabaOpt,
 )
-from ctwa.infra.errors import CtwaError, ExitCode, InputError
+from ctwa.infra.errors import CtwaError, InputError
 
 app = typer.Typer(help="Certify a BSP integration against the spec's acceptance criteria.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -171,18 +171,16 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> No
         exchanges.close()
     summary = _write_evidence(out, options, folder, result)
     _render(out, summary, folder)
-    failed = [c for c in result.checks if c.status == "fail"]
-    untested = [c for c in result.checks if c.status == "not tested"]
+    verdict = result.verdict
     if result.interrupted:
         out.say("interrupted: the report above covers the checks that ran", "bold")
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    if failed:
-        raise typer.Exit(ExitCode.FAILED)
-    if untested:
+    untested = [c for c in result.checks if c.status == "not tested"]
+    if untested and not result.interrupted and verdict.outcome != "failed":
         out.warn(f"{len(untested)} automated check(s) not tested: "
                  + ", ".join(c.name for c in untested))
-        if strict:
-            raise typer.Exit(ExitCode.FAILED)
+    code = verdict.exit_code(strict=strict)
+    if code:
+        raise typer.Exit(code)
 
 
 def _write_evidence(out: Output, options: Any, folder: Path, result: Any) -> dict[str, Any]:
@@ -204,8 +202,7 @@ def _write_evidence(out: Output, options: Any, folder: Path, result: Any) -> dic
                         "rps": scale["requests_per_second"]})
     summary = new_summary(
         "certify", target=options.endpoint.url, started=result.started, ended=result.ended,
-        criteria=[{"name": c["name"], "status": c["status"], "detail": c["detail"]}
-                  for c in checks], metrics=metrics, warnings=result.warnings,
+        verdict=result.verdict, metrics=metrics,
         data={"checks": checks, "scale": scale, "spec": SPEC_VERSION, "to": options.to,
               "interrupted": result.interrupted})
     (folder / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
@@ -220,11 +217,10 @@ def _render(out: Output, summary: dict[str, Any], folder: Path) -> None:
         out.data({**{k: v for k, v in summary.items() if k != "data"},
                   "checks": summary["data"]["checks"], "evidence": str(folder)})
         return
-    for warning in summary["warnings"]:
-        out.line(f"WARNING: {warning}", "yellow")
-    for check in summary["criteria"]:
-        style = {"pass": "green", "fail": "red"}.get(check["status"], "yellow")
-        out.line(f"{check['status'].upper():13} {check['name']:28} {check['detail']}", style)
+    from ctwa.cli.reports import render_verdict
+    from ctwa.report.verdict import of_summary
+
+    render_verdict(out, of_summary(summary))
     out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, exchanges.ndjson, "
              f"manifest.json); check it with `ctwa certify verify {folder}`", "dim")
 

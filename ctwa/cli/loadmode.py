@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.output import Output
-from ctwa.infra.errors import ExitCode, InputError
+from ctwa.infra.errors import InputError
 
 LOAD = "Load mode (campaign-like volume)"
 CountOpt = Annotated[int | None, typer.Option(
@@ -165,29 +165,29 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
         finish_load_record(out, run_id, report)
     if awaiting is not None and awaiting.active and not report.interrupted:
         await_load(out, plan, report, awaiting)
+    from ctwa.load.engine import verdict
+
+    report.verdict = verdict(report)  # the one verdict, the round trip's criterion included
     if out.json_mode:
         out.data(report.as_dict())
     else:
         _render_load(out, report)
         if report.round_trip is not None:
             render_round_trip(out, report.round_trip)
-    from ctwa.cli.reports import finish_run
+    from ctwa.cli.reports import finish_run, render_verdict
     from ctwa.report.summary import load_summary
 
-    finish_run(out, load_summary(report, started, time.time()), flags.report, flags.junit)
+    render_verdict(out, report.verdict)
+    code = finish_run(out, load_summary(report, started, time.time()), flags.report,
+                      flags.junit)
     if report.interrupted:
         out.say("interrupted: the report above covers what was sent; run the command again "
                 "for a full run", "bold")
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    if report.stopped_on_auth:
+    elif report.stopped_on_auth:
         out.error("the endpoint refused the credentials; check --username/--password or "
                   "--token (or the profile's secrets) and run again")
-        raise typer.Exit(ExitCode.CONFIG)
-    trip = report.round_trip
-    if not report.passed or (trip is not None and (trip["problems"]
-                                                   or trip["complete"] < trip["accepted"])):
-        raise typer.Exit(ExitCode.FAILED)
-
+    if code:
+        raise typer.Exit(code)
 
 
 def _load_progress(out: Output):
@@ -224,9 +224,12 @@ def _render_load(out: Output, report: Any) -> None:
 
     table = Table(title=f"load report: {report.url}", box=None, show_header=False)
     rows = [("sent", f"{report.sent:,}"), ("accepted in time", f"{report.accepted:,}"),
+            *([("accepted late", f"{report.accepted_late:,}")] if report.accepted_late else []),
             *([("abandoned at Ctrl-C", f"{report.abandoned:,}")] if report.abandoned else []),
-            (f"over the {report.deadline:g} s deadline", f"{report.too_slow:,}"),
-            ("connection errors", f"{report.connection_errors:,}"),
+            (f"answers over the {report.deadline:g} s deadline", f"{report.too_slow:,}"),
+            (f"timeouts (no answer within {report.timeout:g} s)" if report.timeout else
+             "timeouts", f"{report.timeouts:,}"),
+            ("connection errors (refused, reset)", f"{report.connection_errors:,}"),
             *([("answers too large", f"{report.too_large:,}")] if report.too_large else []),
             *([("failed in ctwa itself", f"{report.client_errors:,}")]
               if report.client_errors else []),
@@ -261,7 +264,3 @@ def _render_load(out: Output, report: Any) -> None:
     out.table(table)
     for sample in report.error_samples[:5]:
         out.line(f"  e.g. {sample}", "dim")
-    for line in report.verdict:
-        style = "green" if line.startswith("PASS") else (
-            "red" if line.startswith(("FAIL", "WARNING", "INTERRUPTED")) else "yellow")
-        out.line(line, style)

@@ -12,7 +12,7 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
-from ctwa.infra.errors import ExitCode, InputError
+from ctwa.infra.errors import InputError
 
 ROUND_TRIP = "Round trip (callbacks)"
 AwaitOpt = Annotated[bool, typer.Option(
@@ -84,8 +84,11 @@ def record_send(out: Output, result: Any, at: float) -> str | None:
 
 
 def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
-                 send: dict[str, Any]) -> int:
-    """Wait for one message's callbacks, print its timeline; the exit code."""
+                 result: Any) -> int:
+    """Wait for one message's callbacks, print its timeline and the send's verdict (the
+    round trip's criterion included); the exit code."""
+    from dataclasses import replace
+
     from ctwa.roundtrip.story import callback_events
     from ctwa.roundtrip.waiting import round_trip, wait_for
     from ctwa.store.db import Store
@@ -99,10 +102,13 @@ def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
             reached, interrupted = False, True
         trip = round_trip(store, {msg_id: sent_at}, flags.until, sent_at, time.time())
         events = callback_events(store, msg_id, sent_at)
+    verdict = replace(result.run_verdict(trip.as_dict()), interrupted=interrupted)
     if out.json_mode:
-        out.data({**send, "msgId": msg_id, "reached": reached, "interrupted": interrupted,
+        out.data({**result.as_dict(), "msgId": msg_id, "reached": reached,
+                  "interrupted": interrupted,
                   "timeline": [{k: v for k, v in e.items() if k != "body"} for e in events],
-                  "round_trip": trip.as_dict()})
+                  "round_trip": trip.as_dict(), "outcome": verdict.outcome,
+                  "criteria": [c.as_dict() for c in verdict.criteria]})
     else:
         out.result(f"callbacks for {msg_id}:")
         for event in events:
@@ -113,13 +119,14 @@ def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
     if interrupted:
         out.say(f"interrupted while waiting; `ctwa trace {msg_id}` shows the callbacks that "
                 "arrive later (while a listener keeps them)", "bold")
-        return ExitCode.INTERRUPTED
-    if not reached:
+    elif not reached:
         out.error(f"no {flags.until} status for {msg_id} within {flags.timeout:g} s"
                   + ("" if events else "; nothing arrived: check the BSP's callback URL points "
                      f"at {flags.listen} (or a public URL that reaches it)"))
-        return ExitCode.FAILED
-    return ExitCode.FAILED if trip.problems else ExitCode.OK
+    from ctwa.cli.reports import render_send_verdict
+
+    render_send_verdict(out, verdict)
+    return verdict.exit_code()
 
 
 def _progress(out: Output, flags: AwaitFlags) -> Any:
@@ -224,9 +231,6 @@ def render_round_trip(out: Output, trip: dict[str, Any]) -> None:
         example = trip["examples"].get(kind, [""])[0]
         out.line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
                  + (f", e.g. {example}" if example else ""), "red")
-    if not trip["anomalies"]:
-        out.line("PASS: every accepted message's callbacks came back in order, in CleverTap's "
-                 "format", "green")
 
 
 # --- ctwa trace ------------------------------------------------------------------------------

@@ -140,6 +140,7 @@ def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float
                         deadline: float, warnings: list[str], awaiting: AwaitFlags) -> None:
     import time
 
+    from ctwa.cli.reports import render_send_verdict
     from ctwa.cli.roundtrip import await_single, record_send
     from ctwa.send.messaging import deliver
 
@@ -152,14 +153,18 @@ def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float
                                        or result.verdict.outcome == "too-slow"):
         if not out.json_mode:
             _render(out, result)
-        code = await_single(out, msg_id, sent_at, awaiting, result.as_dict())
-        raise typer.Exit(code or result.exit_code)
+        code = await_single(out, msg_id, sent_at, awaiting, result)
+        raise typer.Exit(code)
+    verdict = result.run_verdict()
     if out.json_mode:
-        out.data(result.as_dict())
+        out.data({**result.as_dict(), "outcome": verdict.outcome,
+                  "criteria": [c.as_dict() for c in verdict.criteria]})
     else:
         _render(out, result)
-    if result.exit_code:
-        raise typer.Exit(result.exit_code)
+        render_send_verdict(out, verdict)
+    code = verdict.exit_code()
+    if code:
+        raise typer.Exit(code)
 
 
 def _render(out: Output, result: Any) -> None:

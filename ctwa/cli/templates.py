@@ -9,7 +9,13 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
-from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
+from ctwa.cli.reports import (
+    JunitOpt,
+    ReportOpt,
+    check_report_paths,
+    finish_run,
+    render_verdict,
+)
 from ctwa.infra import envvars
 from ctwa.infra.errors import ExitCode, InputError
 
@@ -102,19 +108,23 @@ def import_templates(
                             prune, on_page, follow_next=not no_next)
         started = time.time()
         report = importer.run(target.url, limit, max_pages)
-    _report_import(out, report, library.root)
     from ctwa.report.summary import import_summary
+    from ctwa.report.verdict import of_summary
 
     summary = import_summary(report, started, time.time())
     summary["data"].update(_library_counts(library, report))
-    finish_run(out, summary, report_file, junit)
+    _report_import(out, report, library.root, summary["verdict"])
+    render_verdict(out, of_summary(summary))
+    code = finish_run(out, summary, report_file, junit)
     if report.error:
         out.error(report.error)
         kept = len(report.added) + len(report.updated) + len(report.unchanged)
         if kept:
             out.say(f"kept {kept} template(s) in {library.root}; run the same command again "
                     "to finish the import")
-        raise typer.Exit(report.exit_code)
+        raise typer.Exit(report.exit_code or code)
+    if code:
+        raise typer.Exit(code)
     out.say("next: `ctwa templates list --sendable`, then `ctwa templates show NAME`", "dim")
 
 
@@ -154,14 +164,13 @@ def _progress(out: Output):
     return running()
 
 
-def _report_import(out: Output, report: Any, root: Path) -> None:
+def _report_import(out: Output, report: Any, root: Path, verdict: dict[str, Any]) -> None:
     if out.json_mode:
-        out.data({**report.as_dict(), "library": str(root)})
+        out.data({**report.as_dict(), "library": str(root), "verdict": verdict,
+                  "outcome": verdict["outcome"]})
         return
     from rich.table import Table
-
-    for notice in report.notices:
-        out.warn(notice)
+    # the notices are the verdict's warnings: render_verdict says them
     if report.duplicates:
         out.warn(f"{len(report.duplicates)} template(s) offered more than once, the first kept: "
                  + "; ".join(report.duplicates[:10])

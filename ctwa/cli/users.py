@@ -12,7 +12,13 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
-from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
+from ctwa.cli.reports import (
+    JunitOpt,
+    ReportOpt,
+    check_report_paths,
+    finish_run,
+    render_verdict,
+)
 from ctwa.infra import envvars
 from ctwa.infra.errors import InputError
 
@@ -126,16 +132,20 @@ def upload_users(
     finally:
         if client is not None:
             client.close()
-    _render(out, report, url, headers)
     from ctwa.report.summary import upload_summary
+    from ctwa.report.verdict import of_summary
 
     summary = upload_summary(report, started, time.time(), url or str(csv_path))
     summary["data"]["series"] = rows_at.series(report.counts.rows_read)
-    finish_run(out, summary, report_file, junit)
+    _render(out, report, url, headers, summary["verdict"])
+    render_verdict(out, of_summary(summary))
+    code = finish_run(out, summary, report_file, junit)
     if report.interrupted:
         out.say("to finish the upload, run: " + _resume_command(), "bold")
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    if report.exit_code not in (0, 1, 130):  # could not reach CleverTap, bad credentials
+        code = report.exit_code
+    if code:
+        raise typer.Exit(code)
 
 
 def _target(out: Output, region: str | None, base_url: str | None, account_id: str | None,
@@ -231,13 +241,15 @@ def _progress(out: Output):
     return running()
 
 
-def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) -> None:
+def _render(out: Output, report: Any, url: str | None, headers: dict[str, str],
+            verdict: dict[str, Any]) -> None:
     from ctwa.infra.masking import redact_header_value
 
     masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
     if out.json_mode:
         data = report.as_dict()
         data["request"] = {"url": url, "headers": masked}
+        data["verdict"], data["outcome"] = verdict, verdict["outcome"]
         out.data(data)
         return
     from rich.table import Table

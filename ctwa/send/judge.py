@@ -16,7 +16,7 @@ from ctwa.wire.codes import messaging_error_meaning
 DEFAULT_DEADLINE = 1.0
 
 Outcome = Literal["accepted", "rejected", "http-error", "contract-violation", "too-slow",
-                  "unreachable"]
+                  "timeout", "unreachable"]
 
 
 @dataclass
