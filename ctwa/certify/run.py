@@ -240,7 +240,7 @@ class Certifier:
                        f"{', '.join(sorted(covered)) or 'none'}"
                        + (f"; not in the library: {', '.join(missing)}" if missing else ""),
                        **evidence)
-        self.say(f"templates: {check.status.upper()} ({check.detail[:160]})")
+        self.say(f"templates: {check.status.upper()} ({check.detail})")
 
     # --- 4. errors -------------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ class Certifier:
         check.done(status, f"impossible number {self.o.invalid_to}: {number_detail}; wrong "
                    f"credentials: {creds_detail}", invalid_number_ok=number_ok,
                    wrong_credentials_ok=creds_ok)
-        self.say(f"errors: {check.status.upper()} ({check.detail[:160]})")
+        self.say(f"errors: {check.status.upper()} ({check.detail})")
 
     def _failed_codes(self, msg_id: str, sent_at: float) -> list[int] | None:
         assert self.store is not None
@@ -415,7 +415,7 @@ class Certifier:
         else:
             check.done(PASS, f"all {trip.accepted} reached {until} in order, in CleverTap's "
                        "format", **evidence)
-        self.say(f"callbacks: {check.status.upper()} ({check.detail[:200]})")
+        self.say(f"callbacks: {check.status.upper()} ({check.detail})")
 
     # --- 6. inbound ------------------------------------------------------------------------
 
@@ -494,7 +494,7 @@ class Certifier:
             check.done(NOT_TESTED, f"not confirmed: {n:,} real messages were not sent")
             return
         check.done(*self._run_scale(n))
-        self.say(f"scale: {check.status.upper()} ({check.detail[:200]})")
+        self.say(f"scale: {check.status.upper()} ({check.detail})")
 
     def _run_scale(self, n: int) -> tuple[str, str]:
         from ctwa.http import load_headers
