@@ -61,6 +61,7 @@ class CertifyOptions:
     interactive_timeout: float = 300.0
     deadline: float = 1.0
     timeout: float = 10.0
+    expectations: Any = None  # ctwa.certify.scale.Expectations
 
 
 @dataclass
@@ -96,7 +97,10 @@ class Certifier:
                  ("callbacks", "DLRs for every accepted message, valid and in order"),
                  ("inbound", "inbound replies of every kind, with context"),
                  ("clicks", "clicked for tracked URL buttons"),
-                 ("scale", "1500 concurrent requests, p99 under 1 s, DLRs complete")]
+                 ("scale", "1500 concurrent requests, p99 under 1 s, DLRs complete, errors "
+                  "per expectation and categorised correctly"),
+                 ("platform counts", "sent, delivered and viewed counts match your platform "
+                  "count")]
         self.checks = {name: Check(name, title) for name, title in names}
         self.sent_at: dict[str, float] = {}  # accepted msgIds of templates and freeform
         self.templates_sent: dict[str, dict[str, Any]] = {}  # msgId -> template
@@ -486,12 +490,15 @@ class Certifier:
     def _scale(self) -> None:
         check = self.checks["scale"]
         n = self.o.scale
+        platform = self.checks["platform counts"]
         if not n:
             check.done(NOT_TESTED, "run with --scale N --to-file NUMBERS (real messages: "
                        "they cost money)")
+            platform.done(NOT_TESTED, "needs the scale run (--scale N --to-file NUMBERS)")
             return
         if not self.confirm_scale(n):
             check.done(NOT_TESTED, f"not confirmed: {n:,} real messages were not sent")
+            platform.done(NOT_TESTED, "needs the scale run, which was not confirmed")
             return
         check.done(*self._run_scale(n))
         self.say(f"scale: {check.status.upper()} ({check.detail})")
@@ -534,23 +541,62 @@ class Certifier:
         trip = load_round_trip(self.store, plan, report, "delivered")
         report.round_trip = trip.as_dict()
         p99 = report.latency_ms.get("p99", 0.0)
+        from ctwa.certify.scale import (
+            Expectations,
+            expected_text,
+            judge_errors,
+            judge_platform,
+            platform_view,
+        )
+
+        expectations = self.o.expectations or Expectations()
+        trip_data = report.round_trip
+        expected = expectations.codes(numbers, report.sent)
         problems = []
         if report.peak_in_flight < min(n, CAMPAIGN_CONCURRENCY):
             problems.append(f"only {report.peak_in_flight} in flight")
         if p99 >= self.o.deadline * 1000:
             problems.append(f"p99 {p99:g} ms")
-        if report.too_slow:
-            problems.append(f"{report.too_slow:,} over the deadline")
-        if report.failed:
-            problems.append(f"{report.failed:,} not accepted")
+        if report.not_in_time:
+            problems.append(f"{report.not_in_time:,} not answered within the deadline")
+        problems += judge_errors(report, trip_data, expected)
+        problems += self._misdirected(report, numbers, expectations)
         if trip.complete < trip.accepted or trip.problems:
             problems.append(f"DLRs: {trip.complete:,} of {trip.accepted:,} delivered or failed"
                             + (", " + ", ".join(f"{k} {v}" for k, v in trip.anomalies.items())
                                if trip.anomalies else ""))
         counts = ", ".join(f"{k} {v:,}" for k, v in trip.furthest.items())
-        detail = (f"{report.sent:,} sent, {report.peak_in_flight} in flight, p99 {p99:g} ms; "
-                  f"per status: {counts}")
+        detail = (f"{report.sent:,} sent, {report.peak_in_flight} in flight, p99 {p99:g} ms, "
+                  f"{expected_text(report, trip_data, expected)}; per status: {counts}")
+        platform = self.checks["platform counts"]
+        ours = platform_view(trip_data)
+        shown = ", ".join(f"{k} {v:,}" for k, v in ours.items())
+        if expectations.platform is None:
+            platform.done(NOT_TESTED, f"the callbacks said {shown}: give the BSP "
+                          "dashboard's counts with --platform-counts sent=N,delivered=N,"
+                          "read=N to compare", measured=ours)
+        else:
+            wrong = judge_platform(trip_data, expectations.platform)
+            platform.done(FAIL if wrong else PASS, "; ".join(wrong) if wrong else
+                          f"the platform's counts match the callbacks: {shown}",
+                          measured=ours, threshold=expectations.platform)
         return (FAIL, f"{'; '.join(problems)} ({detail})") if problems else (PASS, detail)
+
+    @staticmethod
+    def _misdirected(report: Any, numbers: tuple[str, ...], expectations: Any) -> list[str]:
+        """With codes beside the numbers: refusals of messages to numbers not expected to
+        fail (the counts per code could match while the wrong numbers fail)."""
+        from ctwa.load.run import V_REJECTED
+
+        outcomes = report.outcomes
+        if not expectations.per_number or outcomes is None:
+            return []
+        wrong = [numbers[i % len(numbers)] for i, verdict in enumerate(outcomes.verdicts)
+                 if verdict == V_REJECTED and numbers[i % len(numbers)]
+                 not in expectations.per_number]
+        if not wrong:
+            return []
+        return [f"{len(wrong):,} refusal(s) to numbers not expected to fail, e.g. {wrong[0]}"]
 
     # --- 9. manual -------------------------------------------------------------------------
 

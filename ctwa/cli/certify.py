@@ -47,7 +47,16 @@ def certify(
         "--scale", min=1, help="Also send N messages at 1500 in flight (real messages).")]
     = None,
     to_file: Annotated[Path | None, typer.Option(
-        "--to-file", help="Numbers for --scale, one per line, cycled.")] = None,
+        "--to-file", help="Numbers for --scale, one per line, cycled; NUMBER,CODE expects "
+        "every message to that number to fail with CODE.")] = None,
+    expect_errors: Annotated[str | None, typer.Option(
+        "--expect-errors", metavar="CODE=N,...",
+        help="With --scale: how many messages should fail with each code, e.g. 2003=26.")]
+    = None,
+    platform_counts: Annotated[str | None, typer.Option(
+        "--platform-counts", metavar="sent=N,delivered=N,read=N",
+        help="With --scale: the BSP dashboard's counts, compared with the callbacks'.")]
+    = None,
     interactive: Annotated[bool, typer.Option(
         "--interactive/--no-interactive", help="Run the steps that need the tester's phone "
         "(write first, reply, tap); without, they are not tested.")] = True,
@@ -96,7 +105,6 @@ def certify(
 
 def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
     from ctwa.certify.run import CertifyOptions
-    from ctwa.cli.loadmode import recipients
     from ctwa.cli.send import _endpoint_of, _profile, _waba
     from ctwa.templates.library import TemplateLibrary, default_root
     from ctwa.wire.numbers import check_phone
@@ -112,7 +120,19 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
     if given["scale"] and given["to_file"] is None:
         raise InputError("--scale needs --to-file NUMBERS", hint="numbers that may receive "
                          "the messages, one per line")
-    numbers = recipients(None, given["to_file"]) if given["to_file"] else ()
+    from ctwa.certify.scale import (
+        Expectations,
+        parse_expect_errors,
+        parse_platform_counts,
+        read_numbers,
+    )
+
+    numbers, per_number = read_numbers(given["to_file"]) if given["to_file"] else ((), {})
+    expectations = Expectations(parse_expect_errors(given["expect_errors"]), per_number,
+                                parse_platform_counts(given["platform_counts"]))
+    if not given["scale"] and (given["expect_errors"] or given["platform_counts"]):
+        raise InputError("--expect-errors and --platform-counts judge the scale run",
+                         hint="add --scale N --to-file NUMBERS")
     profile_name, profile = _profile(out)
     names = None if given["templates"] == "all-sendable" else [
         n.strip() for n in given["templates"].split(",") if n.strip()]
@@ -128,7 +148,7 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
         attest=given["attest"], invalid_to=invalid,
         callback_timeout=given["callback_timeout"],
         interactive_timeout=given["interactive_timeout"], deadline=given["deadline"],
-        timeout=given["timeout"])
+        timeout=given["timeout"], expectations=expectations)
     if given["attest"] is not None:
         from ctwa.certify.run import _read_attestations
 
