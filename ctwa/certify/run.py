@@ -174,10 +174,9 @@ class Certifier:
 
             raise RemoteUnreachable(verdict.summary,
                                     hint="check --endpoint (or the profile's) and the network")
-        check.done(PASS if verdict.accepted else FAIL,
-                   f"{verdict.outcome}: {verdict.summary}", latency_ms=verdict.latency_ms,
-                   http_status=result.response_status)
-        self.say(f"validation: {check.status.upper()} ({verdict.summary})")
+        check.done(PASS if verdict.accepted else FAIL, verdict.describe(),
+                   latency_ms=verdict.latency_ms, http_status=result.response_status)
+        self.say(f"validation: {check.status.upper()} ({check.detail})")
 
     # --- 2. templates ----------------------------------------------------------------------
 
@@ -274,7 +273,7 @@ class Certifier:
                 number_detail = ("accepted, then failed with code(s) "
                                  f"{', '.join(map(str, codes))}, outside 1000-1010")
         else:
-            number_detail = f"{verdict.outcome}: {verdict.summary}"
+            number_detail = verdict.describe()
         creds_ok, creds_detail = self._wrong_credentials()
         status = PASS if number_ok and creds_ok is not False else FAIL
         check.done(status, f"impossible number {self.o.invalid_to}: {number_detail}; wrong "
@@ -461,8 +460,13 @@ class Certifier:
         assert self.store is not None
         check = self.checks["clicks"]
         with_buttons = {m: t for m, t in self.templates_sent.items() if url_buttons(t)}
+        if not self.templates_sent:
+            check.done(NOT_TESTED, "no template was accepted (see templates), so there was "
+                       "no URL button to tap")
+            return
         if not with_buttons:
-            check.done(NOT_TESTED, "no template sent has a URL button")
+            check.done(NOT_TESTED, f"none of the {len(self.templates_sent)} accepted "
+                       "template(s) has a URL button; choose one that has (--templates)")
             return
         if not self.o.interactive:
             check.done(NOT_TESTED, "needs the tester to tap a URL button (--interactive)")

@@ -195,7 +195,7 @@ def _render(out: Output, result: Any) -> None:
             body = result.response_body
             shown = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
             out.say(f"  answer: {shown[:500]}", "dim")
-        out.error(f"{verdict.outcome}: {verdict.summary}")
+        out.error(verdict.describe())
 
 
 def _print_payload(out: Output, payload: Any, warnings: list[str]) -> None:
