@@ -40,7 +40,6 @@ class LoadFlags:
     to_file: Path | None = None
     report: Path | None = None
     junit: Path | None = None
-    export_locust: Path | None = None  # write a Locust project instead of running
 
     @property
     def active(self) -> bool:
@@ -51,12 +50,13 @@ class LoadFlags:
 
         return parse_duration(self.duration, "--duration") if self.duration else None
 
-    def check(self) -> None:
-        """Usage conflicts, reported before anything else (a missing secret included)."""
+    def check(self, exporting: bool = False) -> None:
+        """Usage conflicts, reported before anything else (a missing secret included);
+        ``exporting``: for a Locust project, where the load options need no --count."""
         if self.count is not None and self.duration is not None:
             raise InputError("give --count or --duration, not both")
         self.duration_seconds()
-        if not self.active and not self.export_locust and (
+        if not self.active and not exporting and (
                 self.rate or self.concurrency or self.workers or self.to_file or self.report
                 or self.junit):
             raise InputError("--rate, --concurrency, --workers, --to-file, --report and --junit "
@@ -86,15 +86,19 @@ def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
     return tuple(numbers)
 
 
-def export_locust(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,
-                  flags: LoadFlags, to: str | None, wrapped: bool = False) -> None:
-    """Write the Locust project for this load run instead of running it."""
+def export_locust(out: Output, request: Any, folder: Path) -> None:
+    """Write the Locust project for the load run a send command's request describes
+    (ctwa.cli.send.SendRequest), instead of running it."""
     from ctwa import __version__
     from ctwa.infra.masking import is_secret_header
     from ctwa.load.plan import CAMPAIGN_CONCURRENCY
     from ctwa.locust.scenario import SECRET_ENV, Scenario, write_project
+    from ctwa.wire.outbound import is_wrapped
 
-    assert flags.export_locust is not None
+    flags = request.load
+    flags.check(exporting=True)
+    request.awaiting.check()
+    endpoint = request.endpoint()
     headers = dict(endpoint.headers)
     for name in headers:
         if is_secret_header(name):
@@ -103,20 +107,20 @@ def export_locust(out: Output, payload: Any, endpoint: Any, timeout: float, dead
                              f"(its value then comes from {SECRET_ENV['header']})")
     auth = endpoint.auth
     scenario = Scenario(
-        url=endpoint.url, payload=payload, recipients=list(recipients(to, flags.to_file)),
-        wrapped=wrapped, deadline=deadline, timeout=timeout,
+        url=endpoint.url, payload=request.body,
+        recipients=list(recipients(request.to, flags.to_file)),
+        wrapped=is_wrapped(request.body), deadline=request.deadline, timeout=request.timeout,
         concurrency=flags.concurrency or CAMPAIGN_CONCURRENCY,
         auth={"kind": auth.kind, **({"username": auth.username} if auth.username else {}),
               **({"header_name": auth.header_name} if auth.header_name else {})},
         headers=headers, ctwa_version=__version__)
-    written = write_project(flags.export_locust, scenario)
+    written = write_project(folder, scenario)
     if out.json_mode:
         out.data({"written": [str(p) for p in written]})
         return
     for path in written:
         out.result(f"wrote {path}")
     users = scenario.concurrency
-    folder = flags.export_locust
     env = SECRET_ENV.get(auth.kind)
     out.say("next (pip install 'ctwa[locust]'" + (f"; export {env} on every process" if env
                                                  else "") + "):", "dim")
@@ -124,50 +128,27 @@ def export_locust(out: Output, payload: Any, endpoint: Any, timeout: float, dead
              f"-r {users} -t 60s --ctwa-json run.json --ctwa-report run.html")
 
 
-def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,
-                  flags: LoadFlags, to: str | None, wrapped: bool = False,
-                  awaiting: Any = None) -> None:
-    import os
+def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
+    """A load run (ctwa.send.job.SendJob with ``load``): run it, then its verdict, the
+    summary kept in the store with its report files, the rendering, the exit code."""
+    from ctwa.cli.roundtrip import render_round_trip, wait_progress
+    from ctwa.send.job import Hooks, run_job
 
-    from ctwa.cli.roundtrip import (
-        await_load,
-        finish_load_record,
-        render_round_trip,
-        start_load_record,
-    )
-    from ctwa.http import load_headers
-    from ctwa.load.engine import run_load
-    from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
+    def starting(plan: Any) -> None:
+        if out.json_mode:
+            return
+        load = job.load
+        target = f"{load.count} messages" if load.count else f"{flags.duration}"
+        pace = f" at {load.rate:g}/s" if load.rate else ""
+        out.say(f"load: {target}{pace} to {plan.url}, {plan.concurrency} in flight, "
+                f"{plan.workers} worker process(es)", "bold")
 
-    duration = flags.duration_seconds()  # flags.check() ran before the endpoint was resolved
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-    small = flags.count is not None and flags.count < 500
-    workers = flags.workers or (1 if small else cores)
-    concurrency = flags.concurrency or min(flags.count or CAMPAIGN_CONCURRENCY,
-                                           CAMPAIGN_CONCURRENCY)
-    plan = LoadPlan(endpoint.url, load_headers(endpoint.auth, endpoint.headers), payload,
-                    recipients(to, flags.to_file), flags.count, duration, flags.rate,
-                    max(concurrency, workers), workers, deadline, timeout, wrapped,
-                    record=True)
-    run_id = start_load_record(out, plan, payload, awaiting)
-    if not out.json_mode:
-        target = f"{flags.count} messages" if flags.count else f"{flags.duration}"
-        pace = f" at {flags.rate:g}/s" if flags.rate else ""
-        out.say(f"load: {target}{pace} to {endpoint.url}, {plan.concurrency} in flight, "
-                f"{workers} worker process(es)", "bold")
-    import time
-
-    started = time.time()
     with _load_progress(out) as on_progress:
-        report = run_load(plan, on_progress)
-    if run_id is not None:
-        finish_load_record(out, run_id, report)
-    if awaiting is not None and awaiting.active and not report.interrupted:
-        await_load(out, plan, report, awaiting)
-    from ctwa.load.engine import verdict
-
-    report.verdict = verdict(report)  # the one verdict, the round trip's criterion included
+        hooks = Hooks(say=out.say, warn=out.warn, on_progress=on_progress,
+                      on_wait=wait_progress(out, job.awaiting) if job.awaiting else None,
+                      on_start=starting)
+        done = run_job(job, hooks)
+    report = done.result
     if out.json_mode:
         out.data(report.as_dict())
     else:
@@ -178,7 +159,7 @@ def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, dead
     from ctwa.report.summary import load_summary
 
     render_verdict(out, report.verdict)
-    code = finish_run(out, load_summary(report, started, time.time()), flags.report,
+    code = finish_run(out, load_summary(report, done.started, done.ended), flags.report,
                       flags.junit)
     if report.interrupted:
         out.say("interrupted: the report above covers what was sent; run the command again "
