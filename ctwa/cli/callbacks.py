@@ -9,13 +9,7 @@ import typer
 
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output, problem_line
-from ctwa.cli.reports import (
-    JunitOpt,
-    ReportOpt,
-    check_report_paths,
-    finish_run,
-    render_verdict,
-)
+from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths
 from ctwa.infra.errors import InputError
 
 app = typer.Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
@@ -102,48 +96,33 @@ def replay(
         except KeyboardInterrupt:
             replayer.stop()
             answers, interrupted = list(replayer.answers), True
-    from ctwa.report.summary import replay_verdict
+    from ctwa.cli.reports import conclude
+    from ctwa.report.summary import replay_verdict, simple_summary
 
     verdict = replay_verdict(answers, len(events), interrupted)
-    _replay_summary(out, answers, len(events), verdict, interrupted)
-    code = _replay_run(out, replayer, answers, verdict, len(events), started, report_file,
-                       junit)
+    target = " and ".join(filter(None, (replayer.status_url, replayer.inbound_url))) or "-"
+    elapsed = max(time.time() - started, 1e-9)
+    failed = [a for a in answers if not a.ok]
+    summary = simple_summary(
+        "replay", target, started, time.time(), verdict,
+        {"events": len(events), "requests": len(answers), "failed": len(failed),
+         "interrupted": interrupted},
+        {"requests": float(len(answers)), "failed": float(len(failed)),
+         "requests_per_second": round(len(answers) / elapsed, 1)})
+    code = conclude(out, summary, document={
+        "events": len(events), "sent": len(answers), "failed": len(failed),
+        "interrupted": interrupted, "outcome": verdict.outcome, "verdict": verdict.as_dict(),
+        "answers": [a.as_dict() for a in answers]},
+        render=lambda: out.line(
+            f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
+            f"{len(failed)} not" + (f", interrupted (the fixtures hold {len(events)} "
+                                    "event(s))" if interrupted else ""), "bold"),
+        report=report_file, junit=junit)
     if interrupted:
         out.say("interrupted: run the command again to send the fixtures from the start",
                 "bold")
     if code:
         raise typer.Exit(code)
-
-
-def _replay_run(out: Output, replayer: Any, answers: list[Any], verdict: Any,
-                events: int, started: float, report: Path | None, junit: Path | None) -> int:
-    from ctwa.report.summary import simple_summary
-
-    target = " and ".join(filter(None, (replayer.status_url, replayer.inbound_url))) or "-"
-    elapsed = max(time.time() - started, 1e-9)
-    failed = sum(not a.ok for a in answers)
-    summary = simple_summary(
-        "replay", target, started, time.time(), verdict,
-        {"events": events, "requests": len(answers), "failed": failed,
-         "interrupted": verdict.interrupted},
-        {"requests": float(len(answers)), "failed": float(failed),
-         "requests_per_second": round(len(answers) / elapsed, 1)})
-    render_verdict(out, verdict)
-    return finish_run(out, summary, report, junit)
-
-
-def _replay_summary(out: Output, answers: list[Any], events: int, verdict: Any,
-                    interrupted: bool = False) -> None:
-    """The counts, on stdout (or the JSON document)."""
-    failed = [a for a in answers if not a.ok]
-    if out.json_mode:
-        out.data({"events": events, "sent": len(answers), "failed": len(failed),
-                  "interrupted": interrupted, "outcome": verdict.outcome,
-                  "verdict": verdict.as_dict(), "answers": [a.as_dict() for a in answers]})
-    else:
-        out.line(f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
-                 f"{len(failed)} not" + (f", interrupted (the fixtures hold {events} "
-                                         "event(s))" if interrupted else ""), "bold")
 
 
 def _say_answer(out: Output, answer: Any) -> None:
@@ -248,20 +227,19 @@ def listen(
         if writer.orphans_dropped:
             out.warn(f"{writer.orphans_dropped:,} callback(s) about msgIds ctwa never sent "
                      f"were counted but not kept (the first {writer.orphan_limit:,} were)")
+    from ctwa.cli.reports import conclude
     from ctwa.report.summary import listen_verdict, simple_summary
 
     verdict = listen_verdict(tallies)
-    if out.json_mode:
-        out.data({**tallies, "outcome": verdict.outcome, "verdict": verdict.as_dict()})
-    else:
-        _print_stats(out, tallies)
     invalid = tallies["invalid"]
     summary = simple_summary(
         "listen", f"http://{host}:{real_port}", started, time.time(), verdict, tallies,
         {"callbacks": float(tallies["callbacks"]), "invalid": float(invalid),
          "anomalies": float(tallies["anomaly_count"])})
-    render_verdict(out, verdict)
-    code = finish_run(out, summary, report_file, junit, keep=not no_store)
+    code = conclude(out, summary, document={**tallies, "outcome": verdict.outcome,
+                                            "verdict": verdict.as_dict()},
+                    render=lambda: _print_stats(out, tallies), report=report_file,
+                    junit=junit, keep=not no_store)
     if code:  # callbacks that break the contract, or came out of order
         raise typer.Exit(code)
 

@@ -189,25 +189,24 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> No
         raise
     finally:
         exchanges.close()
-    summary = _write_evidence(out, options, folder, result)
-    _render(out, summary, folder)
-    verdict = result.verdict
+    code = _conclude(out, options, folder, result, strict)
     if result.interrupted:
         out.say("interrupted: the report above covers the checks that ran", "bold")
     untested = [c for c in result.checks if c.status == "not tested"]
-    if untested and not result.interrupted and verdict.outcome != "failed":
+    if untested and not result.interrupted and result.verdict.outcome != "failed":
         out.warn(f"{len(untested)} automated check(s) not tested: "
                  + ", ".join(c.name for c in untested))
-    code = verdict.exit_code(strict=strict)
     if code:
         raise typer.Exit(code)
 
 
-def _write_evidence(out: Output, options: Any, folder: Path, result: Any) -> dict[str, Any]:
+def _conclude(out: Output, options: Any, folder: Path, result: Any, strict: bool) -> int:
+    """The evidence: results.json, then the shared end of every run (the verdict rendered,
+    the summary kept, report.html and junit.xml written), then the manifest of it all."""
     import json
 
     from ctwa.certify.evidence import SPEC_VERSION, write_manifest
-    from ctwa.cli.reports import finish_run
+    from ctwa.cli.reports import conclude
     from ctwa.report.summary import new_summary
 
     checks = [c.as_dict() for c in result.checks]
@@ -227,22 +226,16 @@ def _write_evidence(out: Output, options: Any, folder: Path, result: Any) -> dic
               "interrupted": result.interrupted})
     (folder / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
                                          encoding="utf-8")
-    finish_run(out, summary, folder / "report.html", folder / "junit.xml")
+    code = conclude(out, summary, document={
+        **{k: v for k, v in summary.items() if k != "data"}, "checks": checks,
+        "evidence": str(folder)}, report=folder / "report.html", junit=folder / "junit.xml",
+        strict=strict)
     write_manifest(folder, result.started, result.ended)
-    return summary
-
-
-def _render(out: Output, summary: dict[str, Any], folder: Path) -> None:
-    if out.json_mode:
-        out.data({**{k: v for k, v in summary.items() if k != "data"},
-                  "checks": summary["data"]["checks"], "evidence": str(folder)})
-        return
-    from ctwa.cli.reports import render_verdict
-    from ctwa.report.verdict import of_summary
-
-    render_verdict(out, of_summary(summary))
-    out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, exchanges.ndjson, "
-             f"manifest.json); check it with `ctwa certify verify {folder}`", "dim")
+    if not out.json_mode:
+        out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
+                 f"exchanges.ndjson, manifest.json); check it with `ctwa certify verify "
+                 f"{folder}`", "dim")
+    return code
 
 
 @app.command("verify")

@@ -149,18 +149,17 @@ def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
                       on_start=starting)
         done = run_job(job, hooks)
     report = done.result
-    if out.json_mode:
-        out.data(report.as_dict())
-    else:
+    from ctwa.cli.reports import conclude
+    from ctwa.report.summary import load_summary
+
+    def render() -> None:
         _render_load(out, report)
         if report.round_trip is not None:
             render_round_trip(out, report.round_trip)
-    from ctwa.cli.reports import finish_run, render_verdict
-    from ctwa.report.summary import load_summary
 
-    render_verdict(out, report.verdict)
-    code = finish_run(out, load_summary(report, done.started, done.ended), flags.report,
-                      flags.junit)
+    code = conclude(out, load_summary(report, done.started, done.ended),
+                    document=report.as_dict(), render=render, report=flags.report,
+                    junit=flags.junit)
     if report.interrupted:
         out.say("interrupted: the report above covers what was sent; run the command again "
                 "for a full run", "bold")

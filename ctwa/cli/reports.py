@@ -76,6 +76,26 @@ def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
     return verdict.exit_code()
 
 
+def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
+             render: Any = None, report: Path | None = None, junit: Path | None = None,
+             keep: bool = True, strict: bool = False) -> int:
+    """The end every long run shares, once its summary (with its verdict) is made:
+    the --json ``document`` or the console ``render()``, then the verdict's lines, the
+    summary kept in the store with the report files asked for; returns the exit code the
+    verdict gives (``strict``: incomplete fails), for the command to raise after its hints."""
+    from ctwa.report.verdict import of_summary
+
+    verdict = of_summary(summary)
+    if out.json_mode:
+        if document is not None:
+            out.data(document)
+    elif render is not None:
+        render()
+    render_verdict(out, verdict)
+    finish_run(out, summary, report, junit, keep)
+    return verdict.exit_code(strict)
+
+
 def write_reports(out: Output, summary: dict[str, Any], report: Path | None,
                   junit: Path | None) -> None:
     if report is not None:

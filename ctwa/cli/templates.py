@@ -13,8 +13,7 @@ from ctwa.cli.reports import (
     JunitOpt,
     ReportOpt,
     check_report_paths,
-    finish_run,
-    render_verdict,
+    conclude,
 )
 from ctwa.infra import envvars
 from ctwa.infra.errors import ExitCode, InputError
@@ -109,13 +108,14 @@ def import_templates(
         started = time.time()
         report = importer.run(target.url, limit, max_pages)
     from ctwa.report.summary import import_summary
-    from ctwa.report.verdict import of_summary
 
     summary = import_summary(report, started, time.time())
     summary["data"].update(_library_counts(library, report))
-    _report_import(out, report, library.root, summary["verdict"])
-    render_verdict(out, of_summary(summary))
-    code = finish_run(out, summary, report_file, junit)
+    code = conclude(out, summary, document={
+        **report.as_dict(), "library": str(library.root), "verdict": summary["verdict"],
+        "outcome": summary["outcome"]}, render=lambda: _report_import(out, report,
+                                                                       library.root),
+        report=report_file, junit=junit)
     if report.error:
         out.error(report.error)
         kept = len(report.added) + len(report.updated) + len(report.unchanged)
@@ -164,11 +164,7 @@ def _progress(out: Output):
     return running()
 
 
-def _report_import(out: Output, report: Any, root: Path, verdict: dict[str, Any]) -> None:
-    if out.json_mode:
-        out.data({**report.as_dict(), "library": str(root), "verdict": verdict,
-                  "outcome": verdict["outcome"]})
-        return
+def _report_import(out: Output, report: Any, root: Path) -> None:
     from rich.table import Table
     # the notices are the verdict's warnings: render_verdict says them
     if report.duplicates:

@@ -16,8 +16,7 @@ from ctwa.cli.reports import (
     JunitOpt,
     ReportOpt,
     check_report_paths,
-    finish_run,
-    render_verdict,
+    conclude,
 )
 from ctwa.infra import envvars
 from ctwa.infra.errors import InputError
@@ -133,13 +132,16 @@ def upload_users(
         if client is not None:
             client.close()
     from ctwa.report.summary import upload_summary
-    from ctwa.report.verdict import of_summary
 
     summary = upload_summary(report, started, time.time(), url or str(csv_path))
     summary["data"]["series"] = rows_at.series(report.counts.rows_read)
-    _render(out, report, url, headers, summary["verdict"])
-    render_verdict(out, of_summary(summary))
-    code = finish_run(out, summary, report_file, junit)
+    from ctwa.infra.masking import redact_header_value
+
+    masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
+    code = conclude(out, summary, document={
+        **report.as_dict(), "request": {"url": url, "headers": masked},
+        "verdict": summary["verdict"], "outcome": summary["outcome"]},
+        render=lambda: _render(out, report, url, masked), report=report_file, junit=junit)
     if report.interrupted:
         out.say("to finish the upload, run: " + _resume_command(), "bold")
     if report.exit_code not in (0, 1, 130):  # could not reach CleverTap, bad credentials
@@ -241,17 +243,8 @@ def _progress(out: Output):
     return running()
 
 
-def _render(out: Output, report: Any, url: str | None, headers: dict[str, str],
-            verdict: dict[str, Any]) -> None:
-    from ctwa.infra.masking import redact_header_value
-
-    masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
-    if out.json_mode:
-        data = report.as_dict()
-        data["request"] = {"url": url, "headers": masked}
-        data["verdict"], data["outcome"] = verdict, verdict["outcome"]
-        out.data(data)
-        return
+def _render(out: Output, report: Any, url: str | None, masked: dict[str, str]) -> None:
+    """The upload for people (the request's headers already masked)."""
     from rich.table import Table
 
     counts = report.counts
