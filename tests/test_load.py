@@ -289,3 +289,16 @@ def test_a_slow_endpoint_past_the_timeout_is_40_timeouts_and_fails_the_deadline(
         criteria["failures"]["reason"]
     assert data["outcome"] == "failed" and data["mean_in_flight"] >= 20
     assert data["peak_in_flight"] == 40
+
+
+def test_a_single_send_past_the_timeout_is_a_timeout_not_unreachable(cli, server) -> None:
+    result = cli("--json", "send-freeform", "--text", "hi", "--waba", "919000009190", "--to",
+                 "919000000001", "--endpoint", f"{server.url}/3s", "--timeout", "1s")
+    assert result.exit_code == ExitCode.UNREACHABLE  # 3: no answer (README: exit codes)
+    data = json.loads(result.stdout)
+    assert data["verdict"]["outcome"] == "timeout" and data["outcome"] == "failed"
+    criteria = {c["name"]: c for c in data["criteria"]}
+    assert criteria["answered"]["status"] == "fail"
+    assert criteria["answered"]["reason"].startswith("timed out: no answer from")
+    assert criteria["deadline"]["status"] == "fail"  # CleverTap counts it as a timeout
+    assert criteria["accepted"]["status"] == "not tested"

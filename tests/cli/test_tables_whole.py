@@ -157,3 +157,39 @@ def test_report_diff_and_profiles(cli, monkeypatch) -> None:
     shown = at_widths(cli, monkeypatch, "profile", "list")
     endpoint = listed["profiles"]["acme"]["endpoint"]
     whole(shown, ["acme", endpoint, "basic"])
+
+
+def test_the_import_report_listen_stats_and_profile_show(cli, box, monkeypatch,
+                                                        tmp_path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ctwa.cli.callbacks import _print_stats
+    from ctwa.cli.output import Output
+
+    argv = ("import-templates", "--url", box.urls()["vendor_templates"], "--auth", "bearer",
+            "--token", box.credentials()["vendor_token"], "--library", str(tmp_path / "lib"),
+            "--limit", "4")
+    data = json.loads(cli("--json", *argv).stdout)
+    shown = at_widths(cli, monkeypatch, *argv)
+    whole(shown, [str(data["pages"]), str(data["fetched"]), data["url"]])
+    tallies = {"callbacks": 123456, "valid": 123000, "invalid": 456, "with_variants": 7,
+               "messages": 99999, "sent": 98765, "delivered": 87654, "read": 76543,
+               "clicked": 6543, "replies": 543, "anomaly_count": 21,
+               "failed": {"1006": 1234, "1009": 567}, "inbound": {"text": 321, "image": 12}}
+    for width in (40, 80, 120):
+        buffer = io.StringIO()
+        out = Output()
+        out._stdout = Console(file=buffer, width=width, force_terminal=True, no_color=True)
+        _print_stats(out, tallies)
+        text = buffer.getvalue()
+        for value in (*(str(v) for v in tallies.values() if isinstance(v, int)),
+                      "1006: 1234", "1009: 567", "text: 321", "image: 12"):
+            assert value in text, (value, width, text)
+    assert cli("profile", "add", "acme", "--endpoint",
+               "https://bsp.example/a/very/long/path/to/the/messaging/endpoint/of/acme",
+               "--auth", "basic", "--username", "acme-user-with-a-long-name").exit_code == 0
+    settings = json.loads(cli("--json", "profile", "show", "acme").stdout)["settings"]
+    shown = at_widths(cli, monkeypatch, "profile", "show", "acme")
+    whole(shown, [str(v) for v in settings.values() if v is not None and v != []])
