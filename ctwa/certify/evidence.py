@@ -27,9 +27,12 @@ class Exchanges:
         self.count = 0
 
     def add(self, step: str, exchange: dict[str, Any]) -> None:
-        from ctwa.infra.masking import scrub
+        """One exchange, made safe and masked on its values (never on the serialised line,
+        which a mask could break), as one JSON line."""
+        from ctwa.infra.safetext import json_ready, safe_value
 
-        line = scrub(json.dumps({"step": step, **exchange}, ensure_ascii=False, default=str))
+        line = json.dumps(safe_value(json_ready({"step": step, **exchange})),
+                          ensure_ascii=False)
         with self._lock:
             self._handle.write(line + "\n")
             self._handle.flush()

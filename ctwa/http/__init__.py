@@ -27,8 +27,10 @@ from ctwa.infra.masking import (
     redact_header_value,
     redact_url,
     register_basic_auth,
+    register_header,
     register_secret,
     register_secret_header,
+    register_url,
     scrub,
 )
 
@@ -190,6 +192,9 @@ def credentials(auth: Auth | None, headers: Iterable[tuple[str, str]] | None,
     Extra headers count as credentials: a user who adds ``--header 'X-Api-Key: ...'`` gave it
     for that service, and ctwa cannot tell which of them are secret.
     """
+    for name, value in headers or ():
+        register_header(name, value)
+    register_url(origin)
     given = (auth or Auth()).apply(dict(headers or ()))
     return CredentialBinding(given, origin_of(origin) if origin else None)
 
@@ -295,6 +300,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange
 
     The whole exchange (retries included) is bounded: past the client's limit the client is
     closed under the request, which then fails at once, and the error says so."""
+    register_url(url)
     started = time.perf_counter()
     limit = _whole_exchange_limit(client)
     if limit is None:
@@ -317,6 +323,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange
 
 async def send_async(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Exchange:
     """The async twin of :func:`send`."""
+    register_url(url)
     started = time.perf_counter()
     limit = _whole_exchange_limit(client)
     try:
@@ -386,6 +393,8 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
 
 def load_headers(auth: Auth | None, headers: Iterable[tuple[str, str]] | None) -> dict[str, str]:
     """The headers every load-mode request carries (auth, user agent, extra headers)."""
+    for name, value in headers or ():
+        register_header(name, value)
     return {**_headers(auth, headers), "Content-Type": "application/json"}
 
 

@@ -49,6 +49,47 @@ def register_basic_auth(username: str, password: str) -> None:
     register_secret(token)
 
 
+def register_url(url: str | None) -> None:
+    """Register the credentials a URL carries: the password of ``scheme://user:pw@host`` (as
+    written and percent-decoded), the Basic credential built from it (httpx sends the userinfo
+    as ``Authorization: Basic base64(user:pw)``), and the values of secret query parameters
+    (``access_token=``, ``sig=``...), so that they are masked wherever they show up later."""
+    if not url or ("@" not in url and "=" not in url):
+        return
+    from urllib.parse import parse_qsl, unquote
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL (a bad port...): the caller says so
+        return
+    if password is not None:
+        username = parts.username or ""
+        register_secret(password)
+        register_basic_auth(unquote(username), unquote(password))
+    for name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if name.lower() in _SECRET_QUERY_NAMES:
+            register_secret(value)
+
+
+#: Headers a user passes with ``--header`` that carry no secret: their values stay readable.
+PLAIN_HEADERS = frozenset(
+    {"accept", "accept-encoding", "accept-language", "cache-control", "connection",
+     "content-language", "content-type", "user-agent", "x-request-id", "x-correlation-id"})
+
+
+def register_header(name: str, value: str) -> None:
+    """A header the user gave (``--header 'Name: value'``): ctwa cannot tell which are secret,
+    so each value is registered, but for the few well-known headers that never carry one."""
+    if name.lower() in PLAIN_HEADERS:
+        return
+    register_secret_header(name)
+    register_secret(value)
+    scheme, _, rest = value.partition(" ")
+    if rest and scheme.lower() in {"bearer", "basic", "token", "digest"}:
+        register_secret(rest.strip())
+
+
 def register_secret_header(name: str) -> None:
     """Treat a custom auth header (e.g. a BSP's ``Token``) as secret in every redaction."""
     with _lock:
@@ -78,12 +119,15 @@ def scrub(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1" + MASK, text)
 
 
-_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"\\]*:)[^/\s@\"\\]+@")
 #: Query parameters that carry credentials in real URLs: Meta's paging links carry the
 #: ``access_token``, signed links a ``signature``/``sig``, some APIs an ``api_key``.
+_SECRET_QUERY_NAMES = ("access_token", "token", "api_key", "apikey", "key", "passcode",
+                       "password", "secret", "sig", "signature", "client_secret")
+#: Works on values (a URL, a message), never on serialised JSON: the value stops at a
+#: backslash too, so even a JSON text it is run on keeps its escapes (issue 28).
 _SECRET_QUERY = re.compile(
-    r"([?&](?:access_token|token|api_key|apikey|key|passcode|password|secret|sig|signature|"
-    r"client_secret)=)[^&#\s\"')]+", re.IGNORECASE)
+    r"([?&](?:" + "|".join(_SECRET_QUERY_NAMES) + r")=)[^&#\s\"'()\\<>]+", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:

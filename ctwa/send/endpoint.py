@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from ctwa.http import Auth, parse_header
 from ctwa.infra.config import Profile
 from ctwa.infra.errors import ConfigError, InputError
-from ctwa.infra.masking import register_secret, register_secret_header
+from ctwa.infra.masking import register_header, register_url
 from ctwa.infra.secrets import SecretName, SecretResolver
-
-_SECRET_HEADER_WORDS = ("auth", "token", "key", "secret", "pass", "signature", "cookie")
 
 
 @dataclass(frozen=True)
@@ -72,13 +70,12 @@ def check_url(url: str, what: str) -> None:
 
 
 def parse_extra_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
-    """``--header 'Name: value'`` pairs; values of auth-like headers are treated as secrets."""
+    """``--header 'Name: value'`` pairs; their values are treated as secrets (ctwa cannot tell
+    which are), but for the few well-known headers that never carry one (Content-Type...)."""
     pairs = []
     for raw in values:
         name, value = parse_header(raw)
-        if any(word in name.lower() for word in _SECRET_HEADER_WORDS):
-            register_secret_header(name)
-            register_secret(value)
+        register_header(name, value)
         pairs.append((name, value))
     return tuple(pairs)
 
@@ -106,6 +103,7 @@ def resolve_endpoint(flags: EndpointFlags, service: Service,
         raise ConfigError(f"no {service.what} given",
                           hint=f"pass {service.url_flag} URL or set it in the profile")
     check_url(url, service.what)
+    register_url(url)  # a password or token in the URL is masked wherever it shows up
     kind = _auth_kind(flags, service)
     headers = parse_extra_headers(flags.headers)
     if kind == "none":
