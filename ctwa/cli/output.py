@@ -5,18 +5,18 @@ errors always go to stderr (rich, which honours ``NO_COLOR`` and plain pipes). E
 passes through :func:`ctwa.infra.safetext.safe_text` on its way out: masked (a secret never
 reaches a terminal or a log file whatever path it took), control characters escaped (no ESC or
 OSC sequence from a remote reaches the terminal), lone surrogates replaced, and Rich markup
-escaped. The ``--json`` document is made safe on its values, before it is serialised, so it
-always parses back.
+escaped. The ``--json`` document is masked on its values, before it is serialised, and every
+control character and lone surrogate in it is a JSON escape: it always parses back, to the
+very names a later command takes.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ctwa.infra.safetext import json_ready, safe_text, safe_value
+from ctwa.infra.safetext import dumps_safe, safe_text
 
 #: The width results are laid out at when stdout is a pipe or a file: wide enough never to cut.
 PIPE_WIDTH = 10_000
@@ -160,7 +160,5 @@ class Output:
 
     def data(self, payload: Any) -> None:
         """The one JSON document of ``--json`` mode, on stdout."""
-        text = json.dumps(safe_value(json_ready(payload), limit=None), indent=2,
-                          ensure_ascii=False, default=str)
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(dumps_safe(payload, indent=2) + "\n")
         sys.stdout.flush()

@@ -20,6 +20,7 @@ layer (``ctwa.cli.output``) escapes it, or renders the text as ``rich.text.Text`
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -99,6 +100,46 @@ def mask_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [mask_value(v) for v in value]
     return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_path(value: Any, path: str = "$") -> str | None:
+    """The JSON path of the first string (or key) holding a lone surrogate, or None: such a
+    document cannot be written as UTF-8, so it is refused by name rather than stored."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{escape_controls(str(key), keep_lines=False)}"
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return where
+            found = surrogate_path(item, where)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for n, item in enumerate(value):
+            found = surrogate_path(item, f"{path}[{n}]")
+            if found:
+                return found
+    return None
+
+
+#: What ``json.dumps(ensure_ascii=False)`` leaves raw but no terminal or UTF-8 writer should
+#: get: DEL, C1 controls, U+2028/U+2029, the non-characters, lone surrogates.
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff\ud800-\udfff]")
+
+
+def dumps_safe(value: Any, **options: Any) -> str:
+    """A JSON text of ``value`` that is masked on its values (never on the text) and holds no
+    raw control character or lone surrogate, yet parses back to the same values: json.dumps
+    escapes C0 controls; the rest are written as ``\\uXXXX`` escapes, which JSON allows in
+    strings (and they can only be in strings)."""
+    text = json.dumps(mask_value(json_ready(value)), ensure_ascii=False, **options)
+    if _JSON_RAW.search(text) is None:
+        return text
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def has_unsafe(text: str, keep_lines: bool = True) -> bool:

@@ -23,6 +23,7 @@ import httpx
 from ctwa.http import RetryPolicy, same_origin, send
 from ctwa.infra.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
 from ctwa.infra.masking import redact_url, scrub
+from ctwa.infra.safetext import surrogate_path
 from ctwa.templates.library import Entry, TemplateLibrary, serialise
 from ctwa.wire.lint import lint_document
 from ctwa.wire.meta import MetaTemplate, unsendable_parts
@@ -274,6 +275,13 @@ class Importer:
             return
         report.fetched += 1
         seen.add(key)
+        broken = surrogate_path(raw)
+        if broken is not None:  # not Unicode text: it cannot be stored, the others still are
+            report.rejected.append(Rejected(
+                name, language, page, f"$.data[{position}]{broken[1:]}",
+                "holds a lone surrogate (half of a character, e.g. of an emoji): not valid "
+                "Unicode; the vendor must send whole characters"))
+            return
         result = lint_document(raw, "meta-template", f"page {page} data[{position}]")
         if not result.ok:
             first = result.errors[0]
