@@ -67,9 +67,20 @@ def test_every_json_document_parses_back_masked_and_clean(doc, secret) -> None:
     printed = captured.getvalue()
     parsed = json.loads(printed)
     assert _no_raw_controls(printed)
-    assert secret not in printed
-    assert secret not in json.dumps(parsed, ensure_ascii=False)
+    assert not any(secret in text for text in _strings(parsed))  # (an escape may hold "000")
     masking.forget_all()
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def test_a_callback_with_a_signed_url_traces_as_valid_json(cli) -> None:
