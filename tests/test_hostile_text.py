@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from ctwa.infra.errors import ExitCode
 from ctwa.infra.safetext import has_unsafe
+from tests.conftest import EXAMPLES as FILES
 from tests.conftest import LiveServer
 
 #: Remote text: every code point (lone surrogates too) and the nastiest known pieces.
@@ -42,11 +43,16 @@ class Hostile:
         self.status = 200
         self.body = b"{}"
         self.pages: list[bytes] = []
+        self.echo = False  # answer with an error page echoing the request's headers and URL
 
     def app(self) -> Starlette:
         async def answer(request: Request) -> Response:
             await request.body()
             body = self.body
+            if self.echo:
+                seen = f"{request.url} {dict(request.headers)}"
+                body = json.dumps({"status": "failure", "error": {"code": 2000, "message":
+                                   f"denied: {seen}"}, "echo": seen}).encode()
             if self.pages and request.url.path.endswith("/templates"):
                 number = int(request.query_params.get("after", "0") or 0)
                 body = self.pages[min(number, len(self.pages) - 1)]
@@ -251,8 +257,6 @@ def test_upload_users_takes_any_answer(cli, hostile, tmp_path_factory, text, sta
 @EXAMPLES
 @given(text=REMOTE, status=st.sampled_from([200, 400, 500]))
 def test_replay_takes_any_answer(cli, hostile, tmp_path_factory, text, status) -> None:
-    from tests.conftest import EXAMPLES as FILES
-
     folder = tmp_path_factory.mktemp("hostile-replay")
     hostile.status, hostile.body = status, text.encode("utf-8", "surrogatepass")
     result = cli("callback", "replay", str(FILES / "callbacks" / "lifecycle.yaml"),
@@ -264,3 +268,54 @@ def test_replay_takes_any_answer(cli, hostile, tmp_path_factory, text, status) -
         if path.exists():
             assert "tok-CANARY-91bd" not in path.read_text(encoding="utf-8")
             (html_parses if path.suffix == ".html" else xml_parses)(path)
+
+
+def test_no_secret_is_written_anywhere(cli, hostile, tmp_path) -> None:
+    """Issue 25 item 11: URL userinfo and its Basic form, query tokens, --header values and a
+    BSP echoing them back reach no terminal line, report, JUnit file, store or re-render."""
+    import base64
+    import sqlite3
+
+    from ctwa.store.db import store_path
+
+    secrets = ("PW-CANARY-1", "T-CANARY-2", "H-CANARY-3", "pw-CANARY-7f3a",
+               base64.b64encode(b"u:PW-CANARY-1").decode(),
+               base64.b64encode(b"ctwa:pw-CANARY-7f3a").decode())
+    host = hostile.url.removeprefix("http://")
+    hostile.echo, hostile.status = True, 500
+    outputs = []
+    try:
+        outputs.append(cli("callback", "replay", str(FILES / "callbacks" / "lifecycle.yaml"),
+                           "--status-url", f"http://u:PW-CANARY-1@{host}/status?"
+                           "access_token=T-CANARY-2", "--inbound-url",
+                           f"http://u:PW-CANARY-1@{host}/inbound", "--no-delay", "--report",
+                           str(tmp_path / "replay.html"), "--junit",
+                           str(tmp_path / "replay.xml")))
+        for extra in ((), ("--count", "3", "--report", str(tmp_path / "load.html"),
+                           "--junit", str(tmp_path / "load.xml"))):
+            outputs.append(cli("--json", "send-template", "--sample", "text", "--to",
+                               "919000000001", "--endpoint",
+                               f"http://u:PW-CANARY-1@{host}/wa?sig=T-CANARY-2", "--header",
+                               "X-Custom: H-CANARY-3", "--waba", "919999999998", *extra))
+            outputs.append(cli("send-template", "--sample", "text", "--to", "919000000001",
+                               "--endpoint", f"{hostile.url}/wa", *AUTH, "--header",
+                               "X-Custom: H-CANARY-3", "--waba", "919999999998", "-v",
+                               *extra))
+    finally:
+        hostile.echo, hostile.status = False, 200
+    runs = json.loads(cli("--json", "runs", "list").stdout)
+    assert any(run["command"] == "replay" for run in runs), outputs[0].stderr
+    for run in runs:
+        outputs.append(cli("report", "render", run["id"], "--report",
+                           str(tmp_path / f"{run['id']}.html"), "--junit",
+                           str(tmp_path / f"{run['id']}.xml")))
+    written = [p.read_text(encoding="utf-8") for p in tmp_path.iterdir() if p.is_file()]
+    with sqlite3.connect(store_path()) as db:
+        written += [repr(row) for table in ("runs", "sends", "callbacks")
+                    for row in db.execute(f"SELECT * FROM {table}")]
+    texts = written + [r.stdout + r.stderr for r in outputs]
+    assert len(written) >= 8
+    for secret in secrets:
+        leaks = [t[max(0, t.find(secret) - 80):t.find(secret) + 40] for t in texts
+                 if secret in t]
+        assert not leaks, (secret, leaks[:2])
