@@ -319,3 +319,26 @@ def test_no_secret_is_written_anywhere(cli, hostile, tmp_path) -> None:
         leaks = [t[max(0, t.find(secret) - 80):t.find(secret) + 40] for t in texts
                  if secret in t]
         assert not leaks, (secret, leaks[:2])
+
+
+@pytest.mark.parametrize("msg_id", ["\x1b]0;owned\x07|1|2|3", "\x1b[2J\x9b31m[/x]|1|2|3",
+                                    "a[/x]|1|2|\ud83d"])
+def test_listener_lines_show_hostile_msgids_escaped(listener, msg_id, capsys) -> None:
+    """Issue 25 item 10: a listener msgId with ESC/OSC sequences, C1 controls or markup is
+    shown escaped in the listener's log line (never raw to the terminal)."""
+    import httpx
+
+    from ctwa.cli.callbacks import _say_received
+    from ctwa.cli.output import Output
+
+    body = json.dumps({"payloadVersion": "0.1", "statuses": [
+        {"msgId": msg_id, "status": "delivered", "timestamp": "1435322805"}]})
+    answer = httpx.post(f"{listener.url}/status", content=body.encode(),
+                        headers={"Content-Type": "application/json"})
+    assert answer.status_code < 500
+    for received in listener.received:
+        _say_received(Output(), received)
+    err = capsys.readouterr().err
+    assert err.strip() and not has_unsafe(err), repr(err)
+    if "\ud83d" not in msg_id:  # (a lone surrogate makes the callback invalid: said so)
+        assert "owned" in err or "2J" in err
