@@ -311,7 +311,7 @@ def test_no_secret_is_written_anywhere(cli, hostile, tmp_path) -> None:
                            str(tmp_path / f"{run['id']}.xml")))
     written = [p.read_text(encoding="utf-8") for p in tmp_path.iterdir() if p.is_file()]
     with sqlite3.connect(store_path()) as db:
-        written += [repr(row) for table in ("runs", "sends", "callbacks")
+        written += [repr(row) for table in ("runs", "sends", "callbacks", "load_runs")
                     for row in db.execute(f"SELECT * FROM {table}")]
     texts = written + [r.stdout + r.stderr for r in outputs]
     assert len(written) >= 8
