@@ -369,8 +369,11 @@ def convert(
         out.data(result.as_dict())
     else:
         from ctwa.infra.masking import scrub
+        from ctwa.infra.safetext import mask_value
 
-        text = scrub(to_yaml(result, [str(f) for f in files]))  # masked like every output
+        for callback in result.callbacks:  # masked on the values, never on the YAML text
+            callback.body = mask_value(callback.body)
+        text = to_yaml(result, [scrub(str(f)) for f in files])
         if output is not None:
             output.write_text(text, encoding="utf-8")
             out.say(f"wrote {len(result.callbacks)} callback(s) to {output}")

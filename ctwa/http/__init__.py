@@ -31,8 +31,8 @@ from ctwa.infra.masking import (
     register_secret,
     register_secret_header,
     register_url,
-    scrub,
 )
+from ctwa.infra.safetext import safe_text
 
 __all__ = ["Auth", "CredentialBinding", "Exchange", "RetryPolicy", "load_headers",
            "make_async_client", "make_client", "origin_of", "parse_header", "run_on_fast_loop",
@@ -102,15 +102,17 @@ def parse_header(text: str) -> tuple[str, str]:
 
 
 def _body_preview(content: bytes, limit: int = 2000) -> str:
-    text = content.decode("utf-8", errors="replace")
+    text = content[:limit * 4].decode("utf-8", errors="replace")
     if len(text) > limit:
         text = text[:limit] + f"... ({len(content)} bytes)"
-    return scrub(text)
+    return safe_text(text)
 
 
 def _header_lines(headers: httpx.Headers) -> list[str]:
     pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
-    return [f"{name}: {redact_header_value(name, value)}" for name, value in pairs]
+    return [safe_text(f"{name}: {redact_header_value(name, value)}", keep_lines=False)
+            for name, value in pairs]
+
 
 
 def describe_request(request: httpx.Request) -> str:
@@ -128,7 +130,8 @@ def describe_request(request: httpx.Request) -> str:
 
 def describe_response(response: httpx.Response) -> str:
     """A masked, multi-line picture of a response for ``--verbose``."""
-    lines = [f"< HTTP {response.status_code} {response.reason_phrase}"]
+    lines = [f"< HTTP {response.status_code} "
+             f"{safe_text(response.reason_phrase, keep_lines=False, limit=200)}"]
     lines += [f"< {line}" for line in _header_lines(response.headers)]
     if response.content:
         lines.append(_body_preview(response.content))
@@ -354,7 +357,7 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
     tries = _attempts_of(exc)
     if tries > 1:
         attempts = f" (gave up after {tries} attempts)"
-    detail = scrub(str(exc)) or type(exc).__name__
+    detail = safe_text(str(exc), keep_lines=False, limit=500) or type(exc).__name__
     lowered = detail.lower()
     after = f" after {timeout:g} s" if timeout else ""
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
