@@ -125,3 +125,25 @@ def test_header_values_are_registered_but_plain_ones() -> None:
     masking.register_header("Content-Type", "application/json")
     assert masking.scrub("custom-secret-1 bear-2 application/json") == \
         "**** **** application/json"
+
+
+def test_the_report_pages_embedded_summary_survives_any_markup() -> None:
+    """Issue 25 item 12: ``<!--<script>`` (and ``</script>``) in a criterion's text used to
+    break the embedded summary; ``<``, ``>`` and ``&`` are JSON escapes there now."""
+    import re
+
+    from ctwa.report.html import render
+    from ctwa.report.summary import simple_summary
+
+    nasty = "<!--<script> </script> & <b>x</b> \x1b[2J \ud83d"
+    summary = simple_summary("replay", f"http://h/{nasty}", 1.0, 2.0, False, nasty,
+                             {"n": nasty}, {"requests": 1.0}, argv=["replay", nasty])
+    page = render(summary)
+    [embedded] = re.findall(r'<script type="application/json" id="ctwa-summary">(.*?)'
+                            r"</script>", page, re.S)
+    assert "<" not in embedded and ">" not in embedded and "&" not in embedded
+    assert "\\u003c!--\\u003cscript\\u003e" in embedded
+    data = json.loads(embedded)
+    assert data["criteria"][0]["detail"] == "<!--<script> </script> & <b>x</b> \\x1b[2J \ufffd"
+    assert page.count("</script>") == page.count("<script")
+    page.encode("utf-8")  # no lone surrogate left anywhere
