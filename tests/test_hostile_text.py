@@ -177,6 +177,27 @@ def test_import_list_show_take_any_template_text(cli, hostile, tmp_path_factory,
         assert shown.exit_code == 0, shown.stderr
 
 
+@EXAMPLES
+@given(text=REMOTE, status=st.sampled_from([400, 404]))
+def test_import_takes_any_graph_error(cli, hostile, tmp_path_factory, text, status) -> None:
+    """A vendor's (or Meta's) error page: its message is shown, made safe, and the report
+    files parse."""
+    folder = tmp_path_factory.mktemp("hostile-graph")
+    hostile.status = status
+    hostile.pages = [encoded({"error": {"message": text, "type": text, "code": 190}})]
+    try:
+        result = cli("import-templates", "--url", f"{hostile.url}/templates", "--token",
+                     "imp-CANARY-0c11", "--library", str(folder / "lib"), "--report",
+                     str(folder / "r.html"), "--junit", str(folder / "j.xml"))
+    finally:
+        hostile.pages, hostile.status = [], 200
+    clean_terminal(result)
+    assert result.exit_code == ExitCode.UNREACHABLE, result.stderr
+    assert "Meta says" in result.stderr
+    html_parses(folder / "r.html")
+    xml_parses(folder / "j.xml")
+
+
 def test_a_lone_surrogate_skips_that_template_only_and_names_it(cli, hostile, tmp_path) -> None:
     """Issue 25 item 3: before, the whole import stopped with exit 70."""
     templates = [{"name": f"t{n}", "language": "en", "status": "APPROVED",
