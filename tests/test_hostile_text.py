@@ -44,6 +44,7 @@ class Hostile:
         self.body = b"{}"
         self.pages: list[bytes] = []
         self.echo = False  # answer with an error page echoing the request's headers and URL
+        self.headers: list[tuple[bytes, bytes]] = []  # extra raw headers on every answer
 
     def app(self) -> Starlette:
         async def answer(request: Request) -> Response:
@@ -56,7 +57,9 @@ class Hostile:
             if self.pages and request.url.path.endswith("/templates"):
                 number = int(request.query_params.get("after", "0") or 0)
                 body = self.pages[min(number, len(self.pages) - 1)]
-            return Response(body, self.status, media_type="application/json")
+            response = Response(body, self.status, media_type="application/json")
+            response.raw_headers += self.headers
+            return response
 
         return Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])
 
@@ -289,6 +292,26 @@ def test_replay_takes_any_answer(cli, hostile, tmp_path_factory, text, status) -
         if path.exists():
             assert "tok-CANARY-91bd" not in path.read_text(encoding="utf-8")
             (html_parses if path.suffix == ".html" else xml_parses)(path)
+
+
+@pytest.mark.parametrize("value", [b"\x9b31m", b"\xff\xfe", b"\x1b[2J"])
+def test_hostile_answer_headers_reach_no_terminal_or_file(cli, hostile, tmp_path,
+                                                          value) -> None:
+    """A header value with C1 controls or latin-1 bytes (httpx decodes them as latin-1)."""
+    hostile.headers = [(b"x-odd", value)]
+    hostile.body = encoded({"status": "failure", "error": {"code": 2001, "message": "no"}})
+    try:
+        human = cli("send-template", "--sample", "text", "--to", "919000000001", "--endpoint",
+                    f"{hostile.url}/wa", *AUTH, "--waba", "919999999998", "-v")
+        machine = cli("--json", "send-template", "--sample", "text", "--to", "919000000001",
+                      "--endpoint", f"{hostile.url}/wa", *AUTH, "--waba", "919999999998")
+    finally:
+        hostile.headers = []
+    if "x-odd" not in human.stderr:
+        pytest.skip("uvicorn would not send this header value")
+    clean_terminal(human)
+    clean_terminal(machine)
+    json.loads(machine.stdout)
 
 
 def test_no_secret_is_written_anywhere(cli, hostile, tmp_path) -> None:
