@@ -156,24 +156,28 @@ def library(tmp_path_factory) -> Path:
 HOSTILE = "\x1b]0;owned\x07 \x1b[2J half \ud83d <!--<script> ]]> \x00 \x9b [/x]"
 
 
-@pytest.mark.parametrize("as_json", [True, False])
+@pytest.mark.parametrize("answer", ["json", "text", "echo-basic", "echo-bearer"])
 def test_certify_against_a_hostile_bsp_writes_whole_signed_evidence(cli, library, tmp_path,
-                                                                    as_json) -> None:
+                                                                    answer) -> None:
     """Item 5: control characters and lone surrogates in every BSP answer; every file is
-    written and parses back, nothing raw reaches the terminal, the signed folder verifies,
-    the password and its Basic form are in no file."""
+    written and parses back, nothing raw reaches the terminal, the signed folder verifies.
+    Item 11: a BSP echoing the request's headers (Basic or bearer credential, a --header
+    value) leaves them in no file of the folder sent to CleverTap."""
     import base64
 
     _, fingerprint, _key = signed(tmp_path)
     server = Hostile()
     server.body = (json.dumps({"status": "failure", "error": {"code": 2001,
                                                               "message": HOSTILE}}).encode()
-                   if as_json else HOSTILE.encode("utf-8", "surrogatepass"))
+                   if answer == "json" else HOSTILE.encode("utf-8", "surrogatepass"))
+    server.echo = answer.startswith("echo")
+    auth = (("--token", "tok-CANARY-91bd") if answer == "echo-bearer" else
+            ("--username", "ctwa", "--password", "pw-CANARY-7f3a"))
     folder = tmp_path / "ev"
     with LiveServer(server.app()) as live:
         result = cli("certify", "--to", "919000000001", "--waba", "919999999998",
-                     "--endpoint", f"{live.url}/wa", "--username", "ctwa", "--password",
-                     "pw-CANARY-7f3a", "--header", "X-Custom: tok-CANARY-91bd",
+                     "--endpoint", f"{live.url}/wa", *auth,
+                     "--header", "X-Custom: imp-CANARY-0c11",
                      "--library", str(library), "--listen", f"127.0.0.1:{free_port()}",
                      "--callback-timeout", "1s", "--no-interactive", "--report-dir",
                      str(folder), "--sign-key", str(tmp_path / "k"))
@@ -185,10 +189,12 @@ def test_certify_against_a_hostile_bsp_writes_whole_signed_evidence(cli, library
     json.loads((folder / "results.json").read_text(encoding="utf-8"))
     lines = (folder / "exchanges.ndjson").read_text(encoding="utf-8").splitlines()
     assert len(lines) >= 3 and all(json.loads(line) for line in lines)
+    if server.echo:
+        assert "x-custom" in (folder / "results.json").read_text(encoding="utf-8")
     basic = base64.b64encode(b"ctwa:pw-CANARY-7f3a").decode()
     for path in folder.iterdir():
         text = path.read_text(encoding="utf-8")
-        for secret in ("pw-CANARY-7f3a", "tok-CANARY-91bd", basic):
+        for secret in ("pw-CANARY-7f3a", "tok-CANARY-91bd", "imp-CANARY-0c11", basic):
             assert secret not in text, (path.name, secret)
     verified = cli("certify", "verify", str(folder), "--fingerprint", fingerprint)
     assert verified.exit_code == 0, verified.stderr
