@@ -37,6 +37,7 @@ def test_escape_controls_keeps_lines_and_makes_escapes_visible() -> None:
     assert escape_controls("a\x1b[2Jb\x1b]0;title\x07c") == "a\\x1b[2Jb\\x1b]0;title\\x07c"
     assert escape_controls("line\nnext\ttab") == "line\nnext\ttab"
     assert escape_controls("line\nnext", keep_lines=False) == "line\\nnext"
+    assert escape_controls("crlf\r\nbare\r") == "crlf\nbare\\r"
     assert escape_controls("half \ud83d emoji") == "half \ufffd emoji"
     assert escape_controls("c1 \x9b and \x85 \ufffe") == "c1 \\x9b and \\x85 \\ufffe"
     assert escape_controls("plain text, emoji \U0001f600") == "plain text, emoji \U0001f600"

@@ -8,8 +8,8 @@ terminal, JSON, NDJSON, XML and HTML writers all take as it is:
 
 - lone surrogates become U+FFFD (the replacement character);
 - control characters (C0, DEL, C1) and the two non-characters U+FFFE/U+FFFF are written as
-  visible escapes (``\\x1b``, ``\\u0085``, ``\\ufffe``); line breaks and tabs are kept in
-  multi-line text (``keep_lines=True``), escaped in one-line fields;
+  visible escapes (``\\x1b``, ``\\x85``, ``\\ufffe``); line breaks (a CRLF as LF) and tabs
+  are kept in multi-line text (``keep_lines=True``), escaped in one-line fields;
 - registered secrets and credential forms are masked (:func:`ctwa.infra.masking.scrub`),
   on the value itself, never on serialised text;
 - a text longer than ``limit`` characters is cut, saying so.
@@ -51,6 +51,8 @@ def escape_controls(text: str, keep_lines: bool = True) -> str:
     pattern = _UNSAFE_LINES if keep_lines else _UNSAFE_ONE_LINE
     if pattern.search(text) is None:
         return text
+    if keep_lines and "\r\n" in text:  # a Windows line end is a line end, not a CR shown
+        text = text.replace("\r\n", "\n")
     return pattern.sub(_escape, text)
 
 
