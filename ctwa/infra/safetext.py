@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ctwa.infra.masking import scrub
+from ctwa.infra.masking import needs_scrub, scrub
 
 #: The longest remote text kept in one field (a whole answer body is capped where it is read).
 DEFAULT_LIMIT = 100_000
@@ -138,7 +138,12 @@ def dumps_safe(value: Any, **options: Any) -> str:
     raw control character or lone surrogate, yet parses back to the same values: json.dumps
     escapes C0 controls; the rest are written as ``\\uXXXX`` escapes, which JSON allows in
     strings (and they can only be in strings)."""
-    text = json.dumps(mask_value(json_ready(value)), ensure_ascii=False, **options)
+    try:  # most documents hold no secret: serialised once, then checked as a whole
+        text = json.dumps(value, ensure_ascii=False, default=str, **options)
+    except (TypeError, ValueError):  # a key json cannot take: json_ready makes it a string
+        text = ""
+    if not text or needs_scrub(text):
+        text = json.dumps(mask_value(json_ready(value)), ensure_ascii=False, **options)
     if _JSON_RAW.search(text) is None:
         return text
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
