@@ -34,6 +34,7 @@ EXAMPLES = settings(max_examples=12, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 AUTH = ("--username", "ctwa", "--password", "pw-CANARY-7f3a")
+JSON = {True: ("--json",), False: ()}
 
 
 class Hostile:
@@ -140,8 +141,9 @@ def test_send_template_and_validate_take_any_answer(cli, hostile, text, status, 
 
 
 @EXAMPLES
-@given(text=REMOTE)
-def test_import_list_show_take_any_template_text(cli, hostile, tmp_path_factory, text) -> None:
+@given(text=REMOTE, as_json=st.booleans())
+def test_import_list_show_take_any_template_text(cli, hostile, tmp_path_factory, text,
+                                                 as_json) -> None:
     """Item 3 (a lone surrogate skips that template, named), 7 (markup as a status or name),
     10 (ESC in bodies), 12 (HTML in names): the import goes on, the library lists and shows,
     and the report and JUnit files parse."""
@@ -158,12 +160,15 @@ def test_import_list_show_take_any_template_text(cli, hostile, tmp_path_factory,
     hostile.pages = [encoded({"data": [odd], "paging": {"cursors": {"after": "1"}}}),
                      encoded({"data": [good]})]
     try:
-        result = cli("import-templates", "--url", f"{hostile.url}/templates", "--token",
-                     "imp-CANARY-0c11", "--library", str(folder / "lib"), "--report",
-                     str(folder / "r.html"), "--junit", str(folder / "j.xml"))
+        result = cli(*JSON[as_json], "import-templates", "--url",
+                     f"{hostile.url}/templates", "--token", "imp-CANARY-0c11", "--library",
+                     str(folder / "lib"), "--report", str(folder / "r.html"), "--junit",
+                     str(folder / "j.xml"))
     finally:
         hostile.pages = []
     clean_terminal(result)
+    if as_json:
+        json.loads(result.stdout)
     assert result.exit_code in (ExitCode.OK, ExitCode.FAILED), result.stderr
     html_parses(folder / "r.html")
     xml_parses(folder / "j.xml")
@@ -181,20 +186,24 @@ def test_import_list_show_take_any_template_text(cli, hostile, tmp_path_factory,
 
 
 @EXAMPLES
-@given(text=REMOTE, status=st.sampled_from([400, 404]))
-def test_import_takes_any_graph_error(cli, hostile, tmp_path_factory, text, status) -> None:
+@given(text=REMOTE, status=st.sampled_from([400, 404]), as_json=st.booleans())
+def test_import_takes_any_graph_error(cli, hostile, tmp_path_factory, text, status,
+                                      as_json) -> None:
     """A vendor's (or Meta's) error page: its message is shown, made safe, and the report
     files parse."""
     folder = tmp_path_factory.mktemp("hostile-graph")
     hostile.status = status
     hostile.pages = [encoded({"error": {"message": text, "type": text, "code": 190}})]
     try:
-        result = cli("import-templates", "--url", f"{hostile.url}/templates", "--token",
-                     "imp-CANARY-0c11", "--library", str(folder / "lib"), "--report",
-                     str(folder / "r.html"), "--junit", str(folder / "j.xml"))
+        result = cli(*JSON[as_json], "import-templates", "--url",
+                     f"{hostile.url}/templates", "--token", "imp-CANARY-0c11", "--library",
+                     str(folder / "lib"), "--report", str(folder / "r.html"), "--junit",
+                     str(folder / "j.xml"))
     finally:
         hostile.pages, hostile.status = [], 200
     clean_terminal(result)
+    if as_json:
+        json.loads(result.stdout)
     assert result.exit_code == ExitCode.UNREACHABLE, result.stderr
     assert "Meta says" in result.stderr
     html_parses(folder / "r.html")
@@ -259,8 +268,10 @@ def test_trace_shows_any_stored_callback(cli, text) -> None:
 
 
 @EXAMPLES
-@given(text=REMOTE, status=st.sampled_from([200, 400]))  # a 500 is retried: slow, same path
-def test_upload_users_takes_any_answer(cli, hostile, tmp_path_factory, text, status) -> None:
+@given(text=REMOTE, status=st.sampled_from([200, 400]),  # a 500 is retried: slow, same path
+       as_json=st.booleans())
+def test_upload_users_takes_any_answer(cli, hostile, tmp_path_factory, text, status,
+                                       as_json) -> None:
     folder = tmp_path_factory.mktemp("hostile-upload")
     users = folder / "users.csv"
     users.write_text("identity,Phone\nu1,+14155552671\nu2,+14155552672\n")
@@ -268,10 +279,13 @@ def test_upload_users_takes_any_answer(cli, hostile, tmp_path_factory, text, sta
     hostile.body = encoded({"status": "fail", "error": text, "processed": 0,
                             "unprocessed": [{"status": "fail", "code": 509, "error": text,
                                              "record": {"identity": text}}]})
-    result = cli("upload-users", str(users), "--base-url", hostile.url, "--account-id", "A",
-                 "--passcode", "pc-CANARY-55e0", "--rejects", str(folder / "rejects.csv"),
-                 "--report", str(folder / "r.html"), "--junit", str(folder / "j.xml"))
+    result = cli(*JSON[as_json], "upload-users", str(users), "--base-url", hostile.url,
+                 "--account-id", "A", "--passcode", "pc-CANARY-55e0", "--rejects",
+                 str(folder / "rejects.csv"), "--report", str(folder / "r.html"), "--junit",
+                 str(folder / "j.xml"))
     clean_terminal(result)
+    if as_json:
+        json.loads(result.stdout)
     if (folder / "r.html").exists():
         html_parses(folder / "r.html")
     if (folder / "j.xml").exists():
@@ -279,15 +293,18 @@ def test_upload_users_takes_any_answer(cli, hostile, tmp_path_factory, text, sta
 
 
 @EXAMPLES
-@given(text=REMOTE, status=st.sampled_from([200, 400, 500]))
-def test_replay_takes_any_answer(cli, hostile, tmp_path_factory, text, status) -> None:
+@given(text=REMOTE, status=st.sampled_from([200, 400, 500]), as_json=st.booleans())
+def test_replay_takes_any_answer(cli, hostile, tmp_path_factory, text, status, as_json) -> None:
     folder = tmp_path_factory.mktemp("hostile-replay")
     hostile.status, hostile.body = status, text.encode("utf-8", "surrogatepass")
-    result = cli("callback", "replay", str(FILES / "callbacks" / "lifecycle.yaml"),
+    result = cli(*JSON[as_json], "callback", "replay",
+                 str(FILES / "callbacks" / "lifecycle.yaml"),
                  "--status-url", f"{hostile.url}/status?access_token=tok-CANARY-91bd",
                  "--inbound-url", f"{hostile.url}/inbound", "--no-delay",
                  "--report", str(folder / "r.html"), "--junit", str(folder / "j.xml"))
     clean_terminal(result)
+    if as_json:
+        json.loads(result.stdout)
     for path in (folder / "r.html", folder / "j.xml"):
         if path.exists():
             assert "tok-CANARY-91bd" not in path.read_text(encoding="utf-8")
