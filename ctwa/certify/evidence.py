@@ -269,7 +269,10 @@ def _signature(folder: Path, raw: bytes, manifest: dict[str, Any], key: Path | N
 
     sig_path, pub_path = folder / SIGNATURE, folder / PUBLIC_KEY
     if not sig_path.exists() and not pub_path.exists():
-        if key is not None or expect is not None:
+        if manifest.get("signer") is not None:
+            problems.append(f"{MANIFEST} says it was signed by {manifest['signer']}, but "
+                            f"{SIGNATURE} and {PUBLIC_KEY} are missing")
+        elif key is not None or expect is not None:
             problems.append(f"the folder is not signed ({SIGNATURE} is missing), so it "
                             "cannot be checked against a key")
         return None

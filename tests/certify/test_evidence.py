@@ -72,8 +72,13 @@ def test_a_failed_run_rewritten_as_a_pass_does_not_verify(cli, tmp_path) -> None
     resummed = cli("certify", "verify", str(folder), "--fingerprint", fingerprint)
     assert resummed.exit_code == ExitCode.FAILED
     assert "the signature of manifest.json does not hold" in resummed.stderr
+    manifest_of(folder, 1.0, 2.0, key)
     for extra in ("manifest.sig", "signer.pub"):
         (folder / extra).unlink()
+    dropped = cli("certify", "verify", str(folder))  # the manifest still names its signer
+    assert dropped.exit_code == ExitCode.FAILED and "manifest.sig and signer.pub are " \
+        "missing" in dropped.stderr
+    manifest_of(folder, 1.0, 2.0)
     unsigned = cli("certify", "verify", str(folder), "--fingerprint", fingerprint)
     assert unsigned.exit_code == ExitCode.FAILED and "not signed" in unsigned.stderr
     plain = cli("certify", "verify", str(folder))  # what an unsigned folder proves: little
