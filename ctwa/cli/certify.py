@@ -260,6 +260,8 @@ def keygen(ctx: typer.Context, out_path: Annotated[Path, typer.Option(
 
     Keep the private key to yourself; give CleverTap the fingerprint (or the .pub file)
     before you send evidence, so that `ctwa certify verify --fingerprint` proves it is yours."""
+    import shlex
+
     from ctwa.certify.evidence import keygen as make
 
     out: Output = ctx.obj
@@ -270,7 +272,8 @@ def keygen(ctx: typer.Context, out_path: Annotated[Path, typer.Option(
         return
     out.result(print_)
     out.say(f"private key: {private} (readable by you only; never share it)")
-    out.say(f"public key: {public}; sign with `ctwa certify --sign-key {private} ...`")
+    out.say(f"public key: {public}; give `ctwa certify` the option --sign-key "
+            f"{shlex.quote(str(private))} to sign its evidence")
 
 
 @app.command("verify")
