@@ -148,3 +148,16 @@ def test_the_report_pages_embedded_summary_survives_any_markup() -> None:
     assert data["criteria"][0]["detail"] == "<!--<script> </script> & <b>x</b> \\x1b[2J \ufffd"
     assert page.count("</script>") == page.count("<script")
     page.encode("utf-8")  # no lone surrogate left anywhere
+
+
+def test_json_masks_unregistered_url_credentials_even_behind_an_escape() -> None:
+    """A password or query value holding a control character is a JSON escape in the text;
+    the document is still masked value by value."""
+    import contextlib
+    import io
+
+    from ctwa.cli.output import Output
+
+    with contextlib.redirect_stdout(io.StringIO()) as captured:
+        Output(json_mode=True).data({"u": "http://u:p\x01w@h/x?sig=a\x01b", "n": 1})
+    assert json.loads(captured.getvalue()) == {"u": "http://u:****@h/x?sig=****", "n": 1}

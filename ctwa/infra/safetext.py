@@ -142,7 +142,10 @@ def dumps_safe(value: Any, **options: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, default=str, **options)
     except (TypeError, ValueError):  # a key json cannot take: json_ready makes it a string
         text = ""
-    if not text or needs_scrub(text):
+    # an escape (\\u0001) can hide a URL's password or query value from a test on the text:
+    # then the values are masked one by one whatever the test says
+    escaped = "\\" in text and ("@" in text or "=" in text)
+    if not text or escaped or needs_scrub(text):
         text = json.dumps(mask_value(json_ready(value)), ensure_ascii=False, **options)
     if _JSON_RAW.search(text) is None:
         return text
