@@ -304,7 +304,9 @@ class Certifier:
         if result.response_status in (401, 403) or verdict.error_code == 2000:
             return True, f"refused as the spec asks ({verdict.summary})"
         if verdict.accepted:
-            return False, "ACCEPTED with wrong credentials"
+            return False, ("ACCEPTED with wrong credentials: the endpoint does not check "
+                           "them, so anyone who knows its URL can send on this account -> "
+                           "refuse them with HTTP 401 (or failure code 2000)")
         return False, f"not the spec's authentication failure: {verdict.summary}"
 
     # --- 3. freeform -----------------------------------------------------------------------

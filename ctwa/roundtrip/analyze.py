@@ -54,6 +54,7 @@ ANOMALY_TEXT = {
     "wrong_format": "callbacks that break CleverTap's format",
     "orphans": "callbacks for msgIds that were never sent",
     "no_msgid": "status callbacks without a msgId",
+    "bad_callback_url": "callbacks posted to a URL with empty or undefined query values",
     "no_context": "inbound replies without context",
     "late": f"sent status later than {LATE_SENT_SECONDS:g} s",
     "missing_until": "did not reach the awaited status in time",
@@ -110,8 +111,10 @@ def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: s
             note("wrong_format", f"{msg_id}: {errors[0] if errors else 'invalid'}")
             evidence.invalid(msg_id, errors)
             continue
-        evidence.warned(p.removeprefix("warning: ") for p in problems
-                        if p.startswith("warning: "))
+        warnings = [p.removeprefix("warning: ") for p in problems if p.startswith("warning: ")]
+        evidence.warned(warnings)
+        if any(w.startswith("?") for w in warnings):  # lost at CleverTap: no account
+            note("bad_callback_url", f"{msg_id}: {next(w for w in warnings if w[0] == '?')}")
         evidence.arrived.add(msg_id)
         if status is None:
             continue

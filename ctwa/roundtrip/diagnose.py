@@ -74,9 +74,9 @@ class Evidence:
 
 
 def _group(problem: str) -> str:
-    """A problem without its values (quoted text, numbers), so the same fault on every
-    message is counted as one."""
-    return re.sub(r"\d+", "N", re.sub(r'"[^"]*"', '"…"', problem))
+    """A problem without its quoted values (a date, a title), so the same fault on every
+    message is counted as one; codes stay apart."""
+    return re.sub(r'"[^"]*"', '"…"', problem)
 
 
 def _split(problem: str) -> tuple[str, str]:
@@ -105,7 +105,9 @@ def diagnose(trip: Any, evidence: Evidence, kinds: dict[str, str]) -> list[Diagn
             "nothing", f"nothing arrived for {_plural(trip.accepted, 'accepted message')}",
             "the BSP sent no callback here (not even an invalid one)",
             f"check that the BSP's callback URL points at {where}/status (or a public URL "
-            "that reaches it) and that it sends DLRs after accepting a message"))
+            "that reaches it), that it is reachable from the BSP, and that the BSP sends DLRs "
+            "after accepting a message"
+            + _kind_hint(kinds)))
     found += _invalid(evidence)
     if evidence.orphans:
         example = evidence.orphans[0]
@@ -136,6 +138,14 @@ def diagnose(trip: Any, evidence: Evidence, kinds: dict[str, str]) -> list[Diagn
     return found
 
 
+def _kind_hint(kinds: dict[str, str]) -> str:
+    sent = set(kinds.values())
+    if not sent or sent == {"text"}:
+        return ""
+    return (f"; if text messages get callbacks and {_kind_names(sent)} messages do not, the "
+            "BSP's own pipeline drops these after accepting them")
+
+
 def _invalid(evidence: Evidence) -> list[Diagnosis]:
     if not evidence.problems:
         return []
@@ -147,7 +157,8 @@ def _invalid(evidence: Evidence) -> list[Diagnosis]:
         found.append(Diagnosis(
             "invalid", f"{_plural(count, 'callback')} (of {total:,} invalid, for "
             f"{_plural(messages, 'message')}) arrived but break CleverTap's format",
-            f"{text}; CleverTap drops such a callback, so the message reaches no status",
+            text.removeprefix("$: ") + ("" if "drops" in text else
+                                        "; CleverTap drops such a callback"),
             hint or "send the callback in CleverTap's format (`ctwa schema status`)"))
     rest = len(evidence.problems) - SHOWN
     if rest > 0:

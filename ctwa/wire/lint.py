@@ -306,10 +306,7 @@ def _code_problem(value: Any, title: str | None) -> tuple[str, str | None]:
 
     code, why = closest_callback_code(value, title, META_ERROR_CODES)
     return (f"failure code {json.dumps(value)[:20]} is not in CleverTap's table (1000-1010)",
-            f'use {code} ("{CALLBACK_ERRORS[code]}"): {why}; the table: 1000 credentials, '
-            "1001 template parameters, 1002 phone number, 1003 number inactive, 1004 too many "
-            "requests, 1005 unavailable, 1006 blacklisted, 1007 device, 1008 chat window, "
-            "1009 other, 1010 blocked by Meta")
+            f'use {code} ("{CALLBACK_ERRORS[code]}"), the closest meaning in the table: {why}')
 
 
 @cache
