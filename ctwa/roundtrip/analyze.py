@@ -96,16 +96,18 @@ def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: s
     first_at: dict[str, dict[str, float]] = {}
     codes: dict[str, int | None] = {}
     for row in callbacks:
-        trip.callbacks += 1
         msg_id, status = row["msg_id"], row["status"]
+        if msg_id not in sent_at and row["kind"] != "inbound":
+            if msg_id is not None and kinds and msg_id in kinds:
+                evidence.answered_kinds.add(kinds[msg_id])  # sent, not awaited: it answers
+            elif msg_id is not None:
+                evidence.unaccepted.add(msg_id)
+            continue
+        trip.callbacks += 1
         if row["kind"] == "inbound":
             trip.replies += 1
             continue
         problems = json.loads(row["problems"] or "[]")
-        if msg_id not in sent_at:
-            if msg_id is not None:
-                evidence.unaccepted.add(msg_id)
-            continue
         if not row["valid"]:  # lost at CleverTap: noted, and it reaches no status
             errors = [p for p in problems if not p.startswith("warning: ")]
             note("wrong_format", f"{msg_id}: {errors[0] if errors else 'invalid'}")
@@ -174,7 +176,8 @@ def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: s
         delays, key=lambda s: order.index(s) if s in order else len(order))}
     trip.anomalies = dict(sorted(anomalies.items()))
     trip.examples = examples
-    trip.diagnoses = [d.as_dict() for d in diagnose(trip, evidence, kinds or {})]
+    awaited_kinds = {m: k for m, k in (kinds or {}).items() if m in sent_at}
+    trip.diagnoses = [d.as_dict() for d in diagnose(trip, evidence, awaited_kinds)]
     return trip
 
 

@@ -58,6 +58,9 @@ class Evidence:
     orphans: list[str] = field(default_factory=list)
     no_msgid: Counter[str] = field(default_factory=Counter)  # by status
     unaccepted: set[str] = field(default_factory=set)
+    #: Kinds of message that got callbacks among those sent but not awaited (certify's
+    #: error checks): they show the callback URL works for that kind.
+    answered_kinds: set[str] = field(default_factory=set)
 
     def invalid(self, msg_id: str, problems: list[str]) -> None:
         self.invalid_for[msg_id] += 1
@@ -100,7 +103,9 @@ def diagnose(trip: Any, evidence: Evidence, kinds: dict[str, str]) -> list[Diagn
     arrived_any = bool(trip.callbacks or evidence.orphans or evidence.no_msgid
                        or evidence.unaccepted)
     where = evidence.where or "the listener"
-    if trip.accepted and not arrived_any:
+    if trip.accepted and not arrived_any and evidence.answered_kinds and kinds:
+        found += _silent(trip, evidence, kinds)
+    elif trip.accepted and not arrived_any:
         found.append(Diagnosis(
             "nothing", f"nothing arrived for {_plural(trip.accepted, 'accepted message')}",
             "the BSP sent no callback here (not even an invalid one)",
@@ -126,7 +131,8 @@ def diagnose(trip: Any, evidence: Evidence, kinds: dict[str, str]) -> list[Diagn
             "are about, so it drops them",
             "put the msgId of the message in every status callback, the later ones (delivered, "
             "read) too"))
-    found += _silent(trip, evidence, kinds)
+    if arrived_any:
+        found += _silent(trip, evidence, kinds)
     if evidence.unaccepted:
         found.append(Diagnosis(
             "unaccepted", f"callbacks arrived for {_plural(len(evidence.unaccepted), 'message')} "
@@ -172,14 +178,15 @@ def _silent(trip: Any, evidence: Evidence, kinds: dict[str, str]) -> list[Diagno
     kinds split (templates dropped, text not), else as a share."""
     silent = evidence.silent
     if not silent or (len(silent) == trip.accepted and not (
-            evidence.arrived or evidence.invalid_for)):
+            evidence.arrived or evidence.invalid_for or evidence.answered_kinds)):
         return []
     if kinds:
         answered = {kinds.get(m, "?") for m in set(kinds) - set(silent)
                     if m in evidence.arrived or m in evidence.invalid_for}
+        answered |= evidence.answered_kinds
         dropped = Counter(kinds.get(m, "?") for m in silent)
         never = {k for k in dropped if k not in answered}
-        if never and answered:
+        if never and answered and never == set(dropped):  # whole kinds, none in part
             counts = ", ".join(f"{k} {dropped[k]:,}" for k in sorted(never))
             return [Diagnosis(
                 "dropped_kinds", f"accepted {_kind_names(never)} messages got no callback at "
