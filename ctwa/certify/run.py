@@ -197,7 +197,13 @@ class Certifier:
         sent, refused, unbuilt = [], [], []
         covered: set[str] = set()
         available: set[str] = set()
-        for template in self._chosen_templates():
+        try:
+            chosen = self._chosen_templates()
+        except InputError as exc:  # the library's state, not the BSP's: said, and the run goes on
+            check.done(NOT_TESTED, f"{exc.message}: {exc.hint}" if exc.hint else exc.message)
+            self.say(f"templates: NOT TESTED ({check.detail})")
+            return
+        for template in chosen:
             label = f"{template.get('name')} ({template.get('language')})"
             kinds = component_kinds(template)
             available |= kinds
@@ -224,18 +230,25 @@ class Certifier:
         evidence = {"sent": sent, "refused": refused, "not_built": unbuilt,
                     "components_exercised": sorted(covered),
                     "components_not_in_library": missing}
+        skipped = (f"; {len(unbuilt)} not built from their examples: "
+                   + "; ".join(unbuilt[:3]) + (" ..." if len(unbuilt) > 3 else "")
+                   if unbuilt else "")
         if refused or not sent:
             why = "; ".join(f"{r['template']}: {r['why']}" for r in refused[:5]) or \
                 "no template could be sent"
+            if len(refused) > 5:
+                why += f" (the first 5 of {len(refused)}; each is in results.json)"
             check.done(FAIL, f"{len(refused)} of {len(sent) + len(refused)} refused or too "
-                       f"slow: {why}", **evidence)
+                       f"slow: {why}{skipped}", **evidence)
         else:
             check.done(PASS, f"{len(sent)} template(s) accepted within "
                        f"{self.o.deadline:g} s; components exercised: "
                        f"{', '.join(sorted(covered)) or 'none'}"
-                       + (f"; not in the library: {', '.join(missing)}" if missing else ""),
-                       **evidence)
+                       + (f"; not in the library: {', '.join(missing)}" if missing else "")
+                       + skipped, **evidence)
         self.say(f"templates: {check.status.upper()} ({check.detail[:160]})")
+        for line in unbuilt:
+            self.say(f"  not built from its examples: {line}")
 
     # --- 4. errors -------------------------------------------------------------------------
 
