@@ -154,6 +154,10 @@ def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float
             _render(out, result)
         code = await_single(out, msg_id, sent_at, awaiting, result.as_dict())
         raise typer.Exit(code or result.exit_code)
+    if awaiting.active:
+        out.warn("not waiting for callbacks: the message was not accepted, so CleverTap "
+                 "would not count any for it" + (f" ({result.verdict.summary})"
+                                                 if msg_id else " (it has no msgId)"))
     if out.json_mode:
         out.data(result.as_dict())
     else:

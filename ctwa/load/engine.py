@@ -249,6 +249,11 @@ def verdict(report: LoadReport) -> list[str]:
     share = f" ({slow / answered:.0%} of answers)" if slow and answered > 0 else ""
     lines.append(("PASS" if slow == 0 else "FAIL") + f": {slow:,} answer(s){share} over the "
                  f"{report.deadline:g} s deadline (CleverTap counts each as a timeout)")
+    from ctwa.load.ceiling import throughput_ceiling
+
+    ceiling = throughput_ceiling(report)
+    if ceiling:
+        lines.append(ceiling)
     if report.failed:
         lines.append(f"FAIL: {report.failed:,} message(s) not accepted: "
                      + ", ".join(_failure_parts(report)))

@@ -76,4 +76,19 @@ def load_round_trip(store: Store, plan: Any, report: Any, until: str) -> Any:
     outcomes = report.outcomes
     sent_at = outcomes.accepted_at(plan.msg_id) if outcomes is not None else {}
     start = outcomes.started_wall if outcomes is not None else report.started_at
-    return round_trip(store, sent_at, until, start, time.time(), prefix=plan.prefix)
+    kinds = dict.fromkeys(sent_at, message_kind(plan.payload))
+    return round_trip(store, sent_at, until, start, time.time(), prefix=plan.prefix,
+                      kinds=kinds)
+
+
+def message_kind(payload: Any) -> str:
+    """What a message is, for telling a BSP that drops some kinds: ``template``, or the
+    freeform type (``text``, ``image``, ...)."""
+    from ctwa.wire.kinds import detect_kind
+    from ctwa.wire.outbound import inner_payload
+
+    kind = detect_kind(payload)
+    inner = inner_payload(payload)
+    if kind == "freeform" and isinstance(inner, dict) and isinstance(inner.get("type"), str):
+        return inner["type"]
+    return "template" if kind in ("template", "validation") else str(kind or "message")

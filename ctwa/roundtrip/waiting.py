@@ -112,7 +112,8 @@ def wait_for(store: Store, until: str, timeout: float, *, msg_ids: list[str] | N
 
 
 def round_trip(store: Store, sent_at: dict[str, float], until: str, start: float, end: float,
-               prefix: str | None = None) -> RoundTrip:
+               prefix: str | None = None, kinds: dict[str, str] | None = None,
+               where: str | None = None) -> RoundTrip:
     """The round trip of these messages, with what else arrived meanwhile (orphans, replies
     without context) that was about no message the store knows."""
     if prefix is not None:
@@ -120,6 +121,10 @@ def round_trip(store: Store, sent_at: dict[str, float], until: str, start: float
     else:
         ours = [row for msg_id in sent_at for row in store.callbacks_for(msg_id)]
         ours.sort(key=lambda row: (row["at"], row["id"]))
+    # messages sent but not awaited (certify's error checks): whether their kind gets
+    # callbacks tells a BSP that drops some kinds
+    for msg_id in [m for m in kinds or {} if m not in sent_at][:100]:
+        ours += store.callbacks_for(msg_id)
     mine = {row["id"] for row in ours}
     window = [row for row in store.callbacks_between(start, end) if row["id"] not in mine]
     prefixes = tuple(store.known_prefixes())
@@ -127,4 +132,4 @@ def round_trip(store: Store, sent_at: dict[str, float], until: str, start: float
     known = store.sent_among(candidates)
     others = [row for row in window if row["msg_id"] is None or (
         row["msg_id"] not in known and not (prefixes and row["msg_id"].startswith(prefixes)))]
-    return analyze(sent_at, ours, until, others)
+    return analyze(sent_at, ours, until, others, kinds=kinds, where=where)

@@ -20,7 +20,7 @@ IDENTITY_COLUMNS = {"identity": "identity", "objectid": "objectId"}
 #: CleverTap's own spelling of the profile keys users write in any case.
 KNOWN_KEYS = {"name": "Name", "email": "Email", "phone": "Phone", "gender": "Gender",
               "dob": "DOB", "employment": "Employment", "education": "Education",
-              "married": "Married", "age": "Age", "photo": "Photo"}
+              "married": "Married", "age": "Age", "photo": "Photo", "employed": "Employed"}
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O",
@@ -186,10 +186,37 @@ def _column_value(column: Column, raw: str,
         value = GENDERS.get(raw.lower())
         if value is None:
             return None, (f"Gender {raw!r}: use M, F or O", 514)
+    if column.key in _DEMOGRAPHIC_COLUMNS:
+        value, problem = _demographic(column.key, raw, value)
+        if problem is not None:
+            return None, problem
     if isinstance(value, str) and len(value) * 4 > MAX_VALUE_BYTES and len(
             value.encode()) > MAX_VALUE_BYTES:
         return None, (f"{column.header} is {len(value.encode())} bytes; CleverTap keeps at "
                       f"most {MAX_VALUE_BYTES}", None)
+    return value, None
+
+
+_DEMOGRAPHIC_COLUMNS = frozenset({"Employed", "Employment", "Education", "Married", "Age"})
+
+
+def _demographic(key: str, raw: str, value: Any) -> tuple[Any, tuple[str, int] | None]:
+    """Employed/Employment and Married as Y or N, Education as Graduate, College or School,
+    Age as a whole number: the values CleverTap takes (others it refuses with 517-520)."""
+    from ctwa.wire.profiles import EDUCATION, demographic_refusal
+
+    text = raw.strip()
+    if key == "Age":
+        value = int(text) if text.isdecimal() else value
+    elif key == "Education":
+        value = next((e for e in EDUCATION if e.lower() == text.lower()), text)
+    elif isinstance(value, str):
+        low = text.lower()
+        value = "Y" if low in TRUE_WORDS else "N" if low in FALSE_WORDS else text
+    refused = demographic_refusal(key, value)
+    if refused is not None:
+        code, message, how = refused
+        return None, (f"{message}: use {how}", code)
     return value, None
 
 

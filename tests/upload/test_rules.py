@@ -162,3 +162,27 @@ def test_malformed_csv_gives_rejects_or_a_clear_error(tmp_path_factory, rows) ->
     report = dry(path)
     assert report.counts.adds_up
     assert report.error is None or "\n" not in report.error
+
+
+DEMOGRAPHIC = ["Identity", "Phone", "Employed", "Education", "Married", "Age"]
+
+
+@pytest.mark.parametrize(("values", "words", "code"), [
+    (["u1", "+14155552671", "perhaps", "", "", ""], "Employed 'perhaps'", 517),
+    (["u1", "+14155552671", "", "PhD", "", ""], "Education 'PhD'", 518),
+    (["u1", "+14155552671", "", "", "divorced", ""], "Married 'divorced'", 519),
+    (["u1", "+14155552671", "", "", "", "twenty"], "Age 'twenty' is not an age", 520),
+    (["u1", "+14155552671", "", "", "", "400"], "Age 400 is not an age", 520),
+])
+def test_demographics_are_refused_as_clevertap_does(values, words, code) -> None:
+    plan = plan_columns(DEMOGRAPHIC, {}, set(), None)
+    checked = check_row(plan, 2, values)
+    assert checked.record is None and words in checked.reason and checked.code == code
+
+
+def test_demographics_in_the_words_users_write_become_clevertaps() -> None:
+    plan = plan_columns(DEMOGRAPHIC, {}, set(), None)
+    checked = check_row(plan, 2, ["u1", "+14155552671", "yes", "graduate", "N", "28"])
+    assert json.loads(checked.record)["profileData"] == {
+        "Phone": "+14155552671", "Employed": "Y", "Education": "Graduate", "Married": "N",
+        "Age": 28}
