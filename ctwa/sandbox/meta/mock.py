@@ -172,7 +172,7 @@ class MockMeta:
         self.state = MetaState()
         self.random = random.Random(settings.seed)
         self.media: dict[str, Media] = {}
-        self.bucket = (_Bucket(settings.mps, settings.burst or settings.mps)
+        self.bucket = (_Bucket(settings.mps, max(1.0, settings.burst or settings.mps))
                        if settings.mps > 0 else None)
         self.last_to: dict[str, float] = {}
         self.wrote_at: dict[str, float] = {}  # number -> when the user last wrote
