@@ -582,13 +582,36 @@ def _custom(code: str, where: str) -> tuple[int, str]:
     return 131009, f"Param {where} is not valid."
 
 
-def request_problems(document: Any) -> list[tuple[int, str]]:
-    """Why ``document`` is not a send request Meta accepts: (Meta code, details) per problem,
-    most useful first; empty when it is one."""
+def parse_request(document: Any) -> tuple[SendRequest | None, list[tuple[int, str]]]:
+    """``document`` as a send request, or None and why Meta refuses it: (Meta code, details)
+    per problem, the first the one Meta answers with."""
     if not isinstance(document, dict):
-        return [(100, "The request body must be a JSON object.")]
+        return None, [(100, "The request body must be a JSON object.")]
     try:
-        SendRequest.model_validate(document)
+        return SendRequest.model_validate(document), []
     except ValidationError as exc:
-        return list(dict.fromkeys(_one(error) for error in exc.errors()))
-    return []
+        return None, list(dict.fromkeys(_one(error) for error in exc.errors()))
+
+
+def request_problems(document: Any) -> list[tuple[int, str]]:
+    """Why ``document`` is not a send request Meta accepts; empty when it is one."""
+    return parse_request(document)[1]
+
+
+# --- webhook signatures -------------------------------------------------------------------
+
+def sign(app_secret: str, body: bytes) -> str:
+    """``X-Hub-Signature-256``'s value: ``sha256=`` and the hex HMAC-SHA256 of the raw body
+    with the app secret (graph-api/webhooks/getting-started, "Validating Payloads")."""
+    import hashlib
+    import hmac
+
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(app_secret: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` signs ``body`` (constant-time; a missing header does not)."""
+    import hmac
+
+    return bool(header) and hmac.compare_digest(sign(app_secret, body).encode(),
+                                                str(header).strip().encode())

@@ -141,3 +141,10 @@ def test_urls_not_under_a_tap_prefix_are_not_opened(tmp_path, receiver) -> None:
 
 def test_fixture_templates_cover_every_check() -> None:
     assert {t["status"] for t in TEMPLATES} == {"APPROVED", "PAUSED", "PENDING"}
+
+
+def test_the_phone_number_answers_a_get(box) -> None:
+    number = get(box, box.settings.meta.phone_number_id).json()
+    assert number["display_phone_number"] == "919999999998"
+    assert number["id"] == box.settings.meta.phone_number_id
+    assert get(box, box.settings.meta.phone_number_id, token="x").json()["error"]["code"] == 190

@@ -162,3 +162,10 @@ def test_batches_carry_several_statuses_in_one_value(tmp_path, receiver) -> None
     sizes = [len(json.loads(b)["entry"][0]["changes"][0]["value"]["statuses"])
              for _, b in receiver.posts]
     assert max(sizes) > 1
+
+
+def test_out_of_order_posts_newest_first(tmp_path, receiver) -> None:
+    with sandbox(tmp_path, receiver, out_of_order=True, webhook_concurrency=1) as box:
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+    assert [s["status"] for s in receiver.statuses()] == ["read", "delivered", "sent"]

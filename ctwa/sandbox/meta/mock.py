@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import functools
 import hmac
 import json
 import random
@@ -30,7 +31,7 @@ from ctwa.wire.cloudapi import (
     error_body,
     http_status,
     new_wamid,
-    request_problems,
+    parse_request,
     status_error,
     success_body,
 )
@@ -65,6 +66,9 @@ class MetaSettings:
     #: Delays of sent, delivered and read after the send is accepted, seconds.
     status_delays: tuple[float, float, float] = (0.05, 0.15, 0.3)
     read: bool = True  # users with read receipts on
+    #: Post each message's statuses newest first (read, delivered, sent): Meta does not
+    #: promise the order webhooks arrive in, so a receiver must order them itself.
+    out_of_order: bool = False
     #: Number suffix -> Meta error code, sent asynchronously as a failed status (131026:
     #: not on WhatsApp; 131050: the user stopped marketing messages).
     failing_numbers: dict[str, int] = field(
@@ -112,7 +116,9 @@ class MetaState:
     requests: int = 0
     accepted: int = 0
     refused: Counter[int] = field(default_factory=Counter)  # Meta code -> count
-    sends_by_key: Counter[str] = field(default_factory=Counter)
+    sends_by_key: Counter[str] = field(default_factory=Counter)  # accepted, by key
+    requests_by_key: Counter[str] = field(default_factory=Counter)  # valid requests, by
+    # biz_opaque_callback_data (refused ones too: a 130429 retried counts each time)
     sent: dict[str, SentRecord] = field(default_factory=dict)  # by wamid
     accepted_at: list[float] = field(default_factory=list)  # monotonic, in order
     statuses_queued: Counter[str] = field(default_factory=Counter)
@@ -229,10 +235,11 @@ class MockMeta:
         except (json.JSONDecodeError, UnicodeDecodeError):
             return self._refuse(100, "The request body is not valid JSON")
         state.last_request = document
-        problems = request_problems(document)
-        if problems:
+        send, problems = parse_request(document)
+        if send is None:
             return self._refuse(*problems[0])
-        send = SendRequest.model_validate(document)
+        if send.biz_opaque_callback_data:
+            state.requests_by_key[send.biz_opaque_callback_data] += 1
         digits = send.to.lstrip("+").replace(" ", "").replace("-", "")
         if not digits.isdecimal():
             return self._refuse(100, f"Param to ({send.to}) is not a phone number")
@@ -369,6 +376,8 @@ class MockMeta:
                         "marketing").lower()
         steps = (["failed"] if record.failure is not None else
                  ["sent", "delivered"] + (["read"] if self.settings.read else []))
+        if self.settings.out_of_order:
+            steps.reverse()
         previous = 0.0
         for step, delay in zip(steps, self.settings.status_delays, strict=False):
             await asyncio.sleep(max(0.0, delay - previous))
@@ -508,12 +517,20 @@ class MockMeta:
 
     async def node(self, request: Request) -> Response:
         """``GET /{media-id}``: the media's URL (valid for a few minutes, as Meta's) and what
-        it is."""
+        it is; ``GET /{phone-number-id}``: the number (a cheap "is Meta there" check)."""
         version, media_id = request.path_params["version"], request.path_params["node"]
         if not VERSION.match(version):
             return self._refuse(100, f"Unknown path components: /{version}/{media_id}")
         if not self._authorised(request):
             return self._count(_graph_error(190))
+        if media_id == self.settings.phone_number_id:  # cloud-api/reference/phone-numbers
+            return JSONResponse({"verified_name": "ctwa sandbox",
+                                 "display_phone_number": self.settings.display_phone_number,
+                                 "id": media_id, "quality_rating": "GREEN",
+                                 "code_verification_status": "VERIFIED",
+                                 "platform_type": "CLOUD_API", "throughput": {
+                                     "level": "STANDARD" if self.settings.mps <= 80
+                                     else "HIGH"}})
         media = self.media.get(media_id)
         if media is None:
             return self._refuse(100, f"Unsupported get request. Object with ID '{media_id}' "
@@ -612,6 +629,7 @@ def _offset(cursor: str) -> int:
     return int(number) if kind == "offset" and number.isdecimal() else -1
 
 
+@functools.lru_cache(maxsize=65536)
 def _possible(number: str) -> bool:
     import phonenumbers
 

@@ -15,21 +15,20 @@ one value).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ctwa.http.raw import HttpError, Pool
+from ctwa.wire.cloudapi import sign
 
 USER_AGENT = "facebookexternalua"
 
 
 def signature(secret: str, body: bytes) -> str:
-    """``X-Hub-Signature-256``'s value for ``body``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """``X-Hub-Signature-256``'s value for ``body`` (:func:`ctwa.wire.cloudapi.sign`)."""
+    return sign(secret, body)
 
 
 class SignedPool(Pool):
