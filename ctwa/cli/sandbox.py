@@ -44,7 +44,7 @@ FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "inbound-url": str, "misbehave": (str, list), "simulate-user": bool,
     "meta-webhook-url": str, "meta-mps": (int, float), "meta-tap-prefix": (str, list),
     "meta-window": str, "meta-fail": dict, "meta-latency": (str, int, float),
-    "meta-batch": int,
+    "meta-batch": int, "meta-fault": dict,
 }
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "a mapping",
                list: "a list", bool: "true or false"}
@@ -104,10 +104,29 @@ def _meta_fail_rates(values: list[str]) -> dict[int, float]:
     return rates
 
 
+def _meta_faults(values: list[str]) -> dict[str, float]:
+    """``--meta-fault NAME=RATE``: a share of sends hit by one of the mock's faults."""
+    from ctwa.sandbox.meta.mock import FAULTS
+
+    faults: dict[str, float] = {}
+    for raw in values:
+        name, sep, rate = raw.partition("=")
+        try:
+            probability = float(rate)
+        except ValueError:
+            probability = -1.0
+        if not sep or name.strip() not in FAULTS or not 0 <= probability <= 1:
+            raise InputError(f"--meta-fault {raw!r}: write NAME=RATE, e.g. html=0.05",
+                             hint="faults: " + "; ".join(f"{k} ({v})" for k, v in
+                                                         FAULTS.items()))
+        faults[name.strip()] = probability
+    return faults
+
+
 def _meta_settings(pick: Any, options: dict[str, Any], given: Any, *, webhook_url: str | None,
                    mps: float, tap_prefix: list[str] | None, window: str,
                    fail: list[str] | None, latency: str | None, batch: int,
-                   simulated_user: bool) -> Any:
+                   simulated_user: bool, fault: list[str] | None = None) -> Any:
     """The mock Cloud API's settings: flags, then the config file, then defaults; its token
     and app secret from CTWA_META_TOKEN / CTWA_META_APP_SECRET when set (never argv)."""
     import os
@@ -122,8 +141,11 @@ def _meta_settings(pick: Any, options: dict[str, Any], given: Any, *, webhook_ur
     prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes or [])
     fails = fail if given("meta_fail") or "meta-fail" not in options else [
         f"{k}={v}" for k, v in options["meta-fail"].items()]
+    faults = fault if given("meta_fault") or "meta-fault" not in options else [
+        f"{k}={v}" for k, v in options["meta-fault"].items()]
     defaults = MetaSettings()
     return MetaSettings(
+        faults=_meta_faults(faults or []),
         token=os.environ.get(envvars.META_TOKEN) or defaults.token,
         app_secret=os.environ.get(envvars.META_APP_SECRET) or defaults.app_secret,
         webhook_url=pick("meta_webhook_url", webhook_url), mps=float(pick("meta_mps", mps)),
@@ -205,6 +227,10 @@ def sandbox(
     = None,
     meta_batch: Annotated[int, typer.Option(
         "--meta-batch", min=1, max=1000, help="Updates per webhook POST, at most.")] = 1,
+    meta_fault: Annotated[list[str] | None, typer.Option(
+        "--meta-fault", metavar="NAME=RATE", help="Hit a share of sends with a fault: html "
+        "(502 HTML page), hang (sent, answered after 30 s), slow (answered after 2 s), 500 "
+        "(131000); e.g. html=0.05 (repeatable).")] = None,
 ) -> None:
     """Run a mock BSP endpoint, vendor template endpoint, CleverTap (upload API and callback
     URLs) and Meta's WhatsApp Cloud API on one port, printing each URL and credential, until
@@ -245,7 +271,7 @@ def sandbox(
                                    webhook_url=meta_webhook_url, mps=meta_mps,
                                    tap_prefix=meta_tap_prefix, window=meta_window,
                                    fail=meta_fail, latency=meta_latency, batch=meta_batch,
-                                   simulated_user=bsp.simulated_user))
+                                   simulated_user=bsp.simulated_user, fault=meta_fault))
     from ctwa.infra.ports import check_port_free
 
     check_port_free(settings.host, settings.port)

@@ -83,3 +83,10 @@ def test_meta_settings_in_the_config_file_are_checked(cli, tmp_path, text, words
     config.write_text(text)
     result = cli("sandbox", "--config", str(config))
     assert result.exit_code == ExitCode.USAGE and words in result.stderr
+
+
+def test_meta_faults_are_named_and_checked(cli) -> None:
+    result = cli("sandbox", "--port", "0", "--meta-fault", "teleport=0.1")
+    assert result.exit_code == ExitCode.USAGE
+    assert "--meta-fault 'teleport=0.1': write NAME=RATE" in result.stderr
+    assert "html (answers HTTP 502" in result.stderr

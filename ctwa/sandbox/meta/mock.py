@@ -37,6 +37,17 @@ from ctwa.wire.cloudapi import (
 )
 
 VERSION = re.compile(r"^v\d{1,2}\.\d$")
+#: The ways the mock Cloud API can fail a send as Meta (or what stands in front of it) does,
+#: each for a share of sends (``faults``): the bridge's bad-weather cases.
+FAULTS = {
+    "html": "answers HTTP 502 with an HTML page (a proxy in front of Graph); not sent",
+    "hang": "sends the message (its statuses come) but answers only after hang_seconds, so "
+            "the client times out not knowing",
+    "slow": "answers after slow_seconds",
+    "500": "answers 131000 (something went wrong) with HTTP 500; not sent",
+}
+HTML_PAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+             b"<h1>Bad Gateway</h1></body></html>")
 #: Requests bigger than this are refused (Graph refuses large bodies too).
 MAX_BODY = 256 * 1024
 MAX_PAGE = 500
@@ -81,6 +92,10 @@ class MetaSettings:
     #: Meta code -> share of accepted-looking sends failed with it (sync codes in the
     #: answer, async ones as a failed status).
     fail_rates: dict[int, float] = field(default_factory=dict)
+    #: Fault name (:data:`FAULTS`) -> share of sends it hits.
+    faults: dict[str, float] = field(default_factory=dict)
+    hang_seconds: float = 30.0
+    slow_seconds: float = 2.0
     #: The user behind each number replies to each template (once per number and template)
     #: with every kind, and taps URL buttons whose URL starts with one of ``tap_prefixes``.
     simulated_user: bool = False
@@ -126,12 +141,18 @@ class MetaState:
     taps: list[dict[str, Any]] = field(default_factory=list)
     media_downloads: int = 0
     template_pages: int = 0
+    faults: Counter[str] = field(default_factory=Counter)  # faults shown, by name
     last_request: Any = None
 
     def duplicates(self) -> dict[str, int]:
         """Keys (CleverTap msgIds, when the sender puts them in biz_opaque_callback_data)
         accepted more than once."""
         return {key: n for key, n in self.sends_by_key.items() if n > 1}
+
+    def requests_per_wamid(self) -> dict[str, int]:
+        """For each wamid handed out: how many times the message it answered was accepted
+        (its key's count; more than 1 is a message sent twice)."""
+        return {wamid: self.sends_by_key[record.key] for wamid, record in self.sent.items()}
 
     def per_second(self) -> list[int]:
         """Accepted sends in each whole second since the first."""
@@ -250,6 +271,13 @@ class MockMeta:
             if now - self.last_to.get(digits, -1e9) < self.settings.pair_interval:
                 return self._refuse(131056)
             self.last_to[digits] = now
+        fault = self._fault()
+        if fault == "html":
+            return Response(HTML_PAGE, status_code=502, media_type="text/html")
+        if fault == "500":
+            return self._refuse(131000)
+        if fault == "slow":
+            await asyncio.sleep(self.settings.slow_seconds)
         failure = self._chance()
         if failure is not None and ERRORS[failure].delivery == "sync":
             return self._refuse(failure)
@@ -262,7 +290,17 @@ class MockMeta:
             missing = self._missing_media(send)
             if missing:
                 return self._refuse(131009, f"media id {missing} does not exist")
-        return self._accept(send, digits, body, failure)
+        answer = self._accept(send, digits, body, failure)
+        if fault == "hang":
+            await asyncio.sleep(self.settings.hang_seconds)
+        return answer
+
+    def _fault(self) -> str | None:
+        for name, rate in sorted(self.settings.faults.items()):
+            if self.random.random() < rate:
+                self.state.faults[name] += 1
+                return name
+        return None
 
     def _chance(self) -> int | None:
         for code, rate in sorted(self.settings.fail_rates.items()):
@@ -576,6 +614,7 @@ class MockMeta:
                          if self.sender else 0, "last_error": hooks.last_error}
             if hooks else None,
             "taps": len(state.taps), "media_downloads": state.media_downloads,
+            "faults": dict(state.faults),
             "template_pages": state.template_pages}
 
     async def stats(self, request: Request) -> JSONResponse:
