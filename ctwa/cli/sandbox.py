@@ -127,8 +127,9 @@ def _meta_settings(pick: Any, options: dict[str, Any], given: Any, *, webhook_ur
                    mps: float, tap_prefix: list[str] | None, window: str,
                    fail: list[str] | None, latency: str | None, batch: int,
                    simulated_user: bool, fault: list[str] | None = None) -> Any:
-    """The mock Cloud API's settings: flags, then the config file, then defaults; its token
-    and app secret from CTWA_META_TOKEN / CTWA_META_APP_SECRET when set (never argv)."""
+    """The mock Cloud API's settings: flags, then the config file, then defaults; its token,
+    app secret and verify token from CTWA_META_TOKEN / CTWA_META_APP_SECRET /
+    CTWA_META_VERIFY_TOKEN when set (never argv)."""
     import os
 
     from ctwa.infra import envvars
@@ -148,6 +149,7 @@ def _meta_settings(pick: Any, options: dict[str, Any], given: Any, *, webhook_ur
         faults=_meta_faults(faults or []),
         token=os.environ.get(envvars.META_TOKEN) or defaults.token,
         app_secret=os.environ.get(envvars.META_APP_SECRET) or defaults.app_secret,
+        verify_token=os.environ.get(envvars.META_VERIFY_TOKEN) or None,
         webhook_url=pick("meta_webhook_url", webhook_url), mps=float(pick("meta_mps", mps)),
         tap_prefixes=tuple(str(p) for p in prefixes), window=window,
         fail_rates=_meta_fail_rates(fails or []),
@@ -235,7 +237,8 @@ def sandbox(
     """Run a mock BSP endpoint, vendor template endpoint, CleverTap (upload API and callback
     URLs) and Meta's WhatsApp Cloud API on one port, printing each URL and credential, until
     Ctrl-C. The mock Cloud API's token and app secret come from CTWA_META_TOKEN and
-    CTWA_META_APP_SECRET when set."""
+    CTWA_META_APP_SECRET when set; with CTWA_META_VERIFY_TOKEN it first verifies the webhook
+    URL as Meta does (hub.challenge)."""
     from ctwa.sandbox.bsp import FAULTS, BspSettings
     from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
@@ -295,7 +298,9 @@ def sandbox(
                     f"{meta.waba_id}   {meta.mps:g} mps")
             out.say(f"  Meta token         {secrets['meta_token']}   app secret "
                     f"{secrets['meta_app_secret']}")
-            out.say(f"  Meta webhooks to   {meta.webhook_url or '(none: --meta-webhook-url)'}")
+            out.say(f"  Meta webhooks to   {meta.webhook_url or '(none: --meta-webhook-url)'}"
+                    + ("   verified first (CTWA_META_VERIFY_TOKEN)" if meta.verify_token
+                       else ""))
             if bsp.misbehave:
                 out.say("  misbehaving: " + "; ".join(f"{name} ({FAULTS[name]})"
                                                       for name in bsp.misbehave), "yellow")

@@ -148,3 +148,30 @@ def test_the_phone_number_answers_a_get(box) -> None:
     assert number["display_phone_number"] == "919999999998"
     assert number["id"] == box.settings.meta.phone_number_id
     assert get(box, box.settings.meta.phone_number_id, token="x").json()["error"]["code"] == 190
+
+
+def test_ctwa_callback_convert_and_lint_take_the_mocks_webhooks(tmp_path, receiver, cli) -> None:
+    import json
+
+    templates = write_templates(tmp_path / "t", tap_base=receiver.url)
+    meta = MetaSettings(webhook_url=f"{receiver.url}/webhook", mps=0, status_delays=FAST,
+                        simulated_user=True, reply_delay=0.0)
+    with RunningSandbox(SandboxSettings(templates=templates, store_callbacks=False,
+                                        meta=meta)) as box:
+        answer = httpx.post(f"{box.urls()['meta_graph']}/{meta.phone_number_id}/messages",
+                            headers={"Authorization": f"Bearer {meta.token}"},
+                            json=order_update())
+        assert box.meta.wait_idle(10)
+    wamid = answer.json()["messages"][0]["id"]
+    hooks = tmp_path / "webhooks.json"
+    hooks.write_text(json.dumps(receiver.documents()))
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({wamid: "i|1|2|3|0"}))
+    out = tmp_path / "callbacks.yaml"
+    result = cli("callback", "convert", str(hooks), "--msgid-map", str(mapping), "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert cli("lint", str(out)).exit_code == 0
+    text = out.read_text()
+    assert text.count("msgId: i|1|2|3|0") == 3 and "unmapped|" not in text
+    # 3 statuses; 7 inbound: text, image, file, audio, video, location, the button as text
+    assert text.count("payloadVersion") == 3 + 7

@@ -169,3 +169,33 @@ def test_out_of_order_posts_newest_first(tmp_path, receiver) -> None:
         send(box, GOOD_REQUESTS["text"])
         assert box.meta.wait_idle(10)
     assert [s["status"] for s in receiver.statuses()] == ["read", "delivered", "sent"]
+
+
+def test_the_legacy_sha1_signature_comes_too(tmp_path, receiver) -> None:
+    with sandbox(tmp_path, receiver, read=False) as box:
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+    headers, body = receiver.posts[0]
+    secret = box.settings.meta.app_secret.encode()
+    assert headers["x-hub-signature"] == "sha1=" + hmac.new(secret, body, "sha1").hexdigest()
+
+
+@pytest.mark.parametrize(("token", "verdict"), [("vt-1", "passed"),
+                                                ("wrong", "failed: HTTP 403, not the challenge")])
+def test_the_webhook_url_is_verified_first_as_meta_does(tmp_path, verifying, token,
+                                                        verdict) -> None:
+    with sandbox(tmp_path, verifying, verify_token=token, read=False) as box:
+        send(box, GOOD_REQUESTS["text"])
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+        stats = box.meta.sender.stats
+    assert len(verifying.verifications) == 1  # once, not per webhook
+    asked = verifying.verifications[0]
+    assert asked["hub.mode"] == "subscribe" and asked["hub.verify_token"] == token
+    assert asked["hub.challenge"].isdecimal()
+    assert stats.verification == verdict
+    if verdict == "passed":
+        assert len(verifying.statuses()) == 4
+    else:  # Meta sends nothing to a URL that failed verification
+        assert verifying.posts == [] and stats.given_up == 4
+        assert "failed Meta's verification" in stats.last_error

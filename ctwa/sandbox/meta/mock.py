@@ -65,6 +65,8 @@ class MetaSettings:
     waba_id: str = "200000000000001"
     #: Where signed webhooks go (the bridge's ``/webhook``); None: none are sent.
     webhook_url: str | None = None
+    #: With it, the webhook URL is first verified as Meta does (hub.challenge); None: not.
+    verify_token: str | None = None
     #: Messages/s the number may send (Meta's default throughput is 80); 0: no limit.
     mps: float = 80.0
     #: Token-bucket depth: how many may come at once after a quiet spell (default: ``mps``).
@@ -375,7 +377,7 @@ class MockMeta:
                 batch=s.webhook_batch, concurrency=s.webhook_concurrency,
                 timeout=s.webhook_timeout, retry_base=s.webhook_retry_base,
                 retry_max=s.webhook_retry_max, retry_for=s.webhook_retry_for,
-                batch_wait=s.webhook_batch_wait)
+                batch_wait=s.webhook_batch_wait, verify_token=s.verify_token)
         return self.sender
 
     def _conversation(self, digits: str, category: str) -> tuple[str, float]:
@@ -610,7 +612,8 @@ class MockMeta:
             "replies_queued": state.replies_queued,
             "webhooks": {"posted": hooks.posted, "delivered": dict(hooks.updates),
                          "failed_attempts": hooks.failures, "retries": hooks.retries,
-                         "given_up": hooks.given_up, "pending": self.sender.pending
+                         "given_up": hooks.given_up, "verification": hooks.verification,
+                         "pending": self.sender.pending
                          if self.sender else 0, "last_error": hooks.last_error}
             if hooks else None,
             "taps": len(state.taps), "media_downloads": state.media_downloads,
