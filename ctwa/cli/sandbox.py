@@ -228,7 +228,8 @@ def sandbox(
         "--meta-latency", help="Mock Cloud API answer delay: 50ms, or a range 20ms-80ms.")]
     = None,
     meta_batch: Annotated[int, typer.Option(
-        "--meta-batch", min=1, max=1000, help="Updates per webhook POST, at most.")] = 1,
+        "--meta-batch", min=1, max=1000, help="Updates per webhook POST at most, when they "
+        "queue up (Meta batches under load; 1: one per POST always).")] = 100,
     meta_fault: Annotated[list[str] | None, typer.Option(
         "--meta-fault", metavar="NAME=RATE", help="Hit a share of sends with a fault: html "
         "(502 HTML page), hang (sent, answered after 30 s), slow (answered after 2 s), 500 "

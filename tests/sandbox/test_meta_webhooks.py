@@ -153,7 +153,7 @@ def test_an_unreachable_webhook_url_is_given_up_after_retry_for(tmp_path, receiv
 
 def test_batches_carry_several_statuses_in_one_value(tmp_path, receiver) -> None:
     with sandbox(tmp_path, receiver, webhook_batch=50, webhook_concurrency=1,
-                 status_delays=(0.2, 0.4, 0.6)) as box:
+                 webhook_batch_wait=0.05, status_delays=(0.2, 0.4, 0.6)) as box:
         for _ in range(5):
             send(box, GOOD_REQUESTS["text"])
         assert box.meta.wait_idle(10)
@@ -199,3 +199,10 @@ def test_the_webhook_url_is_verified_first_as_meta_does(tmp_path, verifying, tok
     else:  # Meta sends nothing to a URL that failed verification
         assert verifying.posts == [] and stats.given_up == 4
         assert "failed Meta's verification" in stats.last_error
+
+
+def test_one_status_per_post_while_it_keeps_up(tmp_path, receiver) -> None:
+    with sandbox(tmp_path, receiver, status_delays=(0.05, 0.3, 0.6)) as box:
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+    assert len(receiver.posts) == 3 and len(receiver.statuses()) == 3

@@ -103,10 +103,11 @@ class MetaSettings:
     simulated_user: bool = False
     tap_prefixes: tuple[str, ...] = ()
     reply_delay: float = 0.05
-    #: Updates per webhook POST (Meta sends one or a few), gathered for up to
-    #: ``webhook_batch_wait`` seconds.
-    webhook_batch: int = 1
-    webhook_batch_wait: float = 0.05
+    #: Updates per webhook POST at most: what has queued up goes together (Meta sends one at
+    #: a time when it keeps up, several in one ``value`` under load), and a POST may also
+    #: wait up to ``webhook_batch_wait`` seconds for more (0: it never waits).
+    webhook_batch: int = 100
+    webhook_batch_wait: float = 0.0
     webhook_concurrency: int = 16
     webhook_timeout: float = 10.0
     webhook_retry_base: float = 0.5

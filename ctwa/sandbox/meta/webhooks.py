@@ -13,8 +13,8 @@ With a ``verify_token``, the URL is first verified as Meta verifies a callback U
 configured ("Verification Requests": ``GET ?hub.mode=subscribe&hub.challenge=...&
 hub.verify_token=...`` must answer 200 with the challenge); a URL that fails it gets no
 webhooks, as on Meta, and the stats say why.
-Up to ``batch`` updates queued within ``batch_wait`` go in one POST (Meta batches too, within
-one value).
+Updates that have queued up (at most ``batch``, waiting up to ``batch_wait`` for more) go in
+one POST, as Meta batches several in one ``value`` under load.
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ class WebhookStats:
 class WebhookSender:
     """A queue of updates and a few workers posting them to ``url``."""
 
-    def __init__(self, url: str, secret: str, envelope: dict[str, Any], *, batch: int = 1,
+    def __init__(self, url: str, secret: str, envelope: dict[str, Any], *, batch: int = 100,
                  concurrency: int = 16, timeout: float = 10.0, retry_base: float = 0.5,
                  retry_max: float = 30.0, retry_for: float = 900.0,
-                 batch_wait: float = 0.05, verify_token: str | None = None) -> None:
+                 batch_wait: float = 0.0, verify_token: str | None = None) -> None:
         self.url, self.secret, self.envelope = url, secret, envelope
         self.batch, self.concurrency, self.timeout = max(1, batch), concurrency, timeout
         self.retry_base, self.retry_max, self.retry_for = retry_base, retry_max, retry_for
