@@ -65,7 +65,7 @@ def test_statuses_sent_delivered_read_signed_in_metas_envelope(tmp_path, receive
     assert sent["conversation"]["origin"]["type"] == "utility"
     assert "expiration_timestamp" in sent["conversation"]
     assert "expiration_timestamp" not in template_statuses[1]["conversation"]
-    assert sent["pricing"] == {"billable": True, "pricing_model": "CBP", "category": "utility"}
+    assert sent["pricing"] == {"billable": True, "pricing_model": "PMP", "category": "utility"}
     assert all(s["biz_opaque_callback_data"] == "i|1|2|3|0" for s in template_statuses)
     assert by_wamid[wamids[1]][0]["pricing"]["category"] == "service"
     assert box.meta.state.statuses_queued == {"sent": 2, "delivered": 2, "read": 2}
@@ -206,3 +206,15 @@ def test_one_status_per_post_while_it_keeps_up(tmp_path, receiver) -> None:
         send(box, GOOD_REQUESTS["text"])
         assert box.meta.wait_idle(10)
     assert len(receiver.posts) == 3 and len(receiver.statuses()) == 3
+
+
+def test_webhooks_v24_carry_pricing_type_and_no_conversation(tmp_path, receiver) -> None:
+    with sandbox(tmp_path, receiver, webhook_version="v24.0", read=False) as box:
+        send(box, GOOD_REQUESTS["template-positional"])
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+    pricing = sorted((s["pricing"]["category"], s["pricing"]["type"], s["pricing"]["billable"])
+                     for s in receiver.statuses())
+    assert pricing == [("service", "free_customer_service", False)] * 2 + [
+        ("utility", "regular", True)] * 2
+    assert not any("conversation" in s for s in receiver.statuses())

@@ -26,10 +26,11 @@ What it does, and the Meta page each behaviour follows (developers.facebook.com/
   message outside the 24-hour window: numbers ending ``0047``, or every number that has not
   written with ``window="strict"``) are accepted with a wamid and then failed by webhook, as
   Meta does.
-- Status webhooks (cloud-api/webhooks/components, "statuses"): ``sent``, ``delivered``, ``read``
-  for every accepted message (or one ``failed`` with ``errors[]``), with ``conversation``
-  (id, origin type, expiration on ``sent``), ``pricing`` (CBP, the template's category or
-  ``service``) and the request's ``biz_opaque_callback_data``; signed with
+- Status webhooks (cloud-api/webhooks/components, "statuses"; webhooks/reference/messages/
+  status): ``sent``, ``delivered``, ``read`` for every accepted message (or one ``failed`` with
+  ``errors[]``), with ``pricing`` (PMP, the template's category or ``service``; ``type`` from
+  webhook version v24.0), ``conversation`` (id, origin type, expiration on ``sent``; before
+  v24.0 only) and the request's ``biz_opaque_callback_data``; signed with
   ``X-Hub-Signature-256`` (graph-api/webhooks/getting-started, "Validating Payloads") and
   retried with backoff while the webhook URL does not answer 2xx.
 - The simulated user (``simulated_user=True``): after a template's ``read``, once per number

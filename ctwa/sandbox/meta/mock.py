@@ -26,6 +26,7 @@ from ctwa.sandbox.meta.user import REPLY_KINDS, SAMPLE_MEDIA, USER_NAME, Media, 
 from ctwa.sandbox.meta.webhooks import Update, WebhookSender
 from ctwa.wire.cloudapi import (
     ERRORS,
+    GRAPH_VERSION,
     ButtonComponent,
     SendRequest,
     error_body,
@@ -103,6 +104,9 @@ class MetaSettings:
     simulated_user: bool = False
     tap_prefixes: tuple[str, ...] = ()
     reply_delay: float = 0.05
+    #: The app's webhook version (App Dashboard > Webhooks): from v24.0 statuses carry
+    #: ``pricing.type`` and no ``conversation`` (status webhook reference).
+    webhook_version: str = GRAPH_VERSION
     #: Updates per webhook POST at most: what has queued up goes together (Meta sends one at
     #: a time when it keeps up, several in one ``value`` under load), and a POST may also
     #: wait up to ``webhook_batch_wait`` seconds for more (0: it never waits).
@@ -213,6 +217,8 @@ class MockMeta:
         self.sender: WebhookSender | None = None
         self._tap_client: Any = None
         self._expected = f"Bearer {settings.token}".encode()
+        match = re.match(r"^v(\d+)", settings.webhook_version)
+        self.webhook_major = int(match.group(1)) if match else 0
 
     # --- routes ---------------------------------------------------------------------------
 
@@ -397,12 +403,18 @@ class MockMeta:
         if status == "failed" and record.failure is not None:
             item["errors"] = [status_error(record.failure)]
         else:
-            conversation, expires = self._conversation(record.to, category)
-            item["conversation"] = {"id": conversation, "origin": {"type": category}}
-            if status == "sent":
-                item["conversation"]["expiration_timestamp"] = str(int(expires))
-            item["pricing"] = {"billable": category != "service",
-                               "pricing_model": "CBP", "category": category}
+            # per-message pricing since July 2025 (pricing_model PMP); webhooks v24.0 and
+            # later add pricing.type and leave the conversation object out
+            free = category == "service"
+            item["pricing"] = {"billable": not free, "pricing_model": "PMP",
+                               "category": category}
+            if self.webhook_major >= 24:
+                item["pricing"]["type"] = "free_customer_service" if free else "regular"
+            else:
+                conversation, expires = self._conversation(record.to, category)
+                item["conversation"] = {"id": conversation, "origin": {"type": category}}
+                if status == "sent":
+                    item["conversation"]["expiration_timestamp"] = str(int(expires))
         if send.biz_opaque_callback_data:
             item["biz_opaque_callback_data"] = send.biz_opaque_callback_data
         return item
