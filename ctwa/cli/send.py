@@ -111,6 +111,8 @@ def _finish(out: Output, awaiting: AwaitFlags, body: Any, warnings: list[str], d
     from ctwa.wire.outbound import is_wrapped
 
     target = endpoint()
+    for note in target.notes:  # which profile values the options given overrode
+        out.trace(note)
     wrapped = is_wrapped(body)
     if load.export_locust is not None:
         from ctwa.cli.loadmode import export_locust

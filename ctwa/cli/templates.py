@@ -92,6 +92,8 @@ def import_templates(
     flags = EndpointFlags(url, auth, username, password, token, header_name, tuple(header or ()))
     target = resolve_endpoint(flags, Service.template_import(profile),
                               SecretResolver(profile_name, SecretStore()))
+    for note in target.notes:  # which profile values the options given overrode
+        out.trace(note)
     library = TemplateLibrary(out_dir or default_root(profile_name))
     statuses = frozenset(s.upper() for s in status) if status else None
     with make_client(auth=target.auth, headers=target.headers, timeout=timeout,

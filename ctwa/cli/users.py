@@ -155,6 +155,8 @@ def _target(out: Output, region: str | None, base_url: str | None, account_id: s
         if not dry_run:
             raise
         return None, {}  # a dry run checks the file without any account
+    for note in target.notes:  # which profile values the options given overrode
+        out.trace(note)
     return target.url, target.headers
 
 
