@@ -134,7 +134,7 @@ def _waba(waba: str | None, profile: Any) -> str:
     value = check_phone(waba, "--waba") if waba else profile.waba_number
     if not value:
         raise ConfigError("no WhatsApp Business number given",
-                          hint="pass --waba or set it with `ctwa profile add NAME --waba ...`")
+                          hint="pass --waba or set it with `ctwa profile add NAME --waba NUMBER`")
     return value
 
 

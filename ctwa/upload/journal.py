@@ -71,8 +71,8 @@ class Journal:
                 what = {"input": "another file", "size": "a file of another size",
                         "mtime": "a file changed since", "options": "other options"}[key]
                 raise InputError(f"--resume: the journal {self.path} was written for {what}",
-                                 hint="resume with the same file and options, or start afresh "
-                                 "without --resume")
+                                 hint="resume with the same file and options, or pass "
+                                 "--restart instead of --resume to upload every row again")
         for number, line in enumerate(lines[1:], start=2):
             try:
                 data = json.loads(line)
