@@ -128,7 +128,7 @@ def test_the_checker_catches_what_a_new_user_hit() -> None:
 SITUATIONS = [
     # (what the user ran, extra setup) -> advice in its output
     ["send-template", "--template-file", str(EXAMPLES / "templates" / "lto.json"),
-     "--to", "919000000001", "--var", "Asha", "--dry-run"],
+     "--to", "919000000001", "--var", "Asha"],
     ["send-template", "--sample", "lto"],
     ["send-freeform", "--text", "hi"],
     ["import-templates", "--url", "http://127.0.0.1:9/vendor", "--auth", "bearer"],
