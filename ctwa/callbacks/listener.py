@@ -118,7 +118,7 @@ class Listener:
 
     async def _handle(self, request: Request, kind: str | None) -> Response:
         self.stats.callbacks += 1
-        path = request.scope.get("root_path", "") + request.scope["path"]
+        path = request_path(request.scope)
         received = Received(time.time(), path, kind, None)
         body = await _read_limited(request)
         if body is None:
@@ -193,6 +193,13 @@ class Listener:
     def _emit(self, received: Received) -> None:
         if self.on_receive is not None:
             self.on_receive(received)
+
+
+def request_path(scope: Any) -> str:
+    """The path the client asked for. Under a Mount (the sandbox's ``/clevertap``), Starlette
+    gives the prefix in ``root_path`` and, since 0.33, in ``path`` as well: never twice."""
+    root, path = scope.get("root_path", ""), scope["path"]
+    return path if path.startswith(root) else root + path
 
 
 async def _read_limited(request: Request) -> bytes | None:

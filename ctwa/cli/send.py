@@ -119,7 +119,7 @@ def _finish(out: Output, awaiting: AwaitFlags, body: Any, warnings: list[str], d
 
         export_locust(out, body, target, timeout, deadline, load, to, wrapped)
         return
-    with listening(out, awaiting):
+    with listening(out, awaiting, target.url):
         if load.active:
             for warning in warnings:
                 out.warn(warning)
