@@ -58,9 +58,14 @@ def sandbox_callbacks(endpoint: str | None, store: Path) -> str | None:
 
     from ctwa.http import make_client, send
 
-    base = endpoint.rstrip("/").removesuffix(SANDBOX_BSP_PATH) + "/clevertap"
+    root = endpoint.rstrip("/").removesuffix(SANDBOX_BSP_PATH)
+    base = root + "/clevertap"
     try:
         with make_client(timeout=2, origin=base) as client:
+            bsp = send(client, "GET", f"{root}/bsp/stats").response.json()
+            to = bsp.get("callbacks_to") if isinstance(bsp, dict) else None
+            if not isinstance(to, dict) or to.get("status") != f"{base}/status":
+                return None  # it calls back elsewhere (a listener on --listen), or nowhere
             answer = send(client, "GET", f"{base}/stats").response.json()
     except (httpx.HTTPError, ValueError, Exception):
         return None
