@@ -175,7 +175,8 @@ def _report_import(out: Output, report: Any, root: Path) -> None:
         out.say(f"note: {flag}", "yellow")
     for label, parts in report.unsendable.items():
         out.say(f"note: {label} cannot be sent through CleverTap: {', '.join(parts)}", "yellow")
-    table = Table(title=f"import from {report.url}", box=None, show_header=False)
+    out.line(f"import from {report.url}")  # whole: a table title would wrap the URL
+    table = Table(box=None, show_header=False)
     rows = [("pages", report.pages), ("templates fetched", report.fetched),
             ("added", len(report.added)), ("updated", len(report.updated)),
             ("unchanged", len(report.unchanged)), ("skipped (invalid)", len(report.rejected)),
