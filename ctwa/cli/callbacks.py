@@ -366,7 +366,7 @@ def convert(
             out.warn(f"left out: {line}")
         for line in result.warnings:
             out.warn(line)
-    if result.placeholders and not out.json_mode:
+    if result.placeholders:  # a count in the JSON; the advice is said here
         out.warn(f"{result.placeholders} msgId(s) are placeholders (unmapped|<provider id>): "
                  "Meta's ids are the provider's, not the msgIds CleverTap sent; pass "
                  "--msgid-map FILE to fill them")
