@@ -125,3 +125,19 @@ def test_callback_replay_url_options_beat_the_profile(cli, profile, box) -> None
                "--no-delay", "--status-url", box.urls()["status_callback"],
                "--inbound-url", box.urls()["inbound_callback"])
     assert done.exit_code == 0, done.stderr
+
+
+def test_certify_options_beat_the_profile(cli, profile, monkeypatch, tmp_path) -> None:
+    import ctwa.cli.certify
+
+    seen = {}
+    monkeypatch.setattr(ctwa.cli.certify, "_run",
+                        lambda out, options, folder, yes, strict: seen.update(o=options))
+    done = cli("-v", "certify", "--to", "919000000001", "--endpoint", "http://127.0.0.1:1/bsp",
+               "--username", "u", "--password", "pw-CANARY-7f3a", "--waba", "919999999777",
+               "--report-dir", str(tmp_path / "evidence"), "--no-interactive")
+    assert done.exit_code == 0, done.stderr
+    options = seen["o"]
+    assert options.endpoint.url == "http://127.0.0.1:1/bsp"
+    assert options.endpoint.auth.kind == "basic" and options.waba == "919999999777"
+    assert f"overrides the profile's endpoint ({DEAD}/bsp)" in done.stderr
