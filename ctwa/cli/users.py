@@ -136,7 +136,10 @@ def upload_users(
     summary = upload_summary(report, started, time.time(), url or str(csv_path))
     summary["data"]["series"] = rows_at.series(report.counts.rows_read)
     finish_run(out, summary, report_file, junit)
-    if report.interrupted:
+    if report.interrupted and dry_run:  # nothing was sent, no journal to resume from
+        out.say("interrupted: a dry run sends nothing; run the same command again to check "
+                "the whole file", "bold")
+    elif report.interrupted:
         out.say("to finish the upload, run: " + _resume_command(), "bold")
         _secret_note(out)
     if report.exit_code:

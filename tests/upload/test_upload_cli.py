@@ -95,3 +95,21 @@ def test_the_rejects_command_runs_as_printed(cli, tmp_path, mock_ct, monkeypatch
     again = _run_hint(cli, first.stderr, "upload that file as it is: ", monkeypatch)
     assert again.exit_code == 0, again.stderr
     assert again.stdout.split("uploaded", 1)[1].split()[0] == "1"
+
+
+def test_a_dry_run_stopped_by_ctrl_c_asks_for_no_resume(cli, tmp_path, monkeypatch) -> None:
+    from ctwa.cli import users
+
+    path = tmp_path / "users.csv"
+    path.write_text("identity,Phone\n" + "".join(f"u{i},+1415555{i:04d}\n" for i in range(30)))
+
+    def interrupting(self, progress):
+        def update(report, done, size):
+            raise KeyboardInterrupt
+
+        return update
+
+    monkeypatch.setattr(users._RowsPerSecond, "wrap", interrupting)
+    done = cli("upload-users", str(path), "--dry-run", "--batch-size", "5")
+    assert done.exit_code == ExitCode.INTERRUPTED, done.stderr
+    assert "--resume" not in done.stderr and "run the same command again" in done.stderr
