@@ -132,6 +132,9 @@ _UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def _not_text(values: list[str]) -> str | None:
+    joined = "".join(values)
+    if joined.isascii() or not _UNDECODED.search(joined):  # nearly every row: one cheap test
+        return None
     for index, value in enumerate(values):
         found = _UNDECODED.search(value)
         if found:
