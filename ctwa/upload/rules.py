@@ -131,17 +131,24 @@ NOT_TEXT = "not text in the file's encoding"
 _UNDECODED = re.compile("[\udc80-\udcff]")
 
 
-def _not_text(values: list[str]) -> str | None:
+def undecoded_byte(values: list[str]) -> tuple[int, int] | None:
+    """(field index, byte) of the first byte that was not text in the encoding, or None."""
     joined = "".join(values)
     if joined.isascii() or not _UNDECODED.search(joined):  # nearly every row: one cheap test
         return None
     for index, value in enumerate(values):
         found = _UNDECODED.search(value)
         if found:
-            byte = ord(found.group()) - 0xDC00
-            return (f"{NOT_TEXT}: byte 0x{byte:02X} in field {index + 1}; if the file is "
-                    "not UTF-8, pass --encoding (e.g. cp1252)")
+            return index, ord(found.group()) - 0xDC00
     return None
+
+
+def _not_text(values: list[str]) -> str | None:
+    found = undecoded_byte(values)
+    if found is None:
+        return None
+    return (f"{NOT_TEXT}: byte 0x{found[1]:02X} in field {found[0] + 1}; if the file is not "
+            "UTF-8, pass --encoding (e.g. cp1252)")
 
 
 def printable(value: str) -> str:

@@ -146,6 +146,14 @@ class Uploader:
         opts = self.options
 
         def make_rules(header: list[str]) -> RowRules:
+            from ctwa.upload.rules import undecoded_byte
+
+            found = undecoded_byte(header)
+            if found is not None:  # the header is no row to reject: nothing can be read
+                raise InputError(f"{opts.path}: row 1 (the header) is not {opts.encoding} "
+                                 f"text (byte 0x{found[1]:02X} in field {found[0] + 1})",
+                                 hint="pass --encoding (e.g. cp1252 or latin-1 for Excel "
+                                 "exports)")
             try:
                 rules = plan_columns(header, opts.column_types, set(opts.dropped),
                                      opts.default_region)
@@ -365,6 +373,8 @@ class Uploader:
 
     def _abandon(self, rows: list[Checked], reason: str) -> None:
         """Rows read but never sent: counted and written as not uploaded (no batch to journal)."""
+        if not rows:  # e.g. the header was refused: no row was read, no rejects file opened
+            return
         assert self.rejects is not None
         self.report.counts.not_uploaded += len(rows)
         for row in rows:

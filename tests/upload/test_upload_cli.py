@@ -113,3 +113,20 @@ def test_a_dry_run_stopped_by_ctrl_c_asks_for_no_resume(cli, tmp_path, monkeypat
     done = cli("upload-users", str(path), "--dry-run", "--batch-size", "5")
     assert done.exit_code == ExitCode.INTERRUPTED, done.stderr
     assert "--resume" not in done.stderr and "run the same command again" in done.stderr
+
+
+@pytest.mark.parametrize(("header", "said"), [
+    (b"identity,Phone,Nam\xe9\n", "row 1 (the header) is not utf-8-sig text (byte 0xE9 in "
+     "field 3)"),
+    (b"identity,Phone,Name,Name\n", "header: column 'name' appears twice"),
+])
+@pytest.mark.parametrize("dry", [True, False])
+def test_a_bad_header_is_one_clear_line_in_a_real_run_too(cli, tmp_path, mock_ct, header, said,
+                                                          dry) -> None:
+    path = tmp_path / "users.csv"
+    path.write_bytes(header + b"u1,+14155552671,x,y\n")
+    send = [] if dry else ["--base-url", mock_ct.url, "--account-id", "ACC", "--passcode",
+                           "pc-CANARY-55e0"]
+    done = cli("upload-users", str(path), *(["--dry-run"] if dry else send))
+    assert done.exit_code == ExitCode.USAGE, done.stderr
+    assert said in done.stderr and "unexpected" not in done.stderr
