@@ -130,3 +130,20 @@ def test_a_bad_header_is_one_clear_line_in_a_real_run_too(cli, tmp_path, mock_ct
     done = cli("upload-users", str(path), *(["--dry-run"] if dry else send))
     assert done.exit_code == ExitCode.USAGE, done.stderr
     assert said in done.stderr and "unexpected" not in done.stderr
+
+
+def test_the_progress_bar_on_a_terminal_shows_the_line() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from ctwa.cli.output import Output
+    from ctwa.cli.users import _progress
+
+    buffer = io.StringIO()
+    out = Output(_console=Console(file=buffer, force_terminal=True, width=120))
+    with _progress(out) as update:
+        update(SimpleNamespace(counts=SimpleNamespace(rows_read=2000), batches_sent=2),
+               2_000_000, 4_000_000)
+    assert "2.0 MB of 4.0 MB (50%), 2,000 rows, 2 batches" in buffer.getvalue()
