@@ -146,4 +146,9 @@ def test_the_progress_bar_on_a_terminal_shows_the_line() -> None:
     with _progress(out) as update:
         update(SimpleNamespace(counts=SimpleNamespace(rows_read=2000), batches_sent=2),
                2_000_000, 4_000_000)
+        import time
+
+        deadline = time.monotonic() + 3  # the bar repaints ten times a second
+        while "2,000 rows" not in buffer.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert "2.0 MB of 4.0 MB (50%), 2,000 rows, 2 batches" in buffer.getvalue()
