@@ -132,7 +132,7 @@ def test_a_bad_header_is_one_clear_line_in_a_real_run_too(cli, tmp_path, mock_ct
     assert said in done.stderr and "unexpected" not in done.stderr
 
 
-def test_the_progress_bar_on_a_terminal_shows_the_line() -> None:
+def test_the_progress_bar_on_a_terminal_shows_the_line(monkeypatch) -> None:
     import io
     from types import SimpleNamespace
 
@@ -141,6 +141,7 @@ def test_the_progress_bar_on_a_terminal_shows_the_line() -> None:
     from ctwa.cli.output import Output
     from ctwa.cli.users import _progress
 
+    monkeypatch.setenv("TERM", "xterm")  # rich paints no live bar on the suite's dumb one
     buffer = io.StringIO()
     out = Output(_console=Console(file=buffer, force_terminal=True, width=120))
     with _progress(out) as update:
