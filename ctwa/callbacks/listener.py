@@ -119,7 +119,7 @@ class Listener:
 
     async def _handle(self, request: Request, kind: str | None) -> Response:
         self.stats.callbacks += 1
-        path = request.scope.get("root_path", "") + request.scope["path"]
+        path = request_path(request.scope)
         received = Received(time.time(), path, kind, None)
         body = await _read_limited(request)
         if body is None:
@@ -220,6 +220,13 @@ def _not_a_callback(document: Any) -> str:
     keys = ", ".join(f"`{k}`" for k in list(document)[:6])
     return (f"neither a status nor an inbound callback (keys {keys or 'none'}): a status has "
             "`statuses`, an inbound message `from`")
+
+
+def request_path(scope: Any) -> str:
+    """The path the client asked for. Under a Mount (the sandbox's ``/clevertap``), Starlette
+    gives the prefix in ``root_path`` and, since 0.33, in ``path`` as well: never twice."""
+    root, path = scope.get("root_path", ""), scope["path"]
+    return path if path.startswith(root) else root + path
 
 
 async def _read_limited(request: Request) -> bytes | None:

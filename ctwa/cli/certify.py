@@ -129,6 +129,8 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
                           auth=given["auth"], username=given["username"],
                           password=given["password"], token=given["token"],
                           header_name=given["header_name"], headers=given["header"])()
+    for note in target.notes:  # which profile values the options given overrode
+        out.trace(note)
     options = CertifyOptions(
         to=to, waba=_waba(given["waba"], profile), endpoint=target,
         library=TemplateLibrary(given["library"] or default_root(profile_name)),

@@ -54,15 +54,16 @@ def store_path() -> Any:
 
 
 @contextlib.contextmanager
-def listening(out: Output, flags: AwaitFlags) -> Iterator[None]:
+def listening(out: Output, flags: AwaitFlags, endpoint: str | None = None) -> Iterator[None]:
     """A listener for the wait, up before anything is sent (callbacks can come within
-    milliseconds); nothing when not awaiting."""
+    milliseconds); nothing when not awaiting. ``endpoint``: where the messages go (a ctwa
+    sandbox calls back to itself)."""
     if not flags.active:
         yield
         return
     from ctwa.roundtrip.waiting import listener_for
 
-    with listener_for(flags.listen, store_path(), out.say):
+    with listener_for(flags.listen, store_path(), out.say, endpoint):
         yield
 
 

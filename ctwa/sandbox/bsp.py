@@ -186,7 +186,9 @@ class MockBsp:
             "statuses_sent": dict(sorted(state.statuses_sent.items())),
             "replies_sent": state.replies_sent, "misbehave": list(self.settings.misbehave),
             "disconnected": self.disconnects.count if self.disconnects is not None else 0,
-            "last_payload": state.last_payload})
+            "last_payload": state.last_payload,
+            "callbacks_to": {"status": self.settings.status_url,
+                             "inbound": self.settings.inbound_url}})
 
     async def messages(self, request: Request) -> Response:
         state = self.state

@@ -108,7 +108,8 @@ def post_batch(client: httpx.Client, url: str, rows: list[Checked]) -> BatchAnsw
         detail = answer.get("error") if isinstance(answer, dict) else None
         raise ConfigError(f"CleverTap refused the account id or passcode (HTTP 401"
                           f"{': ' + str(detail) if detail else ''})",
-                          hint="check --account-id, --passcode / CTWA_PASSCODE and --region")
+                          hint="check --account-id, --passcode / CTWA_PASSCODE and --region "
+                          f"or --base-url (this went to {url})")
     if response.status_code != 200 or not isinstance(answer, dict):
         what = f"HTTP {response.status_code}"
         if isinstance(answer, dict) and answer.get("error"):

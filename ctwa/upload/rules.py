@@ -125,9 +125,45 @@ def date_value(value: str) -> str:
     return f"$D_{int(moment.timestamp())}"
 
 
+#: The start of the reason of a row holding bytes that are not text in the file's encoding
+#: (decoded as lone surrogates, ``errors="surrogateescape"``): that row is rejected alone.
+NOT_TEXT = "not text in the file's encoding"
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def undecoded_byte(values: list[str]) -> tuple[int, int] | None:
+    """(field index, byte) of the first byte that was not text in the encoding, or None."""
+    joined = "".join(values)
+    if joined.isascii() or not _UNDECODED.search(joined):  # nearly every row: one cheap test
+        return None
+    for index, value in enumerate(values):
+        found = _UNDECODED.search(value)
+        if found:
+            return index, ord(found.group()) - 0xDC00
+    return None
+
+
+def _not_text(values: list[str]) -> str | None:
+    found = undecoded_byte(values)
+    if found is None:
+        return None
+    return (f"{NOT_TEXT}: byte 0x{found[1]:02X} in field {found[0] + 1}; if the file is not "
+            "UTF-8, pass --encoding (e.g. cp1252)")
+
+
+def printable(value: str) -> str:
+    """A value with undecodable bytes shown as U+FFFD, so a rejects file stays UTF-8."""
+    if not _UNDECODED.search(value):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
     """The record for one row, or every reason it cannot be uploaded (joined with "; ", the
     code of the first one CleverTap has a code for), so a fixed row is fixed once."""
+    not_text = _not_text(values)
+    if not_text is not None:
+        return Checked(row, reason=not_text)
     if len(values) != rules.width:
         return Checked(row, reason=f"has {len(values)} fields; the header has {rules.width}")
     problems: list[tuple[str, int | None]] = []
@@ -259,8 +295,8 @@ def check_block(rules: RowRules, encoding: str, delimiter: str,
 
     if b'"' in data and stray_quote_pattern(delimiter).search(data):
         return -1, STRAY
-    try:
-        text = data.decode(encoding)
+    try:  # a byte that is not text stays as a lone surrogate: check_row rejects its row
+        text = data.decode(encoding, errors="surrogateescape")
     except UnicodeDecodeError as exc:
         return data[:exc.start].count(b"\n"), f"not {encoding} text ({exc.reason})"
     out: list[BlockRow] = []
