@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ctwa.callbacks.stats import CampaignStats
+from ctwa.wire.callbacks import check_callback_url
 from ctwa.wire.kinds import detect_kind
 from ctwa.wire.lint import LintResult, lint_document
 
@@ -118,7 +119,7 @@ class Listener:
 
     async def _handle(self, request: Request, kind: str | None) -> Response:
         self.stats.callbacks += 1
-        path = request.scope.get("root_path", "") + request.scope["path"]
+        path = request_path(request.scope)
         received = Received(time.time(), path, kind, None)
         body = await _read_limited(request)
         if body is None:
@@ -132,13 +133,20 @@ class Listener:
                                 body)
         if kind is None:
             kind = detect_kind(document)
+            if kind is None:
+                from ctwa.wire.callbacks import find_wrapper
+
+                wrapped = find_wrapper(document)
+                kind = detect_kind(wrapped.inner) if wrapped is not None else None
             if kind not in ("status", "inbound", "meta-webhook"):
-                return self._refuse(received, "neither a status nor an inbound callback", 400,
-                                    body, document)
+                return self._refuse(received, _not_a_callback(document), 400, body, document)
             received.kind = kind
         result = lint_document(document, kind, path)
+        result.problems += check_callback_url(str(request.url), "the URL this callback was "
+                                              "posted to")
         received.result = result
-        self._keep(received, document, body, [f"{p.path}: {p.message}" for p in result.errors])
+        self._keep(received, document, body, [_stored(p) for p in result.errors],
+                   [_stored(p) for p in result.warnings])
         if not result.ok:
             self.stats.invalid += 1
             self._emit(received)
@@ -172,14 +180,14 @@ class Listener:
             self.stats.reply(value.type, context)
 
     def _keep(self, received: Received, document: Any, body: bytes,
-              problems: list[str]) -> None:
+              problems: list[str], warnings: list[str] | None = None) -> None:
         if self.store is None:
             return
         from ctwa.store.extract import callback_records
 
         text = body.decode("utf-8", "replace")
         for record in callback_records(document, received.kind, received.path, received.at,
-                                       text, problems):
+                                       text, problems, warnings):
             self.store.put(record)
 
     def _refuse(self, received: Received, error: str, status: int, body: bytes = b"",
@@ -193,6 +201,32 @@ class Listener:
     def _emit(self, received: Received) -> None:
         if self.on_receive is not None:
             self.on_receive(received)
+
+
+def _stored(problem: Any) -> str:
+    """A problem as the store keeps it: ``path: message -> hint``."""
+    return f"{problem.path}: {problem.message}" + (f" -> {problem.hint}" if problem.hint
+                                                   else "")
+
+
+def _not_a_callback(document: Any) -> str:
+    """Why a body on ``/`` is neither a status nor an inbound callback, in its own terms."""
+    if isinstance(document, list):
+        return (f"a JSON array of {len(document)} item(s), not one callback: CleverTap takes "
+                "one callback object per request (several statuses go in one `statuses[]`)")
+    if not isinstance(document, dict):
+        return f"a JSON {type(document).__name__.replace('str', 'string')}, not a callback " \
+            "object"
+    keys = ", ".join(f"`{k}`" for k in list(document)[:6])
+    return (f"neither a status nor an inbound callback (keys {keys or 'none'}): a status has "
+            "`statuses`, an inbound message `from`")
+
+
+def request_path(scope: Any) -> str:
+    """The path the client asked for. Under a Mount (the sandbox's ``/clevertap``), Starlette
+    gives the prefix in ``root_path`` and, since 0.33, in ``path`` as well: never twice."""
+    root, path = scope.get("root_path", ""), scope["path"]
+    return path if path.startswith(root) else root + path
 
 
 async def _read_limited(request: Request) -> bytes | None:

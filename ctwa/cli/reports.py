@@ -98,6 +98,9 @@ def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
 
 def write_reports(out: Output, summary: dict[str, Any], report: Path | None,
                   junit: Path | None) -> None:
+    from ctwa.report.summary import safe_summary
+
+    summary = safe_summary(summary)  # a run kept by an older ctwa is made safe here too
     if report is not None:
         from ctwa.report.html import render
 

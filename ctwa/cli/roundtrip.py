@@ -76,13 +76,25 @@ def render_single_trip(out: Output, done: Any) -> None:
         if not events:
             out.line("  (none)", "dim")
         _anomaly_lines(out, trip)
+        diagnosis_lines(out, trip.diagnoses)
     if done.interrupted:
         out.say(f"interrupted while waiting; `ctwa trace {msg_id}` shows the callbacks that "
                 "arrive later (while a listener keeps them)", "bold")
     elif not done.reached:
+        from ctwa.roundtrip.diagnose import line
+
+        why = "; ".join(line(d) for d in trip.diagnoses[:1])
         out.error(f"no {awaiting.until} status for {msg_id} within {awaiting.timeout:g} s"
-                  + ("" if events else "; nothing arrived: check the BSP's callback URL points "
-                     f"at {awaiting.listen} (or a public URL that reaches it)"))
+                  + (f"; {why}" if why else ""))
+
+
+def diagnosis_lines(out: Output, diagnoses: list[dict[str, Any]]) -> None:
+    """Each cause the callbacks show: what was seen, what it means, what to change."""
+    for diagnosis in diagnoses:
+        style = "yellow" if diagnosis["cause"] == "warning" else "red"
+        out.line(f"DIAGNOSIS {diagnosis['seen']}", style)
+        out.line(f"  means: {diagnosis['meaning']}")
+        out.line(f"  fix:   {diagnosis['fix']}")
 
 
 def _event_line(out: Output, event: dict[str, Any]) -> None:
@@ -92,7 +104,11 @@ def _event_line(out: Output, event: dict[str, Any]) -> None:
     if event["kind"] == "inbound":
         what = f"reply ({event['status']})"
     code = f" {event['code']}" if event["code"] is not None else ""
-    verdict = "valid" if event["valid"] else "INVALID: " + "; ".join(problems[:3])
+    errors = [p for p in problems if not p.startswith("warning: ")]
+    warnings = [p for p in problems if p.startswith("warning: ")]
+    verdict = "valid" if event["valid"] else "INVALID: " + "; ".join(errors[:3])
+    if warnings:
+        verdict += " (" + "; ".join(warnings[:2]) + ")"
     out.line(f"  +{event['after_ms']:>9,.0f} ms  {what}{code}  {event['route']}  {verdict}",
              None if event["valid"] else "red")
 
@@ -121,10 +137,14 @@ def render_round_trip(out: Output, trip: dict[str, Any]) -> None:
                      + " / ".join(f"{figures[k]:g}" for k in ("p50", "p90", "p99", "max")))
     out.line(f"  reached {trip['until']} (or failed): {trip['complete']:,} of "
              f"{trip['accepted']:,}; inbound replies: {trip['replies']:,}")
+    if trip.get("only_invalid"):
+        out.line(f"  of the {furthest['none']:,} that reached no status, "
+                 f"{trip['only_invalid']:,} got only invalid callbacks")
     for kind, count in trip["anomalies"].items():
         example = trip["examples"].get(kind, [""])[0]
         out.line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
                  + (f", e.g. {example}" if example else ""), "red")
+    diagnosis_lines(out, trip.get("diagnoses", []))
 
 
 # --- ctwa trace ------------------------------------------------------------------------------
@@ -168,6 +188,7 @@ def trace(
         _event_line(out, event)
     if not told["callbacks"]:
         out.line("  no callback has arrived for it", "yellow")
+    diagnosis_lines(out, told.get("diagnoses", []))
 
 
 def _when(at: float) -> str:

@@ -27,10 +27,12 @@ from ctwa.infra.masking import (
     redact_header_value,
     redact_url,
     register_basic_auth,
+    register_header,
     register_secret,
     register_secret_header,
-    scrub,
+    register_url,
 )
+from ctwa.infra.safetext import safe_text
 
 __all__ = ["Auth", "CredentialBinding", "Exchange", "RetryPolicy", "load_headers",
            "make_async_client", "make_client", "origin_of", "parse_header", "run_on_fast_loop",
@@ -100,15 +102,17 @@ def parse_header(text: str) -> tuple[str, str]:
 
 
 def _body_preview(content: bytes, limit: int = 2000) -> str:
-    text = content.decode("utf-8", errors="replace")
+    text = content[:limit * 4].decode("utf-8", errors="replace")
     if len(text) > limit:
         text = text[:limit] + f"... ({len(content)} bytes)"
-    return scrub(text)
+    return safe_text(text)
 
 
 def _header_lines(headers: httpx.Headers) -> list[str]:
     pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
-    return [f"{name}: {redact_header_value(name, value)}" for name, value in pairs]
+    return [safe_text(f"{name}: {redact_header_value(name, value)}", keep_lines=False)
+            for name, value in pairs]
+
 
 
 def describe_request(request: httpx.Request) -> str:
@@ -126,7 +130,8 @@ def describe_request(request: httpx.Request) -> str:
 
 def describe_response(response: httpx.Response) -> str:
     """A masked, multi-line picture of a response for ``--verbose``."""
-    lines = [f"< HTTP {response.status_code} {response.reason_phrase}"]
+    lines = [f"< HTTP {response.status_code} "
+             f"{safe_text(response.reason_phrase, keep_lines=False, limit=200)}"]
     lines += [f"< {line}" for line in _header_lines(response.headers)]
     if response.content:
         lines.append(_body_preview(response.content))
@@ -190,6 +195,9 @@ def credentials(auth: Auth | None, headers: Iterable[tuple[str, str]] | None,
     Extra headers count as credentials: a user who adds ``--header 'X-Api-Key: ...'`` gave it
     for that service, and ctwa cannot tell which of them are secret.
     """
+    for name, value in headers or ():
+        register_header(name, value)
+    register_url(origin)
     given = (auth or Auth()).apply(dict(headers or ()))
     return CredentialBinding(given, origin_of(origin) if origin else None)
 
@@ -295,6 +303,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange
 
     The whole exchange (retries included) is bounded: past the client's limit the client is
     closed under the request, which then fails at once, and the error says so."""
+    register_url(url)
     started = time.perf_counter()
     limit = _whole_exchange_limit(client)
     if limit is None:
@@ -317,6 +326,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange
 
 async def send_async(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Exchange:
     """The async twin of :func:`send`."""
+    register_url(url)
     started = time.perf_counter()
     limit = _whole_exchange_limit(client)
     try:
@@ -347,7 +357,7 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
     tries = _attempts_of(exc)
     if tries > 1:
         attempts = f" (gave up after {tries} attempts)"
-    detail = scrub(str(exc)) or type(exc).__name__
+    detail = safe_text(str(exc), keep_lines=False, limit=500) or type(exc).__name__
     lowered = detail.lower()
     after = f" after {timeout:g} s" if timeout else ""
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
@@ -388,6 +398,8 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
 
 def load_headers(auth: Auth | None, headers: Iterable[tuple[str, str]] | None) -> dict[str, str]:
     """The headers every load-mode request carries (auth, user agent, extra headers)."""
+    for name, value in headers or ():
+        register_header(name, value)
     return {**_headers(auth, headers), "Content-Type": "application/json"}
 
 

@@ -68,7 +68,7 @@ def new_summary(kind: str, *, target: str, started: float, ended: float,
         verdict = Verdict(verdict.criteria, verdict.interrupted,
                           tuple(dict.fromkeys([*verdict.warnings, *warnings])))
     document = verdict.as_dict()
-    return {
+    return safe_summary({
         "schema": 2, "id": f"{kind}-{stamp}-{secrets.token_hex(2)}", "kind": kind,
         "ctwa_version": __version__, "command": masked_argv(argv), "target": target,
         "machine": {"host": platform.node(), "system": platform.platform(terse=True),
@@ -76,7 +76,18 @@ def new_summary(kind: str, *, target: str, started: float, ended: float,
         "started": started, "ended": ended, "outcome": verdict.outcome,
         "passed": verdict.passed, "verdict": document, "criteria": document["criteria"],
         "metrics": metrics, "warnings": document["warnings"], "data": data,
-    }
+    })
+
+
+def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The one masking step before any writer (the store, results.json, the HTML report, the
+    JUnit file, ``report render``, ``--json``): every string of the summary, its data and its
+    verdict included, made safe (masked, control characters escaped, lone surrogates
+    replaced), so that no secret is written and every file parses back."""
+    from ctwa.infra.safetext import json_ready, safe_value
+
+    safe: dict[str, Any] = safe_value(json_ready(summary))
+    return safe
 
 
 def load_summary(report: Any, started: float, ended: float,

@@ -34,7 +34,21 @@ def story(store: Store, msg_id: str | None, last: bool = False) -> dict[str, Any
         if isinstance(shown.get(key), str):
             with contextlib.suppress(ValueError):
                 shown[key] = json.loads(shown[key])
-    return {"msgId": msg_id, "send": shown, "callbacks": events}
+    return {"msgId": msg_id, "send": shown, "callbacks": events,
+            "diagnoses": _diagnoses(store, msg_id, send, shown.get("request"))}
+
+
+def _diagnoses(store: Store, msg_id: str, send: dict[str, Any], request: Any) -> list[Any]:
+    """What this message's callbacks say about the BSP (ctwa.roundtrip.diagnose): only
+    for a message that was accepted, and without "nothing arrived" when none has yet."""
+    from ctwa.roundtrip.analyze import analyze
+    from ctwa.roundtrip.record import message_kind
+
+    if send.get("verdict") not in ("accepted", "too-slow"):
+        return []
+    kind = message_kind(request) if isinstance(request, dict) else "message"
+    trip = analyze({msg_id: send["at"]}, store.callbacks_for(msg_id), kinds={msg_id: kind})
+    return [d for d in trip.diagnoses if d["cause"] != "nothing"]
 
 
 def callback_events(store: Store, msg_id: str, sent_at: float) -> list[dict[str, Any]]:

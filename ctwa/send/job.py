@@ -92,7 +92,8 @@ def run_job(job: SendJob, hooks: Hooks | None = None) -> JobOutcome:
     from ctwa.roundtrip.waiting import listener_for
     from ctwa.store.db import store_path
 
-    with listener_for(job.awaiting.listen, store_path(), hooks.say):
+    # the endpoint: a ctwa sandbox there calls back to itself
+    with listener_for(job.awaiting.listen, store_path(), hooks.say, job.endpoint.url):
         return _run(job, hooks)
 
 
@@ -112,11 +113,13 @@ def _single(job: SendJob, hooks: Hooks) -> JobOutcome:
     answered_in_body = result.verdict.accepted or result.verdict.outcome == "too-slow"
     if job.awaiting is None or msg_id is None or not answered_in_body:
         return outcome
+    from ctwa.roundtrip.record import message_kind
     from ctwa.roundtrip.story import callback_events
-    from ctwa.roundtrip.waiting import round_trip, wait_for
+    from ctwa.roundtrip.waiting import parse_listen, round_trip, wait_for
     from ctwa.store.db import Store
 
     awaiting = job.awaiting
+    host, port = parse_listen(awaiting.listen)
     with Store() as store:
         try:
             outcome.reached = wait_for(store, awaiting.until, awaiting.timeout,
@@ -124,7 +127,8 @@ def _single(job: SendJob, hooks: Hooks) -> JobOutcome:
         except KeyboardInterrupt:  # Ctrl-C: judge what did arrive
             outcome.interrupted = True
         outcome.trip = round_trip(store, {msg_id: started}, awaiting.until, started,
-                                  time.time())
+                                  time.time(), kinds={msg_id: message_kind(job.payload)},
+                                  where=f"http://{host}:{port}")
         outcome.events = callback_events(store, msg_id, started)
     outcome.verdict = replace(result.run_verdict(outcome.trip.as_dict()),
                               interrupted=outcome.interrupted)

@@ -11,7 +11,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ctwa.infra.safetext import safe_text
 from ctwa.wire.codes import messaging_error_meaning
+
+#: The most of a BSP's error message a verdict keeps (its whole body is in the exchange).
+MESSAGE_LIMIT = 1000
 
 DEFAULT_DEADLINE = 1.0
 
@@ -67,15 +71,20 @@ def _json_body(content: bytes) -> tuple[Any, str | None]:
 
 
 def _message_of(body: Any) -> str | None:
+    """The BSP's own words, made safe where they enter a verdict (one line, masked, capped)."""
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
+            return _safe(error["message"])
         if body.get("message"):
-            return str(body["message"])
+            return _safe(body["message"])
         if isinstance(error, str):
-            return error
+            return _safe(error)
     return None
+
+
+def _safe(message: Any) -> str:
+    return safe_text(str(message), keep_lines=False, limit=MESSAGE_LIMIT)
 
 
 def judge(status_code: int, content: bytes, latency: float,
@@ -124,7 +133,7 @@ def _judge_body(status_code: int, body: Any, body_problem: str | None,
         if not isinstance(code, int) or isinstance(code, bool):
             code = None
         meaning = messaging_error_meaning(code)
-        message = error.get("message")
+        message = _safe(error["message"]) if error.get("message") else None
         text = f"failure {code}: {meaning}" if code is not None else f"failure ({meaning})"
         if message and not _says_the_same(str(message), meaning):
             text += f" - {message}"

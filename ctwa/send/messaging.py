@@ -10,7 +10,8 @@ import httpx
 
 from ctwa.http import DEFAULT_TIMEOUT, Trace, make_client, send
 from ctwa.infra.errors import RemoteTimeout, RemoteUnreachable
-from ctwa.infra.masking import redact_header_value, redact_url, scrub
+from ctwa.infra.masking import redact_header_value, redact_url
+from ctwa.infra.safetext import safe_text, safe_value
 from ctwa.send.endpoint import Endpoint
 from ctwa.send.judge import DEFAULT_DEADLINE, Verdict, judge
 
@@ -98,15 +99,22 @@ def send_verdict(result: SendResult, trip: Any = None) -> Any:
 
 
 def _masked_headers(headers: httpx.Headers) -> dict[str, str]:
-    return {k: redact_header_value(k, v) for k, v in headers.items()}
+    """Headers as they enter a report: secret ones masked, every name and value made safe
+    (a server may send any byte in a header; httpx decodes them as latin-1)."""
+    return {safe_text(k, keep_lines=False): safe_text(redact_header_value(k, v),
+                                                      keep_lines=False)
+            for k, v in headers.items()}
 
 
 def _body_for_report(content: bytes) -> Any:
+    """The answer's body as it enters every writer: the JSON document with each string made
+    safe (lone surrogates replaced, control characters escaped, secrets masked), or the text
+    of what is not JSON, the same way, capped."""
     try:
-        return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return safe_value(json.loads(content))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         text = content[:BODY_PREVIEW].decode("utf-8", errors="replace")
-        return scrub(text + ("..." if len(content) > BODY_PREVIEW else ""))
+        return safe_text(text + ("..." if len(content) > BODY_PREVIEW else ""))
 
 
 def deliver(

@@ -22,7 +22,8 @@ import httpx
 
 from ctwa.http import RetryPolicy, same_origin, send
 from ctwa.infra.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
-from ctwa.infra.masking import redact_url, scrub
+from ctwa.infra.masking import redact_url
+from ctwa.infra.safetext import safe_text, surrogate_path
 from ctwa.templates.library import Entry, TemplateLibrary, serialise
 from ctwa.wire.lint import lint_document
 from ctwa.wire.meta import MetaTemplate, unsendable_parts
@@ -166,9 +167,9 @@ def graph_error(content: bytes) -> str:
     if isinstance(error.get("error_subcode"), int):
         details.append(f"subcode {error['error_subcode']}")
     if isinstance(error.get("type"), str):
-        details.append(error["type"])
+        details.append(safe_text(error["type"], keep_lines=False, limit=100))
     extra = f" ({', '.join(details)})" if details else ""
-    return f": Meta says: {scrub(error['message'][:300])}{extra}"
+    return f": Meta says: {safe_text(error['message'], keep_lines=False, limit=300)}{extra}"
 
 
 # --- checking and storing --------------------------------------------------------------------
@@ -274,6 +275,13 @@ class Importer:
             return
         report.fetched += 1
         seen.add(key)
+        broken = surrogate_path(raw)
+        if broken is not None:  # not Unicode text: it cannot be stored, the others still are
+            report.rejected.append(Rejected(
+                name, language, page, f"$.data[{position}]{broken[1:]}",
+                "holds a lone surrogate (half of a character, e.g. of an emoji): not valid "
+                "Unicode; the vendor must send whole characters"))
+            return
         result = lint_document(raw, "meta-template", f"page {page} data[{position}]")
         if not result.ok:
             first = result.errors[0]

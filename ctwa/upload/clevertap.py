@@ -12,6 +12,7 @@ import httpx
 
 from ctwa.http import RetryPolicy, send
 from ctwa.infra.errors import ConfigError, RemoteUnreachable
+from ctwa.infra.safetext import safe_value
 from ctwa.upload.rules import Checked, body_of
 from ctwa.wire.limits import IDENTITY_KEYS
 
@@ -99,15 +100,16 @@ def post_batch(client: httpx.Client, url: str, rows: list[Checked]) -> BatchAnsw
     except RemoteUnreachable as exc:
         return BatchAnswer(not_uploaded=rows, error=str(exc), unreachable=True)
     response = exchange.response
-    try:
-        answer = json.loads(response.content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    try:  # CleverTap's words made safe where they enter (surrogates, controls, secrets)
+        answer = safe_value(json.loads(response.content), keep_lines=False, limit=2000)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         answer = None
     if response.status_code == 401:
         detail = answer.get("error") if isinstance(answer, dict) else None
         raise ConfigError(f"CleverTap refused the account id or passcode (HTTP 401"
                           f"{': ' + str(detail) if detail else ''})",
-                          hint="check --account-id, --passcode / CTWA_PASSCODE and --region")
+                          hint="check --account-id, --passcode / CTWA_PASSCODE and --region "
+                          f"or --base-url (this went to {url})")
     if response.status_code != 200 or not isinstance(answer, dict):
         what = f"HTTP {response.status_code}"
         if isinstance(answer, dict) and answer.get("error"):

@@ -21,6 +21,7 @@ JOURNAL_VERSION = 1
 #: Outcomes after which a batch is never sent again (CleverTap answered for every record).
 FINAL = frozenset({"uploaded", "partial", "refused"})
 NOT_UPLOADED = "not uploaded"
+FINISHED = "finished"
 
 
 @dataclass
@@ -70,11 +71,14 @@ class Journal:
                 what = {"input": "another file", "size": "a file of another size",
                         "mtime": "a file changed since", "options": "other options"}[key]
                 raise InputError(f"--resume: the journal {self.path} was written for {what}",
-                                 hint="resume with the same file and options, or start afresh "
-                                 "without --resume")
+                                 hint="resume with the same file and options, or pass "
+                                 "--restart instead of --resume to upload every row again")
         for number, line in enumerate(lines[1:], start=2):
             try:
-                entry = BatchEntry(**json.loads(line))
+                data = json.loads(line)
+                if isinstance(data, dict) and FINISHED in data:
+                    continue  # an earlier run's end; batches after it come from a resume
+                entry = BatchEntry(**data)
             except (json.JSONDecodeError, TypeError):
                 if number == len(lines):
                     break  # a line cut short by a kill: that batch is simply not done
@@ -90,6 +94,22 @@ class Journal:
         else:
             self._handle = open_private(self.path, "w")
             self._write(header)
+
+    def finish(self, counts: dict[str, Any]) -> None:
+        """The last line of a run that read the whole file and heard every batch's answer."""
+        self._write({FINISHED: True, **counts})
+
+    @staticmethod
+    def finished(path: Path) -> dict[str, Any] | None:
+        """The counts of the run that wrote the journal, if that run finished (else None)."""
+        try:
+            with path.open("rb") as handle:
+                handle.seek(max(0, path.stat().st_size - 4096))
+                last = handle.read().splitlines()[-1:]
+            data = json.loads(last[0]) if last else None
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get(FINISHED) is True else None
 
     def _drop_partial_line(self) -> None:
         """A kill mid-write leaves half a line at the end: cut it, so it stays the last
@@ -157,8 +177,10 @@ class RejectsFile:
             return
         self.rows_present.add(row)
         assert self._writer is not None
+        from ctwa.upload.rules import printable
+
         self._writer.writerow([row, scrub(reason), "" if code is None else code,
-                               *unpack_values(values)[self.skip:]])
+                               *(printable(v) for v in unpack_values(values)[self.skip:])])
 
     def flush(self) -> None:
         if self._handle is not None:

@@ -35,8 +35,10 @@ def test_each_anomaly_class() -> None:
     trip = analyze(sent, rows, until="delivered", others=others)
     assert trip.anomalies == {"duplicates": 1, "downgrades": 1, "failed_after_delivered": 1,
                               "missing_terminal": 3, "wrong_format": 1, "late": 1,
-                              "none": 2, "orphans": 1, "no_context": 1, "missing_until": 3}
+                              "none": 1, "orphans": 1, "no_context": 1, "missing_until": 3}
     assert trip.examples["wrong_format"] == ["e: $.x: wrong"]
+    # e got a callback, an invalid one: not "none" (g is), but reached no status either
+    assert trip.only_invalid == 1 and trip.furthest["none"] == 2
     assert trip.failed_codes == {"1006": 1}
 
 
