@@ -56,15 +56,3 @@ def test_a_title_that_contradicts_its_code_is_in_the_evidence(cli, library,  # n
     assert "diagnosis:" in result.stderr + result.stdout
     text = result.stderr + result.stdout
     assert "is the meaning of 1002" in text and "failure code 404 is not in" in text
-
-
-def test_an_empty_library_is_said_and_the_evidence_still_written(cli, tmp_path) -> None:
-    empty = tmp_path / "library"
-    empty.mkdir()
-    result, checks, folder = certify(cli, empty, tmp_path, "--no-interactive", timeout="1s")
-    assert result.exit_code != ExitCode.USAGE, result.stderr[-2000:]
-    assert checks["templates"]["status"] == "not tested"
-    assert "no approved, sendable template" in checks["templates"]["detail"]
-    assert "ctwa import-templates" in checks["templates"]["detail"]
-    assert checks["validation"]["status"] == "pass"
-    assert (folder / "results.json").exists() and (folder / "manifest.json").exists()
