@@ -275,3 +275,19 @@ def test_every_fault_is_in_the_readme() -> None:
     section = readme[readme.index("`--misbehave FAULT"):]
     for name in FAULTS:
         assert f"`{name}" in section, name
+
+
+def test_the_ceiling_is_named_only_when_latency_grows_and_the_client_kept_up() -> None:
+    from ctwa.load.ceiling import throughput_ceiling
+    from ctwa.load.engine import LoadReport
+
+    def report(p50, saturated=False, too_slow=10):
+        return LoadReport(url="x", sent=100, too_slow=too_slow, elapsed=5.0,
+                          peak_in_flight=100, client_saturated=saturated,
+                          series={"p50_ms": p50})
+
+    line = throughput_ceiling(report([200.0, 900.0, 1800.0]))
+    assert line is not None and "about 20 message(s)/s" in line
+    assert throughput_ceiling(report([200.0, 900.0, 1800.0], saturated=True)) is None
+    assert throughput_ceiling(report([900.0, 950.0, 1000.0])) is None  # slow, not queuing
+    assert throughput_ceiling(report([200.0, 1800.0], too_slow=0)) is None
