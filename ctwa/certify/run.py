@@ -532,7 +532,11 @@ class Certifier:
         if p99 >= self.o.deadline * 1000:
             problems.append(f"p99 {p99:g} ms")
         if report.too_slow:
-            problems.append(f"{report.too_slow:,} over the deadline")
+            from ctwa.load.ceiling import throughput_ceiling
+
+            ceiling = throughput_ceiling(report)
+            problems.append(f"{report.too_slow:,} over the deadline"
+                            + (f" ({ceiling.removeprefix('DIAGNOSIS: ')})" if ceiling else ""))
         if report.failed:
             problems.append(f"{report.failed:,} not accepted")
         if trip.complete < trip.accepted or trip.problems:

@@ -291,3 +291,18 @@ def test_the_ceiling_is_named_only_when_latency_grows_and_the_client_kept_up() -
     assert throughput_ceiling(report([200.0, 900.0, 1800.0], saturated=True)) is None
     assert throughput_ceiling(report([900.0, 950.0, 1000.0])) is None  # slow, not queuing
     assert throughput_ceiling(report([200.0, 1800.0], too_slow=0)) is None
+
+
+@pytest.mark.parametrize(("fault", "anomaly", "until"), [
+    ("duplicate-dlr", "duplicates", "delivered"),
+    ("out-of-order", "downgrades", "delivered"),
+    ("no-read", "missing_until", "read"),
+    ("no-context", "no_context", "delivered"),
+])
+def test_the_older_faults_in_a_load_round_trip(cli, fault, anomaly, until) -> None:
+    result = run(cli, "--count", "10", "--workers", "1", faults=(fault,), until=until,
+                 timeout="2s")
+    assert result.exit_code == ExitCode.FAILED
+    trip = json.loads(result.stdout)["round_trip"]
+    assert trip["anomalies"][anomaly] == 10, trip["anomalies"]
+    assert "nothing" not in causes({"round_trip": trip})
