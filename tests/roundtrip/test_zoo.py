@@ -306,3 +306,10 @@ def test_the_older_faults_in_a_load_round_trip(cli, fault, anomaly, until) -> No
     trip = json.loads(result.stdout)["round_trip"]
     assert trip["anomalies"][anomaly] == 10, trip["anomalies"]
     assert "nothing" not in causes({"round_trip": trip})
+
+
+def test_trace_tells_the_callbacks_without_a_msgid_that_came_after_the_send(cli) -> None:
+    data = json.loads(run(cli, faults=("no-msgid-dlr",)).stdout)
+    told = json.loads(cli("--json", "trace", data["msgId"]).stdout)
+    assert [d["cause"] for d in told["diagnoses"]] == ["no_msgid"]
+    assert "arrived without a msgId" in told["diagnoses"][0]["seen"]
