@@ -313,3 +313,12 @@ def test_trace_tells_the_callbacks_without_a_msgid_that_came_after_the_send(cli)
     told = json.loads(cli("--json", "trace", data["msgId"]).stdout)
     assert [d["cause"] for d in told["diagnoses"]] == ["no_msgid"]
     assert "arrived without a msgId" in told["diagnoses"][0]["seen"]
+
+
+def test_the_report_and_junit_carry_the_diagnosis(cli, tmp_path) -> None:
+    page, junit = tmp_path / "run.html", tmp_path / "run.xml"
+    run(cli, "--count", "5", "--workers", "1", "--report", str(page), "--junit", str(junit),
+        faults=("wrapped-callbacks",), until="delivered", timeout="2s")
+    html = page.read_text()
+    assert 'id="diagnoses"' in html and "wrapped in `{url, payload}`" in html
+    assert "post the inner object" in junit.read_text()
