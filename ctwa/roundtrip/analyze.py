@@ -46,7 +46,7 @@ class RoundTrip:
 
 
 ANOMALY_TEXT = {
-    "none": "accepted but no callback at all (not even an invalid one)",
+    "none": "accepted but no callback at all, not even an invalid one",
     "missing_terminal": "no delivered, read or failed status",
     "duplicates": "the same status twice",
     "downgrades": "a status after a later one (out of order)",
