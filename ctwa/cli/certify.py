@@ -164,8 +164,9 @@ def _confirm(out: Output, yes: bool) -> Any:
 def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
          key: Any = None) -> None:
     from ctwa.certify.evidence import Exchanges
-    from ctwa.certify.run import Certifier
+    from ctwa.certify.run import Certifier, chosen_templates
 
+    chosen_templates(options)  # no template: exit 2 before anything is sent or written
     folder.mkdir(parents=True, exist_ok=True)
     exchanges = Exchanges(folder / "exchanges.ndjson")
     out.say(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "

@@ -91,12 +91,16 @@ def load_summary(report: Any, started: float, ended: float,
             criteria.append(criterion(_criterion_name(detail), status, detail))
     trip = report.round_trip
     if trip is not None:
+        from ctwa.roundtrip.diagnose import line
+
         ok = not trip["problems"] and trip["complete"] == trip["accepted"]
         criteria.append(criterion("callbacks", PASS if ok else FAIL,
                                   f"{trip['complete']:,} of {trip['accepted']:,} reached "
                                   f"{trip['until']}; anomalies: " + (", ".join(
                                       f"{k} {v:,}" for k, v in trip["anomalies"].items())
-                                      or "none")))
+                                      or "none") + "".join(
+                                          f"; diagnosis: {line(d)}" for d in
+                                          trip.get("diagnoses", [])[:1])))
     latency = report.latency_ms
     metrics = {"p50": latency.get("p50", 0.0), "p90": latency.get("p90", 0.0),
                "p99": latency.get("p99", 0.0), "rps": report.requests_per_second,
