@@ -300,6 +300,15 @@ class SendRequest(WireModel):
         return json.dumps(self.to_wire(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class MarkRead(WireModel):
+    """``POST /{phone-number-id}/messages`` marking a user's message read (the blue ticks):
+    cloud-api/guides/mark-message-as-read. Meta answers ``{"success": true}``."""
+
+    messaging_product: Literal["whatsapp"]
+    status: Literal["read"]
+    message_id: Text
+
+
 # --- answers ------------------------------------------------------------------------------
 
 class SendContact(OpenModel):

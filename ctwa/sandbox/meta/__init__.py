@@ -42,6 +42,9 @@ What it does, and the Meta page each behaviour follows (developers.facebook.com/
 - Media (cloud-api/reference/media, "Retrieve Media URL", "Download Media"): ``GET
   /{media-id}`` -> ``{"messaging_product", "url", "mime_type", "sha256", "file_size", "id"}``;
   the url answers the bytes only with the same bearer token.
+- Marking a user's message read (cloud-api/guides/mark-message-as-read): ``{"messaging_product",
+  "status": "read", "message_id"}`` to ``/messages`` -> ``{"success": true}`` for a message the
+  number received; other Graph paths answer Graph's ``100`` "Unsupported ... request".
 - Templates (whatsapp-business-management-api/message-templates): ``data`` and
   ``paging.cursors.before/after``, ``paging.next`` while more remain; ``limit`` (1-500),
   ``after``, ``before``, and the ``name``, ``status``, ``language`` filters.
