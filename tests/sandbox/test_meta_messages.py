@@ -61,6 +61,7 @@ def test_an_unknown_phone_number_id_or_version_is_100(box) -> None:
     status, code, details = _error(post(box, GOOD_REQUESTS["text"], node="999"))
     assert (status, code) == (400, 100) and "'999' does not exist" in details
     assert _error(post(box, GOOD_REQUESTS["text"], version="latest"))[1] == 100
+    assert _error(post(box, GOOD_REQUESTS["text"], node="999", token="x"))[1] == 190  # token first
 
 
 def _broken(change) -> dict:

@@ -156,12 +156,13 @@ class MetaState:
     def duplicates(self) -> dict[str, int]:
         """Keys (CleverTap msgIds, when the sender puts them in biz_opaque_callback_data)
         accepted more than once."""
-        return {key: n for key, n in self.sends_by_key.items() if n > 1}
+        return {key: n for key, n in list(self.sends_by_key.items()) if n > 1}  # a snapshot:
+        # tests read it from their thread while the server's loop writes
 
     def requests_per_wamid(self) -> dict[str, int]:
         """For each wamid handed out: how many times the message it answered was accepted
         (its key's count; more than 1 is a message sent twice)."""
-        return {wamid: self.sends_by_key[record.key] for wamid, record in self.sent.items()}
+        return {wamid: self.sends_by_key[record.key] for wamid, record in list(self.sent.items())}
 
     def per_second(self) -> list[int]:
         """Accepted sends in each whole second since the first."""
@@ -255,10 +256,9 @@ class MockMeta:
         low, high = self.settings.latency
         if high > 0:
             await asyncio.sleep(self.random.uniform(low, high))
-        refusal = self._node_error(request.path_params["version"], request.path_params["node"],
-                                   self.settings.phone_number_id)
-        if refusal is None and not self._authorised(request):
-            refusal = _graph_error(190)
+        refusal = (_graph_error(190) if not self._authorised(request) else self._node_error(
+            request.path_params["version"], request.path_params["node"],
+            self.settings.phone_number_id))  # Graph checks the token first
         if refusal is not None:
             return self._count(refusal)
         body = await request.body()
@@ -565,10 +565,9 @@ class MockMeta:
         ``before``; ``paging.cursors.before/after``, ``paging.next`` while more remain) and
         its ``name``, ``status`` and ``language`` filters."""
         self.loop = asyncio.get_running_loop()
-        refusal = self._node_error(request.path_params["version"], request.path_params["node"],
-                                   self.settings.waba_id)
-        if refusal is None and not self._authorised(request):
-            refusal = _graph_error(190)
+        refusal = (_graph_error(190) if not self._authorised(request) else self._node_error(
+            request.path_params["version"], request.path_params["node"],
+            self.settings.waba_id))
         if refusal is not None:
             return self._count(refusal)
         query = request.query_params
