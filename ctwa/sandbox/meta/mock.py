@@ -28,6 +28,7 @@ from ctwa.wire.cloudapi import (
     ERRORS,
     GRAPH_VERSION,
     ButtonComponent,
+    MarkRead,
     SendRequest,
     error_body,
     http_status,
@@ -149,17 +150,19 @@ class MetaState:
     media_downloads: int = 0
     template_pages: int = 0
     faults: Counter[str] = field(default_factory=Counter)  # faults shown, by name
+    marked_read: set[str] = field(default_factory=set)  # user messages marked read
     last_request: Any = None
 
     def duplicates(self) -> dict[str, int]:
         """Keys (CleverTap msgIds, when the sender puts them in biz_opaque_callback_data)
         accepted more than once."""
-        return {key: n for key, n in self.sends_by_key.items() if n > 1}
+        return {key: n for key, n in list(self.sends_by_key.items()) if n > 1}  # a snapshot:
+        # tests read it from their thread while the server's loop writes
 
     def requests_per_wamid(self) -> dict[str, int]:
         """For each wamid handed out: how many times the message it answered was accepted
         (its key's count; more than 1 is a message sent twice)."""
-        return {wamid: self.sends_by_key[record.key] for wamid, record in self.sent.items()}
+        return {wamid: self.sends_by_key[record.key] for wamid, record in list(self.sent.items())}
 
     def per_second(self) -> list[int]:
         """Accepted sends in each whole second since the first."""
@@ -210,6 +213,7 @@ class MockMeta:
                        if settings.mps > 0 else None)
         self.last_to: dict[str, float] = {}
         self.wrote_at: dict[str, float] = {}  # number -> when the user last wrote
+        self.inbound: set[str] = set()  # wamids of the messages users sent
         self.answered: set[tuple[str, str]] = set()
         self.conversations: dict[tuple[str, str], tuple[str, float]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -227,7 +231,9 @@ class MockMeta:
                 Route("/media-download/{media_id}", self.download, methods=["GET"]),
                 Route("/{version}/{node}/messages", self.messages, methods=["POST"]),
                 Route("/{version}/{node}/message_templates", self.templates, methods=["GET"]),
-                Route("/{version}/{node}", self.node, methods=["GET"])]
+                Route("/{version}/{node}", self.node, methods=["GET"]),
+                Route("/{path:path}", self.unknown,
+                      methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
 
     def _authorised(self, request: Request) -> bool:
         given = request.headers.get("authorization", "").encode()
@@ -250,10 +256,9 @@ class MockMeta:
         low, high = self.settings.latency
         if high > 0:
             await asyncio.sleep(self.random.uniform(low, high))
-        refusal = self._node_error(request.path_params["version"], request.path_params["node"],
-                                   self.settings.phone_number_id)
-        if refusal is None and not self._authorised(request):
-            refusal = _graph_error(190)
+        refusal = (_graph_error(190) if not self._authorised(request) else self._node_error(
+            request.path_params["version"], request.path_params["node"],
+            self.settings.phone_number_id))  # Graph checks the token first
         if refusal is not None:
             return self._count(refusal)
         body = await request.body()
@@ -265,6 +270,8 @@ class MockMeta:
         except (json.JSONDecodeError, UnicodeDecodeError):
             return self._refuse(100, "The request body is not valid JSON")
         state.last_request = document
+        if isinstance(document, dict) and "status" in document and "to" not in document:
+            return self._mark_read(document)
         send, problems = parse_request(document)
         if send is None:
             return self._refuse(*problems[0])
@@ -303,6 +310,28 @@ class MockMeta:
         if fault == "hang":
             await asyncio.sleep(self.settings.hang_seconds)
         return answer
+
+    def _mark_read(self, document: dict[str, Any]) -> Response:
+        """A user's message marked read: it must be one the user sent."""
+        from pydantic import ValidationError
+
+        try:
+            mark = MarkRead.model_validate(document)
+        except ValidationError:
+            return self._refuse(100, "Param status must be read, with messaging_product and "
+                                "message_id")
+        if mark.message_id not in self.inbound:
+            return self._refuse(100, f"Param message_id ({mark.message_id}) is not a message "
+                                "this number received")
+        self.state.marked_read.add(mark.message_id)
+        return JSONResponse({"success": True})
+
+    async def unknown(self, request: Request) -> Response:
+        """Any other Graph path: Graph's own answer for one it does not have."""
+        return self._refuse(100, f"Unsupported {request.method.lower()} request. Object with "
+                            f"ID '{request.path_params.get('path', '')}' does not exist, cannot "
+                            "be loaded due to missing permissions, or does not support this "
+                            "operation")
 
     def _fault(self) -> str | None:
         for name, rate in sorted(self.settings.faults.items()):
@@ -510,6 +539,7 @@ class MockMeta:
         if answers and meta_type != "reaction":
             message["context"] = {"from": self.settings.display_phone_number, "id": answers}
         self.wrote_at[number] = time.time()
+        self.inbound.add(wamid)
         self.state.replies_queued += 1
         sender = self._webhooks()
         if sender is not None:
@@ -535,10 +565,9 @@ class MockMeta:
         ``before``; ``paging.cursors.before/after``, ``paging.next`` while more remain) and
         its ``name``, ``status`` and ``language`` filters."""
         self.loop = asyncio.get_running_loop()
-        refusal = self._node_error(request.path_params["version"], request.path_params["node"],
-                                   self.settings.waba_id)
-        if refusal is None and not self._authorised(request):
-            refusal = _graph_error(190)
+        refusal = (_graph_error(190) if not self._authorised(request) else self._node_error(
+            request.path_params["version"], request.path_params["node"],
+            self.settings.waba_id))
         if refusal is not None:
             return self._count(refusal)
         query = request.query_params
