@@ -138,7 +138,10 @@ class Listener:
             received.kind = kind
         result = lint_document(document, kind, path)
         received.result = result
-        self._keep(received, document, body, [f"{p.path}: {p.message}" for p in result.errors])
+        refused = await self._keep(received, document, body,
+                                   [f"{p.path}: {p.message}" for p in result.errors])
+        if refused is not None:
+            return refused
         if not result.ok:
             self.stats.invalid += 1
             self._emit(received)
@@ -171,22 +174,40 @@ class Listener:
             context = value.context.id if value.context else None
             self.stats.reply(value.type, context)
 
-    def _keep(self, received: Received, document: Any, body: bytes,
-              problems: list[str]) -> None:
-        if self.store is None:
-            return
+    def _records(self, received: Received, document: Any, body: bytes,
+                 problems: list[str]) -> list[Any]:
         from ctwa.store.extract import callback_records
 
         text = body.decode("utf-8", "replace")
-        for record in callback_records(document, received.kind, received.path, received.at,
-                                       text, problems):
-            self.store.put(record)
+        return callback_records(document, received.kind, received.path, received.at, text,
+                                problems)
+
+    async def _keep(self, received: Received, document: Any, body: bytes,
+                    problems: list[str]) -> Response | None:
+        """Keep the callback before it is answered 2xx: None once its records are durable
+        in the store, else the answer that refuses it (400 for a record the store cannot
+        take, 503 when the store itself fails: the sender should try again)."""
+        if self.store is None:
+            return None
+        reason = await self.store.keep(self._records(received, document, body, problems))
+        if reason is None:
+            return None
+        self.stats.invalid += 1
+        received.error = f"not kept in the store: {reason}"
+        self._emit(received)
+        from ctwa.store.writer import RECORD_REFUSALS
+
+        status = 400 if reason in RECORD_REFUSALS else 503
+        return JSONResponse({"status": "invalid" if status == 400 else "unavailable",
+                             "error": received.error}, status_code=status)
 
     def _refuse(self, received: Received, error: str, status: int, body: bytes = b"",
                 document: Any = None) -> Response:
         self.stats.invalid += 1
         received.error = error
-        self._keep(received, document, body, [error])
+        if self.store is not None:  # answered 4xx: nobody waits for it to be durable
+            for record in self._records(received, document, body, [error]):
+                self.store.put(record)
         self._emit(received)
         return JSONResponse({"status": "invalid", "error": error}, status_code=status)
 
