@@ -1,0 +1,77 @@
+"""upload-users against hostile CleverTap-like servers on 127.0.0.1 (issue 25): answers that
+confirm nothing, answers that never end, outputs that would destroy an input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ctwa.infra.errors import ExitCode
+from tests.conftest import LiveServer
+
+
+def _users(tmp_path: Path, count: int = 50) -> Path:
+    path = tmp_path / "users.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["identity", "Name", "Phone"])
+        for i in range(count):
+            writer.writerow([f"user-{i}", f"User {i}", f"+1415555{i:04d}"])
+    return path
+
+
+def _answering(answer: dict, seen: list[int]) -> Starlette:
+    async def upload(request: Request) -> JSONResponse:
+        seen.append(len(json.loads(await request.body())["d"]))
+        return JSONResponse(answer)
+
+    return Starlette(routes=[Route("/1/upload", upload, methods=["POST"])])
+
+
+def _upload(cli, path: Path, url: str, *extra: str):
+    return cli("--json", "upload-users", str(path), "--base-url", url, "--account-id", "ACC",
+               "--passcode", "pc-CANARY-55e0", "--batch-size", "10", *extra)
+
+
+def test_a_200_that_says_fail_uploads_nothing_and_resume_sends_again(tmp_path, cli) -> None:
+    """FACTS.md: ``{"status": "fail", "processed": 0}`` is every record refused."""
+    seen: list[int] = []
+    path = _users(tmp_path)
+    with LiveServer(_answering({"status": "fail", "processed": 0}, seen)) as server:
+        first = _upload(cli, path, server.url)
+        assert first.exit_code == ExitCode.FAILED, first.stderr
+        counts = json.loads(first.stdout)["counts"]
+        assert counts["uploaded"] == 0 and counts["not_uploaded"] == 50 and counts["adds_up"]
+        assert sum(seen) == 50
+        again = _upload(cli, path, server.url, "--resume")
+    assert sum(seen) == 100, "the batches were journaled as done"
+    assert json.loads(again.stdout)["counts"]["uploaded"] == 0
+    with path.with_name("users.rejects.csv").open(newline="") as handle:
+        reasons = {row["reason"] for row in csv.DictReader(handle)}
+    assert any("confirms 0 of 10" in reason for reason in reasons), reasons
+
+
+def test_processed_short_of_the_rows_confirms_none_of_them(tmp_path, cli) -> None:
+    seen: list[int] = []
+    path = _users(tmp_path, 10)
+    with LiveServer(_answering({"status": "success", "processed": 7, "unprocessed": []},
+                               seen)) as server:
+        result = _upload(cli, path, server.url)
+    counts = json.loads(result.stdout)["counts"]
+    assert result.exit_code == ExitCode.FAILED
+    assert counts["uploaded"] == 0 and counts["not_uploaded"] == 10 and counts["adds_up"]
+
+
+def test_a_plain_success_without_a_count_still_uploads(tmp_path, cli) -> None:
+    seen: list[int] = []
+    path = _users(tmp_path, 10)
+    with LiveServer(_answering({"status": "success"}, seen)) as server:
+        result = _upload(cli, path, server.url)
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["counts"]["uploaded"] == 10
