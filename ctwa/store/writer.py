@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,10 @@ class BatchWriter:
         self.written = 0
         self.lost = 0
         self.error: str | None = None
-        # ``put`` appends to a list (one bytecode, atomic under the GIL: no lock, no queue on
-        # the caller's path); the thread swaps the list for an empty one and writes it
-        self._buffer: list[CallbackRecord | SendRecord] = []
-        self._tickets: list[_Ticket] = []
+        # ``put`` and ``keep`` append to a deque (atomic: no lock on the caller's path); the
+        # thread takes what is there from the other end and writes it
+        self._buffer: deque[CallbackRecord | SendRecord] = deque()
+        self._tickets: deque[_Ticket] = deque()
         self._wake = threading.Event()
         self._put_count = 0
         self._done_count = 0
@@ -115,10 +116,10 @@ class BatchWriter:
             self._wake.clear()
             while self._buffer or self._tickets:
                 if self._tickets:
-                    tickets, self._tickets = self._tickets, []
+                    tickets = _take(self._tickets)
                     self._commit(tickets)
                 if self._buffer:
-                    batch, self._buffer = self._buffer, []
+                    batch = _take(self._buffer)
                     for start in range(0, len(batch), MAX_BATCH):
                         self._write(batch[start:start + MAX_BATCH])
         closed: str | None = "the store closed"
@@ -228,6 +229,14 @@ class BatchWriter:
             else:
                 self.orphans_dropped += 1
         return kept
+
+
+def _take(queue: deque[Any]) -> list[Any]:
+    """What is in the queue now, taken from its left while others append on its right
+    (deque's append and popleft are atomic; swapping a list for an empty one is not: an
+    append that had already looked up the old list landed after it was written, and was
+    lost)."""
+    return [queue.popleft() for _ in range(len(queue))]
 
 
 def _settle(results: list[tuple[asyncio.Future[str | None], str | None]]) -> None:

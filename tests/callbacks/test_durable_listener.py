@@ -134,3 +134,28 @@ def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path) -> None:
     db.close()
     lost = [m for m in acked if m not in kept]
     assert not lost, f"{len(lost)} of {len(acked)} acknowledged callbacks lost"
+
+
+def test_every_keep_is_answered_while_the_writer_takes_batches(tmp_path) -> None:
+    """Appends racing the writer thread's take: none may fall between two batches (a list
+    swapped for an empty one lost the append that had already looked the old one up, and
+    that callback's sender waited forever)."""
+    from ctwa.store.records import CallbackRecord
+    from ctwa.store.writer import BatchWriter
+
+    writer = BatchWriter(tmp_path / "store.sqlite3", orphan_limit=10**6)
+
+    async def many() -> list[str | None]:
+        async def one(i: int) -> str | None:
+            await asyncio.sleep(0)
+            record = CallbackRecord(at=0.0, route="/status", kind="status", msg_id=f"k|{i}",
+                                    status="sent")
+            return await writer.keep([record])
+
+        return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(30000))), 60)
+
+    try:
+        results = asyncio.run(many())
+    finally:
+        writer.close()
+    assert results == [None] * 30000 and writer.written == 30000
