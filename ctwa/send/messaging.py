@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ctwa.http import DEFAULT_TIMEOUT, Trace, make_client, send
+from ctwa.http import DEFAULT_TIMEOUT, MAX_BSP_ANSWER, Trace, make_client, send
 from ctwa.infra.errors import ExitCode, RemoteUnreachable
 from ctwa.infra.masking import redact_header_value, redact_url, scrub
 from ctwa.send.endpoint import Endpoint
@@ -81,7 +81,7 @@ def deliver(
     try:
         try:
             exchange = send(client, "POST", endpoint.url, content=encode(payload),
-                            headers={"Content-Type": CONTENT_TYPE})
+                            headers={"Content-Type": CONTENT_TYPE}, max_answer=MAX_BSP_ANSWER)
         except RemoteUnreachable as exc:
             verdict = Verdict("unreachable", False, str(exc))
             sent = endpoint.auth.apply({**client.headers, **dict(endpoint.headers)})

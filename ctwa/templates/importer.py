@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ctwa.http import RetryPolicy, same_origin, send
+from ctwa.http import MAX_VENDOR_ANSWER, RetryPolicy, same_origin, send
 from ctwa.infra.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
 from ctwa.infra.masking import redact_url, scrub
 from ctwa.templates.library import Entry, TemplateLibrary, serialise
@@ -129,7 +129,7 @@ def iter_pages(client: httpx.Client, url: str, limit: int = DEFAULT_LIMIT,
 
 
 def _fetch(client: httpx.Client, url: str, number: int) -> dict[str, Any]:
-    exchange = send(client, "GET", url)
+    exchange = send(client, "GET", url, max_answer=MAX_VENDOR_ANSWER)
     response = exchange.response
     where = f"page {number} ({redact_url(url)})"
     said = graph_error(response.content)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from ctwa.http import RetryPolicy, send
+from ctwa.http import MAX_UPLOAD_ANSWER, RetryPolicy, send
 from ctwa.infra.errors import ConfigError, RemoteUnreachable
 from ctwa.upload.rules import Checked, body_of
 from ctwa.wire.limits import IDENTITY_KEYS
@@ -109,7 +109,8 @@ def post_batch(client: httpx.Client, url: str, rows: list[Checked]) -> BatchAnsw
     """Upload one batch; every row comes back uploaded, refused, or not uploaded with why."""
     try:
         exchange = send(client, "POST", url, content=body_of(rows),
-                        headers={"Content-Type": "application/json; charset=utf-8"})
+                        headers={"Content-Type": "application/json; charset=utf-8"},
+                        max_answer=MAX_UPLOAD_ANSWER)
     except RemoteUnreachable as exc:
         return BatchAnswer(not_uploaded=rows, error=str(exc), unreachable=True)
     response = exchange.response
