@@ -125,8 +125,11 @@ class Listener:
             return self._refuse(received, f"body over {MAX_BODY} bytes", 413)
         try:
             document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, 5000-digit ints
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._refuse(received, f"not JSON: {str(exc)[:200]}", 400, body)
+        except ValueError:  # a number past Python's 4300-digit limit
+            return self._refuse(received, "not JSON ctwa can read: a number of thousands of "
+                                "digits", 400, body)
         except RecursionError:
             return self._refuse(received, "not JSON ctwa can read: nested too deeply", 400,
                                 body)
@@ -219,7 +222,7 @@ class Listener:
 async def _read_limited(request: Request) -> bytes | None:
     declared = request.headers.get("content-length")
     if declared and declared.isdecimal():
-        if int(declared) > MAX_BODY:
+        if len(declared) > 9 or int(declared) > MAX_BODY:
             return None
         return await request.body()  # the server stops at the declared length
     chunks = []

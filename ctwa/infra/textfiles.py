@@ -66,14 +66,30 @@ def _expanded_size(root: Any, budget: int) -> int:
     return sizes.get(id(root), 1)
 
 
+#: Digits of the longest number a YAML file may hold (Python's own limit is 4300).
+MAX_INT_DIGITS = 4000
+
+
 def bounded_loader(base: Any) -> Any:
     """A subclass of the YAML loader ``base`` that refuses documents past the node budget."""
+
+    import yaml
 
     class Bounded(base):
         def construct_document(self, node: Any) -> Any:
             _expanded_size(node, YAML_NODE_BUDGET)
             return super().construct_document(node)
 
+        def construct_yaml_int(self, node: Any) -> Any:
+            # Python refuses to build an int from more than 4300 digits, with a ValueError
+            # no YAML handler expects; no file ctwa reads means such a number
+            if len(str(node.value)) > MAX_INT_DIGITS:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a number of {len(str(node.value)):,} digits (ctwa reads "
+                    f"numbers of at most {MAX_INT_DIGITS:,})", node.start_mark)
+            return super().construct_yaml_int(node)
+
+    Bounded.add_constructor("tag:yaml.org,2002:int", Bounded.construct_yaml_int)
     return Bounded
 
 

@@ -59,7 +59,7 @@ def _masked_headers(headers: httpx.Headers) -> dict[str, str]:
 def _body_for_report(content: bytes) -> Any:
     try:
         return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # also 5000-digit numbers
         text = content[:BODY_PREVIEW].decode("utf-8", errors="replace")
         return scrub(text + ("..." if len(content) > BODY_PREVIEW else ""))
 

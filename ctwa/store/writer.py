@@ -43,13 +43,16 @@ class _Ticket:
 
 #: Why the store refuses a record for what it holds (not for the store's own failure).
 NOT_UNICODE = "holds text that is not valid Unicode (a lone surrogate, half an emoji?)"
-RECORD_REFUSALS = frozenset({NOT_UNICODE})
+TOO_LARGE = "holds a number too large for the store"
+RECORD_REFUSALS = frozenset({NOT_UNICODE, TOO_LARGE})
 
 
 def refusal(exc: Exception) -> str:
     """Why the store could not take a record, in one line."""
     if isinstance(exc, UnicodeEncodeError):
         return NOT_UNICODE
+    if isinstance(exc, OverflowError):
+        return TOO_LARGE
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
