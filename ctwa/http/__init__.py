@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -243,7 +244,17 @@ def make_client(
         event_hooks=_hooks(credentials(auth, headers, origin), trace),
     )
     client.ctwa_exchange_limit = exchange_limit(timeout, retry)  # type: ignore[attr-defined]
+    client.ctwa_abandoned = threading.Event()  # type: ignore[attr-defined]
     return client
+
+
+def abandon(client: httpx.Client) -> None:
+    """Stop waiting for this client's exchanges in flight (Ctrl-C): each fails at once with
+    RemoteUnreachable in the thread that sent it, so that thread ends (and the process can)
+    even against a server that accepted and never answers."""
+    event = getattr(client, "ctwa_abandoned", None)
+    if event is not None:
+        event.set()
 
 
 def make_async_client(
@@ -385,10 +396,17 @@ def send(client: httpx.Client, method: str, url: str, *, max_answer: int = MAX_A
         except httpx.HTTPError as exc:
             raise translate_error(exc, url, client.timeout.read) from exc
         return _exchange(response, started)
+    abandoned: threading.Event | None = getattr(client, "ctwa_abandoned", None)
+    if abandoned is not None and abandoned.is_set():
+        raise RemoteUnreachable(f"not sent to {redact_url(url)}: the run was stopped")
     try:
         response = call_within(lambda: _capped_request(client, method, url, max_answer,
-                                                       kwargs), limit, name="ctwa-exchange")
+                                                       kwargs), limit, name="ctwa-exchange",
+                               cancel=abandoned)
     except Late as late:
+        if abandoned is not None and abandoned.is_set():
+            raise RemoteUnreachable(f"no answer from {redact_url(url)} before the run was "
+                                    "stopped") from None
         client.close()  # the blocked read fails now; this client is done for
         late.worker.join(5)
         raise _too_slow(url, limit) from None

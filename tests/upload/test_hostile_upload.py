@@ -75,3 +75,52 @@ def test_a_plain_success_without_a_count_still_uploads(tmp_path, cli) -> None:
         result = _upload(cli, path, server.url)
     assert result.exit_code == ExitCode.OK, result.stderr
     assert json.loads(result.stdout)["counts"]["uploaded"] == 10
+
+
+def test_ctrl_c_against_a_server_that_never_answers_exits_with_the_summary(tmp_path) -> None:
+    """Pressed once: the requests in flight get their few seconds, then are abandoned (they
+    used to hold the exit through every retry, ~120 s)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept_and_say_nothing() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    path = _users(tmp_path, 50)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ctwa", "upload-users", str(path), "--base-url",
+         f"http://127.0.0.1:{server.getsockname()[1]}", "--account-id", "ACC",
+         "--passcode", "pc-CANARY-55e0", "--batch-size", "10", "--timeout", "30s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NO_COLOR": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while len(accepted) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=25)  # before: ~120 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        server.close()
+        for conn in accepted:
+            conn.close()
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "Traceback" not in err
+    assert "to finish the upload, run:" in out + err and "--resume" in out + err
