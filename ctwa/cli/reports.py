@@ -19,15 +19,13 @@ JunitOpt = Annotated[Path | None, typer.Option(
 
 
 def check_report_paths(*paths: Path | None) -> None:
-    """Before the run: a report that cannot be written is said now, not after ten minutes."""
-    for path in paths:
-        if path is None:
-            continue
-        folder = path.parent
-        if not folder.is_dir():
-            raise InputError(f"{path}: the folder {folder} does not exist")
-        if path.is_dir():
-            raise InputError(f"{path}: is a folder", hint="give a file name")
+    """Before the run: a report that cannot be written is said now, not after ten minutes
+    (nor written over the store)."""
+    from ctwa.infra.outputs import check_outputs
+
+    names = ("--report", "--junit")  # the order every command passes them in
+    check_outputs({names[i] if i < len(names) else f"output {i + 1}": path
+                   for i, path in enumerate(paths)})
 
 
 def finish_run(out: Output, summary: dict[str, Any], report: Path | None,

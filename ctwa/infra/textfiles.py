@@ -119,8 +119,10 @@ def open_private(path: Path, mode: str = "w", newline: str | None = None) -> Any
     """Open a file only its owner can read (0600): rejects, journals and recordings hold
     people's phone numbers and messages. An existing file keeps its content for ``a``."""
     import os
+    import stat
 
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
     fd = os.open(path, flags, 0o600)
-    Path(path).chmod(0o600)  # a file created earlier with wider permissions is narrowed too
+    if stat.S_ISREG(os.fstat(fd).st_mode):  # never /dev/null's or /dev/full's permissions
+        os.fchmod(fd, 0o600)  # a file created earlier with wider permissions is narrowed too
     return os.fdopen(fd, mode, encoding="utf-8", newline=newline)

@@ -124,3 +124,62 @@ def test_ctrl_c_against_a_server_that_never_answers_exits_with_the_summary(tmp_p
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "Traceback" not in err
     assert "to finish the upload, run:" in out + err and "--resume" in out + err
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("option", ["--rejects", "--report", "--junit", "--journal"])
+def test_an_output_that_is_the_input_is_refused_before_anything_is_sent(tmp_path, cli,
+                                                                        option) -> None:
+    seen: list[int] = []
+    path = _users(tmp_path, 10)
+    before = path.read_bytes()
+    with LiveServer(_answering({"status": "success", "processed": 10}, seen)) as server:
+        result = _upload(cli, path, server.url, option, str(path))
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "is an input of this run" in result.stderr and "Traceback" not in result.output
+    assert path.read_bytes() == before and seen == []
+
+
+def test_an_output_that_is_the_store_or_a_folder_is_refused(tmp_path, cli) -> None:
+    from ctwa.store.db import Store, store_path
+
+    with Store() as store:  # the store exists, with a run in it
+        store.add_run("r1", "upload", True, {"id": "r1"})
+    kept = store_path().read_bytes()
+    path = _users(tmp_path, 10)
+    seen: list[int] = []
+    with LiveServer(_answering({"status": "success", "processed": 10}, seen)) as server:
+        to_store = _upload(cli, path, server.url, "--rejects", str(store_path()))
+        to_folder = _upload(cli, path, server.url, "--rejects", str(tmp_path))
+        report_to_store = _upload(cli, path, server.url, "--report", str(store_path()))
+    assert to_store.exit_code == ExitCode.USAGE and "is ctwa's store" in to_store.stderr
+    assert report_to_store.exit_code == ExitCode.USAGE
+    assert to_folder.exit_code == ExitCode.USAGE and "is a folder" in to_folder.stderr
+    assert store_path().read_bytes() == kept and seen == []
+
+
+def test_a_rejects_file_that_cannot_be_written_is_one_line(tmp_path, cli) -> None:
+    import stat
+
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full here")
+    mode = full.stat().st_mode
+    path = _users(tmp_path, 10)
+    with path.open("a") as handle:
+        handle.write("bad-row,Bad,not-a-phone\n")  # a reject to write
+    seen: list[int] = []
+    try:
+        with LiveServer(_answering({"status": "success", "processed": 10}, seen)) as server:
+            result = _upload(cli, path, server.url, "--rejects", str(full))
+        changed = full.stat().st_mode != mode
+    finally:
+        if full.stat().st_mode != mode:  # ctwa used to chmod it 0600: put it back
+            full.chmod(stat.S_IMODE(mode))
+    assert not changed, "ctwa changed /dev/full's permissions"
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "/dev/full: cannot write" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert "bug in ctwa" not in result.output
