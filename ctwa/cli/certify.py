@@ -154,6 +154,7 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> No
     from ctwa.certify.evidence import Exchanges
     from ctwa.certify.run import Certifier
 
+    created = not folder.exists()  # a folder the user made (empty) is never removed
     folder.mkdir(parents=True, exist_ok=True)
     exchanges = Exchanges(folder / "exchanges.ndjson")
     out.say(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "
@@ -161,11 +162,11 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> No
     try:
         result = Certifier(options, exchanges, lambda text: out.say(text),
                            _confirm(out, yes)).run()
-    except CtwaError:  # nothing to certify (unreachable, no template): no evidence folder
+    except CtwaError:  # nothing to certify (unreachable, no template): no evidence left
         exchanges.close()
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
+        (folder / "exchanges.ndjson").unlink(missing_ok=True)  # the one file written so far
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
         raise
     finally:
         exchanges.close()

@@ -43,6 +43,15 @@ def with_query(url: str, **params: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
+def index_key(name: str, language: str) -> str:
+    """One key per (name, language): ``name|language``, with ``\\`` and ``|`` escaped in
+    each, so that ``a|b`` + ``c`` and ``a`` + ``b|c`` stay two templates."""
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|")
+
+    return f"{escape(name)}|{escape(language)}"
+
+
 @dataclass
 class Page:
     number: int
@@ -242,7 +251,9 @@ class Importer:
         it stopped (``error``, ``exit_code``) rather than raising, so the summary still shows.
         """
         report = ImportReport(redact_url(url))
-        before = self.library.index()
+        # keyed again from each entry's own name and language: an index written with the old
+        # keys (``a|b`` + ``c`` and ``a`` + ``b|c`` shared one) reads the same
+        before = {index_key(e.name, e.language): e for e in self.library.index().values()}
         index = dict(before)
         seen: set[str] = set()
         try:
@@ -268,7 +279,7 @@ class Importer:
              index: dict[str, Entry], seen: set[str], report: ImportReport) -> None:
         name = str(raw.get("name", "?")) if isinstance(raw, dict) else "?"
         language = str(raw.get("language", "?")) if isinstance(raw, dict) else "?"
-        key, label = f"{name}|{language}", f"{name} ({language})"
+        key, label = index_key(name, language), f"{name} ({language})"
         if key in seen and isinstance(raw, dict):
             report.duplicates.append(f"{label}, page {page}")  # counted once, the first kept
             return
