@@ -84,7 +84,7 @@ def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(
     from ctwa.store.db import Store
 
     out: Output = ctx.obj
-    with Store() as store:
+    with Store(readonly=True) as store:
         runs = store.runs(limit)
     if out.json_mode:
         out.data(runs)
@@ -114,7 +114,7 @@ def report_diff(
 
     out: Output = ctx.obj
     thresholds = parse_thresholds(max_regression)
-    with Store() as store:
+    with Store(readonly=True) as store:
         first, second = resolve(base, store), resolve(new, store)
     rows = compare(first, second, thresholds)
     regressed = [row for row in rows if row.regressed]
@@ -159,7 +159,7 @@ def report_render(
     if report is None and junit is None:
         raise InputError("nothing to write", hint="give --report FILE.html and/or --junit FILE")
     check_report_paths(report, junit)
-    with Store() as store:
+    with Store(readonly=True) as store:
         kept = store.run(run)
     if kept is None:
         raise InputError(f"no run {run!r} in the store", hint="`ctwa runs list` shows them")
