@@ -98,6 +98,9 @@ def replay(
             out.say("interrupted: run the command again to send the fixtures from the start",
                     "bold")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if replayer.gave_up:
+        out.warn(f"{replayer.gave_up}; the rest of the {len(events):,} event(s) were not "
+                 "sent: run the command again once the URL answers")
     failed = _replay_summary(out, answers, len(events))
     _replay_run(out, replayer, answers, failed, len(events), started, report_file, junit)
     if failed:
