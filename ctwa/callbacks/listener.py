@@ -126,8 +126,11 @@ class Listener:
             return self._refuse(received, f"body over {MAX_BODY} bytes", 413)
         try:
             document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, 5000-digit ints
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._refuse(received, f"not JSON: {str(exc)[:200]}", 400, body)
+        except ValueError:  # a number past Python's 4300-digit limit
+            return self._refuse(received, "not JSON ctwa can read: a number of thousands of "
+                                "digits", 400, body)
         except RecursionError:
             return self._refuse(received, "not JSON ctwa can read: nested too deeply", 400,
                                 body)
@@ -145,8 +148,11 @@ class Listener:
         result.problems += check_callback_url(str(request.url), "the URL this callback was "
                                               "posted to")
         received.result = result
-        self._keep(received, document, body, [_stored(p) for p in result.errors],
-                   [_stored(p) for p in result.warnings])
+        refused = await self._keep(received, document, body,
+                                   [_stored(p) for p in result.errors],
+                                   [_stored(p) for p in result.warnings])
+        if refused is not None:
+            return refused
         if not result.ok:
             self.stats.invalid += 1
             self._emit(received)
@@ -179,22 +185,42 @@ class Listener:
             context = value.context.id if value.context else None
             self.stats.reply(value.type, context)
 
-    def _keep(self, received: Received, document: Any, body: bytes,
-              problems: list[str], warnings: list[str] | None = None) -> None:
-        if self.store is None:
-            return
+    def _records(self, received: Received, document: Any, body: bytes,
+                 problems: list[str], warnings: list[str] | None = None) -> list[Any]:
         from ctwa.store.extract import callback_records
 
         text = body.decode("utf-8", "replace")
-        for record in callback_records(document, received.kind, received.path, received.at,
-                                       text, problems, warnings):
-            self.store.put(record)
+        return callback_records(document, received.kind, received.path, received.at, text,
+                                problems, warnings)
+
+    async def _keep(self, received: Received, document: Any, body: bytes,
+                    problems: list[str], warnings: list[str] | None = None
+                    ) -> Response | None:
+        """Keep the callback before it is answered 2xx: None once its records are durable
+        in the store, else the answer that refuses it (400 for a record the store cannot
+        take, 503 when the store itself fails: the sender should try again)."""
+        if self.store is None:
+            return None
+        reason = await self.store.keep(self._records(received, document, body, problems,
+                                                     warnings))
+        if reason is None:
+            return None
+        self.stats.invalid += 1
+        received.error = f"not kept in the store: {reason}"
+        self._emit(received)
+        from ctwa.store.writer import RECORD_REFUSALS
+
+        status = 400 if reason in RECORD_REFUSALS else 503
+        return JSONResponse({"status": "invalid" if status == 400 else "unavailable",
+                             "error": received.error}, status_code=status)
 
     def _refuse(self, received: Received, error: str, status: int, body: bytes = b"",
                 document: Any = None) -> Response:
         self.stats.invalid += 1
         received.error = error
-        self._keep(received, document, body, [error])
+        if self.store is not None:  # answered 4xx: nobody waits for it to be durable
+            for record in self._records(received, document, body, [error]):
+                self.store.put(record)
         self._emit(received)
         return JSONResponse({"status": "invalid", "error": error}, status_code=status)
 
@@ -232,7 +258,7 @@ def request_path(scope: Any) -> str:
 async def _read_limited(request: Request) -> bytes | None:
     declared = request.headers.get("content-length")
     if declared and declared.isdecimal():
-        if int(declared) > MAX_BODY:
+        if len(declared) > 9 or int(declared) > MAX_BODY:
             return None
         return await request.body()  # the server stops at the declared length
     chunks = []

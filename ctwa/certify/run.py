@@ -185,21 +185,7 @@ class Certifier:
     # --- 2. templates ----------------------------------------------------------------------
 
     def _chosen_templates(self) -> list[dict[str, Any]]:
-        index = self.o.library.index()
-        if self.o.templates:
-            return [self.o.library.get(name) for name in self.o.templates]
-        from ctwa.wire.outbound import VALIDATION_NAMESPACE
-
-        # the validation payload's own template is checked by the validation step; a BSP
-        # need not deliver it (CleverTap sends it only to save the provider)
-        chosen = [self.o.library.get(e.name, e.language) for e in index.values()
-                  if e.can_send and e.name != VALIDATION_NAMESPACE]
-        if not chosen:
-            raise InputError(f"no approved, sendable template in the library "
-                             f"{self.o.library.root}",
-                             hint="import them first: `ctwa import-templates`, then "
-                             "`ctwa templates list --sendable`")
-        return chosen
+        return chosen_templates(self.o)
 
     def _templates(self) -> None:
         from ctwa.send.build import build_template_payload
@@ -209,13 +195,7 @@ class Certifier:
         sent, refused, unbuilt = [], [], []
         covered: set[str] = set()
         available: set[str] = set()
-        try:
-            chosen = self._chosen_templates()
-        except InputError as exc:  # the library's state, not the BSP's: said, and the run goes on
-            check.done(NOT_TESTED, f"{exc.message}: {exc.hint}" if exc.hint else exc.message)
-            self.say(f"templates: NOT TESTED ({check.detail})")
-            return
-        for template in chosen:
+        for template in self._chosen_templates():
             label = f"{template.get('name')} ({template.get('language')})"
             kinds = component_kinds(template)
             available |= kinds
@@ -583,7 +563,11 @@ class Certifier:
         if p99 >= self.o.deadline * 1000:
             problems.append(f"p99 {p99:g} ms")
         if report.not_in_time:
-            problems.append(f"{report.not_in_time:,} not answered within the deadline")
+            from ctwa.load.ceiling import throughput_ceiling
+
+            ceiling = throughput_ceiling(report)
+            problems.append(f"{report.not_in_time:,} not answered within the deadline"
+                            + (f" ({ceiling.removeprefix('DIAGNOSIS: ')})" if ceiling else ""))
         problems += judge_errors(report, trip_data, expected)
         problems += self._misdirected(report, numbers, expectations)
         if trip.complete < trip.accepted or trip.problems:
@@ -688,3 +672,23 @@ def _read_attestations(path: Path) -> dict[str, dict[str, str]]:
                 raise InputError(f"{path}: entry {number} ({criterion}): `{key}` is missing")
         found[criterion] = {k: str(v) for k, v in entry.items() if k != "criterion"}
     return found
+
+
+def chosen_templates(options: CertifyOptions) -> list[dict[str, Any]]:
+    """The templates to certify with: the ones named, or every sendable one in the library;
+    exit 2 with how to import them when there is none (checked before anything is sent)."""
+    index = options.library.index()
+    if options.templates:
+        return [options.library.get(name) for name in options.templates]
+    from ctwa.wire.outbound import VALIDATION_NAMESPACE
+
+    # the validation payload's own template is checked by the validation step; a BSP
+    # need not deliver it (CleverTap sends it only to save the provider)
+    chosen = [options.library.get(e.name, e.language) for e in index.values()
+              if e.can_send and e.name != VALIDATION_NAMESPACE]
+    if not chosen:
+        raise InputError(f"no approved, sendable template in the library "
+                         f"{options.library.root}",
+                         hint="import them first: `ctwa import-templates`, then "
+                         "`ctwa templates list --sendable`")
+    return chosen

@@ -96,6 +96,9 @@ def replay(
         except KeyboardInterrupt:
             replayer.stop()
             answers, interrupted = list(replayer.answers), True
+    if replayer.gave_up:
+        out.warn(f"{replayer.gave_up}; the rest of the {len(events):,} event(s) were not "
+                 "sent: run the command again once the URL answers")
     from ctwa.cli.reports import conclude
     from ctwa.report.summary import replay_verdict, simple_summary
 

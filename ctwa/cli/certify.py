@@ -184,8 +184,10 @@ def _confirm(out: Output, yes: bool) -> Any:
 def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
          key: Any = None) -> None:
     from ctwa.certify.evidence import Exchanges
-    from ctwa.certify.run import Certifier
+    from ctwa.certify.run import Certifier, chosen_templates
 
+    chosen_templates(options)  # no template: exit 2 before anything is sent or written
+    created = not folder.exists()  # a folder the user made (empty) is never removed
     folder.mkdir(parents=True, exist_ok=True)
     exchanges = Exchanges(folder / "exchanges.ndjson")
     out.say(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "
@@ -193,11 +195,11 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
     try:
         result = Certifier(options, exchanges, lambda text: out.say(text),
                            _confirm(out, yes)).run()
-    except CtwaError:  # nothing to certify (unreachable, no template): no evidence folder
+    except CtwaError:  # nothing to certify (unreachable, no template): no evidence left
         exchanges.close()
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
+        (folder / "exchanges.ndjson").unlink(missing_ok=True)  # the one file written so far
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
         raise
     finally:
         exchanges.close()

@@ -19,15 +19,13 @@ JunitOpt = Annotated[Path | None, typer.Option(
 
 
 def check_report_paths(*paths: Path | None) -> None:
-    """Before the run: a report that cannot be written is said now, not after ten minutes."""
-    for path in paths:
-        if path is None:
-            continue
-        folder = path.parent
-        if not folder.is_dir():
-            raise InputError(f"{path}: the folder {folder} does not exist")
-        if path.is_dir():
-            raise InputError(f"{path}: is a folder", hint="give a file name")
+    """Before the run: a report that cannot be written is said now, not after ten minutes
+    (nor written over the store)."""
+    from ctwa.infra.outputs import check_outputs
+
+    names = ("--report", "--junit")  # the order every command passes them in
+    check_outputs({names[i] if i < len(names) else f"output {i + 1}": path
+                   for i, path in enumerate(paths)})
 
 
 #: How each criterion status is styled on a console.
@@ -138,7 +136,7 @@ def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(
     from ctwa.store.db import Store
 
     out: Output = ctx.obj
-    with Store() as store:
+    with Store(readonly=True) as store:
         runs = store.runs(limit)
     if out.json_mode:
         out.data(runs)
@@ -168,7 +166,7 @@ def report_diff(
 
     out: Output = ctx.obj
     thresholds = parse_thresholds(max_regression)
-    with Store() as store:
+    with Store(readonly=True) as store:
         first, second = resolve(base, store), resolve(new, store)
     rows = compare(first, second, thresholds)
     regressed = [row for row in rows if row.regressed]
@@ -220,7 +218,7 @@ def report_render(
     if report is None and junit is None:
         raise InputError("nothing to write", hint="give --report FILE.html and/or --junit FILE")
     check_report_paths(report, junit)
-    with Store() as store:
+    with Store(readonly=True) as store:
         kept = store.run(run)
     if kept is None:
         raise InputError(f"no run {run!r} in the store", hint="`ctwa runs list` shows them")

@@ -164,7 +164,7 @@ def trace(
     out: Output = ctx.obj
     if (msg_id is None) == (not last):
         raise InputError("give a MSGID or --last", hint="e.g. `ctwa trace --last`")
-    with Store() as store:
+    with Store(readonly=True) as store:
         told = story(store, msg_id, last=last)
     if out.json_mode:
         out.data(told)
@@ -207,7 +207,7 @@ def store_info(ctx: typer.Context) -> None:
     from ctwa.store.db import Store
 
     out: Output = ctx.obj
-    with Store() as store:
+    with Store(readonly=True) as store:
         info = store.info()
     if out.json_mode:
         out.data(info)

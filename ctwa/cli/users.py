@@ -15,7 +15,6 @@ from ctwa.cli.output import Output
 from ctwa.cli.reports import (
     JunitOpt,
     ReportOpt,
-    check_report_paths,
     conclude,
 )
 from ctwa.infra import envvars
@@ -109,11 +108,15 @@ def upload_users(
         raise InputError(f"{csv_path}: no such file")
     if resume and restart:
         raise InputError("give --resume or --restart, not both")
-    check_report_paths(report_file, junit)
     options = UploadOptions(
         csv_path, encoding, delimiter, default_region, _column_types(column_type or []),
         frozenset(drop_column or []), batch_size, concurrency, rejects, journal, resume,
         dry_run, workers)
+    from ctwa.infra.outputs import check_outputs
+
+    check_outputs({"--report": report_file, "--junit": junit,
+                   "--rejects": None if dry_run else options.rejects_path,
+                   "--journal": None if dry_run else options.journal_path}, [csv_path])
     _check_journal(options, restart)
     client, url = None, None
     headers: dict[str, str] = {}

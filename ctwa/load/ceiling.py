@@ -14,8 +14,8 @@ def throughput_ceiling(report: Any) -> str | None:
     """The verdict's line for a run whose answers queued, or None."""
     series = report.series or {}
     p50 = [v for v in series.get("p50_ms") or [] if v]
-    if not report.too_slow or len(p50) < 2 or report.elapsed <= 0:
-        return None
+    if not report.too_slow or len(p50) < 2 or report.elapsed <= 0 or report.client_saturated:
+        return None  # a saturated client queues too: its own warning says so
     first, last = p50[0], max(p50[1:])
     if last < GROWTH * first or last < report.deadline * 1000 / 2:
         return None

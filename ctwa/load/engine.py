@@ -435,6 +435,11 @@ def callbacks_criterion(trip: dict[str, Any]) -> Criterion:
     ok = not trip["problems"] and complete == accepted
     reason = f"{complete:,} of {accepted:,} accepted message(s) reached {trip['until']}"
     reason += f"; anomalies: {anomalies}" if anomalies else "; no anomaly"
+    diagnoses = trip.get("diagnoses") or []
+    if diagnoses:
+        from ctwa.roundtrip.diagnose import line
+
+        reason += f"; diagnosis: {line(diagnoses[0])}"
     return Criterion("callbacks", PASS if ok else FAIL, reason, complete, threshold)
 
 

@@ -195,6 +195,11 @@ def _round_trip(trip: dict[str, Any]) -> list[str]:
         parts.append(_figure(f"anomaly {kind} ({ANOMALY_TEXT.get(kind, '')})", count,
                              f"rt_anomaly_{kind}"))
     parts.append("</table>")
+    if trip.get("diagnoses"):
+        from ctwa.roundtrip.diagnose import line
+
+        parts.append("<h3>Diagnosis</h3><ul id=\"diagnoses\">" + "".join(
+            f"<li>{_e(line(d))}</li>" for d in trip["diagnoses"]) + "</ul>")
     funnel = {s: trip["reached"].get(s, 0) for s in ("sent", "delivered", "read")}
     funnel.update({f"failed {code}": n for code, n in trip["failed_codes"].items()})
     parts.append(charts.bars("chart-funnel", "DLR funnel: messages that reached each status",

@@ -46,7 +46,7 @@ class RoundTrip:
 
 
 ANOMALY_TEXT = {
-    "none": "accepted but no callback at all (not even an invalid one)",
+    "none": "accepted but no callback at all, not even an invalid one",
     "missing_terminal": "no delivered, read or failed status",
     "duplicates": "the same status twice",
     "downgrades": "a status after a later one (out of order)",
@@ -54,6 +54,7 @@ ANOMALY_TEXT = {
     "wrong_format": "callbacks that break CleverTap's format",
     "orphans": "callbacks for msgIds that were never sent",
     "no_msgid": "status callbacks without a msgId",
+    "unreadable": "requests to the callback URL that are not callbacks (not JSON, an array...)",
     "bad_callback_url": "callbacks posted to a URL with empty or undefined query values",
     "no_context": "inbound replies without context",
     "late": f"sent status later than {LATE_SENT_SECONDS:g} s",
@@ -129,9 +130,13 @@ def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: s
     for row in others or []:
         if row["kind"] == "inbound" and row["msg_id"] is None:
             note("no_context", f"inbound {row['status'] or '?'} reply without context")
+        elif row["msg_id"] is None and row["status"] is None:  # not JSON, an array, ...
+            problems = json.loads(row["problems"] or "[]")
+            note("unreadable", f"{row['route']}: {problems[0] if problems else 'unreadable'}")
+            evidence.unreadable(problems[0] if problems else "not a callback")
         elif row["kind"] != "inbound" and row["msg_id"] is None:
-            note("no_msgid", f"{row['status'] or 'a status'} without a msgId")
-            evidence.no_msgid[row["status"] or "?"] += 1
+            note("no_msgid", f"{row['status']} without a msgId")
+            evidence.no_msgid[row["status"]] += 1
         elif row["kind"] != "inbound":
             note("orphans", f"{row['status'] or '?'} for a msgId never sent: {row['msg_id']!r}")
             evidence.orphans.append(row["msg_id"])

@@ -58,6 +58,8 @@ class Evidence:
     orphans: list[str] = field(default_factory=list)
     no_msgid: Counter[str] = field(default_factory=Counter)  # by status
     unaccepted: set[str] = field(default_factory=set)
+    unread: Counter[str] = field(default_factory=Counter)  # requests that are no callback
+    unread_example: dict[str, str] = field(default_factory=dict)
     #: Kinds of message that got callbacks among those sent but not awaited (certify's
     #: error checks): they show the callback URL works for that kind.
     answered_kinds: set[str] = field(default_factory=set)
@@ -68,6 +70,11 @@ class Evidence:
         group = _group(first)
         self.problems[group] += 1
         self.example.setdefault(group, first)
+
+    def unreadable(self, problem: str) -> None:
+        group = _group(problem)
+        self.unread[group] += 1
+        self.unread_example.setdefault(group, problem)
 
     def warned(self, warnings: Iterable[str]) -> None:
         for warning in warnings:
@@ -101,7 +108,7 @@ def diagnose(trip: Any, evidence: Evidence, kinds: dict[str, str]) -> list[Diagn
     """Each cause the round trip shows, the likeliest first."""
     found: list[Diagnosis] = []
     arrived_any = bool(trip.callbacks or evidence.orphans or evidence.no_msgid
-                       or evidence.unaccepted)
+                       or evidence.unaccepted or evidence.unread)
     where = evidence.where or "the listener"
     if trip.accepted and not arrived_any and evidence.answered_kinds and kinds:
         found += _silent(trip, evidence, kinds)
@@ -114,6 +121,12 @@ def diagnose(trip: Any, evidence: Evidence, kinds: dict[str, str]) -> list[Diagn
             "after accepting a message"
             + _kind_hint(kinds)))
     found += _invalid(evidence)
+    for group, count in evidence.unread.most_common(SHOWN):
+        text, hint = _split(evidence.unread_example[group])
+        found.append(Diagnosis(
+            "unreadable", f"{_plural(count, 'request')} arrived at the callback URL that "
+            "cannot be read as a callback", text.removeprefix("$: "),
+            hint or "post one callback object per request, as JSON (`ctwa schema status`)"))
     if evidence.orphans:
         example = evidence.orphans[0]
         own = "Meta's message id (a wamid)" if example.startswith("wamid") else "its own id"

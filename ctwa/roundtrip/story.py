@@ -12,6 +12,9 @@ from ctwa.infra.errors import InputError
 from ctwa.store.db import Store
 from ctwa.store.records import VERDICTS
 
+#: How long after a send callbacks without a msgId are shown beside its story.
+TRACE_WINDOW = 60.0
+
 
 def story(store: Store, msg_id: str | None, last: bool = False) -> dict[str, Any]:
     if last:
@@ -47,7 +50,11 @@ def _diagnoses(store: Store, msg_id: str, send: dict[str, Any], request: Any) ->
     if send.get("verdict") not in ("accepted", "too-slow"):
         return []
     kind = message_kind(request) if isinstance(request, dict) else "message"
-    trip = analyze({msg_id: send["at"]}, store.callbacks_for(msg_id), kinds={msg_id: kind})
+    # what came without a msgId within a minute of the send may be about it: said as seen
+    nearby = [row for row in store.callbacks_between(send["at"], send["at"] + TRACE_WINDOW)
+              if row["msg_id"] is None and row["kind"] != "inbound"]
+    trip = analyze({msg_id: send["at"]}, store.callbacks_for(msg_id), others=nearby,
+                   kinds={msg_id: kind})
     return [d for d in trip.diagnoses if d["cause"] != "nothing"]
 
 

@@ -18,6 +18,8 @@ from ctwa.wire.codes import messaging_error_meaning
 MESSAGE_LIMIT = 1000
 
 DEFAULT_DEADLINE = 1.0
+#: An error code longer than this is no code (the contract's are four digits).
+MAX_CODE_DIGITS = 9
 
 Outcome = Literal["accepted", "rejected", "http-error", "contract-violation", "too-slow",
                   "timeout", "unreachable"]
@@ -68,6 +70,9 @@ def _json_body(content: bytes) -> tuple[Any, str | None]:
         return json.loads(content), None
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None, "the body is not JSON"
+    except (ValueError, RecursionError):  # a 5000-digit number, nesting past Python's stack
+        return None, "the body is JSON ctwa cannot read (a number of thousands of digits, " \
+            "or nested too deeply)"
 
 
 def _message_of(body: Any) -> str | None:
@@ -128,10 +133,11 @@ def _judge_body(status_code: int, body: Any, body_problem: str | None,
     if status == "failure":
         error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
         code = error.get("code")
-        if isinstance(code, str) and code.isdecimal():
+        if isinstance(code, str) and code.isdecimal() and len(code) <= MAX_CODE_DIGITS:
             code = int(code)
-        if not isinstance(code, int) or isinstance(code, bool):
-            code = None
+        if not isinstance(code, int) or isinstance(code, bool) or not (
+                0 <= code < 10 ** MAX_CODE_DIGITS):
+            code = None  # no code, or none a table could hold (a 5000-digit one)
         meaning = messaging_error_meaning(code)
         message = _safe(error["message"]) if error.get("message") else None
         text = f"failure {code}: {meaning}" if code is not None else f"failure ({meaning})"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from ctwa.http import DEFAULT_TIMEOUT, Trace, make_client, send
+from ctwa.http import DEFAULT_TIMEOUT, MAX_BSP_ANSWER, Trace, make_client, send
 from ctwa.infra.errors import RemoteTimeout, RemoteUnreachable
 from ctwa.infra.masking import redact_header_value, redact_url
 from ctwa.infra.safetext import safe_text, safe_value
@@ -112,7 +112,7 @@ def _body_for_report(content: bytes) -> Any:
     of what is not JSON, the same way, capped."""
     try:
         return safe_value(json.loads(content))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # also 5000-digit numbers
         text = content[:BODY_PREVIEW].decode("utf-8", errors="replace")
         return safe_text(text + ("..." if len(content) > BODY_PREVIEW else ""))
 
@@ -134,7 +134,7 @@ def deliver(
     try:
         try:
             exchange = send(client, "POST", endpoint.url, content=encode(payload),
-                            headers={"Content-Type": CONTENT_TYPE})
+                            headers={"Content-Type": CONTENT_TYPE}, max_answer=MAX_BSP_ANSWER)
         except RemoteUnreachable as exc:
             verdict = Verdict("timeout" if isinstance(exc, RemoteTimeout) else "unreachable",
                               False, str(exc))

@@ -8,13 +8,16 @@ from typing import Any
 
 from ctwa.store.records import CallbackRecord
 
+#: The store's codes fit SQLite's INTEGER; a longer one (5000 digits) is no code.
+_MAX_CODE = 10 ** 18
+
 
 def _code(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdecimal():
+        return value if -_MAX_CODE < value < _MAX_CODE else None
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 18:
         return int(value)
     return None
 

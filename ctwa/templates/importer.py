@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ctwa.http import RetryPolicy, same_origin, send
+from ctwa.http import MAX_VENDOR_ANSWER, RetryPolicy, same_origin, send
 from ctwa.infra.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
 from ctwa.infra.masking import redact_url
 from ctwa.infra.safetext import safe_text, surrogate_path
@@ -42,6 +42,15 @@ def with_query(url: str, **params: str) -> str:
              if k not in params]
     query += list(params.items())
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def index_key(name: str, language: str) -> str:
+    """One key per (name, language): ``name|language``, with ``\\`` and ``|`` escaped in
+    each, so that ``a|b`` + ``c`` and ``a`` + ``b|c`` stay two templates."""
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|")
+
+    return f"{escape(name)}|{escape(language)}"
 
 
 @dataclass
@@ -130,7 +139,7 @@ def iter_pages(client: httpx.Client, url: str, limit: int = DEFAULT_LIMIT,
 
 
 def _fetch(client: httpx.Client, url: str, number: int) -> dict[str, Any]:
-    exchange = send(client, "GET", url)
+    exchange = send(client, "GET", url, max_answer=MAX_VENDOR_ANSWER)
     response = exchange.response
     where = f"page {number} ({redact_url(url)})"
     said = graph_error(response.content)
@@ -243,7 +252,9 @@ class Importer:
         it stopped (``error``, ``exit_code``) rather than raising, so the summary still shows.
         """
         report = ImportReport(redact_url(url))
-        before = self.library.index()
+        # keyed again from each entry's own name and language: an index written with the old
+        # keys (``a|b`` + ``c`` and ``a`` + ``b|c`` shared one) reads the same
+        before = {index_key(e.name, e.language): e for e in self.library.index().values()}
         index = dict(before)
         seen: set[str] = set()
         try:
@@ -269,7 +280,7 @@ class Importer:
              index: dict[str, Entry], seen: set[str], report: ImportReport) -> None:
         name = str(raw.get("name", "?")) if isinstance(raw, dict) else "?"
         language = str(raw.get("language", "?")) if isinstance(raw, dict) else "?"
-        key, label = f"{name}|{language}", f"{name} ({language})"
+        key, label = index_key(name, language), f"{name} ({language})"
         if key in seen and isinstance(raw, dict):
             report.duplicates.append(f"{label}, page {page}")  # counted once, the first kept
             return

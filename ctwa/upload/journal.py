@@ -4,10 +4,12 @@ anything twice."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -127,14 +129,26 @@ class Journal:
 
     def _write(self, data: dict[str, Any]) -> None:
         assert self._handle is not None
-        self._handle.write(json.dumps(data, separators=(",", ":")) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        with _writing(self.path, "--journal"):
+            self._handle.write(json.dumps(data, separators=(",", ":")) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):  # a failed write was said when it happened
+                self._handle.close()
             self._handle = None
+
+
+@contextlib.contextmanager
+def _writing(path: Path, option: str) -> Iterator[None]:
+    """A write that fails (a full disk, /dev/full) is one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})",
+                         hint=f"free space, or give {option} another file") from None
 
 
 class RejectsFile:
@@ -153,6 +167,7 @@ class RejectsFile:
         self.rows_present: set[int] = set()
         self._handle: TextIO | None = None
         self._writer: Any = None
+        self.broken = False  # a write failed (said once); nothing more is written
 
     def open(self, resume: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,16 +181,25 @@ class RejectsFile:
                             NOT_UPLOADED):
                         kept.append(line)
                         self.rows_present.add(int(line[0]))
-        self._handle = open_private(self.path, "w", newline="")
-        self._writer = csv.writer(self._handle)
-        self._writer.writerow(["row", "reason", "code", *self.header])
-        self._writer.writerows(kept)
-        self._handle.flush()
+        with _writing(self.path, "--rejects"):
+            self._handle = open_private(self.path, "w", newline="")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["row", "reason", "code", *self.header])
+            self._writer.writerows(kept)
+            self._handle.flush()
 
     def add(self, row: int, reason: str, code: int | None, values: list[str] | str) -> None:
-        if row in self.rows_present:
+        if row in self.rows_present or self.broken:
             return
         self.rows_present.add(row)
+        assert self._writer is not None
+        self.broken = True
+        with _writing(self.path, "--rejects"):
+            self._write_row(row, reason, code, values)
+        self.broken = False
+
+    def _write_row(self, row: int, reason: str, code: int | None,
+                   values: list[str] | str) -> None:
         assert self._writer is not None
         from ctwa.upload.rules import printable
 
@@ -183,10 +207,14 @@ class RejectsFile:
                                *(printable(v) for v in unpack_values(values)[self.skip:])])
 
     def flush(self) -> None:
-        if self._handle is not None:
-            self._handle.flush()
+        if self._handle is not None and not self.broken:
+            self.broken = True  # until the flush is through: one failure is said once
+            with _writing(self.path, "--rejects"):
+                self._handle.flush()
+            self.broken = False
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):  # a failed write was said when it happened
+                self._handle.close()
             self._handle = None

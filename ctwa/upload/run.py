@@ -350,6 +350,12 @@ class Uploader:
                 done, _ = wait(in_flight, timeout=grace)
             except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, still account for all
                 done = {f for f in in_flight if f.done()}
+            if len(done) < len(in_flight) and self.client is not None:
+                # the rest never answered: their threads stop waiting now (a server that
+                # accepted and never answers held the exit for minutes, through every retry)
+                from ctwa.http import abandon
+
+                abandon(self.client)
             for future in done:
                 batch = in_flight.pop(future)
                 try:

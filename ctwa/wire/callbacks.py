@@ -196,7 +196,9 @@ def normalize_status(raw: Any) -> tuple[Any, Notes]:
         error = as_dict(entry.get("error"))
         if error is not None:
             code = error.get("code")
-            if isinstance(code, str) and code.strip().isdecimal():
+            # a string of thousands of digits stays a string (and an error): int() of it
+            # raises, and no table has such a code
+            if isinstance(code, str) and code.strip().isdecimal() and len(code.strip()) <= 9:
                 error["code"] = int(code)
                 notes.warn([*path, "error", "code"], "error.code is a string; the canonical "
                            "form is a number", hint=f"write {int(code)}")

@@ -403,8 +403,9 @@ def parse_json(text: str, source: str) -> Any:
             hint = "JSON has no comments: remove the // ... part (ERRATA 5)"
         raise InputError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}",
                          hint=hint) from exc
-    except ValueError as exc:  # an integer past Python's 4300-digit limit
-        raise InputError(f"{source}: not JSON ctwa can read: {str(exc)[:120]}") from None
+    except ValueError:  # an integer past Python's 4300-digit limit
+        raise InputError(f"{source}: not JSON ctwa can read: a number of thousands of digits",
+                         hint="no wire format has a number that long") from None
 
 
 def expand_arrays(documents: list[tuple[str, Any]]) -> list[tuple[str, Any]]:

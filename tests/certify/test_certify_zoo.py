@@ -3,6 +3,8 @@ check with its cause and fix, and no check says "nothing arrived" when something
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ctwa.infra.errors import ExitCode
@@ -58,13 +60,25 @@ def test_a_title_that_contradicts_its_code_is_in_the_evidence(cli, library,  # n
     assert "is the meaning of 1002" in text and "failure code 404 is not in" in text
 
 
-def test_an_empty_library_is_said_and_the_evidence_still_written(cli, tmp_path) -> None:
-    empty = tmp_path / "library"
-    empty.mkdir()
-    result, checks, folder = certify(cli, empty, tmp_path, "--no-interactive", timeout="1s")
-    assert result.exit_code != ExitCode.USAGE, result.stderr[-2000:]
-    assert checks["templates"]["status"] == "not tested"
-    assert "no approved, sendable template" in checks["templates"]["detail"]
-    assert "ctwa import-templates" in checks["templates"]["detail"]
-    assert checks["validation"]["status"] == "pass"
-    assert (folder / "results.json").exists() and (folder / "manifest.json").exists()
+def test_a_throughput_ceiling_is_named_by_the_scale_check(cli, library,  # noqa: F811
+                                                          tmp_path) -> None:
+    from ctwa.infra.ports import free_port
+    from ctwa.sandbox.bsp import BspSettings
+    from ctwa.sandbox.server import RunningSandbox, SandboxSettings
+    from tests.certify.test_certify import AUTH, TO
+
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("919000000001\n919000000002\n")
+    port = free_port()
+    bsp = BspSettings(misbehave=("slow-ceiling",), shares={"slow-ceiling": 40.0},
+                      status_url=f"http://127.0.0.1:{port}/status",
+                      dlr_delays=(0.02, 0.05, 0.08))
+    with RunningSandbox(SandboxSettings(port=0, bsp=bsp, store_callbacks=False)) as box:
+        result = cli("--json", "certify", "--to", TO, "--waba", "919999999998", "--endpoint",
+                     box.urls()["bsp_endpoint"], *AUTH, "--library", str(library), "--listen",
+                     f"127.0.0.1:{port}", "--no-interactive", "--callback-timeout", "3s",
+                     "--scale", "80", "--to-file", str(numbers), "--yes",
+                     "--report-dir", str(tmp_path / "ev"))
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["scale"]["status"] == "fail"
+    assert "throughput ceiling" in checks["scale"]["detail"], checks["scale"]["detail"]

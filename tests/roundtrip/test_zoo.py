@@ -276,3 +276,50 @@ def test_every_fault_is_in_the_readme() -> None:
     section = readme[readme.index("`--misbehave FAULT"):]
     for name in FAULTS:
         assert f"`{name}" in section, name
+
+
+def test_the_ceiling_is_named_only_when_latency_grows_and_the_client_kept_up() -> None:
+    from ctwa.load.ceiling import throughput_ceiling
+    from ctwa.load.engine import LoadReport
+
+    def report(p50, saturated=False, too_slow=10):
+        return LoadReport(url="x", sent=100, too_slow=too_slow, elapsed=5.0,
+                          peak_in_flight=100, client_saturated=saturated,
+                          series={"p50_ms": p50})
+
+    line = throughput_ceiling(report([200.0, 900.0, 1800.0]))
+    assert line is not None and "about 20 message(s)/s" in line
+    assert throughput_ceiling(report([200.0, 900.0, 1800.0], saturated=True)) is None
+    assert throughput_ceiling(report([900.0, 950.0, 1000.0])) is None  # slow, not queuing
+    assert throughput_ceiling(report([200.0, 1800.0], too_slow=0)) is None
+
+
+@pytest.mark.parametrize(("fault", "anomaly", "until"), [
+    ("duplicate-dlr", "duplicates", "delivered"),
+    ("out-of-order", "downgrades", "delivered"),
+    ("no-read", "missing_until", "read"),
+    ("no-context", "no_context", "delivered"),
+])
+def test_the_older_faults_in_a_load_round_trip(cli, fault, anomaly, until) -> None:
+    result = run(cli, "--count", "10", "--workers", "1", faults=(fault,), until=until,
+                 timeout="2s")
+    assert result.exit_code == ExitCode.FAILED
+    trip = json.loads(result.stdout)["round_trip"]
+    assert trip["anomalies"][anomaly] == 10, trip["anomalies"]
+    assert "nothing" not in causes({"round_trip": trip})
+
+
+def test_trace_tells_the_callbacks_without_a_msgid_that_came_after_the_send(cli) -> None:
+    data = json.loads(run(cli, faults=("no-msgid-dlr",)).stdout)
+    told = json.loads(cli("--json", "trace", data["msgId"]).stdout)
+    assert [d["cause"] for d in told["diagnoses"]] == ["no_msgid"]
+    assert "arrived without a msgId" in told["diagnoses"][0]["seen"]
+
+
+def test_the_report_and_junit_carry_the_diagnosis(cli, tmp_path) -> None:
+    page, junit = tmp_path / "run.html", tmp_path / "run.xml"
+    run(cli, "--count", "5", "--workers", "1", "--report", str(page), "--junit", str(junit),
+        faults=("wrapped-callbacks",), until="delivered", timeout="2s")
+    html = page.read_text()
+    assert 'id="diagnoses"' in html and "wrapped in `{url, payload}`" in html
+    assert "post the inner object" in junit.read_text()

@@ -61,6 +61,7 @@ def test_an_unknown_phone_number_id_or_version_is_100(box) -> None:
     status, code, details = _error(post(box, GOOD_REQUESTS["text"], node="999"))
     assert (status, code) == (400, 100) and "'999' does not exist" in details
     assert _error(post(box, GOOD_REQUESTS["text"], version="latest"))[1] == 100
+    assert _error(post(box, GOOD_REQUESTS["text"], node="999", token="x"))[1] == 190  # token first
 
 
 def _broken(change) -> dict:
@@ -74,7 +75,8 @@ def _broken(change) -> dict:
     (lambda b: b.pop("messaging_product"), 100, "messaging_product is required"),
     (lambda b: b.update(messaging_product="sms"), 100, "messaging_product"),
     (lambda b: b.update(type="sticker"), 100, "type"),
-    (lambda b: b["template"]["components"][1].update(type="BODY"), 100, "must be one of"),
+    (lambda b: b["template"]["components"][1].update(type="BODY"), 100,
+     "template[components][1][type] must be one of {header, body, button"),
     (lambda b: b["template"]["components"][2].update(index=12), 131009, "index"),
     (lambda b: b["template"]["components"][2].update(sub_type="copy_code"), 131009,
      "coupon_code"),

@@ -63,6 +63,31 @@ def test_refusals_read_as_metas(body, expected) -> None:
     assert not any("pydantic" in text or "Value error" in text for _, text in problems)
 
 
+def _template(components: list) -> dict:
+    return {"messaging_product": "whatsapp", "to": "1", "type": "template",
+            "template": {"name": "t", "language": {"code": "en"}, "components": components}}
+
+
+@pytest.mark.parametrize(("components", "expected"), [
+    ([{"type": "limited_time_offer", "parameters": [{"type": "limited_time_offer",
+                                                     "limited_time_offer": {
+                                                         "expiration_time_ms": "soon"}}]}],
+     "Param template[components][0][parameters][0][limited_time_offer][expiration_time_ms] "
+     "must be an integer."),
+    ([{"type": "carousel", "cards": [{"card_index": 0, "components": [
+        {"type": "body", "parameters": [{"type": "text"}]}]}]}],
+     "The parameter template[components][0][cards][0][components][0][parameters][0][text] is "
+     "required."),
+    ([{"type": "header", "parameters": [{"type": "image"}]}],
+     "The parameter template[components][0][parameters][0][image] is required."),
+    ([{"type": "body", "parameters": [{"type": "txt", "text": "a"}]}],
+     "Param template[components][0][parameters][0][type] must be one of {text, currency, "
+     "date_time}"),
+])
+def test_paths_follow_the_document_not_pydantics_union_tags(components, expected) -> None:
+    assert parse_request(_template(components))[1][0][1] == expected
+
+
 def test_bodies_and_codes() -> None:
     error = error_body(132000, "body: 1 vs 2")["error"]
     assert error["message"] == ("(#132000) Number of parameters does not match the expected "
@@ -104,3 +129,13 @@ def test_signatures() -> None:
     assert not signature_matches("s3cret", body + b" ", header)
     assert not signature_matches("s3cret", body, None) and not signature_matches("s3cret", body,
                                                                                  "")
+
+
+def test_metas_error_texts_are_made_safe_where_they_enter() -> None:
+    body = error_body(100, "bad \x1b[31mred\x1b[0m\nnext line " + "x" * 5000)
+    body["error"]["message"] = "(#100) \x07bell"
+    answer = read_answer(400, json.dumps(body).encode())
+    assert answer.error is not None
+    assert "\x1b" not in answer.error.details and "\\x1b[31m" in answer.error.details
+    assert "\n" not in answer.error.details and len(answer.error.details) < 1100
+    assert answer.error.message == "(#100) \\x07bell" and answer.error.code == 100

@@ -28,6 +28,7 @@ from ctwa.wire.cloudapi import (
     ERRORS,
     GRAPH_VERSION,
     ButtonComponent,
+    MarkRead,
     SendRequest,
     error_body,
     http_status,
@@ -52,6 +53,7 @@ HTML_PAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><
 #: Requests bigger than this are refused (Graph refuses large bodies too).
 MAX_BODY = 256 * 1024
 MAX_PAGE = 500
+TICK = 0.01  # the timing wheel's slot, seconds
 DAY = 24 * 3600
 
 
@@ -149,17 +151,19 @@ class MetaState:
     media_downloads: int = 0
     template_pages: int = 0
     faults: Counter[str] = field(default_factory=Counter)  # faults shown, by name
+    marked_read: set[str] = field(default_factory=set)  # user messages marked read
     last_request: Any = None
 
     def duplicates(self) -> dict[str, int]:
         """Keys (CleverTap msgIds, when the sender puts them in biz_opaque_callback_data)
         accepted more than once."""
-        return {key: n for key, n in self.sends_by_key.items() if n > 1}
+        return {key: n for key, n in list(self.sends_by_key.items()) if n > 1}  # a snapshot:
+        # tests read it from their thread while the server's loop writes
 
     def requests_per_wamid(self) -> dict[str, int]:
         """For each wamid handed out: how many times the message it answered was accepted
         (its key's count; more than 1 is a message sent twice)."""
-        return {wamid: self.sends_by_key[record.key] for wamid, record in self.sent.items()}
+        return {wamid: self.sends_by_key[record.key] for wamid, record in list(self.sent.items())}
 
     def per_second(self) -> list[int]:
         """Accepted sends in each whole second since the first."""
@@ -210,9 +214,13 @@ class MockMeta:
                        if settings.mps > 0 else None)
         self.last_to: dict[str, float] = {}
         self.wrote_at: dict[str, float] = {}  # number -> when the user last wrote
+        self.inbound: set[str] = set()  # wamids of the messages users sent
         self.answered: set[tuple[str, str]] = set()
         self.conversations: dict[tuple[str, str], tuple[str, float]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.wheel: dict[int, list[tuple[Any, ...]]] = {}  # slot -> statuses due in it
+        self.scheduled = 0
+        self.ticker: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.sender: WebhookSender | None = None
         self._tap_client: Any = None
@@ -227,7 +235,9 @@ class MockMeta:
                 Route("/media-download/{media_id}", self.download, methods=["GET"]),
                 Route("/{version}/{node}/messages", self.messages, methods=["POST"]),
                 Route("/{version}/{node}/message_templates", self.templates, methods=["GET"]),
-                Route("/{version}/{node}", self.node, methods=["GET"])]
+                Route("/{version}/{node}", self.node, methods=["GET"]),
+                Route("/{path:path}", self.unknown,
+                      methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
 
     def _authorised(self, request: Request) -> bool:
         given = request.headers.get("authorization", "").encode()
@@ -250,10 +260,9 @@ class MockMeta:
         low, high = self.settings.latency
         if high > 0:
             await asyncio.sleep(self.random.uniform(low, high))
-        refusal = self._node_error(request.path_params["version"], request.path_params["node"],
-                                   self.settings.phone_number_id)
-        if refusal is None and not self._authorised(request):
-            refusal = _graph_error(190)
+        refusal = (_graph_error(190) if not self._authorised(request) else self._node_error(
+            request.path_params["version"], request.path_params["node"],
+            self.settings.phone_number_id))  # Graph checks the token first
         if refusal is not None:
             return self._count(refusal)
         body = await request.body()
@@ -265,6 +274,8 @@ class MockMeta:
         except (json.JSONDecodeError, UnicodeDecodeError):
             return self._refuse(100, "The request body is not valid JSON")
         state.last_request = document
+        if isinstance(document, dict) and "status" in document and "to" not in document:
+            return self._mark_read(document)
         send, problems = parse_request(document)
         if send is None:
             return self._refuse(*problems[0])
@@ -303,6 +314,28 @@ class MockMeta:
         if fault == "hang":
             await asyncio.sleep(self.settings.hang_seconds)
         return answer
+
+    def _mark_read(self, document: dict[str, Any]) -> Response:
+        """A user's message marked read: it must be one the user sent."""
+        from pydantic import ValidationError
+
+        try:
+            mark = MarkRead.model_validate(document)
+        except ValidationError:
+            return self._refuse(100, "Param status must be read, with messaging_product and "
+                                "message_id")
+        if mark.message_id not in self.inbound:
+            return self._refuse(100, f"Param message_id ({mark.message_id}) is not a message "
+                                "this number received")
+        self.state.marked_read.add(mark.message_id)
+        return JSONResponse({"success": True})
+
+    async def unknown(self, request: Request) -> Response:
+        """Any other Graph path: Graph's own answer for one it does not have."""
+        return self._refuse(100, f"Unsupported {request.method.lower()} request. Object with "
+                            f"ID '{request.path_params.get('path', '')}' does not exist, cannot "
+                            "be loaded due to missing permissions, or does not support this "
+                            "operation")
 
     def _fault(self) -> str | None:
         for name, rate in sorted(self.settings.faults.items()):
@@ -346,7 +379,7 @@ class MockMeta:
         state.sends_by_key[key] += 1
         state.sent[wamid] = record
         state.accepted_at.append(record.at)
-        self._spawn(self._lifecycle(send, record))
+        self._lifecycle(send, record)
         return JSONResponse(success_body(send.to, wamid, digits))
 
     def _async_failure(self, send: SendRequest, digits: str) -> int | None:
@@ -419,8 +452,8 @@ class MockMeta:
             item["biz_opaque_callback_data"] = send.biz_opaque_callback_data
         return item
 
-    async def _lifecycle(self, send: SendRequest, record: SentRecord) -> None:
-        sender = self._webhooks()
+    def _lifecycle(self, send: SendRequest, record: SentRecord) -> None:
+        """Schedule the message's statuses (and, after the last, the simulated user)."""
         category = "service"
         meta_template = None
         if send.template is not None:
@@ -431,19 +464,45 @@ class MockMeta:
                  ["sent", "delivered"] + (["read"] if self.settings.read else []))
         if self.settings.out_of_order:
             steps.reverse()
-        previous = 0.0
-        for step, delay in zip(steps, self.settings.status_delays, strict=False):
-            await asyncio.sleep(max(0.0, delay - previous))
-            previous = delay
-            self.state.statuses_queued[step] += 1
-            if sender is not None:
-                sender.submit(Update("statuses", self._status(record, send, step, category)))
-        if record.failure is not None or not self.settings.simulated_user \
-                or send.template is None or meta_template is None:
+        now = time.monotonic()
+        for n, (step, delay) in enumerate(zip(steps, self.settings.status_delays,
+                                              strict=False)):
+            last = n == len(steps) - 1
+            self._at(now + delay, (record, send, step, category, meta_template if last else None))
+
+    def _at(self, due: float, entry: tuple[Any, ...]) -> None:
+        """One timing wheel for every status instead of a task and three timers a message:
+        at 1000 messages/s the event loop's timer heap was the mock's bottleneck."""
+        slot = int(due / TICK)
+        self.wheel.setdefault(slot, []).append(entry)
+        self.scheduled += 1
+        if self.ticker is None or self.ticker.done():
+            self.ticker = asyncio.ensure_future(self._tick())
+
+    async def _tick(self) -> None:
+        while self.wheel:
+            await asyncio.sleep(TICK)
+            now = int(time.monotonic() / TICK)
+            for slot in sorted(s for s in self.wheel if s <= now):
+                for entry in self.wheel.pop(slot):
+                    self.scheduled -= 1
+                    self._emit(*entry)
+
+    def _emit(self, record: SentRecord, send: SendRequest, step: str, category: str,
+              meta_template: Any) -> None:
+        self.state.statuses_queued[step] += 1
+        sender = self._webhooks()
+        if sender is not None:
+            sender.submit(Update("statuses", self._status(record, send, step, category)))
+        if meta_template is None or record.failure is not None or send.template is None \
+                or not self.settings.simulated_user:
             return
         if (record.to, send.template.name) in self.answered:
             return  # a person answers a template once, not every copy of a campaign
         self.answered.add((record.to, send.template.name))
+        self._spawn(self._user(send, record, meta_template))
+
+    async def _user(self, send: SendRequest, record: SentRecord, meta_template: Any) -> None:
         await self._taps(send, meta_template)
         await self._replies(record, meta_template)
 
@@ -472,6 +531,7 @@ class MockMeta:
         import httpx
 
         from ctwa.http import make_async_client
+        from ctwa.infra.safetext import safe_text
 
         if self._tap_client is None:
             self._tap_client = make_async_client(timeout=10.0, max_connections=20)
@@ -479,10 +539,13 @@ class MockMeta:
                  "Gecko) Chrome/124.0 Mobile Safari/537.36 WhatsApp/2.24")
         try:
             answer = await self._tap_client.get(url, headers={"User-Agent": agent})
-            self.state.taps.append({"url": url, "status": answer.status_code,
-                                    "location": answer.headers.get("location")})
+            location = answer.headers.get("location")
+            self.state.taps.append({"url": url, "status": answer.status_code, "location":
+                                    safe_text(location, keep_lines=False, limit=2000)
+                                    if location else None})
         except httpx.HTTPError as exc:  # a tap that fails is counted, not raised
-            self.state.taps.append({"url": url, "status": None, "error": str(exc)[:200]})
+            self.state.taps.append({"url": url, "status": None, "error": safe_text(
+                str(exc), keep_lines=False, limit=200)})
 
     async def _replies(self, record: SentRecord, meta_template: Any) -> None:
         quick = next((b.text for c in meta_template.components if c.type.upper() == "BUTTONS"
@@ -510,6 +573,7 @@ class MockMeta:
         if answers and meta_type != "reaction":
             message["context"] = {"from": self.settings.display_phone_number, "id": answers}
         self.wrote_at[number] = time.time()
+        self.inbound.add(wamid)
         self.state.replies_queued += 1
         sender = self._webhooks()
         if sender is not None:
@@ -535,10 +599,9 @@ class MockMeta:
         ``before``; ``paging.cursors.before/after``, ``paging.next`` while more remain) and
         its ``name``, ``status`` and ``language`` filters."""
         self.loop = asyncio.get_running_loop()
-        refusal = self._node_error(request.path_params["version"], request.path_params["node"],
-                                   self.settings.waba_id)
-        if refusal is None and not self._authorised(request):
-            refusal = _graph_error(190)
+        refusal = (_graph_error(190) if not self._authorised(request) else self._node_error(
+            request.path_params["version"], request.path_params["node"],
+            self.settings.waba_id))
         if refusal is not None:
             return self._count(refusal)
         query = request.query_params
@@ -639,7 +702,7 @@ class MockMeta:
     async def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every status and reply is queued and posted."""
         deadline = time.monotonic() + timeout
-        while self.tasks:
+        while self.tasks or self.scheduled:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.02)
@@ -657,6 +720,8 @@ class MockMeta:
     async def close(self) -> None:
         for task in list(self.tasks):
             task.cancel()
+        if self.ticker is not None:
+            self.ticker.cancel()
         if self.sender is not None:
             await self.sender.close()
         if self._tap_client is not None:
