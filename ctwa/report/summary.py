@@ -110,9 +110,10 @@ def upload_verdict(report: Any) -> Verdict:
     """Every row uploaded, and the counts adding up; a dry run or an interrupted upload
     is incomplete, never a pass."""
     counts = report.counts
+    again = ("run the same command again (a dry run sends nothing)" if report.dry_run else
+             "run it again with --resume")
     criteria = [run_criterion(sent=counts.rows_read, interrupted=report.interrupted,
-                              what="row",
-                              interruption="interrupted (run it again with --resume)")]
+                              what="row", interruption=f"interrupted ({again})")]
     if report.error and not report.interrupted:
         criteria[0] = criterion("run complete", FAIL, f"the upload stopped after "
                                 f"{counts.rows_read:,} row(s): {report.error}",
@@ -147,8 +148,7 @@ def upload_verdict(report: Any) -> Verdict:
         f"the counts do not add up: {counts.rows_read:,} rows read, {accounted:,} accounted "
         "for", accounted, counts.rows_read)
     criteria += [valid, rows, reconciled]
-    warnings = ("the upload was interrupted: run it again with --resume",) if \
-        report.interrupted else ()
+    warnings = (f"the upload was interrupted: {again}",) if report.interrupted else ()
     return Verdict(tuple(criteria), report.interrupted, warnings)
 
 
