@@ -135,9 +135,11 @@ def test_the_report_pages_embedded_summary_survives_any_markup() -> None:
 
     from ctwa.report.html import render
     from ctwa.report.summary import simple_summary
+    from ctwa.report.verdict import Criterion, Verdict
 
     nasty = "<!--<script> </script> & <b>x</b> \x1b[2J \ud83d"
-    summary = simple_summary("replay", f"http://h/{nasty}", 1.0, 2.0, False, nasty,
+    verdict = Verdict((Criterion("answers", "fail", nasty),))
+    summary = simple_summary("replay", f"http://h/{nasty}", 1.0, 2.0, verdict,
                              {"n": nasty}, {"requests": 1.0}, argv=["replay", nasty])
     page = render(summary)
     [embedded] = re.findall(r'<script type="application/json" id="ctwa-summary">(.*?)'
@@ -145,7 +147,7 @@ def test_the_report_pages_embedded_summary_survives_any_markup() -> None:
     assert "<" not in embedded and ">" not in embedded and "&" not in embedded
     assert "\\u003c!--\\u003cscript\\u003e" in embedded
     data = json.loads(embedded)
-    assert data["criteria"][0]["detail"] == "<!--<script> </script> & <b>x</b> \\x1b[2J \ufffd"
+    assert data["criteria"][0]["reason"] == "<!--<script> </script> & <b>x</b> \\x1b[2J \ufffd"
     assert page.count("</script>") == page.count("<script")
     page.encode("utf-8")  # no lone surrogate left anywhere
 
