@@ -176,8 +176,9 @@ def _count(what: str, given: int, expected: int, name: str) -> None:
                                f"approved template takes {expected}")
 
 
-_HEADER_FORMATS: dict[type, str] = {out.TextHeader: "TEXT", out.ImageHeader: "IMAGE", out.VideoHeader: "VIDEO",
-                   out.FileHeader: "DOCUMENT", out.LocationHeader: "LOCATION"}
+_HEADER_FORMATS: dict[type, str] = {
+    out.TextHeader: "TEXT", out.ImageHeader: "IMAGE", out.VideoHeader: "VIDEO",
+    out.FileHeader: "DOCUMENT", out.LocationHeader: "LOCATION"}
 
 
 def check_against_template(payload: out.TemplatePayload, template: MetaTemplate | None) -> None:
