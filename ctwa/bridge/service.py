@@ -165,7 +165,11 @@ class Bridge:
 
     def __post_init__(self) -> None:
         self.replica = self.replica or self.settings.replica_name()
-        self.clicks = ClickSettings(self.settings.base_url(), dict(self.settings.clicks))
+
+    @property
+    def clicks(self) -> ClickSettings:
+        """Tracked buttons are those on the bridge's own base URL (known once it listens)."""
+        return ClickSettings(self.settings.base_url(), dict(self.settings.clicks))
 
     # --- the app's helpers ---------------------------------------------------------------
 
