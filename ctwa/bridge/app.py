@@ -32,7 +32,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from ctwa.bridge.payloads import Refusal, read_payload
-from ctwa.bridge.translate import TemplateMismatch, check_against_template
+from ctwa.bridge.translate import (
+    TemplateMismatch,
+    UnsendableRequest,
+    check_against_template,
+    translate,
+)
 from ctwa.bridge.webhooks import SIGNATURE_HEADER, signature_ok
 from ctwa.wire.responses import failure_body, success_body
 
@@ -125,6 +130,7 @@ def make_app(bridge: Bridge) -> Starlette:
             payload = read_payload(doc)
             if payload.kind == "validation":
                 return JSONResponse(success_body())  # never forwarded
+            template = None
             if payload.kind == "template":
                 template = await bridge.template(payload.model.template.namespace,
                                                  payload.model.template.languageCode)
@@ -132,6 +138,10 @@ def make_app(bridge: Bridge) -> Starlette:
                     check_against_template(payload.model, template)
                 except TemplateMismatch as exc:
                     raise Refusal(2001, str(exc)) from None
+            try:  # what is accepted is what can be sent: Meta's model checks it now
+                translate(payload.model, template)
+            except UnsendableRequest as exc:
+                raise Refusal(2001 if payload.kind == "template" else 2004, str(exc)) from None
             assert payload.msg_id is not None
             queued = await bridge.state.enqueue_send(payload.msg_id, payload.kind, doc)
         except Refusal as refusal:

@@ -55,7 +55,7 @@ from ctwa.bridge.state import (
     StateError,
     WebhookItem,
 )
-from ctwa.bridge.translate import ClickSettings, translate
+from ctwa.bridge.translate import ClickSettings, UnsendableRequest, translate
 from ctwa.bridge.webhooks import convert_webhook, status_wamids, wamids
 from ctwa.wire.codes import CALLBACK_ERRORS
 from ctwa.wire.meta import MetaTemplate
@@ -63,8 +63,6 @@ from ctwa.wire.webhook import clevertap_code
 
 log = logging.getLogger("ctwa.bridge")
 
-#: Meta's rate-limit codes: retried, never failed.
-RATE_LIMIT_CODES = frozenset({4, 80007, 130429, 131056})
 #: Attempts for a send Meta answered with a server error before it is failed with 1009.
 RETRY_LIMIT = 5
 #: How long a claim is held; heartbeats renew it, so it only runs out when a replica dies.
@@ -103,46 +101,48 @@ class MetaAnswer:
     slow_down: bool = False
 
 
-def read_meta_answer(status: int, body: bytes) -> tuple[str | None, int | None, str]:
-    """(wamid, Meta error code, reason) from Meta's answer; a body that is not Meta's JSON
-    gives neither and a reason naming what came."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        doc = None
-    if not isinstance(doc, dict):
-        start = body[:60].decode("utf-8", "replace").replace("\n", " ")
-        return None, None, f"HTTP {status}, not Meta's JSON: {start!r}"
-    messages = doc.get("messages")
-    if 200 <= status < 300 and isinstance(messages, list) and messages and \
-            isinstance(messages[0], dict) and messages[0].get("id"):
-        return str(messages[0]["id"]), None, ""
-    found = doc.get("error")
-    error: dict[str, Any] = found if isinstance(found, dict) else {}
-    code = error.get("code") if isinstance(error.get("code"), int) else None
-    message = str(error.get("message") or error.get("error_user_msg") or "")[:200]
-    details = (error.get("error_data") or {}).get("details") if isinstance(
-        error.get("error_data"), dict) else None
-    reason = f"HTTP {status}, Meta error {code}: {message}" + (f" ({str(details)[:200]})"
-                                                              if details else "")
-    return None, code, reason
-
-
 def judge_meta_answer(status: int, body: bytes, attempts: int) -> MetaAnswer:
-    """The outcome of one send from Meta's answer (the table in the module docstring)."""
-    wamid, code, reason = read_meta_answer(status, body)
-    if wamid:
-        return MetaAnswer("sent", wamid)
-    if code in RATE_LIMIT_CODES or status == 429:
-        return MetaAnswer("retry", reason=reason, delay=backoff(attempts, 30.0, 1.0),
+    """The outcome of one send from Meta's answer (the table in the module docstring), read
+    with the one Cloud API model (:func:`ctwa.wire.cloudapi.read_answer`)."""
+    from ctwa.wire.cloudapi import RATE_LIMIT_CODES, TRANSIENT_CODES, read_answer
+
+    answer = read_answer(status, body)
+    if answer.wamid:
+        return MetaAnswer("sent", answer.wamid)
+    error = answer.error
+    if status == 429 or (error is not None and error.code in RATE_LIMIT_CODES):
+        return MetaAnswer("retry", reason=describe(answer), delay=backoff(attempts, 30.0, 1.0),
                           slow_down=True)
-    if code is None or (status >= 500 and code in (1, 2, 131000, 131016, None)):
+    if error is None or error.code in TRANSIENT_CODES:
+        reason = describe(answer)
         if attempts + 1 >= RETRY_LIMIT:
             return MetaAnswer("failed", code=1009, reason=f"{reason} (gave up after "
                               f"{attempts + 1} attempts)")
         return MetaAnswer("retry", reason=reason, delay=backoff(attempts, 30.0, 1.0))
-    mapped, _ = clevertap_code(code)
-    return MetaAnswer("failed", code=mapped, reason=reason)
+    mapped, _ = clevertap_code(error.code)
+    return MetaAnswer("failed", code=mapped, reason=describe(answer))
+
+
+def describe(answer: Any) -> str:
+    """One line for a Meta answer that is not a success (remote text capped, escaped)."""
+    from ctwa.bridge.app import safe_text
+
+    if answer.error is None:
+        return str(answer.unreadable or f"HTTP {answer.status}")
+    error = answer.error
+    details = ""
+    data = getattr(error, "error_data", None)
+    if data is not None and getattr(data, "details", None):
+        details = f" ({data.details})"
+    return safe_text(f"HTTP {answer.status}, Meta error {error.code}: {error.message or ''}"
+                     f"{details}", 300)
+
+
+def meta_code(status: int, body: bytes) -> int:
+    from ctwa.wire.cloudapi import read_answer
+
+    error = read_answer(status, body).error
+    return int(error.code) if error is not None and error.code is not None else 0
 
 
 @dataclass
@@ -397,8 +397,11 @@ class Bridge:
                 template = await self.template(payload.model.template.namespace,
                                                payload.model.template.languageCode)
             translation = translate(payload.model, template, self.clicks)
-        except Refusal as refusal:  # the template changed since the payload was accepted
+        except Refusal as refusal:  # accepted by an older bridge, refused by this one
             await self._fail(item, 1001, f"no longer fits: {refusal.message}")
+            return
+        except UnsendableRequest as exc:
+            await self._fail(item, 1001, str(exc))
             return
         for click in translation.clicks:
             await self.state.put_click(click.token, item.msg_id, click.destination)
@@ -421,8 +424,7 @@ class Bridge:
             return
         self.last_meta_answer = now()
         verdict = judge_meta_answer(status, answer, item.attempts)
-        _, meta_code, _ = read_meta_answer(status, answer)
-        self.metrics.meta_answers.labels(str(status), str(meta_code or 0)).inc()
+        self.metrics.meta_answers.labels(str(status), str(meta_code(status, answer))).inc()
         if verdict.outcome == "sent":
             assert verdict.wamid is not None
             await self.state.complete_send(item.id, verdict.wamid)
@@ -534,8 +536,10 @@ class Bridge:
                 exchange = await send_async(client, "GET", url)
                 response = exchange.response
                 if response.status_code != 200:
-                    _, _, reason = read_meta_answer(response.status_code, response.content)
-                    raise CtwaError(f"template sync: {reason}")
+                    from ctwa.wire.cloudapi import read_answer
+
+                    answer = read_answer(response.status_code, response.content)
+                    raise CtwaError(f"template sync: {describe(answer)}")
                 try:
                     page = response.json()
                 except ValueError:

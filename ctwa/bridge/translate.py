@@ -362,9 +362,28 @@ class _Context:
         return made
 
 
+class UnsendableRequest(ValueError):
+    """The translated request is not one Meta accepts (``ctwa.wire.cloudapi``'s model)."""
+
+
 def translate(payload: out.TemplatePayload | out.FreeformBase, template: MetaTemplate | None,
               clicks: ClickSettings | None = None) -> Translation:
-    """Any payload CleverTap sends (template or freeform) as Meta's request body."""
+    """Any payload CleverTap sends (template or freeform) as Meta's request body, checked
+    with the one Cloud API model (:mod:`ctwa.wire.cloudapi`): :class:`UnsendableRequest`
+    names Meta's objection (a coupon over 15 characters, a caption over 1024, ...).
+
+    CleverTap's msgId rides along as ``biz_opaque_callback_data``, which Meta returns in every
+    status webhook of the message (cloud-api/reference/messages)."""
+    from ctwa.wire.cloudapi import MAX_OPAQUE, request_problems
+
     if isinstance(payload, out.TemplatePayload):
-        return template_request(payload, template, clicks)
-    return Translation(freeform_request(payload))
+        result = template_request(payload, template, clicks)
+    else:
+        result = Translation(freeform_request(payload))
+    if len(payload.msgId) <= MAX_OPAQUE:
+        result.body["biz_opaque_callback_data"] = payload.msgId
+    problems = request_problems(result.body)
+    if problems:
+        code, details = problems[0]
+        raise UnsendableRequest(f"Meta would refuse it ({code}): {details}")
+    return result

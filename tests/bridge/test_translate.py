@@ -15,6 +15,7 @@ from ctwa.bridge.payloads import Refusal, read_payload
 from ctwa.bridge.translate import (
     ClickSettings,
     TemplateMismatch,
+    UnsendableRequest,
     check_against_template,
     translate,
 )
@@ -87,7 +88,15 @@ def test_freeform_text_is_meta_text_without_preview() -> None:
                             "text": {"body": "hello"}})
     assert translate(payload.model, None).body == {
         "messaging_product": "whatsapp", "recipient_type": "individual", "to": "919876543210",
-        "type": "text", "text": {"preview_url": False, "body": "hello"}}
+        "type": "text", "text": {"preview_url": False, "body": "hello"},
+        "biz_opaque_callback_data": "1|2|3|4"}
+
+
+def test_a_request_meta_would_refuse_is_named_before_it_is_accepted() -> None:
+    doc = _sample("template-lto")
+    doc["components"][3]["parameters"][0]["coupon_code"] = "A" * 16  # Meta takes 15
+    with pytest.raises(UnsendableRequest, match=r"Meta would refuse it \(131009\)"):
+        translate(read_payload(doc).model, None)
 
 
 NAMED = MetaTemplate.model_validate({
