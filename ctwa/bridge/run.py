@@ -131,6 +131,8 @@ def serve(settings: BridgeSettings, secrets: BridgeSecrets,
     loop = runner_loop()
     try:
         loop.run_until_complete(_serve(settings, secrets, on_ready, holder))
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down for
+        pass
     finally:
         loop.close()
     bridge = holder.get("bridge")

@@ -66,8 +66,8 @@ log = logging.getLogger("ctwa.bridge")
 #: Attempts for a send Meta answered with a server error before it is failed with 1009.
 RETRY_LIMIT = 5
 #: How long a claim is held; heartbeats renew it, so it only runs out when a replica dies.
-LEASE = 30.0
-HEARTBEAT = 5.0
+LEASE = 15.0
+HEARTBEAT = 3.0
 TEMPLATE_CACHE_SECONDS = 10.0
 MEDIA_CHUNK = 64 * 1024
 
