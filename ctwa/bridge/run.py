@@ -149,6 +149,7 @@ class BridgeThread:
         self.ready = threading.Event()
         self.error: BaseException | None = None
         self.address: tuple[str, int] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, name="ctwa-bridge", daemon=True)
 
     def _run(self) -> None:
@@ -157,6 +158,7 @@ class BridgeThread:
             self.ready.set()
 
         loop = asyncio.new_event_loop()
+        self.loop = loop
         try:
             loop.run_until_complete(_serve(self.settings, self.secrets, ready, self.holder))
         except BaseException as exc:

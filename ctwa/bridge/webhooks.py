@@ -108,6 +108,8 @@ class WebhookConverter(Converter):
 
     media_link: Callable[[str], str] = field(default=lambda media_id: media_id)
     notes: list[str] = field(default_factory=list)
+    #: the wamid of each inbound callback made, in order (its order key)
+    inbound_ids: list[str] = field(default_factory=list)
 
     def _id(self, provider_id: Any) -> str:
         return self.msgid_map.get(str(provider_id), "")
@@ -144,6 +146,8 @@ class WebhookConverter(Converter):
         if body is not None and isinstance(body.get("context"), dict) \
                 and not body["context"].get("id"):
             del body["context"]  # a reply to a message the bridge did not send
+        if body is not None:
+            self.inbound_ids.append(str(message.get("id") or ""))
         return body
 
     def _media(self, media: dict[str, Any], where: str) -> str:
@@ -219,17 +223,20 @@ def convert_webhook(doc: Any, msgid_map: dict[str, str], media_link: Callable[[s
     except CtwaError as exc:
         return [], [exc.message]
     made: list[BridgeCallback] = []
+    inbound = iter(converter.inbound_ids)
     for callback in converter.result.callbacks:
-        made += _split(callback)
+        made += _split(callback, next(inbound, "") if callback.to == "inbound" else "")
     return made, converter.result.skipped + converter.result.warnings
 
 
-def _split(callback: Callback) -> list[BridgeCallback]:
-    """One status callback per status entry (each is ordered under its own msgId); inbound
-    callbacks under their sender (``from:<number>``), so one user's messages keep their
-    order."""
+def _split(callback: Callback, wamid: str) -> list[BridgeCallback]:
+    """One status callback per status entry (each is ordered under its own msgId); an
+    inbound callback under its own wamid (``in:<wamid>``), so Meta redelivering a webhook
+    does not deliver it twice. (Not under its sender: the state keeps one callback per key,
+    rank and route, and a user's several messages must all go.)"""
     if callback.to == "inbound":
-        key = f"from:{callback.body.get('from', '')}"
+        key = f"in:{wamid}" if wamid else f"from:{callback.body.get('from', '')}|" \
+            f"{callback.body.get('timestamp', '')}"
         return [BridgeCallback("inbound", key, RANKS["inbound"], callback.body)]
     made = []
     for entry in callback.body.get("statuses") or []:

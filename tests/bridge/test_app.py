@@ -230,3 +230,59 @@ def test_health_and_metrics(harness: Harness) -> None:
     for name in ("ctwa_bridge_outbox_depth", "ctwa_bridge_meta_answers_total",
                  "ctwa_bridge_callback_lag_seconds", "ctwa_bridge_answer_seconds"):
         assert name in metrics
+
+
+def test_several_messages_from_one_user_all_reach_clevertap_once(harness: Harness) -> None:
+    def reply(n: int) -> dict[str, Any]:
+        return {"from": TO, "id": f"wamid.in{n}", "timestamp": str(int(time.time())),
+                "type": "text", "text": {"body": f"reply {n}"}}
+
+    body = harness.meta.webhook(messages=[reply(n) for n in range(3)])
+    harness.webhook(body)
+    harness.webhook(body)  # Meta redelivers a webhook it thinks was not taken
+    wait_until(lambda: len([r for r, _ in harness.clevertap.received if r == "inbound"]) >= 3,
+               what="three inbound callbacks")
+    time.sleep(0.5)
+    texts = sorted(b["text"]["body"] for r, b in harness.clevertap.received if r == "inbound")
+    assert texts == ["reply 0", "reply 1", "reply 2"]
+
+
+def test_a_tracked_button_tap_redirects_and_sends_clicked(harness: Harness) -> None:
+    bridge = harness.running.bridge
+    bridge.settings.public_url = harness.url
+    bridge.settings.clicks = {"order_update": "https://shop.example/orders/{value}"}
+    from tests.bridge.conftest import example_templates
+
+    template = next(t for t in example_templates() if t["name"] == "order_update")
+    for comp in template["components"]:
+        for button in comp.get("buttons") or []:
+            if button["type"] == "URL":
+                button["url"] = f"{harness.url}/c/{{{{1}}}}"
+    import asyncio
+
+    asyncio.run_coroutine_threadsafe(bridge.state.replace_templates([template]),
+                                     harness.running.loop).result(5)
+    bridge._templates.clear()
+    doc = {"payloadVersion": 0.1, "to": TO, "wabaNumber": "15550001111", "msgId": "6|6|6|6",
+           "isTemplate": True, "template": {"namespace": "order_update", "languageCode": "en"},
+           "components": [
+               {"type": "body", "body": {"text": "Hi John, order 12345", "parameters": [
+                   {"type": "text", "text": "John"}, {"type": "text", "text": "12345"}]}},
+               {"type": "button", "index": 0, "subType": "dynamicUrl", "buttonText": "Track",
+                "parameters": [{"type": "text", "text": "12345"}]}]}
+    answer = harness.post(doc).json()
+    assert answer == {"status": "success"}, answer
+    wait_until(lambda: harness.meta.requests, what="Meta's request")
+    button = harness.meta.requests[0]["template"]["components"][1]
+    token = button["parameters"][0]["text"]
+    assert token != "12345" and len(token) == 16
+    tap = harness.client.get(f"{harness.url}/c/{token}",
+                             headers={"User-Agent": "Mozilla/5.0 (Linux; Android 14)\tX"})
+    assert tap.status_code == 302
+    assert tap.headers["location"] == "https://shop.example/orders/12345"
+    wait_until(lambda: harness.clevertap.statuses(), what="the clicked status")
+    entry = harness.clevertap.received[0][1]["statuses"][0]
+    assert entry["status"] == "clicked" and entry["msgId"] == "6|6|6|6"
+    assert entry["url"] == "https://shop.example/orders/12345"
+    assert entry["userAgent"] == "Mozilla/5.0 (Linux; Android 14)\\x09X"
+    assert harness.client.get(f"{harness.url}/c/unknown-token").status_code == 404
