@@ -92,9 +92,11 @@ class Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_cluster(*, fsync: bool = True) -> Cluster:
+def start_cluster(*, fsync: bool = True, bin_dir: Path | None = None) -> Cluster:
     """Start one; raises :class:`ClusterUnavailable` with the reason when it cannot."""
-    bin_dir = find_bin_dir()
+    bin_dir = bin_dir or find_bin_dir()
+    if not (bin_dir / "initdb").exists():
+        raise ClusterUnavailable(f"no initdb in {bin_dir}")
     as_user = None
     root = Path(tempfile.mkdtemp(prefix="ctwa-pg-"))
     if os.geteuid() == 0:

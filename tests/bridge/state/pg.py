@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import os
 import secrets
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -15,22 +16,26 @@ from ctwa.bridge.state.throwaway import Cluster, ClusterUnavailable, start_clust
 
 _cluster: Cluster | None = None
 _failure: str | None = None
+# read at import: the tests' isolation clears CTWA_* variables before each test
+_GIVEN = os.environ.get("CTWA_TEST_POSTGRES_URL")
+_BIN = os.environ.get("CTWA_PG_BIN")
+_CI = os.environ.get("CI") == "true"
 
 
 def server_url() -> str:
     global _cluster, _failure
-    given = os.environ.get("CTWA_TEST_POSTGRES_URL")
-    if given:
-        return given
+    if _GIVEN:
+        return _GIVEN
     if _cluster is None and _failure is None:
         try:
-            _cluster = start_cluster(fsync=False)  # tests: speed over surviving power loss
+            # tests: speed over surviving power loss (fsync off; commits are still commits)
+            _cluster = start_cluster(fsync=False, bin_dir=Path(_BIN) if _BIN else None)
             atexit.register(_cluster.destroy)
         except ClusterUnavailable as exc:
             _failure = str(exc)
     if _cluster is None:
         reason = f"no PostgreSQL for the tests: {_failure}"
-        if os.environ.get("CI") == "true":
+        if _CI:
             pytest.fail(reason)
         pytest.skip(reason)
     return _cluster.url
