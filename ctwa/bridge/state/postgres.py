@@ -40,6 +40,7 @@ import psycopg.errors
 from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from ctwa.bridge.state._wait import bounded, settle
 from ctwa.bridge.state.base import (
     ORDER_HOLD_SECONDS,
     RANK,
@@ -73,6 +74,7 @@ Conn = psycopg.AsyncConnection[Any]
 POOL_SIZE = 8
 MAX_GROUP = 500
 GROUP_WRITERS = 2
+SEND_WRITERS = 2
 REAP_EVERY = 0.25
 CHANNELS = {"sends": "ctwa_bridge_sends", "webhooks": "ctwa_bridge_webhooks",
             "callbacks": "ctwa_bridge_callbacks"}
@@ -192,10 +194,13 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass
 class _Op:
-    fn: Callable[[Conn], Awaitable[Any]]
+    fn: Callable[[Conn], Awaitable[Any]] | None
     future: asyncio.Future[Any]
     deadline: float
     notify: tuple[str, ...]
+    #: ops of one kind done by one statement for the whole group (see _BATCHED)
+    batch: str | None = None
+    arg: Any = None
 
 
 class PostgresState:
@@ -356,25 +361,25 @@ class PostgresState:
         except psycopg.Error as exc:
             raise StateError(f"PostgreSQL at {self.url}: {_first_line(exc)}") from exc
 
-    async def _grouped(self, fn: Callable[[Conn], Awaitable[T]], *, ack: bool = False,
-                       notify: tuple[str, ...] = ()) -> T:
-        """Run ``fn`` in a transaction shared with other callers' (see the module docstring)."""
+    async def _grouped(self, fn: Callable[[Conn], Awaitable[T]] | None, *, ack: bool = False,
+                       notify: tuple[str, ...] = (), batch: str | None = None,
+                       arg: Any = None) -> T:
+        """Run ``fn`` (or the ``batch`` kind's statement with ``arg``) in a transaction shared
+        with other callers' (see the module docstring)."""
         if self._closed:
             raise StateUnavailable(f"state {self.url} is closed")
         self._start_writers()
         limit = self.ack_timeout if ack else self.timeout
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._ops.put_nowait(_Op(fn, future, time.monotonic() + limit, notify))
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), limit + 0.5)
-        except asyncio.TimeoutError:
-            raise self._unavailable() from None
+        self._ops.put_nowait(_Op(fn, future, time.monotonic() + limit, notify, batch, arg))
+        return await bounded(future, limit + 0.5, self._unavailable)
 
     def _start_writers(self) -> None:
         if not self._tasks:
             for _ in range(GROUP_WRITERS):
                 self._tasks.append(asyncio.create_task(self._op_writer()))
-            self._tasks.append(asyncio.create_task(self._send_writer()))
+            for _ in range(SEND_WRITERS):
+                self._tasks.append(asyncio.create_task(self._send_writer()))
 
     async def _op_writer(self) -> None:
         while True:
@@ -385,7 +390,7 @@ class PostgresState:
             live = []
             for op in batch:
                 if op.deadline < now:
-                    _settle(op.future, None, self._unavailable())
+                    settle(op.future, None, self._unavailable())
                 else:
                     live.append(op)
             if not live:
@@ -395,42 +400,61 @@ class PostgresState:
 
             async def together(conn: Conn, ops: list[_Op] = live,
                                channels: list[str] = notify) -> list[Any]:
-                values = [await op.fn(conn) for op in ops]
-                for channel in channels:
-                    await conn.execute("SELECT pg_notify(%s, '')", (CHANNELS[channel],))
-                return values
+                return await self._run_ops(conn, ops, channels)
 
             try:
                 values = await self._direct(together, limit=limit)
             except StateUnavailable as exc:
                 for op in live:
-                    _settle(op.future, None, exc)
+                    settle(op.future, None, exc)
                 continue
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     for op in live:
-                        _settle(op.future, None, self._unavailable())
+                        settle(op.future, None, self._unavailable())
                     raise
                 if len(live) == 1:
-                    _settle(live[0].future, None, exc)
+                    settle(live[0].future, None, exc)
                     continue
                 await self._one_by_one(live)
                 continue
-            for op, value in zip(live, values, strict=True):
-                _settle(op.future, value, None)
+            for op, (value, error) in zip(live, values, strict=True):
+                settle(op.future, value, error)
+
+    async def _run_ops(self, conn: Conn, ops: list[_Op],
+                       channels: list[str]) -> list[tuple[Any, BaseException | None]]:
+        """Each op's (value, refusal): a StateError an op raises is raised before it wrote
+        anything, so it fails that op alone; any other error fails the transaction."""
+        outcomes: dict[int, tuple[Any, BaseException | None]] = {}
+        kinds: dict[str, list[int]] = {}
+        for index, op in enumerate(ops):
+            if op.batch is not None:
+                kinds.setdefault(op.batch, []).append(index)
+                continue
+            assert op.fn is not None
+            try:
+                outcomes[index] = (await op.fn(conn), None)
+            except StateError as exc:
+                outcomes[index] = (None, exc)
+        for kind, indexes in kinds.items():
+            results = await _BATCHED[kind](conn, [ops[i].arg for i in indexes])
+            for index, result in zip(indexes, results, strict=True):
+                outcomes[index] = (None, result) if isinstance(result, StateError) else (
+                    result, None)
+        for channel in channels:
+            await conn.execute("SELECT pg_notify(%s, '')", (CHANNELS[channel],))
+        return [outcomes[i] for i in range(len(ops))]
 
     async def _one_by_one(self, ops: list[_Op]) -> None:
         for op in ops:
             async def alone(conn: Conn, op: _Op = op) -> Any:
-                value = await op.fn(conn)
-                for channel in op.notify:
-                    await conn.execute("SELECT pg_notify(%s, '')", (CHANNELS[channel],))
-                return value
+                return (await self._run_ops(conn, [op], list(op.notify)))[0]
 
             try:
-                _settle(op.future, await self._direct(alone), None)
+                value, error = await self._direct(alone)
+                settle(op.future, value, error)
             except Exception as exc:
-                _settle(op.future, None, exc)
+                settle(op.future, None, exc)
 
     async def _send_writer(self) -> None:
         """``enqueue_send`` calls gathered into one INSERT ... SELECT FROM unnest(...)."""
@@ -442,7 +466,7 @@ class PostgresState:
             live = []
             for item in batch:
                 if item[4] < now:
-                    _settle(item[3], None, self._unavailable())
+                    settle(item[3], None, self._unavailable())
                 else:
                     live.append(item)
             if not live:
@@ -475,14 +499,14 @@ class PostgresState:
             except BaseException as exc:
                 error = exc if isinstance(exc, StateError) else self._unavailable(exc)
                 for item in live:
-                    _settle(item[3], None, error)
+                    settle(item[3], None, error)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
             seen: set[str] = set()
             for msg_id, _, _, future, _ in live:
                 id_, duplicate = found.get(msg_id, (0, True))
-                _settle(future, Enqueued(id_, duplicate or msg_id in seen), None)
+                settle(future, Enqueued(id_, duplicate or msg_id in seen), None)
                 seen.add(msg_id)
 
     # --- wake-ups ----------------------------------------------------------------------------
@@ -564,10 +588,7 @@ class PostgresState:
         future: asyncio.Future[Enqueued] = asyncio.get_running_loop().create_future()
         self._sends.put_nowait((msg_id, kind, orjson.dumps(payload), future,
                                 time.monotonic() + self.ack_timeout))
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), self.ack_timeout + 0.5)
-        except asyncio.TimeoutError:
-            raise self._unavailable() from None
+        return await bounded(future, self.ack_timeout + 0.5, self._unavailable)
 
     async def claim_sends(self, replica: str, limit: int, lease: float) -> list[SendItem]:
         async def run(conn: Conn) -> list[SendItem]:
@@ -585,36 +606,10 @@ class PostgresState:
         return await self._direct(run)
 
     async def mark_in_flight(self, id: int) -> None:
-        async def run(conn: Conn) -> None:
-            cur = await conn.execute(
-                f"UPDATE bridge_sends SET state = 'in_flight', lease_until = {CLOCK} + "
-                "COALESCE(lease_seconds, 30) WHERE id = %s AND state = 'claimed'", (id,))
-            if cur.rowcount != 1:
-                raise StateError(f"send {id} is not claimed any more (its lease ran out); "
-                                 "not sending it")
-
-        await self._grouped(run)
+        await self._grouped(None, batch="in_flight", arg=id)
 
     async def complete_send(self, id: int, wamid: str) -> bool:
-        async def run(conn: Conn) -> bool:
-            cur = await conn.execute("SELECT msg_id, state FROM bridge_sends WHERE id = %s "
-                                     "FOR UPDATE", (id,))
-            row = await cur.fetchone()
-            if row is None:
-                raise StateError(f"send {id} does not exist")
-            await conn.execute(f"INSERT INTO bridge_wamids (wamid, msg_id, created_at) VALUES "
-                               f"(%s, %s, {NOW}) ON CONFLICT (wamid) DO NOTHING",
-                               (wamid, row[0]))
-            if row[1] in ("sent", "failed"):
-                await conn.execute("UPDATE bridge_sends SET wamid = %s WHERE id = %s",
-                                   (wamid, id))
-                return False
-            await conn.execute(f"UPDATE bridge_sends SET state = 'sent', wamid = %s, "
-                               f"finished_at = {NOW}, replica = NULL, lease_until = NULL "
-                               "WHERE id = %s", (wamid, id))
-            return True
-
-        return bool(await self._grouped(run))
+        return bool(await self._grouped(None, batch="complete_send", arg=(id, wamid)))
 
     async def fail_send(self, id: int, code: int, reason: str,
                         dlr_payload: dict[str, Any]) -> None:
@@ -737,12 +732,7 @@ class PostgresState:
         return await self._direct(run)
 
     async def complete_callback(self, id: int) -> None:
-        async def run(conn: Conn) -> None:
-            await conn.execute(f"UPDATE bridge_callbacks SET state = 'done', "
-                               f"delivered_at = {NOW}, replica = NULL, lease_until = NULL "
-                               "WHERE id = %s", (id,))
-
-        await self._grouped(run, notify=("callbacks",))
+        await self._grouped(None, batch="complete_callback", arg=id, notify=("callbacks",))
 
     async def retry_callback(self, id: int, not_before: float, error: str) -> None:
         async def run(conn: Conn) -> None:
@@ -915,13 +905,53 @@ class PostgresState:
         return await self._direct(run)
 
 
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+async def _batch_in_flight(conn: Conn, ids: list[int]) -> list[Any]:
+    cur = await conn.execute(
+        f"UPDATE bridge_sends SET state = 'in_flight', lease_until = {CLOCK} + "
+        "COALESCE(lease_seconds, 30) WHERE id = ANY(%s) AND state = 'claimed' RETURNING id",
+        (ids,))
+    marked = {row[0] for row in await cur.fetchall()}
+    return [None if id_ in marked else StateError(
+        f"send {id_} is not claimed any more (its lease ran out); not sending it")
+        for id_ in ids]
+
+
+async def _batch_complete_send(conn: Conn, args: list[tuple[int, str]]) -> list[Any]:
+    """Record each wamid <-> msg_id and finish the send; an item the crash rule already
+    failed stays failed (its result is False), its wamid recorded all the same."""
+    unique: dict[int, str] = {}
+    for id_, wamid in args:
+        unique.setdefault(id_, wamid)
+    cur = await conn.execute(f"""
+        WITH input AS (SELECT * FROM unnest(%s::bigint[], %s::text[]) AS i(id, wamid)),
+        old AS (SELECT s.id, s.msg_id, s.state, input.wamid
+                FROM bridge_sends s JOIN input ON input.id = s.id FOR UPDATE OF s),
+        upd AS (UPDATE bridge_sends s SET
+                    state = CASE WHEN old.state IN ('sent', 'failed') THEN old.state
+                                 ELSE 'sent' END,
+                    wamid = old.wamid, finished_at = COALESCE(s.finished_at, {NOW}),
+                    replica = CASE WHEN old.state = 'failed' THEN s.replica END,
+                    lease_until = NULL
+                FROM old WHERE s.id = old.id RETURNING old.id, old.state),
+        ins AS (INSERT INTO bridge_wamids (wamid, msg_id, created_at)
+                SELECT wamid, msg_id, {NOW} FROM old ON CONFLICT (wamid) DO NOTHING)
+        SELECT id, state FROM upd""", (list(unique), list(unique.values())))
+    before = {row[0]: row[1] for row in await cur.fetchall()}
+    return [StateError(f"send {id_} does not exist") if id_ not in before
+            else before[id_] not in ("sent", "failed") for id_, _ in args]
+
+
+async def _batch_complete_callback(conn: Conn, ids: list[int]) -> list[Any]:
+    await conn.execute(f"UPDATE bridge_callbacks SET state = 'done', delivered_at = {NOW}, "
+                       "replica = NULL, lease_until = NULL WHERE id = ANY(%s)", (ids,))
+    return [None] * len(ids)
+
+
+_BATCHED: dict[str, Callable[[Conn, list[Any]], Awaitable[list[Any]]]] = {
+    "in_flight": _batch_in_flight,
+    "complete_send": _batch_complete_send,
+    "complete_callback": _batch_complete_callback,
+}
 
 
 #: Each order key's next callback only (see sqlite.py's twin and base.py): none of its

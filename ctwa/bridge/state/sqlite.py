@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from ctwa.bridge.state._wait import bounded, settle_all
 from ctwa.bridge.state.base import (
     ORDER_HOLD_SECONDS,
     RANK,
@@ -207,6 +208,7 @@ class SqliteState:
         self._events: dict[str, asyncio.Event] = {}
         self._reaped_at = {"sends": 0.0, "webhooks": 0.0, "callbacks": 0.0}
         self._closed = False
+        self._error: BaseException | None = None
         #: see base.ORDER_HOLD_SECONDS; tests shorten it
         self.order_hold = ORDER_HOLD_SECONDS
 
@@ -292,14 +294,11 @@ class SqliteState:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put(_Job(fn, future, loop, time.monotonic() + limit))
-        try:
-            # the thread answers every job (run, refused past its deadline, or failed); the
-            # extra second only covers a commit that itself stalls on the disk
-            return await asyncio.wait_for(asyncio.shield(future), limit + 1.0)
-        except asyncio.TimeoutError:
-            raise StateUnavailable(f"state {self.path} did not answer within {limit:g} s",
-                                   hint="the disk is stalled or another process holds the "
-                                   "lock") from None
+        # the thread answers every job (run, refused past its deadline, or failed); the extra
+        # second only covers a commit that itself stalls on the disk
+        return await bounded(future, limit + 1.0, lambda: StateUnavailable(
+            f"state {self.path} did not answer within {limit:g} s",
+            hint="the disk is stalled or another process holds the lock"))
 
     def _run(self) -> None:
         assert self._conn is not None
@@ -334,39 +333,53 @@ class SqliteState:
             else:
                 live.append(job)
         if live:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                error = _explain(self.path, exc, self.timeout)
-                results.extend((job, None, error) for job in live)
-                live = []
+            done = self._transaction(conn, live)
+            if done is None:  # one of them failed in the middle: each again, alone
+                done = []
+                for job in live:
+                    alone = self._transaction(conn, [job])
+                    done.extend(alone if alone is not None else [(job, None, self._error)])
+            results.extend(done)
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for job, value, outcome in results:
+            by_loop.setdefault(job.loop, []).append((job.future, value, outcome))
+        for loop, answers in by_loop.items():  # one wake-up per loop, not one per job
+            with contextlib.suppress(RuntimeError):  # the caller's loop is gone
+                loop.call_soon_threadsafe(settle_all, answers)
+
+    def _transaction(self, conn: sqlite3.Connection,
+                     jobs: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]] | None:
+        """Run ``jobs`` in one transaction. A job may refuse with a StateError raised before
+        it wrote anything (that job fails alone); any other failure rolls the whole
+        transaction back and returns None (the caller then runs each alone), or, for a single
+        job, fails it."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            error = _explain(self.path, exc, self.timeout)
+            return [(job, None, error) for job in jobs]
         done: list[tuple[_Job, Any, BaseException | None]] = []
-        for job in live:
+        for job in jobs:
             try:
-                conn.execute("SAVEPOINT op")
-                value = job.fn(conn)
-                conn.execute("RELEASE op")
-                done.append((job, value, None))
+                done.append((job, job.fn(conn), None))
+            except StateError as exc:
+                done.append((job, None, exc))
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                failure: BaseException = exc if isinstance(exc, StateError) else (
-                    _explain(self.path, exc, self.timeout)
-                    if isinstance(exc, (sqlite3.Error, OSError)) else exc)
-                done.append((job, None, failure))
-        if live:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                lost = _explain(self.path, exc, self.timeout)
-                done = [(job, None, lost) for job, _, _ in done]
-        results.extend(done)
-        for job, value, outcome in results:
-            with contextlib.suppress(RuntimeError):  # the caller's loop is gone
-                job.loop.call_soon_threadsafe(_settle, job.future, value, outcome)
+                self._error = exc if not isinstance(exc, (sqlite3.Error, OSError)) else \
+                    _explain(self.path, exc, self.timeout)
+                if len(jobs) == 1:
+                    return [(job, None, self._error)]
+                return None
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            lost = _explain(self.path, exc, self.timeout)
+            return [(job, None, lost) for job, _, _ in done]
+        return done
 
     # --- expired leases ----------------------------------------------------------------------
 
@@ -735,15 +748,6 @@ class SqliteState:
                 done.get("sent", 0), done.get("failed", 0), delivered)
 
         return await self._call(run)
-
-
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
 
 
 #: Each order key's next callback only: none of its callbacks claimed, none pending before it
