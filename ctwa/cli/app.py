@@ -215,6 +215,7 @@ def root(
 
 def _register() -> None:
     from ctwa.cli import (
+        bridge,
         callbacks,
         certify,
         demo,
@@ -236,6 +237,7 @@ def _register() -> None:
     roundtrip.register(app)
     reports.register(app)
     certify.register(app)
+    bridge.register(app)
     locust.register(app)
     templates.register(app)
     users.register(app)

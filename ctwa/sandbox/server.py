@@ -6,6 +6,8 @@
     /clevertap/status      CleverTap's DLR callback URL  } backed by `callback listen`'s
     /clevertap/inbound     CleverTap's inbound URL       } checks; GET /clevertap/stats
     GET /bsp/stats, GET /clevertap/uploads: what the mock BSP and upload API have seen
+    /meta/{version}/...    a strict mock of Meta's WhatsApp Cloud API (ctwa.sandbox.meta):
+                           messages, message_templates, media; signed webhooks; GET /meta/stats
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from ctwa.callbacks.listener import Listener
 from ctwa.infra.errors import InputError
 from ctwa.sandbox.bsp import BspSettings, MockBsp
 from ctwa.sandbox.clevertap import MockCleverTap
+from ctwa.sandbox.meta import MetaSettings, MockMeta
 from ctwa.sandbox.vendor import vendor_app
+from ctwa.wire.cloudapi import GRAPH_VERSION
 
 
 @dataclass
@@ -40,6 +44,7 @@ class SandboxSettings:
     strict_callbacks: bool = False
     store_callbacks: bool = True  # the callbacks its CleverTap receives go to the store
     store_path: Path | None = None  # which store (default: the one ctwa uses)
+    meta: MetaSettings = field(default_factory=MetaSettings)
 
 
 def load_templates(folder: Path | None) -> list[dict[str, Any]]:
@@ -66,6 +71,7 @@ class Sandbox:
         self.settings = settings
         self.templates = load_templates(settings.templates)
         self.bsp = MockBsp(settings.bsp)
+        self.meta = MockMeta(settings.meta, self.templates)
         self.clevertap = MockCleverTap({settings.account_id: settings.passcode},
                                        concurrency=settings.upload_concurrency)
         self.listener = Listener(strict=settings.strict_callbacks)
@@ -87,12 +93,14 @@ class Sandbox:
             Mount("/bsp", routes=self.bsp.routes()),
             Mount("/vendor", app=vendor),
             Mount("/clevertap", app=clevertap),
+            Mount("/meta", routes=self.meta.routes()),
         ], lifespan=self._lifespan, exception_handlers=quiet)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         yield
         await self.bsp.close()  # stop pending DLR tasks, close their client
+        await self.meta.close()  # and the mock Cloud API's webhooks and user
 
     def urls(self) -> dict[str, str]:
         base = self.base_url
@@ -103,13 +111,19 @@ class Sandbox:
                 "inbound_callback": f"{base}/clevertap/inbound",
                 "callback_stats": f"{base}/clevertap/stats",
                 "bsp_stats": f"{base}/bsp/stats",
-                "upload_stats": f"{base}/clevertap/uploads"}
+                "upload_stats": f"{base}/clevertap/uploads",
+                "meta_graph": f"{base}/meta/{GRAPH_VERSION}",
+                "meta_stats": f"{base}/meta/stats"}
 
     def credentials(self) -> dict[str, str]:
         bsp = self.settings.bsp
         return {"bsp_username": bsp.username or "", "bsp_password": bsp.password or "",
                 "vendor_token": self.settings.vendor_token,
-                "account_id": self.settings.account_id, "passcode": self.settings.passcode}
+                "account_id": self.settings.account_id, "passcode": self.settings.passcode,
+                "meta_token": self.settings.meta.token,
+                "meta_app_secret": self.settings.meta.app_secret,
+                "meta_phone_number_id": self.settings.meta.phone_number_id,
+                "meta_waba_id": self.settings.meta.waba_id}
 
 
 class RunningSandbox:
