@@ -31,10 +31,13 @@ What the bridge relies on, whichever backend:
   statuses) and a rank (:data:`RANK`): sent < delivered < read < clicked < failed. A claim hands
   out, per key, only the next one (lowest rank, then oldest) and only when no other callback
   of that key is claimed, across all replicas. Meta's webhooks can arrive out of order and on
-  different replicas, so a callback that implies an earlier one (delivered, read, clicked and
-  failed imply sent) waits up to :data:`ORDER_HOLD_SECONDS` for an earlier rank of its key to
-  appear; after that it goes anyway (nothing is lost for a status Meta never sent). A status
-  that comes after a later one was already delivered is still delivered (late, not dropped).
+  different replicas, so a callback that implies an earlier one (:data:`EXPECTS`: delivered
+  implies sent, read delivered, clicked read, failed sent) waits up to
+  :data:`ORDER_HOLD_SECONDS` for that one to appear; after that it goes anyway (nothing is
+  lost for a status Meta never sent, e.g. read receipts turned off). A status that comes after
+  a later one was already delivered is still delivered (late, not dropped). Callbacks are
+  delivered at least once: a replica dying between CleverTap's answer and
+  ``complete_callback`` means another replica delivers that one again.
 * **One rate limit per number.** ``take_tokens`` reserves send slots from one bucket per
   phone-number id kept in the database (the database's clock, so replicas on several machines
   agree), spaced ``1/mps`` apart with no burst: N replicas together stay at ``mps``.
@@ -48,6 +51,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
+
+import orjson
 
 from ctwa.infra.errors import CtwaError, ExitCode
 
@@ -83,6 +88,11 @@ Queue = Literal["sends", "webhooks", "callbacks"]
 #: Inbound callbacks use rank 0 and are ordered by arrival within their key.
 RANK: dict[str, int] = {"inbound": 0, "sent": 10, "delivered": 20, "read": 30,
                         "clicked": 40, "failed": 50}
+
+#: The status each status implies came before it (Meta sends it first, but its webhook may
+#: land later or on another replica).
+EXPECTS: dict[int, int] = {RANK["delivered"]: RANK["sent"], RANK["read"]: RANK["delivered"],
+                           RANK["clicked"]: RANK["read"], RANK["failed"]: RANK["sent"]}
 
 #: How long a callback that implies an earlier one waits for it (see the module docstring).
 ORDER_HOLD_SECONDS = 2.0
@@ -337,9 +347,62 @@ def crash_dlr(msg_id: str, reason: str, now: float | None = None) -> dict[str, A
     return callback.model_dump(mode="json", exclude_none=True)
 
 
+def crash_reason(replica: str | None) -> str:
+    """The reason the crash rule records (and the DLR's error title carries)."""
+    return (f"bridge replica {replica or '?'} stopped while sending this message to Meta; "
+            "not resent, so it is never sent twice")
+
+
+def new_replica_id(label: str = "") -> str:
+    """A replica name unique to this process run: host, pid and a random part. Unique per run
+    matters: heartbeats renew every lease held under the name, so a restarted process reusing
+    its old name would keep the dead run's in-flight sends from ever meeting the crash rule."""
+    import os
+    import secrets
+    import socket
+
+    parts = [socket.gethostname(), str(os.getpid()), secrets.token_hex(3)]
+    if label:
+        parts.insert(1, label)
+    return ":".join(parts)
+
+
+def encode_cursor(name: str, language: str) -> str:
+    """The opaque ``after`` cursor of GET /templates paging (URL-safe)."""
+    import base64
+
+    raw = orjson.dumps([name, language])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    import base64
+    import binascii
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name, language = orjson.loads(raw)
+        if isinstance(name, str) and isinstance(language, str):
+            return name, language
+    except (ValueError, binascii.Error, orjson.JSONDecodeError):
+        pass
+    raise InvalidCursor(f"after={cursor[:40]!r} is not a cursor this endpoint gave out")
+
+
+class InvalidCursor(StateError):
+    """An ``after`` cursor that was not made by ``list_templates`` (the app answers 400)."""
+
+    exit_code = ExitCode.USAGE
+
+
+def expected_before(rank: int) -> int | None:
+    """The rank a callback of this rank waits for (ORDER_HOLD_SECONDS at most), if any."""
+    return EXPECTS.get(rank)
+
+
 def implies_earlier(rank: int) -> bool:
     """Whether a callback of this rank waits (ORDER_HOLD_SECONDS) for an earlier one."""
-    return rank > RANK["sent"]
+    return expected_before(rank) is not None
 
 
 def safe_url(url: str) -> str:
