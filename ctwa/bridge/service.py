@@ -44,6 +44,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ctwa.bridge.config import BridgeSecrets, BridgeSettings, media_link
 from ctwa.bridge.metrics import Metrics
 from ctwa.bridge.payloads import Refusal, read_payload
@@ -431,7 +433,7 @@ class Bridge:
             return
         for click in translation.clicks:
             await self.state.put_click(click.token, item.msg_id, click.destination)
-        body = json.dumps(translation.body, ensure_ascii=False).encode()
+        body = orjson.dumps(translation.body)
         await self.state.mark_in_flight(item.id)
         self.metrics.sends.inc()
         pool = self._pools["meta"]
@@ -524,7 +526,7 @@ class Bridge:
         from ctwa.http.raw import HttpError
 
         pool = self._pools[item.route]
-        body = json.dumps(item.payload, ensure_ascii=False).encode()
+        body = orjson.dumps(item.payload)
         try:
             status, answer = await pool.post(body)
             error = None if 200 <= status < 300 else (
