@@ -78,6 +78,10 @@ def process(args: list[str], ready_url: str, env: dict[str, str] | None = None,
             proc.kill()
 
 
+def meta_stats(sandbox: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{sandbox}/meta/stats", timeout=30).json())
+
+
 def histogram_quantiles(metrics: str, name: str, qs: tuple[float, ...]) -> dict[float, float]:
     buckets: list[tuple[float, float]] = []
     for line in metrics.splitlines():
@@ -166,21 +170,21 @@ def run(count: int, mps: float, tmp: Path, webhooks: int) -> dict[str, Any]:
              "--to-file", str(numbers), "--count", str(count), "--concurrency", "1500",
              "--endpoint", f"{bridge}/messages", "--username", "clevertap"],
             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        last = httpx.get(f"{sandbox}/meta/stats").json()["accepted"]
+        last = meta_stats(sandbox)["accepted"]
         began = time.monotonic()
         while True:
             time.sleep(1.0)
-            now = httpx.get(f"{sandbox}/meta/stats").json()
+            now = meta_stats(sandbox)
             accepted_per_second.append(now["accepted"] - last)
             last = now["accepted"]
             if (last >= count and load.poll() is not None) or time.monotonic() - began > 900:
                 break
         out, err = load.communicate()
         report = json.loads(out) if out.strip() else {"error": err[-500:]}
-        meta = httpx.get(f"{sandbox}/meta/stats").json()
+        meta = meta_stats(sandbox)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            metrics = httpx.get(f"{bridge}/metrics").text
+            metrics = httpx.get(f"{bridge}/metrics", timeout=30).text
             delivered = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                             if line.startswith("ctwa_bridge_callbacks_delivered_total"))
             if delivered >= 2 * meta["accepted"]:  # sent and delivered for each
@@ -192,7 +196,8 @@ def run(count: int, mps: float, tmp: Path, webhooks: int) -> dict[str, Any]:
         intake = asyncio.run(post_webhooks(f"{bridge}/webhook", "sandbox-app-secret",
                                            webhooks)) if webhooks else None
     return {"mps": mps, "count": count, "latency_ms": report.get("latency_ms"),
-            "too_slow": report.get("too_slow"), "accepted": report.get("accepted"),
+            "too_slow": report.get("too_slow"), "sent": report.get("sent"),
+            "accepted": report.get("accepted"),
             "meta_accepted": meta["accepted"], "meta_duplicates": meta["duplicates"],
             "max_per_second": meta["max_per_second"],
             "drain_median_per_s": statistics.median(steady), "drain_seconds": len(full),

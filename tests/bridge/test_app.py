@@ -306,3 +306,14 @@ def test_a_locked_state_is_answered_2004_within_the_deadline_then_recovers(
     assert harness.post(text("12|12|12|12")).json() == {"status": "success"}
     wait_until(lambda: any(r.get("biz_opaque_callback_data") == "12|12|12|12"
                            for r in harness.meta.requests), what="the send after the lock")
+
+
+@pytest.mark.parametrize("harness", [{"mps": 20.0}], indirect=True)
+def test_the_outbox_drains_at_mps_never_faster(harness: Harness) -> None:
+    for n in range(50):
+        assert harness.post(text(f"20|{n}|1|1")).json() == {"status": "success"}
+    wait_until(lambda: len(harness.meta.requests) == 50, timeout=20, what="50 sends")
+    times = harness.meta.times
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= 21  # 20 a second; one of slack for the arrival's own jitter
+    assert times[-1] - times[0] >= (50 - 21) / 20
