@@ -248,6 +248,11 @@ def make_app(bridge: Bridge) -> Starlette:
     async def gone(request: Request, exc: Exception) -> Response:
         return Response(status_code=400)
 
+    async def state_failed(request: Request, exc: Exception) -> Response:
+        log.error("%s %s: the state failed: %s", request.method, request.url.path, exc)
+        return PlainTextResponse("the bridge's state is unavailable; try again",
+                                 status_code=503)
+
     routes = [
         Route("/messages", messages, methods=["POST"]),
         Route("/webhook", webhook_verify, methods=["GET"]),
@@ -258,5 +263,7 @@ def make_app(bridge: Bridge) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),
     ]
+    from ctwa.bridge.state import StateError
+
     return Starlette(routes=routes, lifespan=bridge.lifespan,
-                     exception_handlers={ClientDisconnect: gone})
+                     exception_handlers={ClientDisconnect: gone, StateError: state_failed})

@@ -317,3 +317,15 @@ def test_the_outbox_drains_at_mps_never_faster(harness: Harness) -> None:
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert busiest <= 21  # 20 a second; one of slack for the arrival's own jitter
     assert times[-1] - times[0] >= (50 - 21) / 20
+
+
+def test_a_lost_state_is_a_503_on_every_route_not_a_traceback(harness: Harness) -> None:
+    import asyncio
+
+    asyncio.run_coroutine_threadsafe(harness.running.bridge.state.close(),
+                                     harness.running.loop).result(5)
+    templates = harness.client.get(f"{harness.url}/templates", auth=("clevertap", PASSWORD))
+    assert templates.status_code == 503 and "state is unavailable" in templates.text
+    assert harness.client.get(f"{harness.url}/c/some-token").status_code == 503
+    assert harness.post(text("13|13|13|13")).status_code == 503
+    assert harness.client.get(f"{harness.url}/health").status_code == 503
