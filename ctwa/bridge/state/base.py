@@ -23,9 +23,11 @@ What the bridge relies on, whichever backend:
   died between asking Meta and recording the answer) is never resent: it is failed with code
   1009 and a reason naming the crash, and that failed DLR is enqueued, so nothing is ever sent
   to Meta twice (Meta's Cloud API has no idempotency key to make a resend safe).
-* **Leases live as long as their replica.** ``heartbeat(replica, ...)`` renews every lease
-  that replica holds (sends, webhooks, callbacks), so a slow but live replica keeps its work
-  and only a replica that stopped heartbeating loses it. A lease must be longer than the
+* **Leases live as long as their replica.** An item's lease runs out only when its own lease
+  time has passed AND its replica has not called ``heartbeat`` within that lease length, so a
+  slow but live replica keeps its work and only a replica that stopped heartbeating loses it.
+  (Heartbeats write the replica's one row, never the items: renewing costs nothing and takes
+  no lock on rows the replica's workers are updating.) A lease must be longer than the
   heartbeat period and than the Meta request timeout.
 * **Callbacks in order per message.** Each callback has an order key (the CleverTap msgId for
   statuses) and a rank (:data:`RANK`): sent < delivered < read < clicked < failed. A claim hands

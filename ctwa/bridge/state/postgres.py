@@ -214,6 +214,7 @@ class PostgresState:
         self._pool: AsyncConnectionPool[Any] | None = None
         self._fast: AsyncConnectionPool[Any] | None = None
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
+        self._acks: asyncio.Queue[_Op] = asyncio.Queue()  # never behind the workers' ops
         self._sends: asyncio.Queue[tuple[str, str, bytes, asyncio.Future[Enqueued], float]] = (
             asyncio.Queue())
         self._tasks: list[asyncio.Task[None]] = []
@@ -300,7 +301,7 @@ class PostgresState:
         self._closed = True
         # let the group writers finish what they hold, then stop them
         for _ in range(50):
-            if self._ops.empty() and self._sends.empty():
+            if self._ops.empty() and self._acks.empty() and self._sends.empty():
                 break
             await asyncio.sleep(0.02)
         for task in [*self._tasks, *([self._listener] if self._listener else [])]:
@@ -345,8 +346,15 @@ class PostgresState:
         budget = self.timeout if limit is None else limit
 
         async def run() -> T:
-            async with pool.connection(timeout=budget) as conn:
-                return await fn(conn)
+            for attempt in range(3):
+                try:
+                    async with pool.connection(timeout=budget) as conn:
+                        return await fn(conn)
+                except psycopg.errors.TransactionRollback:  # deadlock or serialization
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.01 * (attempt + 1))
+            raise AssertionError("unreachable")
 
         try:
             return await asyncio.wait_for(run(), budget)
@@ -371,21 +379,23 @@ class PostgresState:
         self._start_writers()
         limit = self.ack_timeout if ack else self.timeout
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._ops.put_nowait(_Op(fn, future, time.monotonic() + limit, notify, batch, arg))
+        (self._acks if ack else self._ops).put_nowait(
+            _Op(fn, future, time.monotonic() + limit, notify, batch, arg))
         return await bounded(future, limit + 0.5, self._unavailable)
 
     def _start_writers(self) -> None:
         if not self._tasks:
             for _ in range(GROUP_WRITERS):
-                self._tasks.append(asyncio.create_task(self._op_writer()))
+                self._tasks.append(asyncio.create_task(self._op_writer(self._ops)))
+            self._tasks.append(asyncio.create_task(self._op_writer(self._acks)))
             for _ in range(SEND_WRITERS):
                 self._tasks.append(asyncio.create_task(self._send_writer()))
 
-    async def _op_writer(self) -> None:
+    async def _op_writer(self, queue: asyncio.Queue[_Op]) -> None:
         while True:
-            batch = [await self._ops.get()]
-            while len(batch) < MAX_GROUP and not self._ops.empty():
-                batch.append(self._ops.get_nowait())
+            batch = [await queue.get()]
+            while len(batch) < MAX_GROUP and not queue.empty():
+                batch.append(queue.get_nowait())
             now = time.monotonic()
             live = []
             for op in batch:
@@ -561,13 +571,13 @@ class PostgresState:
         back = "queued" if table == "bridge_sends" else "pending"
         await conn.execute(
             f"UPDATE {table} SET state = %s, replica = NULL, lease_until = NULL WHERE id IN ("
-            f"SELECT id FROM {table} WHERE state = 'claimed' AND lease_until < {NOW} "
-            "FOR UPDATE SKIP LOCKED)", (back,))
+            f"SELECT id FROM {table} t WHERE state = 'claimed' AND lease_until < {NOW} "
+            f"AND {_REPLICA_SILENT} FOR UPDATE SKIP LOCKED)", (back,))
         if table != "bridge_sends":
             return
         cur = await conn.execute(
-            "SELECT id, msg_id, replica FROM bridge_sends WHERE state = 'in_flight' "
-            f"AND lease_until < {NOW} FOR UPDATE SKIP LOCKED")
+            "SELECT id, msg_id, replica FROM bridge_sends t WHERE state = 'in_flight' "
+            f"AND lease_until < {NOW} AND {_REPLICA_SILENT} FOR UPDATE SKIP LOCKED")
         crashed = await cur.fetchall()
         for id_, msg_id, replica in crashed:
             reason = crash_reason(replica)
@@ -850,15 +860,13 @@ class PostgresState:
     # --- the cluster -------------------------------------------------------------------------
 
     async def heartbeat(self, replica: str, info: dict[str, Any]) -> None:
+        # one row: the leases of this replica's items count from its last_seen (see
+        # _REPLICA_SILENT), so renewing them never touches (nor locks) the items themselves
         async def run(conn: Conn) -> None:
             await conn.execute(
                 "INSERT INTO bridge_replicas (name, info, last_seen) VALUES "
                 f"(%s, %s, {NOW}) ON CONFLICT (name) DO UPDATE SET info = excluded.info, "
                 "last_seen = excluded.last_seen", (replica, Jsonb(info)))
-            for table in ("bridge_sends", "bridge_webhooks", "bridge_callbacks"):
-                await conn.execute(f"UPDATE {table} SET lease_until = {NOW} + lease_seconds "
-                                   "WHERE replica = %s AND state IN ('claimed', 'in_flight')",
-                                   (replica,))
 
         await self._direct(run, fast=True)
 
@@ -903,6 +911,12 @@ class PostgresState:
                 int(row[2]), int(row[3]), int(row[4]))
 
         return await self._direct(run)
+
+
+#: An item's lease has run out only when its replica has not heartbeated within the lease
+#: either (``t`` is the item's table): a live replica keeps its claims.
+_REPLICA_SILENT = ("NOT EXISTS (SELECT 1 FROM bridge_replicas r WHERE r.name = t.replica "
+                   f"AND r.last_seen + t.lease_seconds > {NOW})")
 
 
 async def _batch_in_flight(conn: Conn, ids: list[int]) -> list[Any]:

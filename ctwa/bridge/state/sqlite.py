@@ -389,13 +389,14 @@ class SqliteState:
             return
         self._reaped_at[key] = now
         back = "queued" if table == "bridge_sends" else "pending"
-        conn.execute(f"UPDATE {table} SET state = ?, replica = NULL, lease_until = NULL "
-                     "WHERE state = 'claimed' AND lease_until < ?", (back, now))
+        conn.execute(f"UPDATE {table} AS t SET state = ?, replica = NULL, lease_until = NULL "
+                     f"WHERE state = 'claimed' AND lease_until < ? AND {_REPLICA_SILENT}",
+                     (back, now, now))
         if table != "bridge_sends":
             return
         crashed = conn.execute(
-            "SELECT id, msg_id, replica FROM bridge_sends WHERE state = 'in_flight' "
-            "AND lease_until < ?", (now,)).fetchall()
+            "SELECT id, msg_id, replica FROM bridge_sends AS t WHERE state = 'in_flight' "
+            f"AND lease_until < ? AND {_REPLICA_SILENT}", (now, now)).fetchall()
         for id_, msg_id, replica in crashed:
             reason = crash_reason(replica)
             conn.execute("UPDATE bridge_sends SET state = 'failed', code = 1009, reason = ?, "
@@ -701,14 +702,10 @@ class SqliteState:
         body = orjson.dumps(info)
 
         def run(conn: sqlite3.Connection) -> None:
-            now = time.time()
+            # one row: the leases of this replica's items count from its last_seen
             conn.execute("INSERT INTO bridge_replicas (name, info, last_seen) VALUES (?, ?, ?) "
                          "ON CONFLICT (name) DO UPDATE SET info = excluded.info, "
-                         "last_seen = excluded.last_seen", (replica, body, now))
-            for table in ("bridge_sends", "bridge_webhooks", "bridge_callbacks"):
-                conn.execute(f"UPDATE {table} SET lease_until = ? + lease_seconds "
-                             "WHERE replica = ? AND state IN ('claimed', 'in_flight')",
-                             (now, replica))
+                         "last_seen = excluded.last_seen", (replica, body, time.time()))
 
         await self._call(run)
 
@@ -749,6 +746,11 @@ class SqliteState:
 
         return await self._call(run)
 
+
+#: An item's lease has run out only when its replica has not heartbeated within the lease
+#: either (``t`` is the item's table; the parameter is now): a live replica keeps its claims.
+_REPLICA_SILENT = ("NOT EXISTS (SELECT 1 FROM bridge_replicas r WHERE r.name = t.replica "
+                   "AND r.last_seen + t.lease_seconds > ?)")
 
 #: Each order key's next callback only: none of its callbacks claimed, none pending before it
 #: (rank, then arrival), and either an earlier rank exists or the hold for one has passed.
