@@ -286,3 +286,23 @@ def test_a_tracked_button_tap_redirects_and_sends_clicked(harness: Harness) -> N
     assert entry["url"] == "https://shop.example/orders/12345"
     assert entry["userAgent"] == "Mozilla/5.0 (Linux; Android 14)\\x09X"
     assert harness.client.get(f"{harness.url}/c/unknown-token").status_code == 404
+
+
+def test_a_locked_state_is_answered_2004_within_the_deadline_then_recovers(
+        harness: Harness) -> None:
+    import sqlite3
+
+    lock = sqlite3.connect(harness.running.settings.state, timeout=0.1)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.perf_counter()
+        answer = harness.post(text("11|11|11|11"))
+        took = time.perf_counter() - started
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == 2004
+        assert took < 5  # it answers (the state's ack timeout), rather than hang
+    finally:
+        lock.rollback()
+        lock.close()
+    assert harness.post(text("12|12|12|12")).json() == {"status": "success"}
+    wait_until(lambda: any(r.get("biz_opaque_callback_data") == "12|12|12|12"
+                           for r in harness.meta.requests), what="the send after the lock")

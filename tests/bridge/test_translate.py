@@ -200,3 +200,22 @@ def test_validation_payload_plain_or_wrapped_is_recognised() -> None:
     plain = json.loads((SAMPLES / "validation-wrapped.json").read_text())["body"]
     assert read_payload(plain).kind == "validation"
     assert read_payload({"body": plain}).kind == "validation"
+
+
+def test_the_second_window_never_admits_more_than_mps_in_a_second() -> None:
+    import asyncio
+    import time
+
+    from ctwa.bridge.service import SecondWindow
+
+    async def burst() -> list[float]:
+        window = SecondWindow(20)
+        times = []
+        for _ in range(30):  # all late at once, as after a pause
+            await window.admit()
+            times.append(time.monotonic())
+        return times
+
+    times = asyncio.run(burst())
+    assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 20
+    assert times[20] - times[0] >= 0.99
