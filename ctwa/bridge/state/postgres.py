@@ -213,6 +213,10 @@ class PostgresState:
         self.ack_timeout = ack_timeout
         self._pool: AsyncConnectionPool[Any] | None = None
         self._fast: AsyncConnectionPool[Any] | None = None
+        #: the acknowledging writes' own connections: never waiting behind workers' reads
+        self._ackpool: AsyncConnectionPool[Any] | None = None
+        self._lookups: asyncio.Queue[tuple[str, asyncio.Future[str | None], float]] = (
+            asyncio.Queue())
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
         self._acks: asyncio.Queue[_Op] = asyncio.Queue()  # never behind the workers' ops
         self._sends: asyncio.Queue[tuple[str, str, bytes, asyncio.Future[Enqueued], float]] = (
@@ -272,9 +276,14 @@ class PostgresState:
         state._fast = AsyncConnectionPool(url, min_size=1, max_size=2, open=False,
                                           timeout=timeout, kwargs=kwargs,
                                           configure=configure_fast, name="ctwa-bridge-fast")
+        state._ackpool = AsyncConnectionPool(url, min_size=SEND_WRITERS + 1,
+                                             max_size=SEND_WRITERS + 1, open=False,
+                                             timeout=ack_timeout, kwargs=kwargs,
+                                             configure=configure, name="ctwa-bridge-ack")
         try:
             await state._pool.open(wait=True, timeout=timeout)
             await state._fast.open(wait=True, timeout=timeout)
+            await state._ackpool.open(wait=True, timeout=timeout)
         except (PoolTimeout, psycopg.Error, OSError) as exc:
             await state._close_pools()
             raise state._unavailable(exc) from None
@@ -290,7 +299,7 @@ class PostgresState:
         return int(row[0] or 0) if row else 0
 
     async def _close_pools(self) -> None:
-        for pool in (self._pool, self._fast):
+        for pool in (self._pool, self._fast, self._ackpool):
             if pool is not None:
                 with contextlib.suppress(Exception):
                     await pool.close(timeout=2)
@@ -338,22 +347,34 @@ class PostgresState:
     # --- running operations ------------------------------------------------------------------
 
     async def _direct(self, fn: Callable[[Conn], Awaitable[T]], *, fast: bool = False,
-                      limit: float | None = None) -> T:
+                      limit: float | None = None, ack: bool = False) -> T:
         """One operation in its own transaction, bounded by ``limit`` (default ``timeout``)."""
-        if self._closed or self._pool is None or self._fast is None:
+        if self._closed or self._pool is None or self._fast is None or self._ackpool is None:
             raise StateUnavailable(f"state {self.url} is closed")
-        pool = self._fast if fast else self._pool
+        pool = self._ackpool if ack else self._fast if fast else self._pool
         budget = self.timeout if limit is None else limit
 
         async def run() -> T:
             for attempt in range(3):
+                broken = False
                 try:
                     async with pool.connection(timeout=budget) as conn:
-                        return await fn(conn)
+                        try:
+                            return await fn(conn)
+                        except psycopg.OperationalError:
+                            broken = conn.broken
+                            raise
                 except psycopg.errors.TransactionRollback:  # deadlock or serialization
                     if attempt == 2:
                         raise
                     await asyncio.sleep(0.01 * (attempt + 1))
+                except psycopg.OperationalError:
+                    # a pooled connection the server dropped (a restart): the pool discards it;
+                    # try once more on a fresh one (what failed was not committed, or, for a
+                    # commit cut off in flight, is applied again: every write here is
+                    # idempotent or guarded by its row's state)
+                    if not broken or attempt == 2:
+                        raise
             raise AssertionError("unreachable")
 
         try:
@@ -387,11 +408,12 @@ class PostgresState:
         if not self._tasks:
             for _ in range(GROUP_WRITERS):
                 self._tasks.append(asyncio.create_task(self._op_writer(self._ops)))
-            self._tasks.append(asyncio.create_task(self._op_writer(self._acks)))
+            self._tasks.append(asyncio.create_task(self._op_writer(self._acks, ack=True)))
+            self._tasks.append(asyncio.create_task(self._lookup_reader()))
             for _ in range(SEND_WRITERS):
                 self._tasks.append(asyncio.create_task(self._send_writer()))
 
-    async def _op_writer(self, queue: asyncio.Queue[_Op]) -> None:
+    async def _op_writer(self, queue: asyncio.Queue[_Op], ack: bool = False) -> None:
         while True:
             batch = [await queue.get()]
             while len(batch) < MAX_GROUP and not queue.empty():
@@ -413,7 +435,7 @@ class PostgresState:
                 return await self._run_ops(conn, ops, channels)
 
             try:
-                values = await self._direct(together, limit=limit)
+                values = await self._direct(together, limit=limit, ack=ack)
             except StateUnavailable as exc:
                 for op in live:
                     settle(op.future, None, exc)
@@ -505,7 +527,7 @@ class PostgresState:
                 return found
 
             try:
-                found = await self._direct(insert, limit=limit)
+                found = await self._direct(insert, limit=limit, ack=True)
             except BaseException as exc:
                 error = exc if isinstance(exc, StateError) else self._unavailable(exc)
                 for item in live:
@@ -648,13 +670,39 @@ class PostgresState:
         await self._grouped(run, notify=("sends",))
 
     async def lookup_msg_id(self, wamid: str) -> str | None:
-        async def run(conn: Conn) -> str | None:
-            cur = await conn.execute("SELECT msg_id FROM bridge_wamids WHERE wamid = %s",
-                                     (wamid,))
-            row = await cur.fetchone()
-            return None if row is None else str(row[0])
+        if self._closed:
+            raise StateUnavailable(f"state {self.url} is closed")
+        self._start_writers()
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._lookups.put_nowait((wamid, future, time.monotonic() + self.timeout))
+        return await bounded(future, self.timeout + 0.5, self._unavailable)
 
-        return await self._direct(run)
+    async def _lookup_reader(self) -> None:
+        """Concurrent ``lookup_msg_id`` calls (a webhook worker resolving 100 statuses at
+        once) answered by one query, not one pooled connection each."""
+        while True:
+            batch = [await self._lookups.get()]
+            while len(batch) < MAX_GROUP and not self._lookups.empty():
+                batch.append(self._lookups.get_nowait())
+
+            wamids = [item[0] for item in batch]
+
+            async def run(conn: Conn, wamids: list[str] = wamids) -> dict[str, str]:
+                cur = await conn.execute("SELECT wamid, msg_id FROM bridge_wamids WHERE "
+                                         "wamid = ANY(%s)", (wamids,))
+                return {row[0]: row[1] for row in await cur.fetchall()}
+
+            try:
+                found = await self._direct(run)
+            except BaseException as exc:
+                for _, future, _ in batch:
+                    settle(future, None, exc if isinstance(exc, StateError) else
+                           self._unavailable(exc))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for wamid, future, _ in batch:
+                settle(future, found.get(wamid), None)
 
     # --- webhook inbox -----------------------------------------------------------------------
 
