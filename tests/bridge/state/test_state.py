@@ -570,3 +570,74 @@ def test_an_idle_worker_wakes_when_work_arrives(state_url: str) -> None:
                     await consumer.close()
 
     run(body())
+
+
+def test_pacer_keeps_replicas_under_mps_even_when_one_falls_behind(state_url: str) -> None:
+    """Two replicas (two threads, each its own loop and connection) send through Pacers on
+    one number; one stalls its loop now and then (a busy machine). Its late slots are
+    forfeited, not sent at once, so together they never exceed mps in any second, and the
+    one on time is not held back by the other's stalls."""
+    import threading
+
+    from ctwa.bridge.state.pacing import Pacer
+
+    mps, seconds = 60, 3.0
+    sent: dict[str, list[float]] = {"steady": [], "stalling": []}
+    forfeited: dict[str, int] = {}
+
+    def replica(name: str, stalls: bool) -> None:
+        async def body() -> None:
+            async with opened(state_url) as state:
+                pacer = Pacer(state, "PN1", mps)
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    await pacer.turn()
+                    sent[name].append(time.monotonic())
+                    if stalls and len(sent[name]) % 10 == 0:
+                        time.sleep(0.15)  # the loop is blocked: its next slots pass
+                forfeited[name] = pacer.forfeited
+
+        run(body())
+
+    threads = [threading.Thread(target=replica, args=("steady", False)),
+               threading.Thread(target=replica, args=("stalling", True))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    everything = sent["steady"] + sent["stalling"]
+    assert _max_in_any_second(everything) <= mps
+    assert forfeited["stalling"] > 0
+    assert len(everything) >= mps * seconds * 0.6  # on time, slots are used
+
+
+def test_raw_slots_sent_late_go_over_mps(state_url: str) -> None:
+    """Why the Pacer forfeits: the same two replicas sending every reserved slot, late or
+    not, exceed mps when one catches up after a stall."""
+    import threading
+
+    mps = 60
+    sent: list[float] = []
+
+    def replica(stalls: bool) -> None:
+        async def body() -> None:
+            async with opened(state_url) as state:
+                for batch in range(12):
+                    wait = await state.take_tokens("PN1", 15, mps)
+                    start = time.monotonic() + wait
+                    if stalls and batch == 3:
+                        time.sleep(0.6)
+                    for k in range(15):
+                        delay = start + k / mps - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        sent.append(time.monotonic())
+
+        run(body())
+
+    threads = [threading.Thread(target=replica, args=(s,)) for s in (False, True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert _max_in_any_second(sent) > mps
