@@ -34,9 +34,12 @@ What the bridge relies on, whichever backend:
   out, per key, only the next one (lowest rank, then oldest) and only when no other callback
   of that key is claimed, across all replicas. Meta's webhooks can arrive out of order and on
   different replicas, so a callback that implies an earlier one (:data:`EXPECTS`: delivered
-  implies sent, read delivered, clicked read, failed sent) waits up to
-  :data:`ORDER_HOLD_SECONDS` for that one to appear; after that it goes anyway (nothing is
-  lost for a status Meta never sent, e.g. read receipts turned off). A status that comes after
+  implies sent, read delivered, clicked read, failed sent) waits for that one to appear, until
+  every webhook received before it was created has been processed (the earlier status, if
+  Meta sent it, was in one of them: a webhook deferred because its wamid was not mapped yet,
+  or claimed by a replica that died, is still unprocessed), or at most
+  :data:`ORDER_HOLD_SECONDS`; then it goes anyway (nothing is lost for a status Meta never
+  sent, e.g. a failure without "sent", or read receipts turned off). A status that comes after
   a later one was already delivered is still delivered (late, not dropped). Callbacks are
   delivered at least once: a replica dying between CleverTap's answer and
   ``complete_callback`` means another replica delivers that one again.
@@ -97,7 +100,7 @@ EXPECTS: dict[int, int] = {RANK["delivered"]: RANK["sent"], RANK["read"]: RANK["
                            RANK["clicked"]: RANK["read"], RANK["failed"]: RANK["sent"]}
 
 #: How long a callback that implies an earlier one waits for it (see the module docstring).
-ORDER_HOLD_SECONDS = 2.0
+ORDER_HOLD_SECONDS = 30.0
 
 #: The code and title of the DLR for a send in flight at a crash (the crash rule).
 CRASH_CODE = 1009
@@ -317,7 +320,10 @@ class BridgeState(Protocol):
     # the number's rate limit
     async def take_tokens(self, number_id: str, n: int, mps: float) -> float:
         """Reserve ``n`` consecutive send slots; returns the seconds to wait before the first.
-        The k-th (0-based) may go at ``wait + k / mps``: slots are spaced, never a burst."""
+        The k-th (0-based) may go at ``wait + k / mps``: slots are spaced, never a burst.
+        A slot used late overlaps the slots other replicas use on time, so the sum goes
+        over ``mps``: senders should use :class:`ctwa.bridge.state.pacing.Pacer`, which
+        forfeits late slots."""
         ...
 
     async def slow_down(self, number_id: str, seconds: float) -> None:

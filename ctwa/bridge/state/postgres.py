@@ -130,6 +130,7 @@ CREATE TABLE bridge_webhooks (
 );
 CREATE INDEX bridge_webhooks_due ON bridge_webhooks (not_before, id) WHERE state = 'pending';
 CREATE INDEX bridge_webhooks_leased ON bridge_webhooks (lease_until) WHERE state = 'claimed';
+CREATE INDEX bridge_webhooks_open ON bridge_webhooks (received_at) WHERE state <> 'done';
 CREATE TABLE bridge_callbacks (
     id BIGSERIAL PRIMARY KEY,
     msg_id TEXT NOT NULL,
@@ -1029,7 +1030,9 @@ FROM (
         SELECT 1 FROM bridge_callbacks e
         WHERE e.msg_id = c.msg_id AND e.id <> c.id AND e.state IN ('pending', 'claimed')
           AND (e.state = 'claimed' OR (e.rank, e.id) < (c.rank, c.id)))
-      AND (c.expects_rank IS NULL OR c.hold_until <= {NOW} OR EXISTS (
+      AND (c.expects_rank IS NULL OR c.hold_until <= {NOW} OR NOT EXISTS (
+    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done' AND w.received_at <= c.created_at)
+    OR EXISTS (
         SELECT 1 FROM bridge_callbacks p WHERE p.msg_id = c.msg_id
           AND p.rank >= c.expects_rank AND p.rank < c.rank))
     ORDER BY c.id

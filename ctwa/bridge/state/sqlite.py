@@ -101,6 +101,7 @@ CREATE TABLE bridge_webhooks (
     finished_at REAL
 );
 CREATE INDEX bridge_webhooks_due ON bridge_webhooks (state, not_before, id);
+CREATE INDEX bridge_webhooks_open ON bridge_webhooks (received_at) WHERE state <> 'done';
 CREATE TABLE bridge_callbacks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     msg_id TEXT NOT NULL,
@@ -763,7 +764,9 @@ WHERE c.state = 'pending' AND c.not_before <= :now
     WHERE e.msg_id = c.msg_id AND e.id != c.id
       AND (e.state = 'claimed'
            OR (e.state = 'pending' AND (e.rank < c.rank OR (e.rank = c.rank AND e.id < c.id)))))
-  AND (c.expects_rank IS NULL OR c.hold_until <= :now OR EXISTS (
+  AND (c.expects_rank IS NULL OR c.hold_until <= :now OR NOT EXISTS (
+    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done' AND w.received_at <= c.created_at)
+    OR EXISTS (
     SELECT 1 FROM bridge_callbacks p WHERE p.msg_id = c.msg_id
       AND p.rank >= c.expects_rank AND p.rank < c.rank))
 ORDER BY c.id

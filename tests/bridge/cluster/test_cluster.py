@@ -126,7 +126,8 @@ class Cluster:
         # test's own process, which hosts Meta, CleverTap and the proxy, keeps up)
         meta = MetaSettings(webhook_url=f"{self.proxy.url}/webhook", mps=0,
                             status_delays=(0.05, 0.1, 0.15), read=True, webhook_concurrency=16,
-                            webhook_batch=10, webhook_batch_wait=0.05, failing_numbers={})
+                            webhook_batch=10, webhook_batch_wait=0.05, failing_numbers={},
+                            closed_window=())
         self.sandbox = RunningSandbox(SandboxSettings(port=0, meta=meta,
                                                       store_callbacks=False))
         self.box = self.sandbox.__enter__()
@@ -211,11 +212,11 @@ def test_two_replicas_send_each_message_once_within_mps_and_statuses_in_order(
     assert cluster.box.meta.state.duplicates() == {}, "a message was sent to Meta twice"
     assert set(sends) == set(run.accepted) and all(n == 1 for n in sends.values())  # refused:
     # never sent
-    assert busiest_second <= MPS, f"{busiest_second} sends in one second at --mps {MPS:g}"
     wrong = {m: s for m, s in seen.items() if s != list(ORDER)}
     assert wrong == {}, (list(wrong.items())[:5], logs)
     invalid = [r for r in cluster.received if not r.ok]
     assert invalid == []
+    assert busiest_second <= MPS, f"{busiest_second} sends in one second at --mps {MPS:g}"
 
 
 def test_kill_9_of_one_replica_loses_nothing_and_sends_nothing_twice(
@@ -258,7 +259,7 @@ def test_kill_9_of_one_replica_loses_nothing_and_sends_nothing_twice(
     # nothing reached Meta that CleverTap did not send (a request whose answer the kill cut
     # off may have been stored, as CleverTap's timeout would leave it)
     assert set(sends) <= accepted | set(run.unanswered)
-    assert busiest_second <= MPS, f"{busiest_second} sends in one second at --mps {MPS:g}"
     for msg_id in accepted - failed:
         # in order; a callback the victim delivered but had not recorded may come twice
         assert _collapse_repeats(seen[msg_id]) == list(ORDER), (msg_id, seen[msg_id], logs)
+    assert busiest_second <= MPS, f"{busiest_second} sends in one second at --mps {MPS:g}"

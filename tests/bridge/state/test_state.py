@@ -334,14 +334,26 @@ def test_callbacks_of_one_message_go_in_order_whatever_order_they_came_in(
 def test_a_status_that_implies_an_earlier_one_waits_for_it_a_while(state_url: str) -> None:
     async def body() -> None:
         async with opened(state_url) as state:
-            state.order_hold = 0.5  # type: ignore[attr-defined]
-            await state.enqueue_callback("m1", "status", {"s": "delivered"}, RANK["delivered"])
-            assert await state.claim_callbacks("r", 10, 30) == []  # "sent" may be on its way
-            await state.enqueue_callback("m1", "status", {"s": "sent"}, RANK["sent"])
+            # Meta's "sent" webhook is stored, not processed yet (e.g. deferred: its wamid
+            # was not mapped yet); "delivered" came in a later webhook, processed first
+            sent_hook = await state.store_webhook(b"sent")
+            later = await state.store_webhook(b"delivered")
+            await state.claim_webhooks("r", 10, 30)
+            await state.finish_webhook(later, [CallbackSpec(
+                "m1", "status", {"s": "delivered"}, RANK["delivered"])])
+            assert await state.claim_callbacks("r", 10, 30) == []  # "sent" is on its way
+            await state.finish_webhook(sent_hook, [CallbackSpec(
+                "m1", "status", {"s": "sent"}, RANK["sent"])])
             got = await drain_callbacks(state)
             assert [c.payload["s"] for c in got] == ["sent", "delivered"]
-            # Meta never sent "sent" for m2: "read" goes anyway once the hold is over
-            await state.enqueue_callback("m2", "status", {"s": "read"}, RANK["read"])
+            # Meta never sent "sent" for m2 (a failure): once every earlier webhook is done,
+            # "failed" goes without waiting
+            await state.enqueue_callback("m2", "status", {"s": "failed"}, RANK["failed"])
+            assert [c.payload["s"] for c in await drain_callbacks(state)] == ["failed"]
+            # an earlier webhook that never gets done (a stuck one) holds it at most the hold
+            state.order_hold = 0.5  # type: ignore[attr-defined]
+            await state.store_webhook(b"stuck")
+            await state.enqueue_callback("m3", "status", {"s": "read"}, RANK["read"])
             assert await state.claim_callbacks("r", 10, 30) == []
             await asyncio.sleep(0.7)
             assert [c.payload["s"] for c in await drain_callbacks(state)] == ["read"]
@@ -387,16 +399,24 @@ def test_callback_order_holds_across_replicas_delivering_at_once(state_url: str)
 
     async def body() -> None:
         async with opened(state_url) as a, opened(state_url) as b:
-            a.order_hold = b.order_hold = 5.0  # type: ignore[attr-defined]
             arrivals = [(f"m{n}", s) for n in range(60) for s in statuses]
             random.Random(7).shuffle(arrivals)
             delivered: list[tuple[str, str]] = []
             done = asyncio.Event()
 
             async def producer() -> None:
+                # Meta's webhooks land on both replicas in any order; each is processed
+                # (some late, as when deferred) into its callback
+                hooks = []
                 for i, (msg_id, status) in enumerate(arrivals):
-                    await (a if i % 2 else b).enqueue_callback(
-                        msg_id, "status", {"s": status}, RANK[status])
+                    state = a if i % 2 else b
+                    hooks.append((state, await state.store_webhook(b"{}"), msg_id, status))
+                random.Random(8).shuffle(hooks)
+                for state, hook, msg_id, status in hooks:
+                    await state.claim_webhooks("P", 1000, 30)
+                    await state.finish_webhook(hook, [CallbackSpec(
+                        msg_id, "status", {"s": status}, RANK[status])])
+                    await asyncio.sleep(0)
                 done.set()
 
             async def deliverer(state: BridgeState, name: str) -> None:
