@@ -23,18 +23,23 @@ What the bridge relies on, whichever backend:
   died between asking Meta and recording the answer) is never resent: it is failed with code
   1009 and a reason naming the crash, and that failed DLR is enqueued, so nothing is ever sent
   to Meta twice (Meta's Cloud API has no idempotency key to make a resend safe).
-* **Leases live as long as their replica.** ``heartbeat(replica, ...)`` renews every lease
-  that replica holds (sends, webhooks, callbacks), so a slow but live replica keeps its work
-  and only a replica that stopped heartbeating loses it. A lease must be longer than the
+* **Leases live as long as their replica.** An item's lease runs out only when its own lease
+  time has passed AND its replica has not called ``heartbeat`` within that lease length, so a
+  slow but live replica keeps its work and only a replica that stopped heartbeating loses it.
+  (Heartbeats write the replica's one row, never the items: renewing costs nothing and takes
+  no lock on rows the replica's workers are updating.) A lease must be longer than the
   heartbeat period and than the Meta request timeout.
 * **Callbacks in order per message.** Each callback has an order key (the CleverTap msgId for
   statuses) and a rank (:data:`RANK`): sent < delivered < read < clicked < failed. A claim hands
   out, per key, only the next one (lowest rank, then oldest) and only when no other callback
   of that key is claimed, across all replicas. Meta's webhooks can arrive out of order and on
   different replicas, so a callback that implies an earlier one (:data:`EXPECTS`: delivered
-  implies sent, read delivered, clicked read, failed sent) waits up to
-  :data:`ORDER_HOLD_SECONDS` for that one to appear; after that it goes anyway (nothing is
-  lost for a status Meta never sent, e.g. read receipts turned off). A status that comes after
+  implies sent, read delivered, clicked read, failed sent) waits for that one to appear, until
+  every webhook received before it was created has been processed (the earlier status, if
+  Meta sent it, was in one of them: a webhook deferred because its wamid was not mapped yet,
+  or claimed by a replica that died, is still unprocessed), or at most
+  :data:`ORDER_HOLD_SECONDS`; then it goes anyway (nothing is lost for a status Meta never
+  sent, e.g. a failure without "sent", or read receipts turned off). A status that comes after
   a later one was already delivered is still delivered (late, not dropped). Callbacks are
   delivered at least once: a replica dying between CleverTap's answer and
   ``complete_callback`` means another replica delivers that one again.
@@ -95,7 +100,7 @@ EXPECTS: dict[int, int] = {RANK["delivered"]: RANK["sent"], RANK["read"]: RANK["
                            RANK["clicked"]: RANK["read"], RANK["failed"]: RANK["sent"]}
 
 #: How long a callback that implies an earlier one waits for it (see the module docstring).
-ORDER_HOLD_SECONDS = 2.0
+ORDER_HOLD_SECONDS = 30.0
 
 #: The code and title of the DLR for a send in flight at a crash (the crash rule).
 CRASH_CODE = 1009
@@ -315,7 +320,10 @@ class BridgeState(Protocol):
     # the number's rate limit
     async def take_tokens(self, number_id: str, n: int, mps: float) -> float:
         """Reserve ``n`` consecutive send slots; returns the seconds to wait before the first.
-        The k-th (0-based) may go at ``wait + k / mps``: slots are spaced, never a burst."""
+        The k-th (0-based) may go at ``wait + k / mps``: slots are spaced, never a burst.
+        A slot used late overlaps the slots other replicas use on time, so the sum goes
+        over ``mps``: senders should use :class:`ctwa.bridge.state.pacing.Pacer`, which
+        forfeits late slots."""
         ...
 
     async def slow_down(self, number_id: str, seconds: float) -> None:

@@ -130,6 +130,7 @@ CREATE TABLE bridge_webhooks (
 );
 CREATE INDEX bridge_webhooks_due ON bridge_webhooks (not_before, id) WHERE state = 'pending';
 CREATE INDEX bridge_webhooks_leased ON bridge_webhooks (lease_until) WHERE state = 'claimed';
+CREATE INDEX bridge_webhooks_open ON bridge_webhooks (received_at) WHERE state <> 'done';
 CREATE TABLE bridge_callbacks (
     id BIGSERIAL PRIMARY KEY,
     msg_id TEXT NOT NULL,
@@ -213,7 +214,12 @@ class PostgresState:
         self.ack_timeout = ack_timeout
         self._pool: AsyncConnectionPool[Any] | None = None
         self._fast: AsyncConnectionPool[Any] | None = None
+        #: the acknowledging writes' own connections: never waiting behind workers' reads
+        self._ackpool: AsyncConnectionPool[Any] | None = None
+        self._lookups: asyncio.Queue[tuple[str, asyncio.Future[str | None], float]] = (
+            asyncio.Queue())
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
+        self._acks: asyncio.Queue[_Op] = asyncio.Queue()  # never behind the workers' ops
         self._sends: asyncio.Queue[tuple[str, str, bytes, asyncio.Future[Enqueued], float]] = (
             asyncio.Queue())
         self._tasks: list[asyncio.Task[None]] = []
@@ -271,9 +277,14 @@ class PostgresState:
         state._fast = AsyncConnectionPool(url, min_size=1, max_size=2, open=False,
                                           timeout=timeout, kwargs=kwargs,
                                           configure=configure_fast, name="ctwa-bridge-fast")
+        state._ackpool = AsyncConnectionPool(url, min_size=SEND_WRITERS + 1,
+                                             max_size=SEND_WRITERS + 1, open=False,
+                                             timeout=ack_timeout, kwargs=kwargs,
+                                             configure=configure, name="ctwa-bridge-ack")
         try:
             await state._pool.open(wait=True, timeout=timeout)
             await state._fast.open(wait=True, timeout=timeout)
+            await state._ackpool.open(wait=True, timeout=timeout)
         except (PoolTimeout, psycopg.Error, OSError) as exc:
             await state._close_pools()
             raise state._unavailable(exc) from None
@@ -289,7 +300,7 @@ class PostgresState:
         return int(row[0] or 0) if row else 0
 
     async def _close_pools(self) -> None:
-        for pool in (self._pool, self._fast):
+        for pool in (self._pool, self._fast, self._ackpool):
             if pool is not None:
                 with contextlib.suppress(Exception):
                     await pool.close(timeout=2)
@@ -300,7 +311,7 @@ class PostgresState:
         self._closed = True
         # let the group writers finish what they hold, then stop them
         for _ in range(50):
-            if self._ops.empty() and self._sends.empty():
+            if self._ops.empty() and self._acks.empty() and self._sends.empty():
                 break
             await asyncio.sleep(0.02)
         for task in [*self._tasks, *([self._listener] if self._listener else [])]:
@@ -337,16 +348,35 @@ class PostgresState:
     # --- running operations ------------------------------------------------------------------
 
     async def _direct(self, fn: Callable[[Conn], Awaitable[T]], *, fast: bool = False,
-                      limit: float | None = None) -> T:
+                      limit: float | None = None, ack: bool = False) -> T:
         """One operation in its own transaction, bounded by ``limit`` (default ``timeout``)."""
-        if self._closed or self._pool is None or self._fast is None:
+        if self._closed or self._pool is None or self._fast is None or self._ackpool is None:
             raise StateUnavailable(f"state {self.url} is closed")
-        pool = self._fast if fast else self._pool
+        pool = self._ackpool if ack else self._fast if fast else self._pool
         budget = self.timeout if limit is None else limit
 
         async def run() -> T:
-            async with pool.connection(timeout=budget) as conn:
-                return await fn(conn)
+            for attempt in range(3):
+                broken = False
+                try:
+                    async with pool.connection(timeout=budget) as conn:
+                        try:
+                            return await fn(conn)
+                        except psycopg.OperationalError:
+                            broken = conn.broken
+                            raise
+                except psycopg.errors.TransactionRollback:  # deadlock or serialization
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.01 * (attempt + 1))
+                except psycopg.OperationalError:
+                    # a pooled connection the server dropped (a restart): the pool discards it;
+                    # try once more on a fresh one (what failed was not committed, or, for a
+                    # commit cut off in flight, is applied again: every write here is
+                    # idempotent or guarded by its row's state)
+                    if not broken or attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
 
         try:
             return await asyncio.wait_for(run(), budget)
@@ -371,21 +401,24 @@ class PostgresState:
         self._start_writers()
         limit = self.ack_timeout if ack else self.timeout
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._ops.put_nowait(_Op(fn, future, time.monotonic() + limit, notify, batch, arg))
+        (self._acks if ack else self._ops).put_nowait(
+            _Op(fn, future, time.monotonic() + limit, notify, batch, arg))
         return await bounded(future, limit + 0.5, self._unavailable)
 
     def _start_writers(self) -> None:
         if not self._tasks:
             for _ in range(GROUP_WRITERS):
-                self._tasks.append(asyncio.create_task(self._op_writer()))
+                self._tasks.append(asyncio.create_task(self._op_writer(self._ops)))
+            self._tasks.append(asyncio.create_task(self._op_writer(self._acks, ack=True)))
+            self._tasks.append(asyncio.create_task(self._lookup_reader()))
             for _ in range(SEND_WRITERS):
                 self._tasks.append(asyncio.create_task(self._send_writer()))
 
-    async def _op_writer(self) -> None:
+    async def _op_writer(self, queue: asyncio.Queue[_Op], ack: bool = False) -> None:
         while True:
-            batch = [await self._ops.get()]
-            while len(batch) < MAX_GROUP and not self._ops.empty():
-                batch.append(self._ops.get_nowait())
+            batch = [await queue.get()]
+            while len(batch) < MAX_GROUP and not queue.empty():
+                batch.append(queue.get_nowait())
             now = time.monotonic()
             live = []
             for op in batch:
@@ -403,7 +436,7 @@ class PostgresState:
                 return await self._run_ops(conn, ops, channels)
 
             try:
-                values = await self._direct(together, limit=limit)
+                values = await self._direct(together, limit=limit, ack=ack)
             except StateUnavailable as exc:
                 for op in live:
                     settle(op.future, None, exc)
@@ -495,7 +528,7 @@ class PostgresState:
                 return found
 
             try:
-                found = await self._direct(insert, limit=limit)
+                found = await self._direct(insert, limit=limit, ack=True)
             except BaseException as exc:
                 error = exc if isinstance(exc, StateError) else self._unavailable(exc)
                 for item in live:
@@ -561,13 +594,13 @@ class PostgresState:
         back = "queued" if table == "bridge_sends" else "pending"
         await conn.execute(
             f"UPDATE {table} SET state = %s, replica = NULL, lease_until = NULL WHERE id IN ("
-            f"SELECT id FROM {table} WHERE state = 'claimed' AND lease_until < {NOW} "
-            "FOR UPDATE SKIP LOCKED)", (back,))
+            f"SELECT id FROM {table} t WHERE state = 'claimed' AND lease_until < {NOW} "
+            f"AND {_REPLICA_SILENT} FOR UPDATE SKIP LOCKED)", (back,))
         if table != "bridge_sends":
             return
         cur = await conn.execute(
-            "SELECT id, msg_id, replica FROM bridge_sends WHERE state = 'in_flight' "
-            f"AND lease_until < {NOW} FOR UPDATE SKIP LOCKED")
+            "SELECT id, msg_id, replica FROM bridge_sends t WHERE state = 'in_flight' "
+            f"AND lease_until < {NOW} AND {_REPLICA_SILENT} FOR UPDATE SKIP LOCKED")
         crashed = await cur.fetchall()
         for id_, msg_id, replica in crashed:
             reason = crash_reason(replica)
@@ -638,13 +671,39 @@ class PostgresState:
         await self._grouped(run, notify=("sends",))
 
     async def lookup_msg_id(self, wamid: str) -> str | None:
-        async def run(conn: Conn) -> str | None:
-            cur = await conn.execute("SELECT msg_id FROM bridge_wamids WHERE wamid = %s",
-                                     (wamid,))
-            row = await cur.fetchone()
-            return None if row is None else str(row[0])
+        if self._closed:
+            raise StateUnavailable(f"state {self.url} is closed")
+        self._start_writers()
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._lookups.put_nowait((wamid, future, time.monotonic() + self.timeout))
+        return await bounded(future, self.timeout + 0.5, self._unavailable)
 
-        return await self._direct(run)
+    async def _lookup_reader(self) -> None:
+        """Concurrent ``lookup_msg_id`` calls (a webhook worker resolving 100 statuses at
+        once) answered by one query, not one pooled connection each."""
+        while True:
+            batch = [await self._lookups.get()]
+            while len(batch) < MAX_GROUP and not self._lookups.empty():
+                batch.append(self._lookups.get_nowait())
+
+            wamids = [item[0] for item in batch]
+
+            async def run(conn: Conn, wamids: list[str] = wamids) -> dict[str, str]:
+                cur = await conn.execute("SELECT wamid, msg_id FROM bridge_wamids WHERE "
+                                         "wamid = ANY(%s)", (wamids,))
+                return {row[0]: row[1] for row in await cur.fetchall()}
+
+            try:
+                found = await self._direct(run)
+            except BaseException as exc:
+                for _, future, _ in batch:
+                    settle(future, None, exc if isinstance(exc, StateError) else
+                           self._unavailable(exc))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for wamid, future, _ in batch:
+                settle(future, found.get(wamid), None)
 
     # --- webhook inbox -----------------------------------------------------------------------
 
@@ -850,15 +909,13 @@ class PostgresState:
     # --- the cluster -------------------------------------------------------------------------
 
     async def heartbeat(self, replica: str, info: dict[str, Any]) -> None:
+        # one row: the leases of this replica's items count from its last_seen (see
+        # _REPLICA_SILENT), so renewing them never touches (nor locks) the items themselves
         async def run(conn: Conn) -> None:
             await conn.execute(
                 "INSERT INTO bridge_replicas (name, info, last_seen) VALUES "
                 f"(%s, %s, {NOW}) ON CONFLICT (name) DO UPDATE SET info = excluded.info, "
                 "last_seen = excluded.last_seen", (replica, Jsonb(info)))
-            for table in ("bridge_sends", "bridge_webhooks", "bridge_callbacks"):
-                await conn.execute(f"UPDATE {table} SET lease_until = {NOW} + lease_seconds "
-                                   "WHERE replica = %s AND state IN ('claimed', 'in_flight')",
-                                   (replica,))
 
         await self._direct(run, fast=True)
 
@@ -903,6 +960,12 @@ class PostgresState:
                 int(row[2]), int(row[3]), int(row[4]))
 
         return await self._direct(run)
+
+
+#: An item's lease has run out only when its replica has not heartbeated within the lease
+#: either (``t`` is the item's table): a live replica keeps its claims.
+_REPLICA_SILENT = ("NOT EXISTS (SELECT 1 FROM bridge_replicas r WHERE r.name = t.replica "
+                   f"AND r.last_seen + t.lease_seconds > {NOW})")
 
 
 async def _batch_in_flight(conn: Conn, ids: list[int]) -> list[Any]:
@@ -967,7 +1030,9 @@ FROM (
         SELECT 1 FROM bridge_callbacks e
         WHERE e.msg_id = c.msg_id AND e.id <> c.id AND e.state IN ('pending', 'claimed')
           AND (e.state = 'claimed' OR (e.rank, e.id) < (c.rank, c.id)))
-      AND (c.expects_rank IS NULL OR c.hold_until <= {NOW} OR EXISTS (
+      AND (c.expects_rank IS NULL OR c.hold_until <= {NOW} OR NOT EXISTS (
+    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done' AND w.received_at <= c.created_at)
+    OR EXISTS (
         SELECT 1 FROM bridge_callbacks p WHERE p.msg_id = c.msg_id
           AND p.rank >= c.expects_rank AND p.rank < c.rank))
     ORDER BY c.id

@@ -101,6 +101,7 @@ CREATE TABLE bridge_webhooks (
     finished_at REAL
 );
 CREATE INDEX bridge_webhooks_due ON bridge_webhooks (state, not_before, id);
+CREATE INDEX bridge_webhooks_open ON bridge_webhooks (received_at) WHERE state <> 'done';
 CREATE TABLE bridge_callbacks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     msg_id TEXT NOT NULL,
@@ -389,13 +390,14 @@ class SqliteState:
             return
         self._reaped_at[key] = now
         back = "queued" if table == "bridge_sends" else "pending"
-        conn.execute(f"UPDATE {table} SET state = ?, replica = NULL, lease_until = NULL "
-                     "WHERE state = 'claimed' AND lease_until < ?", (back, now))
+        conn.execute(f"UPDATE {table} AS t SET state = ?, replica = NULL, lease_until = NULL "
+                     f"WHERE state = 'claimed' AND lease_until < ? AND {_REPLICA_SILENT}",
+                     (back, now, now))
         if table != "bridge_sends":
             return
         crashed = conn.execute(
-            "SELECT id, msg_id, replica FROM bridge_sends WHERE state = 'in_flight' "
-            "AND lease_until < ?", (now,)).fetchall()
+            "SELECT id, msg_id, replica FROM bridge_sends AS t WHERE state = 'in_flight' "
+            f"AND lease_until < ? AND {_REPLICA_SILENT}", (now, now)).fetchall()
         for id_, msg_id, replica in crashed:
             reason = crash_reason(replica)
             conn.execute("UPDATE bridge_sends SET state = 'failed', code = 1009, reason = ?, "
@@ -701,14 +703,10 @@ class SqliteState:
         body = orjson.dumps(info)
 
         def run(conn: sqlite3.Connection) -> None:
-            now = time.time()
+            # one row: the leases of this replica's items count from its last_seen
             conn.execute("INSERT INTO bridge_replicas (name, info, last_seen) VALUES (?, ?, ?) "
                          "ON CONFLICT (name) DO UPDATE SET info = excluded.info, "
-                         "last_seen = excluded.last_seen", (replica, body, now))
-            for table in ("bridge_sends", "bridge_webhooks", "bridge_callbacks"):
-                conn.execute(f"UPDATE {table} SET lease_until = ? + lease_seconds "
-                             "WHERE replica = ? AND state IN ('claimed', 'in_flight')",
-                             (now, replica))
+                         "last_seen = excluded.last_seen", (replica, body, time.time()))
 
         await self._call(run)
 
@@ -750,6 +748,11 @@ class SqliteState:
         return await self._call(run)
 
 
+#: An item's lease has run out only when its replica has not heartbeated within the lease
+#: either (``t`` is the item's table; the parameter is now): a live replica keeps its claims.
+_REPLICA_SILENT = ("NOT EXISTS (SELECT 1 FROM bridge_replicas r WHERE r.name = t.replica "
+                   "AND r.last_seen + t.lease_seconds > ?)")
+
 #: Each order key's next callback only: none of its callbacks claimed, none pending before it
 #: (rank, then arrival), and either an earlier rank exists or the hold for one has passed.
 _CLAIM_CALLBACKS = """
@@ -761,7 +764,9 @@ WHERE c.state = 'pending' AND c.not_before <= :now
     WHERE e.msg_id = c.msg_id AND e.id != c.id
       AND (e.state = 'claimed'
            OR (e.state = 'pending' AND (e.rank < c.rank OR (e.rank = c.rank AND e.id < c.id)))))
-  AND (c.expects_rank IS NULL OR c.hold_until <= :now OR EXISTS (
+  AND (c.expects_rank IS NULL OR c.hold_until <= :now OR NOT EXISTS (
+    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done' AND w.received_at <= c.created_at)
+    OR EXISTS (
     SELECT 1 FROM bridge_callbacks p WHERE p.msg_id = c.msg_id
       AND p.rank >= c.expects_rank AND p.rank < c.rank))
 ORDER BY c.id

@@ -334,14 +334,26 @@ def test_callbacks_of_one_message_go_in_order_whatever_order_they_came_in(
 def test_a_status_that_implies_an_earlier_one_waits_for_it_a_while(state_url: str) -> None:
     async def body() -> None:
         async with opened(state_url) as state:
-            state.order_hold = 0.5  # type: ignore[attr-defined]
-            await state.enqueue_callback("m1", "status", {"s": "delivered"}, RANK["delivered"])
-            assert await state.claim_callbacks("r", 10, 30) == []  # "sent" may be on its way
-            await state.enqueue_callback("m1", "status", {"s": "sent"}, RANK["sent"])
+            # Meta's "sent" webhook is stored, not processed yet (e.g. deferred: its wamid
+            # was not mapped yet); "delivered" came in a later webhook, processed first
+            sent_hook = await state.store_webhook(b"sent")
+            later = await state.store_webhook(b"delivered")
+            await state.claim_webhooks("r", 10, 30)
+            await state.finish_webhook(later, [CallbackSpec(
+                "m1", "status", {"s": "delivered"}, RANK["delivered"])])
+            assert await state.claim_callbacks("r", 10, 30) == []  # "sent" is on its way
+            await state.finish_webhook(sent_hook, [CallbackSpec(
+                "m1", "status", {"s": "sent"}, RANK["sent"])])
             got = await drain_callbacks(state)
             assert [c.payload["s"] for c in got] == ["sent", "delivered"]
-            # Meta never sent "sent" for m2: "read" goes anyway once the hold is over
-            await state.enqueue_callback("m2", "status", {"s": "read"}, RANK["read"])
+            # Meta never sent "sent" for m2 (a failure): once every earlier webhook is done,
+            # "failed" goes without waiting
+            await state.enqueue_callback("m2", "status", {"s": "failed"}, RANK["failed"])
+            assert [c.payload["s"] for c in await drain_callbacks(state)] == ["failed"]
+            # an earlier webhook that never gets done (a stuck one) holds it at most the hold
+            state.order_hold = 0.5  # type: ignore[attr-defined]
+            await state.store_webhook(b"stuck")
+            await state.enqueue_callback("m3", "status", {"s": "read"}, RANK["read"])
             assert await state.claim_callbacks("r", 10, 30) == []
             await asyncio.sleep(0.7)
             assert [c.payload["s"] for c in await drain_callbacks(state)] == ["read"]
@@ -387,16 +399,24 @@ def test_callback_order_holds_across_replicas_delivering_at_once(state_url: str)
 
     async def body() -> None:
         async with opened(state_url) as a, opened(state_url) as b:
-            a.order_hold = b.order_hold = 5.0  # type: ignore[attr-defined]
             arrivals = [(f"m{n}", s) for n in range(60) for s in statuses]
             random.Random(7).shuffle(arrivals)
             delivered: list[tuple[str, str]] = []
             done = asyncio.Event()
 
             async def producer() -> None:
+                # Meta's webhooks land on both replicas in any order; each is processed
+                # (some late, as when deferred) into its callback
+                hooks = []
                 for i, (msg_id, status) in enumerate(arrivals):
-                    await (a if i % 2 else b).enqueue_callback(
-                        msg_id, "status", {"s": status}, RANK[status])
+                    state = a if i % 2 else b
+                    hooks.append((state, await state.store_webhook(b"{}"), msg_id, status))
+                random.Random(8).shuffle(hooks)
+                for state, hook, msg_id, status in hooks:
+                    await state.claim_webhooks("P", 1000, 30)
+                    await state.finish_webhook(hook, [CallbackSpec(
+                        msg_id, "status", {"s": status}, RANK[status])])
+                    await asyncio.sleep(0)
                 done.set()
 
             async def deliverer(state: BridgeState, name: str) -> None:
@@ -570,3 +590,74 @@ def test_an_idle_worker_wakes_when_work_arrives(state_url: str) -> None:
                     await consumer.close()
 
     run(body())
+
+
+def test_pacer_keeps_replicas_under_mps_even_when_one_falls_behind(state_url: str) -> None:
+    """Two replicas (two threads, each its own loop and connection) send through Pacers on
+    one number; one stalls its loop now and then (a busy machine). Its late slots are
+    forfeited, not sent at once, so together they never exceed mps in any second, and the
+    one on time is not held back by the other's stalls."""
+    import threading
+
+    from ctwa.bridge.state.pacing import Pacer
+
+    mps, seconds = 60, 3.0
+    sent: dict[str, list[float]] = {"steady": [], "stalling": []}
+    forfeited: dict[str, int] = {}
+
+    def replica(name: str, stalls: bool) -> None:
+        async def body() -> None:
+            async with opened(state_url) as state:
+                pacer = Pacer(state, "PN1", mps)
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    await pacer.turn()
+                    sent[name].append(time.monotonic())
+                    if stalls and len(sent[name]) % 10 == 0:
+                        time.sleep(0.15)  # the loop is blocked: its next slots pass
+                forfeited[name] = pacer.forfeited
+
+        run(body())
+
+    threads = [threading.Thread(target=replica, args=("steady", False)),
+               threading.Thread(target=replica, args=("stalling", True))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    everything = sent["steady"] + sent["stalling"]
+    assert _max_in_any_second(everything) <= mps
+    assert forfeited["stalling"] > 0
+    assert len(everything) >= mps * seconds * 0.6  # on time, slots are used
+
+
+def test_raw_slots_sent_late_go_over_mps(state_url: str) -> None:
+    """Why the Pacer forfeits: the same two replicas sending every reserved slot, late or
+    not, exceed mps when one catches up after a stall."""
+    import threading
+
+    mps = 60
+    sent: list[float] = []
+
+    def replica(stalls: bool) -> None:
+        async def body() -> None:
+            async with opened(state_url) as state:
+                for batch in range(12):
+                    wait = await state.take_tokens("PN1", 15, mps)
+                    start = time.monotonic() + wait
+                    if stalls and batch == 3:
+                        time.sleep(0.6)
+                    for k in range(15):
+                        delay = start + k / mps - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                        sent.append(time.monotonic())
+
+        run(body())
+
+    threads = [threading.Thread(target=replica, args=(s,)) for s in (False, True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert _max_in_any_second(sent) > mps
