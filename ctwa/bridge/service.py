@@ -188,6 +188,7 @@ class Bridge:
     _pools: dict[str, Any] = field(default_factory=dict)
     _stopping: bool = False
     _deferred: dict[int, float] = field(default_factory=dict)
+    pacer: Any = None
 
     def __post_init__(self) -> None:
         self.replica = self.replica or self.settings.replica_name()
@@ -381,22 +382,23 @@ class Bridge:
     # --- sender --------------------------------------------------------------------------
 
     async def _sender(self) -> None:
+        from ctwa.bridge.state.pacing import Pacer
+
         s = self.settings
         batch = int(max(1, min(500, s.mps / 4)))
         in_flight: set[asyncio.Task[Any]] = set()
         gate = asyncio.Semaphore(int(max(16, min(2000, s.mps * 2))))
+        # the shared bucket, each slot used on time or forfeited (every replica together
+        # stays at or under --mps), and this replica's own one-second window on top
+        self.pacer = Pacer(self.state, s.phone_number_id, s.mps)
         window = SecondWindow(s.mps)
         while True:
             items = await self.state.claim_sends(self.replica, batch, LEASE)
             if not items:
                 await self._idle("sends", 1.0)
                 continue
-            wait = await self.state.take_tokens(s.phone_number_id, len(items), s.mps)
-            start = time.monotonic() + wait
-            for k, item in enumerate(items):
-                delay = start + k / s.mps - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            for item in items:
+                await self.pacer.turn()
                 await window.admit()
                 await gate.acquire()
                 task = asyncio.ensure_future(self._send_one(item))
@@ -458,8 +460,8 @@ class Bridge:
             await self.state.complete_send(item.id, verdict.wamid)
             self.metrics.send_outcomes.labels("sent").inc()
         elif verdict.outcome == "retry":
-            if verdict.slow_down:
-                await self.state.slow_down(self.settings.phone_number_id, verdict.delay)
+            if verdict.slow_down:  # Meta said: too fast; every replica waits
+                await self.pacer.pause(verdict.delay)
             await self.state.retry_send(item.id, now() + verdict.delay)
             self.metrics.send_outcomes.labels("retried").inc()
             log.info("send %s: %s; again in %.1f s", item.msg_id, verdict.reason,

@@ -141,6 +141,7 @@ def test_certify_against_the_bridge_passes_every_automated_check(cli, library,
     config.write_text("clicks:\n" + "".join(
         f"  {json.dumps(n)}: https://www.clevertap.com/{{value}}\n" for n in set(names)))
     meta = MetaSettings(webhook_url=f"http://127.0.0.1:{port}/webhook", mps=0,
+                        verify_token="verify-me",  # Meta verifies the bridge's URL first
                         simulated_user=True, tap_prefixes=(f"http://127.0.0.1:{port}/c/",),
                         status_delays=(0.02, 0.05, 0.08), reply_delay=0.01)
     numbers = tmp_path / "numbers.txt"
