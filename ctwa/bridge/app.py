@@ -152,6 +152,7 @@ def make_app(bridge: Bridge) -> Starlette:
             metrics.refused.labels("2004").inc()
             log.error("POST /messages: the state is unavailable: %s", exc)
             return _failure(2004, "the bridge cannot store the message now; try again", 503)
+        log.debug("POST /messages: %s %s accepted", payload.kind, payload.msg_id)
         if queued.duplicate:
             log.info("msgId %s was accepted before; not queued again", payload.msg_id)
         else:

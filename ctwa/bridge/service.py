@@ -453,6 +453,13 @@ class Bridge:
                              "cannot arrive twice")
             return
         self.last_meta_answer = now()
+        if log.isEnabledFor(logging.DEBUG):  # -v: what went to Meta and what came back
+            from ctwa.bridge.app import safe_text
+
+            log.debug("send %s: > POST /%s/messages %s", item.msg_id,
+                      self.settings.phone_number_id, safe_text(body.decode(), 600))
+            log.debug("send %s: < HTTP %d %s", item.msg_id, status,
+                      safe_text(answer.decode("utf-8", "replace"), 300))
         verdict = judge_meta_answer(status, answer, item.attempts)
         self.metrics.meta_answers.labels(str(status), str(meta_code(status, answer))).inc()
         if verdict.outcome == "sent":
@@ -536,6 +543,8 @@ class Bridge:
         except HttpError as exc:
             error = str(exc)
         if error is None:
+            log.debug("callback %s (%s) delivered to CleverTap: %s", item.msg_id, item.route,
+                      body[:300].decode("utf-8", "replace"))
             await self.state.complete_callback(item.id)
             self.metrics.callbacks.labels(item.route).inc()
             self.metrics.callback_lag.observe(max(0.0, now() - item.created_at))
