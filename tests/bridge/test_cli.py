@@ -82,3 +82,22 @@ def test_an_unreachable_postgresql_is_exit_4(cli) -> None:
     done = cli("bridge", "status", "--state", "postgresql://ctwa:pw-CANARY-7f3a@127.0.0.1:9/x")
     assert done.exit_code == ExitCode.CONFIG, done.stderr
     assert done.stderr.count("\n") <= 2 and "Traceback" not in done.stderr
+
+
+def test_an_option_beats_the_config_file_which_beats_the_default(tmp_path: Path) -> None:
+    from ctwa.bridge.config import DEFAULT_GRAPH_URL, load_config
+
+    config = tmp_path / "bridge.yaml"
+    config.write_text("mps: 200\nusername: from-file\nclicks:\n  order_update: "
+                      "https://shop.example/{value}\n")
+    settings = load_config(config, {"mps": 1000.0, "username": None})
+    assert settings.mps == 1000.0 and settings.username == "from-file"
+    assert settings.graph_url == DEFAULT_GRAPH_URL
+    assert settings.clicks == {"order_update": "https://shop.example/{value}"}
+
+
+def test_secrets_come_from_the_keyring_when_the_environment_has_none(memory_keyring) -> None:
+    from ctwa.bridge.config import load_secrets
+
+    memory_keyring.set_password("ctwa", "bridge:CTWA_META_TOKEN", "tok-from-keyring")
+    assert load_secrets().meta_token == "tok-from-keyring"
