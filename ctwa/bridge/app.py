@@ -136,6 +136,10 @@ def make_app(bridge: Bridge) -> Starlette:
             if payload.kind == "template":
                 template = await bridge.template(payload.model.template.namespace,
                                                  payload.model.template.languageCode)
+                if template is None and bridge.last_sync is None and bridge.sync_error:
+                    # not "unknown template": this bridge could not ask Meta yet
+                    raise Refusal(2004, "the bridge could not sync the templates from Meta "
+                                  f"yet ({bridge.sync_error})")
                 try:
                     check_against_template(payload.model, template)
                 except TemplateMismatch as exc:

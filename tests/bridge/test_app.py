@@ -329,3 +329,13 @@ def test_a_lost_state_is_a_503_on_every_route_not_a_traceback(harness: Harness) 
     assert harness.client.get(f"{harness.url}/c/some-token").status_code == 503
     assert harness.post(text("13|13|13|13")).status_code == 503
     assert harness.client.get(f"{harness.url}/health").status_code == 503
+
+
+def test_templates_never_synced_is_2004_naming_why_not_an_unknown_template(
+        harness: Harness) -> None:
+    bridge = harness.running.bridge
+    bridge.last_sync, bridge.sync_error = None, "template sync: HTTP 401, Meta error 190"
+    unknown = lto()
+    unknown["template"] = {"namespace": "not_synced_yet", "languageCode": "en"}
+    answer = harness.post(unknown).json()
+    assert answer["error"]["code"] == 2004 and "Meta error 190" in answer["error"]["message"]
