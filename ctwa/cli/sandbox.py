@@ -196,10 +196,13 @@ def sandbox(
         "--inbound-url", metavar="URL",
         help="Where the mock BSP sends replies (default: the sandbox's own CleverTap).")] = None,
     misbehave: Annotated[list[str] | None, typer.Option(
-        "--misbehave", metavar="FAULT[,FAULT...]",
+        "--misbehave", metavar="FAULT[=SHARE][,...]",
         autocompletion=lambda: list(_fault_names()),
-        help="Make the mock BSP wrong the way real ones are: slow, late-dlr, no-dlr, no-read, "
-        "duplicate-dlr, out-of-order, meta-format, wrong-msgid, no-context, bad-codes.")]
+        help="Make the mock BSP wrong the way real ones are, on a share of messages "
+        "(wrong-msgid=10%): slow, slow-ceiling=N, late-dlr, no-dlr, no-read, duplicate-dlr, "
+        "out-of-order, meta-format, wrong-msgid, no-msgid-dlr, no-context, bad-codes, "
+        "wrong-codes, date-timestamps, wrapped-callbacks, bad-callback-query, "
+        "accept-then-drop, empty-200, no-auth, validation-error (README lists each).")]
     = None,
     no_store: Annotated[bool, typer.Option(
         "--no-store", help="Do not keep the callbacks its CleverTap receives in the store.")]
@@ -254,12 +257,13 @@ def sandbox(
     fail_given = fail if _given(ctx, "fail") or "fail" not in options else [
         f"{k}={v}" for k, v in options["fail"].items()]
     file_templates = options.get("templates")
-    from ctwa.sandbox.bsp import check_faults
+    from ctwa.sandbox.bsp import parse_faults
 
     faults = (misbehave if _given(ctx, "misbehave") else options.get("misbehave")) or []
+    names, shares = parse_faults([faults] if isinstance(faults, str) else
+                                 [str(f) for f in faults])
     bsp = BspSettings(latency=_latency(str(pick("latency", latency) or "") or None),
-                      misbehave=check_faults([faults] if isinstance(faults, str) else
-                                             [str(f) for f in faults]),
+                      misbehave=names, shares=shares,
                       simulated_user=bool(pick("simulate_user", simulate_user)),
                       fail_rates=_fail_rates(fail_given or []),
                       max_concurrency=int(pick("max_concurrency", max_concurrency)),
@@ -303,8 +307,9 @@ def sandbox(
                     + ("   verified first (CTWA_META_VERIFY_TOKEN)" if meta.verify_token
                        else ""))
             if bsp.misbehave:
-                out.say("  misbehaving: " + "; ".join(f"{name} ({FAULTS[name]})"
-                                                      for name in bsp.misbehave), "yellow")
+                out.say("  misbehaving: " + "; ".join(
+                    f"{name}" + (f"={bsp.shares[name]:g}" if name in bsp.shares else "")
+                    + f" ({FAULTS[name]})" for name in bsp.misbehave), "yellow")
             out.say("next, in another terminal (the sandbox's secrets are not secret):", "dim")
             out.line(profile_command(urls, secrets))
         try:

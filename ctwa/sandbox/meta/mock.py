@@ -53,6 +53,7 @@ HTML_PAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><
 #: Requests bigger than this are refused (Graph refuses large bodies too).
 MAX_BODY = 256 * 1024
 MAX_PAGE = 500
+TICK = 0.01  # the timing wheel's slot, seconds
 DAY = 24 * 3600
 
 
@@ -217,6 +218,9 @@ class MockMeta:
         self.answered: set[tuple[str, str]] = set()
         self.conversations: dict[tuple[str, str], tuple[str, float]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.wheel: dict[int, list[tuple[Any, ...]]] = {}  # slot -> statuses due in it
+        self.scheduled = 0
+        self.ticker: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.sender: WebhookSender | None = None
         self._tap_client: Any = None
@@ -375,7 +379,7 @@ class MockMeta:
         state.sends_by_key[key] += 1
         state.sent[wamid] = record
         state.accepted_at.append(record.at)
-        self._spawn(self._lifecycle(send, record))
+        self._lifecycle(send, record)
         return JSONResponse(success_body(send.to, wamid, digits))
 
     def _async_failure(self, send: SendRequest, digits: str) -> int | None:
@@ -448,8 +452,8 @@ class MockMeta:
             item["biz_opaque_callback_data"] = send.biz_opaque_callback_data
         return item
 
-    async def _lifecycle(self, send: SendRequest, record: SentRecord) -> None:
-        sender = self._webhooks()
+    def _lifecycle(self, send: SendRequest, record: SentRecord) -> None:
+        """Schedule the message's statuses (and, after the last, the simulated user)."""
         category = "service"
         meta_template = None
         if send.template is not None:
@@ -460,19 +464,45 @@ class MockMeta:
                  ["sent", "delivered"] + (["read"] if self.settings.read else []))
         if self.settings.out_of_order:
             steps.reverse()
-        previous = 0.0
-        for step, delay in zip(steps, self.settings.status_delays, strict=False):
-            await asyncio.sleep(max(0.0, delay - previous))
-            previous = delay
-            self.state.statuses_queued[step] += 1
-            if sender is not None:
-                sender.submit(Update("statuses", self._status(record, send, step, category)))
-        if record.failure is not None or not self.settings.simulated_user \
-                or send.template is None or meta_template is None:
+        now = time.monotonic()
+        for n, (step, delay) in enumerate(zip(steps, self.settings.status_delays,
+                                              strict=False)):
+            last = n == len(steps) - 1
+            self._at(now + delay, (record, send, step, category, meta_template if last else None))
+
+    def _at(self, due: float, entry: tuple[Any, ...]) -> None:
+        """One timing wheel for every status instead of a task and three timers a message:
+        at 1000 messages/s the event loop's timer heap was the mock's bottleneck."""
+        slot = int(due / TICK)
+        self.wheel.setdefault(slot, []).append(entry)
+        self.scheduled += 1
+        if self.ticker is None or self.ticker.done():
+            self.ticker = asyncio.ensure_future(self._tick())
+
+    async def _tick(self) -> None:
+        while self.wheel:
+            await asyncio.sleep(TICK)
+            now = int(time.monotonic() / TICK)
+            for slot in sorted(s for s in self.wheel if s <= now):
+                for entry in self.wheel.pop(slot):
+                    self.scheduled -= 1
+                    self._emit(*entry)
+
+    def _emit(self, record: SentRecord, send: SendRequest, step: str, category: str,
+              meta_template: Any) -> None:
+        self.state.statuses_queued[step] += 1
+        sender = self._webhooks()
+        if sender is not None:
+            sender.submit(Update("statuses", self._status(record, send, step, category)))
+        if meta_template is None or record.failure is not None or send.template is None \
+                or not self.settings.simulated_user:
             return
         if (record.to, send.template.name) in self.answered:
             return  # a person answers a template once, not every copy of a campaign
         self.answered.add((record.to, send.template.name))
+        self._spawn(self._user(send, record, meta_template))
+
+    async def _user(self, send: SendRequest, record: SentRecord, meta_template: Any) -> None:
         await self._taps(send, meta_template)
         await self._replies(record, meta_template)
 
@@ -668,7 +698,7 @@ class MockMeta:
     async def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every status and reply is queued and posted."""
         deadline = time.monotonic() + timeout
-        while self.tasks:
+        while self.tasks or self.scheduled:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.02)
@@ -686,6 +716,8 @@ class MockMeta:
     async def close(self) -> None:
         for task in list(self.tasks):
             task.cancel()
+        if self.ticker is not None:
+            self.ticker.cancel()
         if self.sender is not None:
             await self.sender.close()
         if self._tap_client is not None:
