@@ -36,9 +36,9 @@ What the bridge relies on, whichever backend:
   different replicas, so a callback that implies an earlier one (:data:`EXPECTS`: delivered
   implies sent, read delivered, clicked read, failed sent) waits for that one to appear, until
   :data:`ORDER_SETTLE_SECONDS` have passed (Meta's retry of a webhook a replica could not
-  take at once comes about then) and every webhook received before it was created has been
-  processed (the earlier status, if Meta sent it, was in one of them: a webhook deferred
-  because its wamid was not mapped yet, or claimed by a replica that died, is still
+  take at once comes about then) and every webhook received before that settling time was
+  over has been processed (the earlier status, if Meta sent it, was in one of them: a webhook
+  deferred because its wamid was not mapped yet, or claimed by a replica that died, is still
   unprocessed), or at most :data:`ORDER_HOLD_SECONDS`; then it goes anyway (nothing is lost
   for a status Meta never sent, e.g. a failure without "sent", or read receipts turned off).
   A status that comes after a later one was already delivered is still delivered (late, not

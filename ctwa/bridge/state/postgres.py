@@ -1036,7 +1036,8 @@ FROM (
           AND (e.state = 'claimed' OR (e.rank, e.id) < (c.rank, c.id)))
       AND (c.expects_rank IS NULL OR c.hold_until <= {NOW}
     OR (c.created_at + %(settle)s <= {NOW} AND NOT EXISTS (
-    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done' AND w.received_at <= c.created_at))
+    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done'
+      AND w.received_at <= c.created_at + %(settle)s))
     OR EXISTS (
         SELECT 1 FROM bridge_callbacks p WHERE p.msg_id = c.msg_id
           AND p.rank >= c.expects_rank AND p.rank < c.rank))

@@ -770,7 +770,8 @@ WHERE c.state = 'pending' AND c.not_before <= :now
            OR (e.state = 'pending' AND (e.rank < c.rank OR (e.rank = c.rank AND e.id < c.id)))))
   AND (c.expects_rank IS NULL OR c.hold_until <= :now
     OR (c.created_at + :settle <= :now AND NOT EXISTS (
-    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done' AND w.received_at <= c.created_at))
+    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done'
+      AND w.received_at <= c.created_at + :settle))
     OR EXISTS (
     SELECT 1 FROM bridge_callbacks p WHERE p.msg_id = c.msg_id
       AND p.rank >= c.expects_rank AND p.rank < c.rank))
