@@ -133,13 +133,13 @@ def send_all(url: str, items: list[dict[str, Any]], concurrency: int,
 class Cluster:
     """The sandbox's Meta, a recording CleverTap, two replicas and the proxy before them."""
 
-    def __init__(self, tmp: Path, state: str) -> None:
+    def __init__(self, tmp: Path, state: str, replicas: int = 2, mps: float = MPS) -> None:
         from ctwa.callbacks.listener import Listener
 
-        self.tmp, self.state = tmp, state
+        self.tmp, self.state, self.mps = tmp, state, mps
         self.received: list[Any] = []
         self.listener = Listener(on_receive=self.received.append)
-        self.ports = [free_port(), free_port()]
+        self.ports = [free_port() for _ in range(replicas)]
         self.proxy = RoundRobinProxy([("127.0.0.1", p) for p in self.ports])
         self.replicas: list[BridgeProcess] = []
 
@@ -164,7 +164,7 @@ class Cluster:
     def start(self, index: int, port: int) -> BridgeProcess:
         return start_bridge(port, self.box, f"{self.ct.url}/status",  # type: ignore[arg-type]
                             f"{self.ct.url}/inbound", self.state, self.tmp,  # type: ignore[arg-type]
-                            mps=MPS, log_name=f"replica{index}-{time.monotonic_ns()}.log")
+                            mps=self.mps, log_name=f"replica{index}-{time.monotonic_ns()}.log")
 
     def __exit__(self, *exc: Any) -> None:
         for replica in self.replicas:
