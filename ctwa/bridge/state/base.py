@@ -35,14 +35,15 @@ What the bridge relies on, whichever backend:
   of that key is claimed, across all replicas. Meta's webhooks can arrive out of order and on
   different replicas, so a callback that implies an earlier one (:data:`EXPECTS`: delivered
   implies sent, read delivered, clicked read, failed sent) waits for that one to appear, until
-  every webhook received before it was created has been processed (the earlier status, if
-  Meta sent it, was in one of them: a webhook deferred because its wamid was not mapped yet,
-  or claimed by a replica that died, is still unprocessed), or at most
-  :data:`ORDER_HOLD_SECONDS`; then it goes anyway (nothing is lost for a status Meta never
-  sent, e.g. a failure without "sent", or read receipts turned off). A status that comes after
-  a later one was already delivered is still delivered (late, not dropped). Callbacks are
-  delivered at least once: a replica dying between CleverTap's answer and
-  ``complete_callback`` means another replica delivers that one again.
+  :data:`ORDER_SETTLE_SECONDS` have passed (Meta's retry of a webhook a replica could not
+  take at once comes about then) and every webhook received before that settling time was
+  over has been processed (the earlier status, if Meta sent it, was in one of them: a webhook
+  deferred because its wamid was not mapped yet, or claimed by a replica that died, is still
+  unprocessed), or at most :data:`ORDER_HOLD_SECONDS`; then it goes anyway (nothing is lost
+  for a status Meta never sent, e.g. a failure without "sent", or read receipts turned off).
+  A status that comes after a later one was already delivered is still delivered (late, not
+  dropped). Callbacks are delivered at least once: a replica dying between CleverTap's
+  answer and ``complete_callback`` means another replica delivers that one again.
 * **One rate limit per number.** ``take_tokens`` reserves send slots from one bucket per
   phone-number id kept in the database (the database's clock, so replicas on several machines
   agree), spaced ``1/mps`` apart with no burst: N replicas together stay at ``mps``.
@@ -101,6 +102,8 @@ EXPECTS: dict[int, int] = {RANK["delivered"]: RANK["sent"], RANK["read"]: RANK["
 
 #: How long a callback that implies an earlier one waits for it (see the module docstring).
 ORDER_HOLD_SECONDS = 30.0
+#: The least a callback missing the status it implies waits for it (see the docstring).
+ORDER_SETTLE_SECONDS = 3.0
 
 #: The code and title of the DLR for a send in flight at a crash (the crash rule).
 CRASH_CODE = 1009

@@ -33,7 +33,7 @@ from ctwa.bridge.state.base import BridgeState
 #: A slot may be used up to this long after its time; later, it is forfeited.
 GRACE = 0.02
 #: How far a run of slots may be misplaced on this clock (half the reservation's round trip).
-SKEW = 0.01
+SKEW = 0.02
 #: A run of slots whose reservation took longer than twice this is not used.
 MAX_SKEW = 0.1
 #: How many seconds of slots one reservation takes.

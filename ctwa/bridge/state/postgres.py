@@ -43,6 +43,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ctwa.bridge.state._wait import bounded, settle
 from ctwa.bridge.state.base import (
     ORDER_HOLD_SECONDS,
+    ORDER_SETTLE_SECONDS,
     RANK,
     CallbackItem,
     CallbackSpec,
@@ -229,6 +230,8 @@ class PostgresState:
         self._closed = False
         #: see base.ORDER_HOLD_SECONDS; tests shorten it
         self.order_hold = ORDER_HOLD_SECONDS
+        #: see base.ORDER_SETTLE_SECONDS; tests shorten it
+        self.order_settle = ORDER_SETTLE_SECONDS
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -783,7 +786,8 @@ class PostgresState:
         async def run(conn: Conn) -> list[CallbackItem]:
             await self._reap(conn, "bridge_callbacks")
             cur = await conn.execute(_CLAIM_CALLBACKS, {"replica": replica, "lease": lease,
-                                                        "limit": limit})
+                                                        "limit": limit,
+                                                        "settle": self.order_settle})
             rows = sorted(await cur.fetchall())
             return [CallbackItem(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7])
                     for r in rows]
@@ -1030,8 +1034,10 @@ FROM (
         SELECT 1 FROM bridge_callbacks e
         WHERE e.msg_id = c.msg_id AND e.id <> c.id AND e.state IN ('pending', 'claimed')
           AND (e.state = 'claimed' OR (e.rank, e.id) < (c.rank, c.id)))
-      AND (c.expects_rank IS NULL OR c.hold_until <= {NOW} OR NOT EXISTS (
-    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done' AND w.received_at <= c.created_at)
+      AND (c.expects_rank IS NULL OR c.hold_until <= {NOW}
+    OR (c.created_at + %(settle)s <= {NOW} AND NOT EXISTS (
+    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done'
+      AND w.received_at <= c.created_at + %(settle)s))
     OR EXISTS (
         SELECT 1 FROM bridge_callbacks p WHERE p.msg_id = c.msg_id
           AND p.rank >= c.expects_rank AND p.rank < c.rank))

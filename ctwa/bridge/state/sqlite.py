@@ -32,6 +32,7 @@ import orjson
 from ctwa.bridge.state._wait import bounded, settle_all
 from ctwa.bridge.state.base import (
     ORDER_HOLD_SECONDS,
+    ORDER_SETTLE_SECONDS,
     RANK,
     CallbackItem,
     CallbackSpec,
@@ -212,6 +213,8 @@ class SqliteState:
         self._error: BaseException | None = None
         #: see base.ORDER_HOLD_SECONDS; tests shorten it
         self.order_hold = ORDER_HOLD_SECONDS
+        #: see base.ORDER_SETTLE_SECONDS; tests shorten it
+        self.order_settle = ORDER_SETTLE_SECONDS
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -587,7 +590,8 @@ class SqliteState:
         def run(conn: sqlite3.Connection) -> list[CallbackItem]:
             now = time.time()
             self._reap(conn, "bridge_callbacks", now)
-            rows = conn.execute(_CLAIM_CALLBACKS, {"now": now, "limit": limit}).fetchall()
+            rows = conn.execute(_CLAIM_CALLBACKS, {"now": now, "limit": limit,
+                                                   "settle": self.order_settle}).fetchall()
             conn.executemany(
                 "UPDATE bridge_callbacks SET state = 'claimed', replica = ?, lease_until = ?, "
                 "lease_seconds = ?, attempts = attempts + 1 WHERE id = ?",
@@ -764,8 +768,10 @@ WHERE c.state = 'pending' AND c.not_before <= :now
     WHERE e.msg_id = c.msg_id AND e.id != c.id
       AND (e.state = 'claimed'
            OR (e.state = 'pending' AND (e.rank < c.rank OR (e.rank = c.rank AND e.id < c.id)))))
-  AND (c.expects_rank IS NULL OR c.hold_until <= :now OR NOT EXISTS (
-    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done' AND w.received_at <= c.created_at)
+  AND (c.expects_rank IS NULL OR c.hold_until <= :now
+    OR (c.created_at + :settle <= :now AND NOT EXISTS (
+    SELECT 1 FROM bridge_webhooks w WHERE w.state <> 'done'
+      AND w.received_at <= c.created_at + :settle))
     OR EXISTS (
     SELECT 1 FROM bridge_callbacks p WHERE p.msg_id = c.msg_id
       AND p.rank >= c.expects_rank AND p.rank < c.rank))

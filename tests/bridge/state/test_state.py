@@ -336,6 +336,7 @@ def test_a_status_that_implies_an_earlier_one_waits_for_it_a_while(state_url: st
         async with opened(state_url) as state:
             # Meta's "sent" webhook is stored, not processed yet (e.g. deferred: its wamid
             # was not mapped yet); "delivered" came in a later webhook, processed first
+            state.order_settle = 0.3  # type: ignore[attr-defined]
             sent_hook = await state.store_webhook(b"sent")
             later = await state.store_webhook(b"delivered")
             await state.claim_webhooks("r", 10, 30)
@@ -346,16 +347,19 @@ def test_a_status_that_implies_an_earlier_one_waits_for_it_a_while(state_url: st
                 "m1", "status", {"s": "sent"}, RANK["sent"])])
             got = await drain_callbacks(state)
             assert [c.payload["s"] for c in got] == ["sent", "delivered"]
-            # Meta never sent "sent" for m2 (a failure): once every earlier webhook is done,
-            # "failed" goes without waiting
+            # Meta never sent "sent" for m2 (a failure): once every earlier webhook is done
+            # and a retried webhook had time to come, "failed" goes
             await state.enqueue_callback("m2", "status", {"s": "failed"}, RANK["failed"])
+            assert await state.claim_callbacks("r", 10, 30) == []
+            await asyncio.sleep(0.5)
             assert [c.payload["s"] for c in await drain_callbacks(state)] == ["failed"]
             # an earlier webhook that never gets done (a stuck one) holds it at most the hold
             state.order_hold = 0.5  # type: ignore[attr-defined]
             await state.store_webhook(b"stuck")
             await state.enqueue_callback("m3", "status", {"s": "read"}, RANK["read"])
-            assert await state.claim_callbacks("r", 10, 30) == []
-            await asyncio.sleep(0.7)
+            await asyncio.sleep(0.35)
+            assert await state.claim_callbacks("r", 10, 30) == []  # settled, but not done
+            await asyncio.sleep(0.4)
             assert [c.payload["s"] for c in await drain_callbacks(state)] == ["read"]
 
     run(body())
@@ -383,7 +387,7 @@ def test_a_callback_being_retried_holds_back_the_next_one(state_url: str) -> Non
 def test_clicks_are_not_deduplicated_when_asked(state_url: str) -> None:
     async def body() -> None:
         async with opened(state_url) as state:
-            state.order_hold = 0.0  # type: ignore[attr-defined]
+            state.order_hold = state.order_settle = 0.0  # type: ignore[attr-defined]
             for _ in range(2):
                 assert await state.enqueue_callback("m1", "status", {"s": "clicked"},
                                                     RANK["clicked"], dedupe=False)
