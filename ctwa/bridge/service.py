@@ -1,7 +1,9 @@
 """The running bridge: its state, its HTTP clients, and the four workers behind the app.
 
-- **sender**: claims queued sends, reserves slots in the number's token bucket (shared by
-  every replica through the state), marks each in flight just before the request, and
+- **sender**: claims queued sends, takes each one's slot from the number's token bucket
+  (shared by every replica through the state, paced by ``ctwa.bridge.state.pacing.Pacer``:
+  a late slot is forfeited, never sent in a burst, and a one-second window on top), marks
+  each in flight just before the request, and
   records Meta's answer: a wamid, a failed DLR with the 1000-1010 code of
   ``ctwa.wire.webhook.META_ERROR_CODES`` (the ``callback convert`` table), or a retry.
 - **webhook processor**: turns stored webhooks into CleverTap callbacks (``webhooks.py``).

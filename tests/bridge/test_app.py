@@ -339,3 +339,22 @@ def test_templates_never_synced_is_2004_naming_why_not_an_unknown_template(
     unknown["template"] = {"namespace": "not_synced_yet", "languageCode": "en"}
     answer = harness.post(unknown).json()
     assert answer["error"]["code"] == 2004 and "Meta error 190" in answer["error"]["message"]
+
+
+def test_template_sync_follows_every_page_of_meta(harness: Harness) -> None:
+    import asyncio
+    import copy
+
+    base = next(t for t in harness.meta.templates if t["name"] == "order_update")
+    many = []
+    for n in range(250):  # three pages of Meta's 100
+        template = copy.deepcopy(base)
+        template["name"] = f"campaign_{n:03d}"
+        many.append(template)
+    harness.meta.templates = many
+    kept = asyncio.run_coroutine_threadsafe(harness.running.bridge.sync_templates(),
+                                            harness.running.loop).result(20)
+    assert kept == 250
+    page = harness.client.get(f"{harness.url}/templates?limit=500",
+                              auth=("clevertap", PASSWORD)).json()
+    assert [t["name"] for t in page["data"]] == [f"campaign_{n:03d}" for n in range(250)]
