@@ -101,3 +101,12 @@ def test_secrets_come_from_the_keyring_when_the_environment_has_none(memory_keyr
 
     memory_keyring.set_password("ctwa", "bridge:CTWA_META_TOKEN", "tok-from-keyring")
     assert load_secrets().meta_token == "tok-from-keyring"
+
+
+def test_the_advice_after_a_run_is_runnable_and_holds_no_password() -> None:
+    from ctwa.cli.bridge import advice_state
+
+    assert advice_state("/data/bridge.sqlite3") == ("/data/bridge.sqlite3", None)
+    command, note = advice_state("postgresql://ctwa:pw-CANARY-7f3a@db.example:5433/bridge")
+    assert command == "postgresql://ctwa@db.example:5433/bridge"
+    assert note is not None and "PGPASSWORD" in note
