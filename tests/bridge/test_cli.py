@@ -88,11 +88,12 @@ def test_an_option_beats_the_config_file_which_beats_the_default(tmp_path: Path)
     from ctwa.bridge.config import DEFAULT_GRAPH_URL, load_config
 
     config = tmp_path / "bridge.yaml"
-    config.write_text("mps: 200\nusername: from-file\nclicks:\n  order_update: "
-                      "https://shop.example/{value}\n")
+    config.write_text("mps: 200\nusername: from-file\nmedia_link_ttl: 2d\nmeta_timeout: "
+                      "1500ms\nclicks:\n  order_update: https://shop.example/{value}\n")
     settings = load_config(config, {"mps": 1000.0, "username": None})
     assert settings.mps == 1000.0 and settings.username == "from-file"
     assert settings.graph_url == DEFAULT_GRAPH_URL
+    assert settings.media_link_ttl == 2 * 86400 and settings.meta_timeout == 1.5
     assert settings.clicks == {"order_update": "https://shop.example/{value}"}
 
 
