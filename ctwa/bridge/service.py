@@ -189,7 +189,6 @@ class Bridge:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _pools: dict[str, Any] = field(default_factory=dict)
     _stopping: bool = False
-    _deferred: dict[int, float] = field(default_factory=dict)
     pacer: Any = None
 
     def __post_init__(self) -> None:
