@@ -262,6 +262,8 @@ def test_sigkill_during_a_5000_message_run_loses_nothing(tmp_path: Path) -> None
     # every accepted message: sent with a wamid (then delivered), or a failed DLR; not both
     assert set(sent) | set(failed) == set(accepted)
     assert not any("delivered" in seen[m] and m not in sends for m in accepted)
+    # CleverTap got every status of what was delivered: sent, then delivered
+    assert all({"sent", "delivered"} <= seen[m] for m in sent if m not in failed)
     # nothing Meta got that CleverTap did not send; a message whose answer the kill cut off
     # may have been stored (and then sent), as CleverTap's timeout would leave it
     assert set(sends) <= set(accepted) | set(unanswered)
