@@ -79,10 +79,13 @@ def register_url(url: str | None) -> None:
             register_secret(value)
 
 
-#: Headers a user passes with ``--header`` that carry no secret: their values stay readable.
+#: Headers that carry no secret: their values stay readable. CleverTap's account id names the
+#: account (it is in every dashboard URL and in the commands ctwa prints to resume an upload);
+#: its passcode is the secret, registered apart.
 PLAIN_HEADERS = frozenset(
     {"accept", "accept-encoding", "accept-language", "cache-control", "connection",
-     "content-language", "content-type", "user-agent", "x-request-id", "x-correlation-id"})
+     "content-language", "content-type", "user-agent", "x-request-id", "x-correlation-id",
+     "x-clevertap-account-id"})
 
 
 def register_header(name: str, value: str) -> None:

@@ -505,10 +505,29 @@ class Answer:
         return self.error is not None and self.error.code in RATE_LIMIT_CODES
 
 
+#: The longest text of Meta's error kept (message, details): they are one line on Meta.
+MAX_ERROR_TEXT = 1000
+
+
+def _safe(error: GraphError) -> GraphError:
+    """Meta's words made safe once, here where they enter (control characters escaped,
+    secrets masked, capped), so logs, DLRs and reports can take them as they are."""
+    from ctwa.infra.safetext import safe_text
+
+    def clean(text: str) -> str:
+        return safe_text(text, keep_lines=False, limit=MAX_ERROR_TEXT)
+
+    data = error.error_data
+    if data is not None and data.details is not None:
+        data = data.model_copy(update={"details": clean(data.details)})
+    return error.model_copy(update={"message": clean(error.message), "error_data": data,
+                                    "type": clean(error.type) if error.type else error.type})
+
+
 def read_answer(status: int, body: bytes) -> Answer:
     """Meta's answer to a send, read by the one model: a 2xx with ``messages[0].id``, or
-    ``{"error": ...}`` with a code; anything else (an HTML error page from a proxy, an
-    empty body) is ``unreadable`` with a short reason, never an exception."""
+    ``{"error": ...}`` with a code (its texts made safe); anything else (an HTML error page
+    from a proxy, an empty body) is ``unreadable`` with a short reason, never an exception."""
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -517,7 +536,7 @@ def read_answer(status: int, body: bytes) -> Answer:
     try:
         if 200 <= status < 300:
             return Answer(status, wamid=SendResponse.model_validate(document).wamid)
-        return Answer(status, error=ErrorBody.model_validate(document).error)
+        return Answer(status, error=_safe(ErrorBody.model_validate(document).error))
     except ValidationError:
         return Answer(status, unreadable=f"HTTP {status}, JSON without "
                       + ("messages[0].id" if 200 <= status < 300 else "error.code"))

@@ -132,7 +132,7 @@ def test_certify_options_beat_the_profile(cli, profile, monkeypatch, tmp_path) -
 
     seen = {}
     monkeypatch.setattr(ctwa.cli.certify, "_run",
-                        lambda out, options, folder, yes, strict: seen.update(o=options))
+                        lambda out, options, *rest: seen.update(o=options))
     done = cli("-v", "certify", "--to", "919000000001", "--endpoint", "http://127.0.0.1:1/bsp",
                "--username", "u", "--password", "pw-CANARY-7f3a", "--waba", "919999999777",
                "--report-dir", str(tmp_path / "evidence"), "--no-interactive")

@@ -129,3 +129,13 @@ def test_signatures() -> None:
     assert not signature_matches("s3cret", body + b" ", header)
     assert not signature_matches("s3cret", body, None) and not signature_matches("s3cret", body,
                                                                                  "")
+
+
+def test_metas_error_texts_are_made_safe_where_they_enter() -> None:
+    body = error_body(100, "bad \x1b[31mred\x1b[0m\nnext line " + "x" * 5000)
+    body["error"]["message"] = "(#100) \x07bell"
+    answer = read_answer(400, json.dumps(body).encode())
+    assert answer.error is not None
+    assert "\x1b" not in answer.error.details and "\\x1b[31m" in answer.error.details
+    assert "\n" not in answer.error.details and len(answer.error.details) < 1100
+    assert answer.error.message == "(#100) \\x07bell" and answer.error.code == 100

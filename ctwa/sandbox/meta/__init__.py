@@ -83,7 +83,7 @@ Python API (tests, the demo, the bridge's tests)::
         box.meta.state.taps                        # URL buttons the user opened
 
 Secrets of the sandbox (token, app secret) are not secret; set them with ``MetaSettings`` or
-the ``ctwa sandbox --meta-*`` options when a test needs its own.
+the ``ctwa sandbox`` options whose names begin ``meta-`` when a test needs its own.
 """
 
 from ctwa.sandbox.meta.mock import MetaSettings, MetaState, MockMeta, SentRecord

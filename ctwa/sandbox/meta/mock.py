@@ -531,6 +531,7 @@ class MockMeta:
         import httpx
 
         from ctwa.http import make_async_client
+        from ctwa.infra.safetext import safe_text
 
         if self._tap_client is None:
             self._tap_client = make_async_client(timeout=10.0, max_connections=20)
@@ -538,10 +539,13 @@ class MockMeta:
                  "Gecko) Chrome/124.0 Mobile Safari/537.36 WhatsApp/2.24")
         try:
             answer = await self._tap_client.get(url, headers={"User-Agent": agent})
-            self.state.taps.append({"url": url, "status": answer.status_code,
-                                    "location": answer.headers.get("location")})
+            location = answer.headers.get("location")
+            self.state.taps.append({"url": url, "status": answer.status_code, "location":
+                                    safe_text(location, keep_lines=False, limit=2000)
+                                    if location else None})
         except httpx.HTTPError as exc:  # a tap that fails is counted, not raised
-            self.state.taps.append({"url": url, "status": None, "error": str(exc)[:200]})
+            self.state.taps.append({"url": url, "status": None, "error": safe_text(
+                str(exc), keep_lines=False, limit=200)})
 
     async def _replies(self, record: SentRecord, meta_template: Any) -> None:
         quick = next((b.text for c in meta_template.components if c.type.upper() == "BUTTONS"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctwa.http.raw import HttpError, Pool
+from ctwa.infra.safetext import safe_text
 from ctwa.wire.cloudapi import sign
 
 USER_AGENT = "facebookexternalua"
@@ -173,7 +174,8 @@ class WebhookSender:
                 answer = await client.get(self.url, params=params,
                                           headers={"User-Agent": USER_AGENT})
         except httpx.HTTPError as exc:  # named in the stats
-            self.stats.verification = f"failed: {type(exc).__name__}: {str(exc)[:160]}"
+            self.stats.verification = safe_text(f"failed: {type(exc).__name__}: {exc}",
+                                                keep_lines=False, limit=200)
             return False
         if answer.status_code == 200 and answer.text.strip() == challenge:
             self.stats.verification = "passed"
@@ -207,7 +209,7 @@ class WebhookSender:
                     self.stats.updates[key] = self.stats.updates.get(key, 0) + 1
                 return
             self.stats.failures += 1
-            self.stats.last_error = error[:200]
+            self.stats.last_error = safe_text(error, keep_lines=False, limit=200)
             if time.monotonic() - started + delay > self.retry_for:
                 self.stats.given_up += len(updates)
                 return
