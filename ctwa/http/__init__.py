@@ -23,7 +23,7 @@ from ctwa import __version__
 from ctwa.http.origin import CredentialBinding, origin_of, same_origin
 from ctwa.http.retry import AsyncRetryTransport, RetryPolicy, RetryTransport
 from ctwa.infra.deadline import Late, call_within
-from ctwa.infra.errors import InputError, RemoteUnreachable
+from ctwa.infra.errors import InputError, RemoteTimeout, RemoteUnreachable
 from ctwa.infra.masking import (
     redact_header_value,
     redact_url,
@@ -315,7 +315,7 @@ def _whole_exchange_limit(client: httpx.Client | httpx.AsyncClient) -> float | N
 
 
 def _too_slow(url: str, limit: float) -> RemoteUnreachable:
-    return RemoteUnreachable(f"no answer from {redact_url(url)}: the exchange took over "
+    return RemoteTimeout(f"no answer from {redact_url(url)}: the exchange took over "
                              f"{limit:g} s in all (the server answers too slowly)")
 
 
@@ -495,6 +495,8 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
         message = f"{where}: too many redirects"
     else:
         message = f"request to {where} failed: {detail}"
+    if isinstance(exc, httpx.TimeoutException):
+        return RemoteTimeout(message + attempts)
     return RemoteUnreachable(message + attempts)
 
 

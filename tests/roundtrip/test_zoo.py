@@ -242,8 +242,9 @@ def test_a_throughput_ceiling_is_named_in_the_load_verdict(cli) -> None:
                  shares={"slow-ceiling": 20.0}, until="sent", timeout="3s")
     data = json.loads(result.stdout)
     assert data["too_slow"] > 0
-    line = next(v for v in data["verdict"] if v.startswith("DIAGNOSIS"))
-    assert "throughput ceiling" in line and "message(s)/s" in line
+    deadline = next(c for c in data["verdict"]["criteria"] if c["name"] == "deadline")
+    assert deadline["status"] == "fail" and "DIAGNOSIS" in deadline["reason"]
+    assert "throughput ceiling" in deadline["reason"] and "message(s)/s" in deadline["reason"]
 
 
 def test_no_msgid_through_an_already_running_listener_is_reported(cli) -> None:
