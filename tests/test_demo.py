@@ -11,7 +11,11 @@ from ctwa.cli.output import Output
 
 def test_demo_every_step_behaves(tmp_path) -> None:
     started = time.monotonic()
-    results = run_demo(Output(), tmp_path)
+    import typer.main
+
+    from ctwa.cli.app import app
+
+    results = run_demo(Output(), tmp_path, typer.main.get_command(app))
     assert time.monotonic() - started < 60
     assert results["import"]["pages"] == 4 and len(results["import"]["added"]) == 9
     assert len(results["import"]["duplicates"]) == 1  # the spec names two samples alike

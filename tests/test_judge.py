@@ -124,3 +124,22 @@ def test_request_is_utf8_json_with_masked_report() -> None:
     assert request.content == '{"text":"नमस्ते"}'.encode()
     assert result.request_headers["authorization"] == "Bearer ****"
     assert "tok-CANARY-91bd" not in str(result.as_dict())
+
+
+def test_words_say_what_happened_once() -> None:
+    """No "invalid credentials - invalid credentials", no "accepted: accepted": a message that
+    repeats the code's meaning adds nothing, and the outcome is named once."""
+    from ctwa.send.judge import judge
+
+    same = judge(200, b'{"status":"failure","error":{"code":2000,"message":"Invalid '
+                 b'credentials."}}', 0.01)
+    assert same.summary == "failure 2000: invalid credentials"
+    assert same.describe() == "refused: failure 2000: invalid credentials"
+    more = judge(200, b'{"status":"failure","error":{"code":2002,"message":"bad number"}}',
+                 0.01)
+    assert more.summary == "failure 2002: invalid phone number - bad number"
+    ok = judge(200, b'{"status":"success"}', 0.012)
+    assert ok.describe() == "accepted in 12 ms"
+    late = judge(200, b'{"status":"success"}', 1.5)
+    assert late.describe().startswith("answered in 1500 ms, over the 1 s deadline")
+    assert judge(500, b"{}", 0.01).describe() == "refused: HTTP 500"

@@ -107,14 +107,19 @@ def test_a_worker_without_its_secret_exits_4_and_the_master_is_told(project) -> 
     assert any("CTWA_PASSWORD is not set" in err for err in errors[1:])
     problems = run["incomplete"]["worker_errors"]
     assert len(problems) == 1 and "CTWA_PASSWORD" in next(iter(problems.values()))
-    assert run["verdict"][0].startswith("INCOMPLETE") and run["interrupted"]
+    complete = run["verdict"]["criteria"][0]
+    assert complete["name"] == "run complete" and complete["status"] == "not tested"
+    assert "CTWA_PASSWORD" in complete["reason"] and run["interrupted"]
+    assert run["outcome"] != "passed"  # incomplete, or failed when the sandbox refused some
 
 
 def test_a_worker_that_dies_leaves_the_run_incomplete(project) -> None:
     folder, env, _ = project
     run, _ = distributed(folder, env, seconds=8, kill_one_after=2.0)
     assert run["incomplete"]["missing_workers"], run["incomplete"]
-    assert run["verdict"][0].startswith("INCOMPLETE") and run["sent"] > 0
+    complete = run["verdict"]["criteria"][0]
+    assert complete["status"] == "not tested" and "stopped reporting" in complete["reason"]
+    assert run["outcome"] != "passed" and run["sent"] > 0
 
 
 def test_a_scenario_from_another_format_is_one_line(cli, tmp_path) -> None:

@@ -184,7 +184,7 @@ def test_huge_answers_are_cut_and_counted() -> None:
     with _RawServer(answer, close_after=False) as server:
         report = _load(f"http://127.0.0.1:{server.port}/", count=40, concurrency=4)
     assert report.too_large == 40 and report.connection_errors == 0
-    assert "answer(s) too large" in " ".join(report.verdict)
+    assert "answer(s) too large" in report.verdict.get("failures").reason
 
 
 def test_a_concurrency_the_descriptor_limit_cannot_hold_is_refused() -> None:

@@ -82,7 +82,7 @@ def test_slow_endpoint_is_flagged(cli, server) -> None:
 def test_garbage_answer_is_a_contract_violation(cli, server) -> None:
     result = cli("validate-endpoint", "--endpoint", f"{server.url}/garbage", *AUTH)
     assert result.exit_code == ExitCode.FAILED
-    assert "contract-violation: HTTP 200 but the body is not JSON" in result.stderr
+    assert "contract violation: HTTP 200 but the body is not JSON" in result.stderr
 
 
 def test_a_real_process_end_to_end(server, tmp_path) -> None:

@@ -62,6 +62,7 @@ class CertifyOptions:
     interactive_timeout: float = 300.0
     deadline: float = 1.0
     timeout: float = 10.0
+    expectations: Any = None  # ctwa.certify.scale.Expectations
 
 
 @dataclass
@@ -72,6 +73,15 @@ class Certification:
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
     scale_report: Any = None
+
+    @property
+    def verdict(self) -> Any:
+        """The run's verdict: one criterion per check (manual ones attested or not)."""
+        from ctwa.report.verdict import Criterion, Verdict
+
+        return Verdict(tuple(Criterion(c.name, c.status, c.detail or c.title,
+                                       c.evidence.get("measured"), c.evidence.get("threshold"))
+                             for c in self.checks), self.interrupted, tuple(self.warnings))
 
 
 class Certifier:
@@ -88,7 +98,10 @@ class Certifier:
                  ("callbacks", "DLRs for every accepted message, valid and in order"),
                  ("inbound", "inbound replies of every kind, with context"),
                  ("clicks", "clicked for tracked URL buttons"),
-                 ("scale", "1500 concurrent requests, p99 under 1 s, DLRs complete")]
+                 ("scale", "1500 concurrent requests, p99 under 1 s, DLRs complete, errors "
+                  "per expectation and categorised correctly"),
+                 ("platform counts", "sent, delivered and viewed counts match your platform "
+                  "count")]
         self.checks = {name: Check(name, title) for name, title in names}
         self.sent_at: dict[str, float] = {}  # accepted msgIds of templates and freeform
         self.kinds: dict[str, str] = {}  # msgId -> template, text, image, ... (as sent)
@@ -160,15 +173,14 @@ class Certifier:
                                      msg_id="0|0|0|0").to_wire()
         result, _ = self._send("validation", payload)
         verdict = result.verdict
-        if verdict.outcome == "unreachable":  # nothing else can run: one line, exit 3
+        if verdict.outcome in ("unreachable", "timeout"):  # nothing else can run: exit 3
             from ctwa.infra.errors import RemoteUnreachable
 
             raise RemoteUnreachable(verdict.summary,
                                     hint="check --endpoint (or the profile's) and the network")
-        check.done(PASS if verdict.accepted else FAIL,
-                   f"{verdict.outcome}: {verdict.summary}", latency_ms=verdict.latency_ms,
-                   http_status=result.response_status)
-        self.say(f"validation: {check.status.upper()} ({verdict.summary})")
+        check.done(PASS if verdict.accepted else FAIL, verdict.describe(),
+                   latency_ms=verdict.latency_ms, http_status=result.response_status)
+        self.say(f"validation: {check.status.upper()} ({check.detail})")
 
     # --- 2. templates ----------------------------------------------------------------------
 
@@ -226,7 +238,7 @@ class Certifier:
                        f"{', '.join(sorted(covered)) or 'none'}"
                        + (f"; not in the library: {', '.join(missing)}" if missing else "")
                        + skipped, **evidence)
-        self.say(f"templates: {check.status.upper()} ({check.detail[:160]})")
+        self.say(f"templates: {check.status.upper()} ({check.detail})")
         for line in unbuilt:
             self.say(f"  not built from its examples: {line}")
 
@@ -258,13 +270,13 @@ class Certifier:
                 number_detail = ("accepted, then failed with code(s) "
                                  f"{', '.join(map(str, codes))}, outside 1000-1010")
         else:
-            number_detail = f"{verdict.outcome}: {verdict.summary}"
+            number_detail = verdict.describe()
         creds_ok, creds_detail = self._wrong_credentials()
         status = PASS if number_ok and creds_ok is not False else FAIL
         check.done(status, f"impossible number {self.o.invalid_to}: {number_detail}; wrong "
                    f"credentials: {creds_detail}", invalid_number_ok=number_ok,
                    wrong_credentials_ok=creds_ok)
-        self.say(f"errors: {check.status.upper()} ({check.detail[:160]})")
+        self.say(f"errors: {check.status.upper()} ({check.detail})")
 
     def _failed_codes(self, msg_id: str, sent_at: float) -> list[int] | None:
         assert self.store is not None
@@ -405,7 +417,7 @@ class Certifier:
         else:
             check.done(PASS, f"all {trip.accepted} reached {until} in order, in CleverTap's "
                        "format", **evidence)
-        self.say(f"callbacks: {check.status.upper()} ({check.detail[:200]})")
+        self.say(f"callbacks: {check.status.upper()} ({check.detail})")
         for diagnosis in trip.diagnoses:
             self.say(f"  diagnosis: {diagnosis_line(diagnosis)}")
 
@@ -449,8 +461,13 @@ class Certifier:
         assert self.store is not None
         check = self.checks["clicks"]
         with_buttons = {m: t for m, t in self.templates_sent.items() if url_buttons(t)}
+        if not self.templates_sent:
+            check.done(NOT_TESTED, "no template was accepted (see templates), so there was "
+                       "no URL button to tap")
+            return
         if not with_buttons:
-            check.done(NOT_TESTED, "no template sent has a URL button")
+            check.done(NOT_TESTED, f"none of the {len(self.templates_sent)} accepted "
+                       "template(s) has a URL button; choose one that has (--templates)")
             return
         if not self.o.interactive:
             check.done(NOT_TESTED, "needs the tester to tap a URL button (--interactive)")
@@ -478,15 +495,18 @@ class Certifier:
     def _scale(self) -> None:
         check = self.checks["scale"]
         n = self.o.scale
+        platform = self.checks["platform counts"]
         if not n:
             check.done(NOT_TESTED, "run with --scale N --to-file NUMBERS (real messages: "
                        "they cost money)")
+            platform.done(NOT_TESTED, "needs the scale run (--scale N --to-file NUMBERS)")
             return
         if not self.confirm_scale(n):
             check.done(NOT_TESTED, f"not confirmed: {n:,} real messages were not sent")
+            platform.done(NOT_TESTED, "needs the scale run, which was not confirmed")
             return
         check.done(*self._run_scale(n))
-        self.say(f"scale: {check.status.upper()} ({check.detail[:200]})")
+        self.say(f"scale: {check.status.upper()} ({check.detail})")
 
     def _run_scale(self, n: int) -> tuple[str, str]:
         from ctwa.http import load_headers
@@ -526,19 +546,30 @@ class Certifier:
         trip = load_round_trip(self.store, plan, report, "delivered")
         report.round_trip = trip.as_dict()
         p99 = report.latency_ms.get("p99", 0.0)
+        from ctwa.certify.scale import (
+            Expectations,
+            expected_text,
+            judge_errors,
+            judge_platform,
+            platform_view,
+        )
+
+        expectations = self.o.expectations or Expectations()
+        trip_data = report.round_trip
+        expected = expectations.codes(numbers, report.sent)
         problems = []
         if report.peak_in_flight < min(n, CAMPAIGN_CONCURRENCY):
             problems.append(f"only {report.peak_in_flight} in flight")
         if p99 >= self.o.deadline * 1000:
             problems.append(f"p99 {p99:g} ms")
-        if report.too_slow:
+        if report.not_in_time:
             from ctwa.load.ceiling import throughput_ceiling
 
             ceiling = throughput_ceiling(report)
-            problems.append(f"{report.too_slow:,} over the deadline"
+            problems.append(f"{report.not_in_time:,} not answered within the deadline"
                             + (f" ({ceiling.removeprefix('DIAGNOSIS: ')})" if ceiling else ""))
-        if report.failed:
-            problems.append(f"{report.failed:,} not accepted")
+        problems += judge_errors(report, trip_data, expected)
+        problems += self._misdirected(report, numbers, expectations)
         if trip.complete < trip.accepted or trip.problems:
             causes = "; ".join(diagnosis_line(d) for d in trip.diagnoses
                                if d["cause"] != "warning")
@@ -547,9 +578,37 @@ class Certifier:
                                if trip.anomalies else "")
                             + (f" (diagnosis: {causes})" if causes else ""))
         counts = ", ".join(f"{k} {v:,}" for k, v in trip.furthest.items())
-        detail = (f"{report.sent:,} sent, {report.peak_in_flight} in flight, p99 {p99:g} ms; "
-                  f"per status: {counts}")
+        detail = (f"{report.sent:,} sent, {report.peak_in_flight} in flight, p99 {p99:g} ms, "
+                  f"{expected_text(report, trip_data, expected)}; per status: {counts}")
+        platform = self.checks["platform counts"]
+        ours = platform_view(trip_data)
+        shown = ", ".join(f"{k} {v:,}" for k, v in ours.items())
+        if expectations.platform is None:
+            platform.done(NOT_TESTED, f"the callbacks said {shown}: give the BSP "
+                          "dashboard's counts with --platform-counts sent=N,delivered=N,"
+                          "read=N to compare", measured=ours)
+        else:
+            wrong = judge_platform(trip_data, expectations.platform)
+            platform.done(FAIL if wrong else PASS, "; ".join(wrong) if wrong else
+                          f"the platform's counts match the callbacks: {shown}",
+                          measured=ours, threshold=expectations.platform)
         return (FAIL, f"{'; '.join(problems)} ({detail})") if problems else (PASS, detail)
+
+    @staticmethod
+    def _misdirected(report: Any, numbers: tuple[str, ...], expectations: Any) -> list[str]:
+        """With codes beside the numbers: refusals of messages to numbers not expected to
+        fail (the counts per code could match while the wrong numbers fail)."""
+        from ctwa.load.run import V_REJECTED
+
+        outcomes = report.outcomes
+        if not expectations.per_number or outcomes is None:
+            return []
+        wrong = [numbers[i % len(numbers)] for i, verdict in enumerate(outcomes.verdicts)
+                 if verdict == V_REJECTED and numbers[i % len(numbers)]
+                 not in expectations.per_number]
+        if not wrong:
+            return []
+        return [f"{len(wrong):,} refusal(s) to numbers not expected to fail, e.g. {wrong[0]}"]
 
     # --- 9. manual -------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ import typer
 
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output, problem_line
-from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
-from ctwa.infra.errors import ExitCode, InputError
+from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths
+from ctwa.infra.errors import InputError
 
 app = typer.Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
                   "check them in a strict local listener (listen), and turn Meta's webhooks "
@@ -65,7 +65,7 @@ def replay(
     from ctwa.infra.config import ConfigStore
 
     out: Output = ctx.obj
-    check_report_paths(report_file, junit)
+    check_report_paths(report_file, junit, inputs=files)
     events = []
     for path in files:
         events += load_fixture(path, max_events).events
@@ -90,52 +90,42 @@ def replay(
                 f"{_clock(time.time())} -> {a.planned.label:22} {a.planned.msg_id}", "dim")
             replayer.on_answer = lambda a: _say_answer(out, a)
         started = time.time()
+        interrupted = False
         try:
             answers = replayer.run(events, concurrency, group)
         except KeyboardInterrupt:
             replayer.stop()
-            _replay_summary(out, replayer.answers, len(events), interrupted=True)
-            out.say("interrupted: run the command again to send the fixtures from the start",
-                    "bold")
-            raise typer.Exit(ExitCode.INTERRUPTED) from None
+            answers, interrupted = list(replayer.answers), True
     if replayer.gave_up:
         out.warn(f"{replayer.gave_up}; the rest of the {len(events):,} event(s) were not "
                  "sent: run the command again once the URL answers")
-    failed = _replay_summary(out, answers, len(events))
-    _replay_run(out, replayer, answers, failed, len(events), started, report_file, junit)
-    if failed:
-        unreachable = all(a.status is None for a in failed)
-        raise typer.Exit(ExitCode.UNREACHABLE if unreachable else ExitCode.FAILED)
+    from ctwa.cli.reports import conclude
+    from ctwa.report.summary import replay_verdict, simple_summary
 
-
-def _replay_run(out: Output, replayer: Any, answers: list[Any], failed: list[Any],
-                events: int, started: float, report: Path | None, junit: Path | None) -> None:
-    from ctwa.report.summary import simple_summary
-
+    verdict = replay_verdict(answers, len(events), interrupted)
     target = " and ".join(filter(None, (replayer.status_url, replayer.inbound_url))) or "-"
     elapsed = max(time.time() - started, 1e-9)
+    failed = [a for a in answers if not a.ok]
     summary = simple_summary(
-        "replay", target, started, time.time(), not failed,
-        f"{len(answers):,} request(s), {len(answers) - len(failed):,} answered 2xx, "
-        f"{len(failed):,} not", {"events": events, "requests": len(answers),
-                                 "failed": len(failed)},
+        "replay", target, started, time.time(), verdict,
+        {"events": len(events), "requests": len(answers), "failed": len(failed),
+         "interrupted": interrupted},
         {"requests": float(len(answers)), "failed": float(len(failed)),
          "requests_per_second": round(len(answers) / elapsed, 1)})
-    finish_run(out, summary, report, junit)
-
-
-def _replay_summary(out: Output, answers: list[Any], events: int,
-                    interrupted: bool = False) -> list[Any]:
-    """The counts, on stdout (or the JSON document); returns the answers that failed."""
-    failed = [a for a in answers if not a.ok]
-    if out.json_mode:
-        out.data({"events": events, "sent": len(answers), "failed": len(failed),
-                  "interrupted": interrupted, "answers": [a.as_dict() for a in answers]})
-    else:
-        out.line(f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
-                 f"{len(failed)} not" + (f", interrupted (the fixtures hold {events} "
-                                         "event(s))" if interrupted else ""), "bold")
-    return failed
+    code = conclude(out, summary, document={
+        "events": len(events), "sent": len(answers), "failed": len(failed),
+        "interrupted": interrupted, "outcome": verdict.outcome, "verdict": verdict.as_dict(),
+        "answers": [a.as_dict() for a in answers]},
+        render=lambda: out.line(
+            f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
+            f"{len(failed)} not" + (f", interrupted (the fixtures hold {len(events)} "
+                                    "event(s))" if interrupted else ""), "bold"),
+        report=report_file, junit=junit)
+    if interrupted:
+        out.say("interrupted: run the command again to send the fixtures from the start",
+                "bold")
+    if code:
+        raise typer.Exit(code)
 
 
 def _say_answer(out: Output, answer: Any) -> None:
@@ -179,7 +169,7 @@ def listen(
     from ctwa.infra.ports import check_port_free
 
     out: Output = ctx.obj
-    check_report_paths(report_file, junit)
+    check_report_paths(report_file, junit, record=record)
     check_port_free(host, port)
     started = time.time()
     recorder = Recorder(record) if record else None
@@ -240,21 +230,21 @@ def listen(
         if writer.orphans_dropped:
             out.warn(f"{writer.orphans_dropped:,} callback(s) about msgIds ctwa never sent "
                      f"were counted but not kept (the first {writer.orphan_limit:,} were)")
-    if out.json_mode:
-        out.data(tallies)
-    else:
-        _print_stats(out, tallies)
-    from ctwa.report.summary import simple_summary
+    from ctwa.cli.reports import conclude
+    from ctwa.report.summary import listen_verdict, simple_summary
 
+    verdict = listen_verdict(tallies)
     invalid = tallies["invalid"]
     summary = simple_summary(
-        "listen", f"http://{host}:{real_port}", started, time.time(),
-        invalid == 0 and not tallies["anomaly_count"],
-        f"{tallies['callbacks']:,} callback(s), {invalid:,} invalid, "
-        f"{tallies['anomaly_count']:,} out of order", tallies,
+        "listen", f"http://{host}:{real_port}", started, time.time(), verdict, tallies,
         {"callbacks": float(tallies["callbacks"]), "invalid": float(invalid),
          "anomalies": float(tallies["anomaly_count"])})
-    finish_run(out, summary, report_file, junit, keep=not no_store)
+    code = conclude(out, summary, document={**tallies, "outcome": verdict.outcome,
+                                            "verdict": verdict.as_dict()},
+                    render=lambda: _print_stats(out, tallies), report=report_file,
+                    junit=junit, keep=not no_store)
+    if code:  # callbacks that break the contract, or came out of order
+        raise typer.Exit(code)
 
 
 class _LineBudget:

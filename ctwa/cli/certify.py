@@ -23,7 +23,7 @@ from ctwa.cli.send import (
     UsernameOpt,
     WabaOpt,
 )
-from ctwa.infra.errors import CtwaError, ExitCode, InputError
+from ctwa.infra.errors import CtwaError, InputError
 
 app = typer.Typer(help="Certify a BSP integration against the spec's acceptance criteria.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -48,7 +48,16 @@ def certify(
         "--scale", min=1, help="Also send N messages at 1500 in flight (real messages).")]
     = None,
     to_file: Annotated[Path | None, typer.Option(
-        "--to-file", help="Numbers for --scale, one per line, cycled.")] = None,
+        "--to-file", help="Numbers for --scale, one per line, cycled; NUMBER,CODE expects "
+        "every message to that number to fail with CODE.")] = None,
+    expect_errors: Annotated[str | None, typer.Option(
+        "--expect-errors", metavar="CODE=N,...",
+        help="With --scale: how many messages should fail with each code, e.g. 2003=26.")]
+    = None,
+    platform_counts: Annotated[str | None, typer.Option(
+        "--platform-counts", metavar="sent=N,delivered=N,read=N",
+        help="With --scale: the BSP dashboard's counts, compared with the callbacks'.")]
+    = None,
     interactive: Annotated[bool, typer.Option(
         "--interactive/--no-interactive", help="Run the steps that need the tester's phone "
         "(write first, reply, tap); without, they are not tested.")] = True,
@@ -105,7 +114,6 @@ def certify(
 
 def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
     from ctwa.certify.run import CertifyOptions
-    from ctwa.cli.loadmode import recipients
     from ctwa.cli.send import _endpoint_of, _profile, _waba
     from ctwa.templates.library import TemplateLibrary, default_root
     from ctwa.wire.numbers import check_phone
@@ -121,7 +129,19 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
     if given["scale"] and given["to_file"] is None:
         raise InputError("--scale needs --to-file NUMBERS", hint="numbers that may receive "
                          "the messages, one per line")
-    numbers = recipients(None, given["to_file"]) if given["to_file"] else ()
+    from ctwa.certify.scale import (
+        Expectations,
+        parse_expect_errors,
+        parse_platform_counts,
+        read_numbers,
+    )
+
+    numbers, per_number = read_numbers(given["to_file"]) if given["to_file"] else ((), {})
+    expectations = Expectations(parse_expect_errors(given["expect_errors"]), per_number,
+                                parse_platform_counts(given["platform_counts"]))
+    if not given["scale"] and (given["expect_errors"] or given["platform_counts"]):
+        raise InputError("--expect-errors and --platform-counts judge the scale run",
+                         hint="add --scale N --to-file NUMBERS")
     profile_name, profile = _profile(out)
     names = None if given["templates"] == "all-sendable" else [
         n.strip() for n in given["templates"].split(",") if n.strip()]
@@ -139,7 +159,7 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
         attest=given["attest"], invalid_to=invalid,
         callback_timeout=given["callback_timeout"],
         interactive_timeout=given["interactive_timeout"], deadline=given["deadline"],
-        timeout=given["timeout"])
+        timeout=given["timeout"], expectations=expectations)
     if given["attest"] is not None:
         from ctwa.certify.run import _read_attestations
 
@@ -183,28 +203,26 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
         raise
     finally:
         exchanges.close()
-    summary, signer = _write_evidence(out, options, folder, result, key)
-    _render(out, summary, folder, signer)
-    failed = [c for c in result.checks if c.status == "fail"]
-    untested = [c for c in result.checks if c.status == "not tested"]
+    code = _conclude(out, options, folder, result, strict, key)
     if result.interrupted:
         out.say("interrupted: the report above covers the checks that ran", "bold")
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    if failed:
-        raise typer.Exit(ExitCode.FAILED)
-    if untested:
+    untested = [c for c in result.checks if c.status == "not tested"]
+    if untested and not result.interrupted and result.verdict.outcome != "failed":
         out.warn(f"{len(untested)} automated check(s) not tested: "
                  + ", ".join(c.name for c in untested))
-        if strict:
-            raise typer.Exit(ExitCode.FAILED)
+    if code:
+        raise typer.Exit(code)
 
 
-def _write_evidence(out: Output, options: Any, folder: Path, result: Any,
-                    key: Any = None) -> tuple[dict[str, Any], str | None]:
-    """results.json, report.html, junit.xml, then the manifest (signed with ``key`` when
-    given); (the summary, the signer's fingerprint or None)."""
+def _conclude(out: Output, options: Any, folder: Path, result: Any, strict: bool,
+              key: Any = None) -> int:
+    """The evidence: results.json, then the shared end of every run (the verdict rendered,
+    the summary kept, report.html and junit.xml written), then the manifest of it all
+    (signed with ``key`` when given)."""
+    import shlex
+
     from ctwa.certify.evidence import SPEC_VERSION, write_manifest
-    from ctwa.cli.reports import finish_run
+    from ctwa.cli.reports import conclude
     from ctwa.infra.safetext import dumps_safe
     from ctwa.report.summary import new_summary
 
@@ -220,30 +238,19 @@ def _write_evidence(out: Output, options: Any, folder: Path, result: Any,
                         "rps": scale["requests_per_second"]})
     summary = new_summary(
         "certify", target=options.endpoint.url, started=result.started, ended=result.ended,
-        criteria=[{"name": c["name"], "status": c["status"], "detail": c["detail"]}
-                  for c in checks], metrics=metrics, warnings=result.warnings,
+        verdict=result.verdict, metrics=metrics,
         data={"checks": checks, "scale": scale, "spec": SPEC_VERSION, "to": options.to,
               "interrupted": result.interrupted})
     (folder / "results.json").write_text(dumps_safe(summary, indent=2) + "\n",
                                          encoding="utf-8")
-    finish_run(out, summary, folder / "report.html", folder / "junit.xml")
+    code = conclude(out, summary, document={
+        **{k: v for k, v in summary.items() if k != "data"}, "checks": checks,
+        "evidence": str(folder), "signer": _signer(key)},
+        report=folder / "report.html", junit=folder / "junit.xml", strict=strict)
     manifest = write_manifest(folder, result.started, result.ended, key)
-    return summary, manifest.get("signer")
-
-
-def _render(out: Output, summary: dict[str, Any], folder: Path, signer: str | None) -> None:
+    signer = manifest.get("signer")
     if out.json_mode:
-        out.data({**{k: v for k, v in summary.items() if k != "data"},
-                  "checks": summary["data"]["checks"], "evidence": str(folder),
-                  "signer": signer})
-        return
-    for warning in summary["warnings"]:
-        out.line(f"WARNING: {warning}", "yellow")
-    for check in summary["criteria"]:
-        style = {"pass": "green", "fail": "red"}.get(check["status"], "yellow")
-        out.line(f"{check['status'].upper():13} {check['name']:28} {check['detail']}", style)
-    import shlex
-
+        return code
     where = shlex.quote(str(folder))
     if signer:
         out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
@@ -254,6 +261,17 @@ def _render(out: Output, summary: dict[str, Any], folder: Path, signer: str | No
         out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
                  f"exchanges.ndjson, manifest.json); check it with "
                  f"`ctwa certify verify {where}` (unsigned: sign with --sign-key)", "dim")
+    return code
+
+
+def _signer(key: Any) -> str | None:
+    """The fingerprint the manifest will be signed with (the --json document says it
+    before the manifest is written)."""
+    if key is None:
+        return None
+    from ctwa.certify.evidence import fingerprint
+
+    return str(fingerprint(key.public_key()))
 
 
 @app.command("keygen")

@@ -64,17 +64,16 @@ class Demo:
     folder: Path
     examples: Path
     results: dict[str, Any] = field(default_factory=dict)
+    root: Any = None  # the root click command the demo runs its steps with (ctwa itself)
     step_number: int = 0
     steps: int = 11
 
     def run(self, *argv: str, json_output: bool = True) -> Outcome:
-        from typer.testing import CliRunner
-
-        from ctwa.cli.app import app
+        from click.testing import CliRunner
 
         args = ["--json", *argv] if json_output else list(argv)
         self.out.say("  $ ctwa " + " ".join(shlex.quote(a) for a in argv), "dim")
-        result = CliRunner().invoke(app, args, env=self.env, prog_name="ctwa")
+        result = CliRunner().invoke(self.root, args, env=self.env, prog_name="ctwa")
         data = None
         if json_output and result.stdout.strip():
             data = json.loads(result.stdout)
@@ -101,8 +100,10 @@ def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
     return check()
 
 
-def run_demo(out: Output, folder: Path) -> dict[str, Any]:
-    """Every step, against a fresh sandbox; returns what each step reported."""
+def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
+    """Every step, against a fresh sandbox, each a ctwa command run with ``root`` (the
+    running root click command: this module never imports the app that imports it);
+    returns what each step reported."""
     import httpx
 
     from ctwa.infra.ports import free_port
@@ -124,7 +125,7 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
                "CTWA_IMPORT_TOKEN": secrets["vendor_token"],
                "CTWA_PASSCODE": secrets["passcode"], "CTWA_PROFILE": "",
                "NO_COLOR": os.environ.get("NO_COLOR", "")}
-        demo = Demo(out, env, folder, examples)
+        demo = Demo(out, env, folder, examples, root=root)
         _progress(out, f"sandbox on {box.base_url}: mock BSP, vendor and CleverTap; "
                   f"scratch folder {folder}", "bold")
 
@@ -341,7 +342,7 @@ def demo(
     folder = Path(tempfile.mkdtemp(prefix="ctwa-demo-"))
     started = time.monotonic()
     try:
-        results = run_demo(human, folder)
+        results = run_demo(human, folder, ctx.find_root().command)
     finally:
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)

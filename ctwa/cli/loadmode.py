@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.output import Output
-from ctwa.infra.errors import ExitCode, InputError
+from ctwa.infra.errors import InputError
 
 LOAD = "Load mode (campaign-like volume)"
 CountOpt = Annotated[int | None, typer.Option(
@@ -40,7 +40,6 @@ class LoadFlags:
     to_file: Path | None = None
     report: Path | None = None
     junit: Path | None = None
-    export_locust: Path | None = None  # write a Locust project instead of running
 
     @property
     def active(self) -> bool:
@@ -51,12 +50,13 @@ class LoadFlags:
 
         return parse_duration(self.duration, "--duration") if self.duration else None
 
-    def check(self) -> None:
-        """Usage conflicts, reported before anything else (a missing secret included)."""
+    def check(self, exporting: bool = False) -> None:
+        """Usage conflicts, reported before anything else (a missing secret included);
+        ``exporting``: for a Locust project, where the load options need no --count."""
         if self.count is not None and self.duration is not None:
             raise InputError("give --count or --duration, not both")
         self.duration_seconds()
-        if not self.active and not self.export_locust and (
+        if not self.active and not exporting and (
                 self.rate or self.concurrency or self.workers or self.to_file or self.report
                 or self.junit):
             raise InputError("--rate, --concurrency, --workers, --to-file, --report and --junit "
@@ -86,15 +86,19 @@ def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:
     return tuple(numbers)
 
 
-def export_locust(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,
-                  flags: LoadFlags, to: str | None, wrapped: bool = False) -> None:
-    """Write the Locust project for this load run instead of running it."""
+def export_locust(out: Output, request: Any, folder: Path) -> None:
+    """Write the Locust project for the load run a send command's request describes
+    (ctwa.cli.send.SendRequest), instead of running it."""
     from ctwa import __version__
     from ctwa.infra.masking import is_secret_header
     from ctwa.load.plan import CAMPAIGN_CONCURRENCY
     from ctwa.locust.scenario import SECRET_ENV, Scenario, write_project
+    from ctwa.wire.outbound import is_wrapped
 
-    assert flags.export_locust is not None
+    flags = request.load
+    flags.check(exporting=True)
+    request.awaiting.check()
+    endpoint = request.endpoint()
     headers = dict(endpoint.headers)
     for name in headers:
         if is_secret_header(name):
@@ -103,20 +107,20 @@ def export_locust(out: Output, payload: Any, endpoint: Any, timeout: float, dead
                              f"(its value then comes from {SECRET_ENV['header']})")
     auth = endpoint.auth
     scenario = Scenario(
-        url=endpoint.url, payload=payload, recipients=list(recipients(to, flags.to_file)),
-        wrapped=wrapped, deadline=deadline, timeout=timeout,
+        url=endpoint.url, payload=request.body,
+        recipients=list(recipients(request.to, flags.to_file)),
+        wrapped=is_wrapped(request.body), deadline=request.deadline, timeout=request.timeout,
         concurrency=flags.concurrency or CAMPAIGN_CONCURRENCY,
         auth={"kind": auth.kind, **({"username": auth.username} if auth.username else {}),
               **({"header_name": auth.header_name} if auth.header_name else {})},
         headers=headers, ctwa_version=__version__)
-    written = write_project(flags.export_locust, scenario)
+    written = write_project(folder, scenario)
     if out.json_mode:
         out.data({"written": [str(p) for p in written]})
         return
     for path in written:
         out.result(f"wrote {path}")
     users = scenario.concurrency
-    folder = flags.export_locust
     env = SECRET_ENV.get(auth.kind)
     out.say("next (pip install 'ctwa[locust]'" + (f"; export {env} on every process" if env
                                                  else "") + "):", "dim")
@@ -125,70 +129,46 @@ def export_locust(out: Output, payload: Any, endpoint: Any, timeout: float, dead
              "--ctwa-report run.html")
 
 
-def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,
-                  flags: LoadFlags, to: str | None, wrapped: bool = False,
-                  awaiting: Any = None) -> None:
-    import os
+def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
+    """A load run (ctwa.send.job.SendJob with ``load``): run it, then its verdict, the
+    summary kept in the store with its report files, the rendering, the exit code."""
+    from ctwa.cli.roundtrip import render_round_trip, wait_progress
+    from ctwa.send.job import Hooks, run_job
 
-    from ctwa.cli.roundtrip import (
-        await_load,
-        finish_load_record,
-        render_round_trip,
-        start_load_record,
-    )
-    from ctwa.http import load_headers
-    from ctwa.load.engine import run_load
-    from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
+    def starting(plan: Any) -> None:
+        if out.json_mode:
+            return
+        load = job.load
+        target = f"{load.count} messages" if load.count else f"{flags.duration}"
+        pace = f" at {load.rate:g}/s" if load.rate else ""
+        out.say(f"load: {target}{pace} to {plan.url}, {plan.concurrency} in flight, "
+                f"{plan.workers} worker process(es)", "bold")
 
-    duration = flags.duration_seconds()  # flags.check() ran before the endpoint was resolved
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-    small = flags.count is not None and flags.count < 500
-    workers = flags.workers or (1 if small else cores)
-    concurrency = flags.concurrency or min(flags.count or CAMPAIGN_CONCURRENCY,
-                                           CAMPAIGN_CONCURRENCY)
-    plan = LoadPlan(endpoint.url, load_headers(endpoint.auth, endpoint.headers), payload,
-                    recipients(to, flags.to_file), flags.count, duration, flags.rate,
-                    max(concurrency, workers), workers, deadline, timeout, wrapped,
-                    record=True)
-    run_id = start_load_record(out, plan, payload, awaiting)
-    if not out.json_mode:
-        target = f"{flags.count} messages" if flags.count else f"{flags.duration}"
-        pace = f" at {flags.rate:g}/s" if flags.rate else ""
-        out.say(f"load: {target}{pace} to {endpoint.url}, {plan.concurrency} in flight, "
-                f"{workers} worker process(es)", "bold")
-    import time
-
-    started = time.time()
     with _load_progress(out) as on_progress:
-        report = run_load(plan, on_progress)
-    if run_id is not None:
-        finish_load_record(out, run_id, report)
-    if awaiting is not None and awaiting.active and not report.interrupted:
-        await_load(out, plan, report, awaiting)
-    if out.json_mode:
-        out.data(report.as_dict())
-    else:
+        hooks = Hooks(say=out.say, warn=out.warn, on_progress=on_progress,
+                      on_wait=wait_progress(out, job.awaiting) if job.awaiting else None,
+                      on_start=starting)
+        done = run_job(job, hooks)
+    report = done.result
+    from ctwa.cli.reports import conclude
+    from ctwa.report.summary import load_summary
+
+    def render() -> None:
         _render_load(out, report)
         if report.round_trip is not None:
             render_round_trip(out, report.round_trip)
-    from ctwa.cli.reports import finish_run
-    from ctwa.report.summary import load_summary
 
-    finish_run(out, load_summary(report, started, time.time()), flags.report, flags.junit)
+    code = conclude(out, load_summary(report, done.started, done.ended),
+                    document=report.as_dict(), render=render, report=flags.report,
+                    junit=flags.junit)
     if report.interrupted:
         out.say("interrupted: the report above covers what was sent; run the command again "
                 "for a full run", "bold")
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    if report.stopped_on_auth:
+    elif report.stopped_on_auth:
         out.error("the endpoint refused the credentials; check --username/--password or "
                   "--token (or the profile's secrets) and run again")
-        raise typer.Exit(ExitCode.CONFIG)
-    trip = report.round_trip
-    if not report.passed or (trip is not None and (trip["problems"]
-                                                   or trip["complete"] < trip["accepted"])):
-        raise typer.Exit(ExitCode.FAILED)
-
+    if code:
+        raise typer.Exit(code)
 
 
 def _load_progress(out: Output):
@@ -225,9 +205,12 @@ def _render_load(out: Output, report: Any) -> None:
 
     table = Table(title=f"load report: {report.url}", box=None, show_header=False)
     rows = [("sent", f"{report.sent:,}"), ("accepted in time", f"{report.accepted:,}"),
+            *([("accepted late", f"{report.accepted_late:,}")] if report.accepted_late else []),
             *([("abandoned at Ctrl-C", f"{report.abandoned:,}")] if report.abandoned else []),
-            (f"over the {report.deadline:g} s deadline", f"{report.too_slow:,}"),
-            ("connection errors", f"{report.connection_errors:,}"),
+            (f"answers over the {report.deadline:g} s deadline", f"{report.too_slow:,}"),
+            (f"timeouts (no answer within {report.timeout:g} s)" if report.timeout else
+             "timeouts", f"{report.timeouts:,}"),
+            ("connection errors (refused, reset)", f"{report.connection_errors:,}"),
             *([("answers too large", f"{report.too_large:,}")] if report.too_large else []),
             *([("failed in ctwa itself", f"{report.client_errors:,}")]
               if report.client_errors else []),
@@ -262,7 +245,3 @@ def _render_load(out: Output, report: Any) -> None:
     out.table(table)
     for sample in report.error_samples[:5]:
         out.line(f"  e.g. {sample}", "dim")
-    for line in report.verdict:
-        style = "green" if line.startswith("PASS") else (
-            "red" if line.startswith(("FAIL", "WARNING", "INTERRUPTED")) else "yellow")
-        out.line(line, style)

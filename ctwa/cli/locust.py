@@ -2,7 +2,7 @@
 make, written as a Locust project (locustfile and scenario) for a distributed run."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,19 +30,20 @@ def export(
 
     e.g. ctwa load export --locust loadtest send-template --sample lto --to-file numbers.txt
     --endpoint URL --username acme"""
-    import typer.main
-
-    from ctwa.cli.app import app as root_app
+    from ctwa.cli.loadmode import export_locust
+    from ctwa.cli.send import REQUESTS
 
     out: Output = ctx.obj
     if command not in SEND_COMMANDS:
         raise InputError(f"{command!r} cannot be exported",
                          hint="give one of " + ", ".join(SEND_COMMANDS) + " and its options")
-    given = [*(["--json"] if out.json_mode else []),
-             *(["--profile", out.profile] if out.profile else [])]
-    root = typer.main.get_command(root_app)
-    root.main([*given, command, *ctx.args, "--export-locust", str(locust)], prog_name="ctwa",
-              standalone_mode=False)
+    # the send command's own options, parsed by its own definition, make the request the
+    # exporter writes: nothing is sent, and the root command is not run again
+    root = ctx.find_root()
+    send = root.command.get_command(root, command)  # type: ignore[attr-defined]
+    parsed = send.make_context(command, list(ctx.args), parent=ctx)
+    build: Any = REQUESTS[command]
+    export_locust(out, build(out, **parsed.params), locust)
 
 
 def register(root: typer.Typer) -> None:

@@ -20,6 +20,16 @@ from ctwa.infra.safetext import dumps_safe, safe_text
 
 #: The width results are laid out at when stdout is a pipe or a file: wide enough never to cut.
 PIPE_WIDTH = 10_000
+#: Tables piped or written to a file are laid out at this width unless COLUMNS says more.
+PIPED_TABLE_WIDTH = 80
+#: Narrower than this, a table is stacked whatever the terminal says.
+MIN_WIDTH = 20
+
+
+def _plain(cell: Any) -> str:
+    """A table cell's text (cells are strings or rich Text)."""
+    plain = getattr(cell, "plain", None)
+    return str(plain if plain is not None else cell)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,12 +98,12 @@ class Output:
         Piped, it is as wide as the widest line: a name cut to fit 80 columns is a different
         name when pasted back."""
         if self._stdout is None:
-            import sys
-
             from rich.console import Console
 
-            piped = not sys.stdout.isatty()
-            self._stdout = Console(highlight=False, width=PIPE_WIDTH if piped else None)
+            console = Console(highlight=False)
+            if not console.is_terminal:  # a pipe or a file (FORCE_COLOR makes a terminal)
+                console.width = PIPE_WIDTH
+            self._stdout = console
         return self._stdout
 
     def line(self, text: str, style: str | None = None) -> None:
@@ -112,12 +122,77 @@ class Output:
         """The terminal's width when stdout is one, else 60 (a phone-like message)."""
         return self.stdout.width if self.stdout.is_terminal else 60
 
+    def table_width(self) -> int:
+        """The width tables are laid out at: the terminal's, or when stdout is a pipe or a
+        file, 80 unless ``COLUMNS`` says more."""
+        if self.stdout.is_terminal:
+            return self.stdout.width
+        import os
+
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+        return max(PIPED_TABLE_WIDTH, columns)
+
     def table(self, table: Any) -> None:
-        """A result table on stdout, every cell whole (no wrapping, no ellipsis)."""
+        """A result table on stdout, every value whole at any width: laid out as it is when
+        it fits, with cells wrapped between words when that fits, else stacked (one
+        ``header: value`` line per cell); never a character dropped. Every string in it is
+        shown as text, never markup."""
+        from rich.measure import Measurement
+
         safe_table(table)
+        console, width = self.stdout, max(MIN_WIDTH, self.table_width())
+        title, table.title = table.title, None
+        if title:
+            self.line(_plain(title), "bold")
         for column in table.columns:
             column.no_wrap, column.overflow = True, "ignore"
-        self.stdout.print(table, crop=False)
+        unbounded = console.options.update(width=PIPE_WIDTH)  # measured, not clamped
+        if Measurement.get(console, unbounded, table).maximum <= width:
+            console.print(table, crop=False, width=width)
+            return
+        # wrapped between words: every column at least as wide as its longest word, the
+        # rest of the width shared out by how much more each would take (rich alone would
+        # fold words to share the width out)
+        cells = [[column.header if table.show_header else "", *column._cells]
+                 for column in table.columns]
+        least = [max((len(w) for cell in column for w in _plain(cell).split()), default=1)
+                 for column in cells]
+        most = [max((len(line) for cell in column for line in _plain(cell).splitlines()),
+                    default=1) for column in cells]
+        padding = table.padding[1] + table.padding[3]
+        edges = 0 if table.box is None else len(table.columns) + 1
+        room = width - padding * len(least) - edges - sum(least)
+        if room >= 0:
+            wanted = [m - n for m, n in zip(most, least, strict=True)]
+            total = sum(wanted) or 1
+            widths = [n + want * room // total for n, want in zip(least, wanted, strict=True)]
+            for column, exact in zip(table.columns, widths, strict=True):
+                column.no_wrap, column.overflow = False, "fold"
+                column.width, column.min_width, column.max_width = exact, None, None
+            console.print(table, crop=False, width=width)
+            return
+        self._stacked(table)
+
+    def _stacked(self, table: Any) -> None:
+        """The table one cell a line: ``header: value`` (or the row's label first, for a
+        table without headers), a blank line between rows."""
+        columns = table.columns
+        rows = max((len(c._cells) for c in columns), default=0)
+        for index in range(rows):
+            cells = [_plain(c._cells[index]) if index < len(c._cells) else "" for c in columns]
+            if table.show_header:
+                for column, cell in zip(columns, cells, strict=True):
+                    header = _plain(column.header)
+                    if cell:
+                        self.line(f"{header}: {cell}" if header else cell)
+                self.line("")
+            else:
+                label, *values = cells
+                self.line(f"{label}: " + "  ".join(v for v in values if v) if values else
+                          label)
 
     def print(self, *renderables: Any) -> None:
         """Rich renderables (tables, panels) for people, on stderr; strings as text."""

@@ -1,6 +1,7 @@
 """``--report`` and ``--junit`` for every long run, ``ctwa runs list`` and ``ctwa report
 diff/render``: each run's summary is kept in the store and can be rendered again by its id."""
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,31 +19,82 @@ JunitOpt = Annotated[Path | None, typer.Option(
     rich_help_panel=REPORTS)]
 
 
-def check_report_paths(*paths: Path | None) -> None:
+def check_report_paths(report: Path | None, junit: Path | None, *,
+                       inputs: Iterable[Path] = (), **others: Path | None) -> None:
     """Before the run: a report that cannot be written is said now, not after ten minutes
-    (nor written over the store)."""
+    (nor written over an input of the run, the store, or another output). ``others``: more
+    outputs, by option name (``record=`` is ``--record``)."""
     from ctwa.infra.outputs import check_outputs
 
-    names = ("--report", "--junit")  # the order every command passes them in
-    check_outputs({names[i] if i < len(names) else f"output {i + 1}": path
-                   for i, path in enumerate(paths)})
+    outputs = {"--report": report, "--junit": junit}
+    outputs.update({f"--{name.replace('_', '-')}": path for name, path in others.items()})
+    check_outputs(outputs, inputs)
+
+
+#: How each criterion status is styled on a console.
+STATUS_STYLE = {"pass": "green", "attested": "green", "fail": "red"}
+OUTCOME_STYLE = {"passed": "bold green", "failed": "bold red", "incomplete": "bold yellow"}
+
+
+def render_verdict(out: Output, verdict: Any) -> None:
+    """The verdict's warnings on stderr, then on stdout one line per criterion and the
+    outcome (nothing of it in --json mode: the document carries the verdict)."""
+    for warning in verdict.warnings:
+        out.warn(warning)
+    if out.json_mode:
+        return
+    for criterion in verdict.criteria:
+        out.line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
+    out.line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
+
+
+def render_send_verdict(out: Output, verdict: Any) -> None:
+    """A single send's verdict, short: the criteria that did not pass (the line before it
+    says the rest), then the outcome."""
+    if out.json_mode:
+        return
+    for criterion in verdict.criteria:
+        if criterion.status != "pass":
+            out.line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
+    out.line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
 
 
 def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
-               junit: Path | None, keep: bool = True) -> None:
-    """Keep the summary in the store (unless told not to use it), and write the report
-    files asked for."""
+               junit: Path | None, keep: bool = True) -> int:
+    """Keep the summary in the store (unless told not to use it), write the report files
+    asked for, and return the exit code the summary's verdict gives."""
+    from ctwa.report.verdict import of_summary
     from ctwa.store.db import Store, StoreError
 
-    if not keep:
-        write_reports(out, summary, report, junit)
-        return
-    try:
-        with Store() as store:
-            store.add_run(summary["id"], summary["kind"], summary["passed"], summary)
-    except StoreError as exc:
-        out.warn(f"the run's summary was not kept in the store: {exc}")
+    verdict = of_summary(summary)
+    if keep:
+        try:
+            with Store() as store:
+                store.add_run(summary["id"], summary["kind"], verdict.outcome, summary)
+        except StoreError as exc:
+            out.warn(f"the run's summary was not kept in the store: {exc}")
     write_reports(out, summary, report, junit)
+    return verdict.exit_code()
+
+
+def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
+             render: Any = None, report: Path | None = None, junit: Path | None = None,
+             keep: bool = True, strict: bool = False) -> int:
+    """The end every long run shares, once its summary (with its verdict) is made:
+    the --json ``document`` or the console ``render()``, then the verdict's lines, the
+    summary kept in the store with the report files asked for; returns the exit code the
+    verdict gives (``strict``: incomplete fails), for the command to raise after its hints."""
+    from ctwa.report.verdict import of_summary
+
+    verdict = of_summary(summary)
+    if out.json_mode:
+        if document is not None:
+            out.data(document)
+    elif render is not None:
+        render()
+    render_verdict(out, verdict)
+    finish_run(out, summary, report, junit, keep)
+    return verdict.exit_code(strict)
 
 
 def write_reports(out: Output, summary: dict[str, Any], report: Path | None,
@@ -81,7 +133,7 @@ report_app = typer.Typer(help="Render a kept run again, or compare two runs.",
 @runs_app.command("list")
 def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(
         "--limit", min=1, help="How many of the latest runs.")] = 20) -> None:
-    """The latest runs, newest first: id, when, kind, passed."""
+    """The latest runs, newest first: id, when, kind, outcome (passed, incomplete, failed)."""
     import time
 
     from ctwa.store.db import Store
@@ -97,8 +149,8 @@ def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(
         return
     for run in runs:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["at"]))
-        verdict = {1: "passed", 0: "FAILED"}.get(run["passed"], "-")
-        out.line(f"{run['id']:32} {when}  {run['command']:8} {verdict}")
+        outcome = run.get("outcome") or {1: "passed", 0: "failed"}.get(run["passed"], "-")
+        out.line(f"{run['id']:32} {when}  {run['command']:8} {outcome}")
 
 
 @report_app.command("diff")
@@ -112,7 +164,7 @@ def report_diff(
     = "p99=10%,rps=10%,errors=0.1%",
 ) -> None:
     """Compare two runs side by side; exit 1 when NEW regressed past a threshold."""
-    from ctwa.report.diff import compare, parse_thresholds, resolve
+    from ctwa.report.diff import compare, outcomes, parse_thresholds, resolve
     from ctwa.store.db import Store
 
     out: Output = ctx.obj
@@ -121,24 +173,31 @@ def report_diff(
         first, second = resolve(base, store), resolve(new, store)
     rows = compare(first, second, thresholds)
     regressed = [row for row in rows if row.regressed]
+    base_outcome, new_outcome, outcome_worse = outcomes(first, second)
     if out.json_mode:
         out.data({"base": first.get("id"), "new": second.get("id"), "regressed":
-                  bool(regressed), "metrics": [row.__dict__ for row in rows]})
+                  bool(regressed) or outcome_worse, "base_outcome": base_outcome,
+                  "new_outcome": new_outcome, "metrics": [row.__dict__ for row in rows]})
     else:
         from rich.table import Table
 
         table = Table(box=None)
         for name in ("metric", "BASE", "NEW", "change", "limit", ""):
             table.add_column(name, justify="right" if name in ("BASE", "NEW") else "left")
+        table.add_row("outcome", base_outcome or "-", new_outcome or "-", "", "",
+                      "REGRESSED" if outcome_worse else "")
         for row in rows:
             table.add_row(row.metric, _num(row.base), _num(row.new), row.change, row.limit,
                           "REGRESSED" if row.regressed else "")
         out.table(table)
-        if regressed:
-            out.error("NEW regressed: " + ", ".join(f"{r.metric} {r.change}" for r in regressed))
+        named = [f"{r.metric} {r.change}" for r in regressed]
+        if outcome_worse:
+            named.insert(0, f"its verdict is {new_outcome} (BASE: {base_outcome})")
+        if named:
+            out.error("NEW regressed: " + ", ".join(named))
         else:
             out.say("no regression past the thresholds", "green")
-    if regressed:
+    if regressed or outcome_worse:
         raise typer.Exit(ExitCode.FAILED)
 
 

@@ -1,9 +1,7 @@
 """``--await-callbacks`` for the send commands, ``ctwa trace`` and ``ctwa store``: the round
 trip of a message, from what was sent to every callback it caused, read from the store."""
 
-import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -12,7 +10,7 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
-from ctwa.infra.errors import ExitCode, InputError
+from ctwa.infra.errors import InputError
 
 ROUND_TRIP = "Round trip (callbacks)"
 AwaitOpt = Annotated[bool, typer.Option(
@@ -47,66 +45,30 @@ class AwaitFlags:
             parse_listen(self.listen)
 
 
-def store_path() -> Any:
-    from ctwa.store.db import store_path as path
+def wait_progress(out: Output, awaiting: Any) -> Any:
+    """A line every 5 s while callbacks are awaited (``awaiting``: until, timeout)."""
+    last = [0.0]
 
-    return path()
+    def show(done: int, expected: int, waited: float) -> None:
+        if waited - last[0] >= 5.0 and done < expected:
+            last[0] = waited
+            out.say(f"waiting for callbacks: {done:,} of {expected:,} reached "
+                    f"{awaiting.until} ({waited:.0f} of {awaiting.timeout:g} s)", "dim")
 
-
-@contextlib.contextmanager
-def listening(out: Output, flags: AwaitFlags, endpoint: str | None = None) -> Iterator[None]:
-    """A listener for the wait, up before anything is sent (callbacks can come within
-    milliseconds); nothing when not awaiting. ``endpoint``: where the messages go (a ctwa
-    sandbox calls back to itself)."""
-    if not flags.active:
-        yield
-        return
-    from ctwa.roundtrip.waiting import listener_for
-
-    with listener_for(flags.listen, store_path(), out.say, endpoint):
-        yield
+    return show
 
 
-def record_send(out: Output, result: Any, at: float) -> str | None:
-    """Keep one send in the store; its msgId. A store that fails is a warning here: the
-    message went, and saying so matters more than keeping it."""
-    from ctwa.roundtrip.record import send_record
-    from ctwa.store.db import Store, StoreError
-
-    record = send_record(result, at)
-    if record is None:
-        return None
-    try:
-        with Store() as store:
-            store.add_sends([record])
-    except StoreError as exc:
-        out.warn(f"not kept in the store: {exc}")
-    return record.msg_id
-
-
-def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
-                 send: dict[str, Any]) -> int:
-    """Wait for one message's callbacks, print its timeline; the exit code."""
-    from ctwa.roundtrip.record import message_kind
-    from ctwa.roundtrip.story import callback_events
-    from ctwa.roundtrip.waiting import round_trip, wait_for
-    from ctwa.store.db import Store
-
-    interrupted = False
-    with Store() as store:
-        try:
-            reached = wait_for(store, flags.until, flags.timeout, msg_ids=[msg_id],
-                               expected=1, on_progress=_progress(out, flags))
-        except KeyboardInterrupt:  # Ctrl-C: show what did arrive
-            reached, interrupted = False, True
-        payload = (send.get("request") or {}).get("body")
-        trip = round_trip(store, {msg_id: sent_at}, flags.until, sent_at, time.time(),
-                          kinds={msg_id: message_kind(payload)}, where=_where(flags))
-        events = callback_events(store, msg_id, sent_at)
+def render_single_trip(out: Output, done: Any) -> None:
+    """One send's callbacks (a ctwa.send.job.JobOutcome that awaited them): the timeline,
+    the anomalies, and what to do when they did not come; the --json document."""
+    awaiting, msg_id, trip, events = done.job.awaiting, done.msg_id, done.trip, done.events
+    verdict = done.verdict
     if out.json_mode:
-        out.data({**send, "msgId": msg_id, "reached": reached, "interrupted": interrupted,
+        out.data({**done.result.as_dict(), "msgId": msg_id, "reached": done.reached,
+                  "interrupted": done.interrupted,
                   "timeline": [{k: v for k, v in e.items() if k != "body"} for e in events],
-                  "round_trip": trip.as_dict()})
+                  "round_trip": trip.as_dict(), "outcome": verdict.outcome,
+                  "criteria": [c.as_dict() for c in verdict.criteria]})
     else:
         out.result(f"callbacks for {msg_id}:")
         for event in events:
@@ -115,25 +77,15 @@ def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
             out.line("  (none)", "dim")
         _anomaly_lines(out, trip)
         diagnosis_lines(out, trip.diagnoses)
-    if interrupted:
+    if done.interrupted:
         out.say(f"interrupted while waiting; `ctwa trace {msg_id}` shows the callbacks that "
                 "arrive later (while a listener keeps them)", "bold")
-        return ExitCode.INTERRUPTED
-    if not reached:
+    elif not done.reached:
         from ctwa.roundtrip.diagnose import line
 
         why = "; ".join(line(d) for d in trip.diagnoses[:1])
-        out.error(f"no {flags.until} status for {msg_id} within {flags.timeout:g} s"
+        out.error(f"no {awaiting.until} status for {msg_id} within {awaiting.timeout:g} s"
                   + (f"; {why}" if why else ""))
-        return ExitCode.FAILED
-    return ExitCode.FAILED if trip.problems else ExitCode.OK
-
-
-def _where(flags: AwaitFlags) -> str:
-    from ctwa.roundtrip.waiting import parse_listen
-
-    host, port = parse_listen(flags.listen)
-    return f"http://{host}:{port}"
 
 
 def diagnosis_lines(out: Output, diagnoses: list[dict[str, Any]]) -> None:
@@ -143,18 +95,6 @@ def diagnosis_lines(out: Output, diagnoses: list[dict[str, Any]]) -> None:
         out.line(f"DIAGNOSIS {diagnosis['seen']}", style)
         out.line(f"  means: {diagnosis['meaning']}")
         out.line(f"  fix:   {diagnosis['fix']}")
-
-
-def _progress(out: Output, flags: AwaitFlags) -> Any:
-    last = [0.0]
-
-    def show(done: int, expected: int, waited: float) -> None:
-        if waited - last[0] >= 5.0 and done < expected:
-            last[0] = waited
-            out.say(f"waiting for callbacks: {done:,} of {expected:,} reached {flags.until} "
-                    f"({waited:.0f} of {flags.timeout:g} s)", "dim")
-
-    return show
 
 
 def _event_line(out: Output, event: dict[str, Any]) -> None:
@@ -182,56 +122,6 @@ def _anomaly_lines(out: Output, trip: Any) -> None:
                  + (f", e.g. {example}" if example else ""), "red")
 
 
-def start_load_record(out: Output, plan: Any, payload: Any,
-                      flags: AwaitFlags | None) -> str | None:
-    """The run's row, written before it starts; a store that fails is a warning unless the
-    run is to await its callbacks (which the store must hold)."""
-    from ctwa.roundtrip.record import start_load_run
-    from ctwa.store.db import Store, StoreError
-
-    try:
-        with Store() as store:
-            return start_load_run(store, plan, payload)
-    except StoreError as exc:
-        if flags is not None and flags.active:
-            raise
-        out.warn(f"messages not kept in the store: {exc}")
-        return None
-
-
-def finish_load_record(out: Output, run_id: str, report: Any) -> None:
-    from ctwa.roundtrip.record import finish_load_run
-    from ctwa.store.db import Store, StoreError
-
-    try:
-        with Store() as store:
-            finish_load_run(store, run_id, report)
-    except StoreError as exc:
-        out.warn(f"messages not kept in the store: {exc}")
-
-
-def await_load(out: Output, plan: Any, report: Any, flags: AwaitFlags) -> None:
-    """Wait for the run's callbacks and put DLR completeness in the report."""
-    from ctwa.roundtrip.record import load_round_trip
-    from ctwa.roundtrip.waiting import wait_for
-    from ctwa.store.db import Store
-
-    outcomes = report.outcomes
-    if outcomes is None:
-        return
-    expected = outcomes.accepted_count()
-    if not out.json_mode:
-        out.say(f"waiting up to {flags.timeout:g} s for the callbacks of {expected:,} "
-                f"accepted message(s) to reach {flags.until}", "bold")
-    with Store() as store:
-        try:
-            wait_for(store, flags.until, flags.timeout, prefix=plan.prefix, expected=expected,
-                     on_progress=_progress(out, flags))
-        except KeyboardInterrupt:  # Ctrl-C: judge what did arrive
-            report.interrupted = True
-        report.round_trip = load_round_trip(store, plan, report, flags.until).as_dict()
-
-
 def render_round_trip(out: Output, trip: dict[str, Any]) -> None:
     from ctwa.roundtrip.analyze import ANOMALY_TEXT
 
@@ -255,9 +145,6 @@ def render_round_trip(out: Output, trip: dict[str, Any]) -> None:
         out.line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
                  + (f", e.g. {example}" if example else ""), "red")
     diagnosis_lines(out, trip.get("diagnoses", []))
-    if not trip["anomalies"]:
-        out.line("PASS: every accepted message's callbacks came back in order, in CleverTap's "
-                 "format", "green")
 
 
 # --- ctwa trace ------------------------------------------------------------------------------

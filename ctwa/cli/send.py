@@ -2,6 +2,7 @@
 sent to a messaging endpoint and judged against the contract."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +29,6 @@ from ctwa.cli.roundtrip import (
     CallbackTimeoutOpt,
     ListenOpt,
     UntilOpt,
-    listening,
 )
 from ctwa.infra import envvars
 from ctwa.infra.errors import ConfigError, InputError
@@ -72,10 +72,6 @@ WabaOpt = Annotated[str | None, typer.Option(
     "--waba", help="Your WhatsApp Business number (default: the profile's).")]
 MsgIdOpt = Annotated[str | None, typer.Option(
     "--msg-id", help="msgId to send (default: a fresh i|campaign|batch|j|variant id).")]
-ExportLocustOpt = Annotated[Path | None, typer.Option(
-    "--export-locust", metavar="DIR", hidden=True,
-    help="Write a Locust project for this load run instead of running it (what `ctwa load "
-    "export --locust DIR` passes).")]
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", help="Print the payload on stdout and send nothing.")]
 def _profile(out: Output):
@@ -98,34 +94,73 @@ def _endpoint_of(name: str | None, profile: Any, **flags: Any) -> Callable[[], A
     return resolve
 
 
-def _finish(out: Output, awaiting: AwaitFlags, body: Any, warnings: list[str], dry_run: bool,
-            load: LoadFlags, to: str | None, timeout: float, deadline: float,
-            endpoint: Callable[[], Any]) -> None:
-    """What every send command ends with: print (dry run), load-test, or send once; with
-    --await-callbacks, then wait for the callbacks the sends caused."""
-    load.check()
-    awaiting.check()
-    if dry_run:
-        _print_payload(out, body, warnings)
-        return
-    from ctwa.wire.outbound import is_wrapped
+@dataclass(frozen=True)
+class SendRequest:
+    """What a send command's options ask for, parsed: the payload, how to send it (once or
+    as a load run), whether to wait for callbacks; the endpoint is resolved only when
+    something is sent (a dry run needs no credentials)."""
 
-    target = endpoint()
-    for note in target.notes:  # which profile values the options given overrode
+    body: Any
+    warnings: tuple[str, ...]
+    dry_run: bool
+    load: LoadFlags
+    awaiting: AwaitFlags
+    to: str | None
+    timeout: float
+    deadline: float
+    endpoint: Callable[[], Any]
+
+    def check(self) -> None:
+        """Usage conflicts, reported before anything else (a missing secret included)."""
+        self.load.check()
+        self.awaiting.check()
+
+    def job(self) -> Any:
+        """The job (ctwa.send.job.SendJob) this request makes: the endpoint resolved."""
+        from ctwa.send.job import AwaitSettings, LoadSettings, SendJob
+        from ctwa.wire.outbound import is_wrapped
+
+        load, awaiting = self.load, self.awaiting
+        return SendJob(
+            payload=self.body, endpoint=self.endpoint(),
+            recipients=recipients(self.to, load.to_file) if load.active else (),
+            timeout=self.timeout, deadline=self.deadline, wrapped=is_wrapped(self.body),
+            warnings=self.warnings,
+            load=LoadSettings(load.count, load.duration_seconds(), load.rate, load.concurrency,
+                              load.workers) if load.active else None,
+            awaiting=AwaitSettings(awaiting.until, awaiting.timeout, awaiting.listen)
+            if awaiting.active else None)
+
+
+def _finish(out: Output, request: SendRequest) -> None:
+    """What every send command ends with: print the payload (dry run), or hand the job to
+    the runner (one send or a load run, then the callbacks when awaited) and render what
+    it did: run -> verdict -> summary -> store -> render -> exit."""
+    request.check()
+    if request.dry_run:
+        _print_payload(out, request.body, list(request.warnings))
+        return
+    job = request.job()
+    for note in getattr(job.endpoint, "notes", ()):  # profile values the options overrode
         out.trace(note)
-    wrapped = is_wrapped(body)
-    if load.export_locust is not None:
-        from ctwa.cli.loadmode import export_locust
-
-        export_locust(out, body, target, timeout, deadline, load, to, wrapped)
+    if job.load is not None:
+        for warning in job.warnings:
+            out.warn(warning)
+        run_load_mode(out, job, request.load)
         return
-    with listening(out, awaiting, target.url):
-        if load.active:
-            for warning in warnings:
-                out.warn(warning)
-            run_load_mode(out, body, target, timeout, deadline, load, to, wrapped, awaiting)
-            return
-        _deliver_and_report(out, body, target, timeout, deadline, warnings, awaiting)
+    _deliver_and_report(out, job)
+
+
+def _options(given: dict[str, Any]) -> dict[str, Any]:
+    """A command's parsed options, as its request builder takes them."""
+    return {k: v for k, v in given.items() if k not in ("ctx", "out")}
+
+
+def _request(awaiting: AwaitFlags, body: Any, warnings: list[str], dry_run: bool,
+             load: LoadFlags, to: str | None, timeout: float, deadline: float,
+             endpoint: Callable[[], Any]) -> SendRequest:
+    return SendRequest(body, tuple(warnings), dry_run, load, awaiting, to, timeout, deadline,
+                       endpoint)
 
 
 #: wabaNumber in a dry run's payload when neither --waba nor the profile gives one.
@@ -148,34 +183,37 @@ def _waba(waba: str | None, profile: Any, dry_run: bool = False,
     return value
 
 
-def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float,
-                        deadline: float, warnings: list[str], awaiting: AwaitFlags) -> None:
-    import time
+def _deliver_and_report(out: Output, job: Any) -> None:
+    from ctwa.cli.reports import render_send_verdict
+    from ctwa.cli.roundtrip import render_single_trip, wait_progress
+    from ctwa.send.job import Hooks, run_job
 
-    from ctwa.cli.roundtrip import await_single, record_send
-    from ctwa.send.messaging import deliver
-
-    sent_at = time.time()
-    result = deliver(endpoint, payload, timeout=timeout, deadline=deadline,
-                     trace=out.trace if out.verbose else None)
-    result.warnings = warnings
-    msg_id = record_send(out, result, sent_at)
-    if awaiting.active and msg_id and (result.verdict.accepted
-                                       or result.verdict.outcome == "too-slow"):
+    hooks = Hooks(say=out.say, warn=out.warn, trace=out.trace if out.verbose else None,
+                  on_wait=wait_progress(out, job.awaiting) if job.awaiting else None)
+    done = run_job(job, hooks)
+    result, verdict = done.result, done.verdict
+    if done.trip is not None:  # awaited: the send, then its callbacks
         if not out.json_mode:
             _render(out, result)
-        code = await_single(out, msg_id, sent_at, awaiting, result.as_dict())
-        raise typer.Exit(code or result.exit_code)
-    if awaiting.active:
+        render_single_trip(out, done)
+        render_send_verdict(out, verdict)
+        code = verdict.exit_code()
+        if code:
+            raise typer.Exit(code)
+        return
+    if job.awaiting is not None:
         out.warn("not waiting for callbacks: the message was not accepted, so CleverTap "
                  "would not count any for it" + (f" ({result.verdict.summary})"
-                                                 if msg_id else " (it has no msgId)"))
+                                                 if done.msg_id else " (it has no msgId)"))
     if out.json_mode:
-        out.data(result.as_dict())
+        out.data({**result.as_dict(), "outcome": verdict.outcome,
+                  "criteria": [c.as_dict() for c in verdict.criteria]})
     else:
         _render(out, result)
-    if result.exit_code:
-        raise typer.Exit(result.exit_code)
+    render_send_verdict(out, verdict)
+    code = verdict.exit_code()
+    if code:
+        raise typer.Exit(code)
 
 
 def _render(out: Output, result: Any) -> None:
@@ -206,7 +244,7 @@ def _render(out: Output, result: Any) -> None:
             body = result.response_body
             shown = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
             out.say(f"  answer: {shown[:500]}", "dim")
-        out.error(f"{verdict.outcome}: {verdict.summary}")
+        out.error(verdict.describe())
 
 
 def _print_payload(out: Output, payload: Any, warnings: list[str]) -> None:
@@ -344,7 +382,6 @@ def send_template(
     listen: ListenOpt = "127.0.0.1:8787",
     report: ReportOpt = None,
     junit: JunitOpt = None,
-    export_locust_dir: ExportLocustOpt = None,
 ) -> None:
     """Send a template message exactly as CleverTap would, and judge the endpoint's answer.
 
@@ -352,18 +389,30 @@ def send_template(
     --template-file) plus parameters, from one of the spec's samples (--sample), or from a
     payload file (--payload). Exit 0 accepted, 1 failed or too slow, 3 unreachable.
     """
+    out: Output = ctx.obj
+    _finish(out, template_request(out, **_options(locals())))
+
+
+def template_request(
+    out: Output, *, template, language, template_file, library, allow_unapproved, sample,
+    payload, no_lint, var, header_var, header_media, header_filename, location, button, coupon,
+    offer_expires, prop, params_file, examples, to, waba, msg_id, dry_run, endpoint, auth,
+    username, password, token, header_name, header, timeout, deadline, count, duration, rate,
+    concurrency, workers, to_file, await_callbacks, until, callback_timeout, listen, report,
+    junit, **_: Any
+) -> SendRequest:
+    """The request ``send-template`` makes of its options (also what `ctwa load export
+    --locust` exports)."""
     from ctwa.send.build import build_template_payload
     from ctwa.send.msgid import MsgIdFactory
     from ctwa.wire.numbers import check_phone
 
-    out: Output = ctx.obj
     sources = [s for s in (template_file or template, sample, payload) if s is not None]
     if len(sources) != 1:
         raise InputError("give exactly one of --template, --template-file, --sample, --payload",
                          hint="--template NAME may go with --template-file to pick one "
                          "template of a list page")
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit,
-                     export_locust_dir)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
     if load.active and not to:
         to = recipients(to, to_file)[0]
     profile_name, profile = _profile(out)
@@ -404,10 +453,10 @@ def send_template(
         body = built.to_wire()
         warnings += notes
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
-    _finish(out, awaiting, body, warnings, dry_run, load, to, timeout, deadline,
-            _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
-                         username=username, password=password, token=token,
-                         header_name=header_name, headers=header))
+    return _request(awaiting, body, warnings, dry_run, load, to, timeout, deadline,
+                    _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                                 username=username, password=password, token=token,
+                                 header_name=header_name, headers=header))
 
 
 def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,
@@ -481,16 +530,25 @@ def send_freeform(
     listen: ListenOpt = "127.0.0.1:8787",
     report: ReportOpt = None,
     junit: JunitOpt = None,
-    export_locust_dir: ExportLocustOpt = None,
 ) -> None:
     """Send a freeform (session) message exactly as CleverTap would, and judge the answer."""
+    out: Output = ctx.obj
+    _finish(out, freeform_request(out, **_options(locals())))
+
+
+def freeform_request(
+    out: Output, *, kind, text, media_url, caption, filename, to, waba, msg_id, dry_run,
+    endpoint, auth, username, password, token, header_name, header, timeout, deadline, count,
+    duration, rate, concurrency, workers, to_file, await_callbacks, until, callback_timeout,
+    listen, report, junit, **_: Any
+) -> SendRequest:
+    """The request ``send-freeform`` makes of its options (also what `ctwa load export
+    --locust` exports)."""
     from ctwa.send.freeform import build_freeform
     from ctwa.send.msgid import MsgIdFactory
     from ctwa.wire.numbers import check_phone
 
-    out: Output = ctx.obj
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit,
-                     export_locust_dir)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
     if load.active and not to:
         to = recipients(to, to_file)[0]
     if not to:
@@ -503,10 +561,10 @@ def send_freeform(
                              media_url=media_url, caption=caption, filename=filename)
     body = payload.to_wire()
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
-    _finish(out, awaiting, body, warnings, dry_run, load, to, timeout, deadline,
-            _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
-                         username=username, password=password, token=token,
-                         header_name=header_name, headers=header))
+    return _request(awaiting, body, warnings, dry_run, load, to, timeout, deadline,
+                    _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                                 username=username, password=password, token=token,
+                                 header_name=header_name, headers=header))
 
 
 # --- validate-endpoint -----------------------------------------------------------------------
@@ -543,30 +601,43 @@ def validate_endpoint(
     listen: ListenOpt = "127.0.0.1:8787",
     report: ReportOpt = None,
     junit: JunitOpt = None,
-    export_locust_dir: ExportLocustOpt = None,
 ) -> None:
     """Send the validation payload CleverTap sends when a provider is saved.
 
     CleverTap saves the provider only if the endpoint answers {"status": "success"} within
     one second.
     """
+    out: Output = ctx.obj
+    _finish(out, validation_request(out, **_options(locals())))
+
+
+def validation_request(
+    out: Output, *, wrapped, to, waba, msg_id, dry_run, endpoint, auth, username, password,
+    token, header_name, header, timeout, deadline, count, duration, rate, concurrency, workers,
+    to_file, await_callbacks, until, callback_timeout, listen, report, junit, **_: Any
+) -> SendRequest:
+    """The request ``validate-endpoint`` makes of its options (also what `ctwa load export
+    --locust` exports)."""
     from ctwa.wire.numbers import check_phone
     from ctwa.wire.outbound import validation_payload
 
-    out: Output = ctx.obj
     profile_name, profile = _profile(out)
     given_waba = check_phone(waba, "--waba") if waba else None
     body: Any = validation_payload(to=check_phone(to), waba=given_waba or profile.waba_number
                                    or "919900000000", msg_id=msg_id).to_wire()
     if wrapped:
         body = {"body": body}
-    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit,
-                     export_locust_dir)
+    load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
-    _finish(out, awaiting, body, [], dry_run, load, to, timeout, deadline,
-            _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
-                         username=username, password=password, token=token,
-                         header_name=header_name, headers=header))
+    return _request(awaiting, body, [], dry_run, load, to, timeout, deadline,
+                    _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                                 username=username, password=password, token=token,
+                                 header_name=header_name, headers=header))
+
+
+#: Each send command's request builder, by command name (`ctwa load export --locust`).
+REQUESTS = {"send-template": template_request, "send-freeform": freeform_request,
+            "validate-endpoint": validation_request}
 
 
 def register(app: typer.Typer) -> None:

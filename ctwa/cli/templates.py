@@ -9,7 +9,12 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
-from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
+from ctwa.cli.reports import (
+    JunitOpt,
+    ReportOpt,
+    check_report_paths,
+    conclude,
+)
 from ctwa.infra import envvars
 from ctwa.infra.errors import ExitCode, InputError
 
@@ -104,19 +109,24 @@ def import_templates(
                             prune, on_page, follow_next=not no_next)
         started = time.time()
         report = importer.run(target.url, limit, max_pages)
-    _report_import(out, report, library.root)
     from ctwa.report.summary import import_summary
 
     summary = import_summary(report, started, time.time())
     summary["data"].update(_library_counts(library, report))
-    finish_run(out, summary, report_file, junit)
+    code = conclude(out, summary, document={
+        **report.as_dict(), "library": str(library.root), "verdict": summary["verdict"],
+        "outcome": summary["outcome"]}, render=lambda: _report_import(out, report,
+                                                                       library.root),
+        report=report_file, junit=junit)
     if report.error:
         out.error(report.error)
         kept = len(report.added) + len(report.updated) + len(report.unchanged)
         if kept:
             out.say(f"kept {kept} template(s) in {library.root}; run the same command again "
                     "to finish the import")
-        raise typer.Exit(report.exit_code)
+        raise typer.Exit(report.exit_code or code)
+    if code:
+        raise typer.Exit(code)
     out.say("next: `ctwa templates list --sendable`, then `ctwa templates show NAME`", "dim")
 
 
@@ -157,13 +167,8 @@ def _progress(out: Output):
 
 
 def _report_import(out: Output, report: Any, root: Path) -> None:
-    if out.json_mode:
-        out.data({**report.as_dict(), "library": str(root)})
-        return
     from rich.table import Table
-
-    for notice in report.notices:
-        out.warn(notice)
+    # the notices are the verdict's warnings: render_verdict says them
     if report.duplicates:
         out.warn(f"{len(report.duplicates)} template(s) offered more than once, the first kept: "
                  + "; ".join(report.duplicates[:10])

@@ -12,7 +12,11 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
-from ctwa.cli.reports import JunitOpt, ReportOpt, finish_run
+from ctwa.cli.reports import (
+    JunitOpt,
+    ReportOpt,
+    conclude,
+)
 from ctwa.infra import envvars
 from ctwa.infra.errors import InputError
 
@@ -134,20 +138,28 @@ def upload_users(
     finally:
         if client is not None:
             client.close()
-    _render(out, report, url, headers, csv_path)
     from ctwa.report.summary import upload_summary
 
     summary = upload_summary(report, started, time.time(), url or str(csv_path))
     summary["data"]["series"] = rows_at.series(report.counts.rows_read)
-    finish_run(out, summary, report_file, junit)
+    from ctwa.infra.masking import redact_header_value
+
+    masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
+    code = conclude(out, summary, document={
+        **report.as_dict(), "request": {"url": url, "headers": masked},
+        "verdict": summary["verdict"], "outcome": summary["outcome"]},
+        render=lambda: _render(out, report, url, masked, csv_path), report=report_file,
+        junit=junit)
     if report.interrupted and dry_run:  # nothing was sent, no journal to resume from
         out.say("interrupted: a dry run sends nothing; run the same command again to check "
                 "the whole file", "bold")
     elif report.interrupted:
         out.say("to finish the upload, run: " + _resume_command(), "bold")
         _secret_note(out)
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    if report.exit_code not in (0, 1, 130):  # could not reach CleverTap, bad credentials
+        code = report.exit_code
+    if code:
+        raise typer.Exit(code)
 
 
 def _target(out: Output, region: str | None, base_url: str | None, account_id: str | None,
@@ -329,16 +341,9 @@ def human_bytes(count: int) -> str:
     return f"{count} B"
 
 
-def _render(out: Output, report: Any, url: str | None, headers: dict[str, str],
+def _render(out: Output, report: Any, url: str | None, masked: dict[str, str],
             csv_path: Path) -> None:
-    from ctwa.infra.masking import redact_header_value
-
-    masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
-    if out.json_mode:
-        data = report.as_dict()
-        data["request"] = {"url": url, "headers": masked}
-        out.data(data)
-        return
+    """The upload for people (the request's headers already masked)."""
     from rich.table import Table
 
     counts = report.counts

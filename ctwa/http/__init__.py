@@ -23,7 +23,7 @@ from ctwa import __version__
 from ctwa.http.origin import CredentialBinding, origin_of, same_origin
 from ctwa.http.retry import AsyncRetryTransport, RetryPolicy, RetryTransport
 from ctwa.infra.deadline import Late, call_within
-from ctwa.infra.errors import InputError, RemoteUnreachable
+from ctwa.infra.errors import InputError, RemoteTimeout, RemoteUnreachable
 from ctwa.infra.masking import (
     redact_header_value,
     redact_url,
@@ -151,7 +151,8 @@ def describe_response(response: httpx.Response) -> str:
 
 
 def _hooks(binding: CredentialBinding, trace: Trace | None) -> dict[str, list[Callable[..., Any]]]:
-    """Request hooks run on every hop (redirects included): credentials first, then the trace."""
+    """Hooks run on every hop (redirects included): credentials first, then the trace; each
+    answer read at most to its cap."""
 
     def on_request(request: httpx.Request) -> None:
         binding.apply(request)
@@ -164,10 +165,8 @@ def _hooks(binding: CredentialBinding, trace: Trace | None) -> dict[str, list[Ca
         if trace is not None:
             trace(describe_response(response))
 
-    hooks: dict[str, list[Callable[..., Any]]] = {"request": [on_request]}
-    if trace is not None:
-        hooks["response"] = [on_response]
-    return hooks
+    # every hop's answer is read capped (a redirect's body too: httpx reads it whole)
+    return {"request": [on_request], "response": [on_response]}
 
 
 def _async_hooks(binding: CredentialBinding,
@@ -183,10 +182,8 @@ def _async_hooks(binding: CredentialBinding,
         if trace is not None:
             trace(describe_response(response))
 
-    hooks: dict[str, list[Callable[..., Any]]] = {"request": [on_request]}
-    if trace is not None:
-        hooks["response"] = [on_response]
-    return hooks
+    # every hop's answer is read capped (a redirect's body too: httpx reads it whole)
+    return {"request": [on_request], "response": [on_response]}
 
 
 def _limits(max_connections: int) -> httpx.Limits:
@@ -318,7 +315,7 @@ def _whole_exchange_limit(client: httpx.Client | httpx.AsyncClient) -> float | N
 
 
 def _too_slow(url: str, limit: float) -> RemoteUnreachable:
-    return RemoteUnreachable(f"no answer from {redact_url(url)}: the exchange took over "
+    return RemoteTimeout(f"no answer from {redact_url(url)}: the exchange took over "
                              f"{limit:g} s in all (the server answers too slowly)")
 
 
@@ -498,6 +495,8 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
         message = f"{where}: too many redirects"
     else:
         message = f"request to {where} failed: {detail}"
+    if isinstance(exc, httpx.TimeoutException):
+        return RemoteTimeout(message + attempts)
     return RemoteUnreachable(message + attempts)
 
 

@@ -36,6 +36,10 @@ class ClientLimit(HttpError):
     """The client, not the endpoint, failed (no file descriptors left, no memory)."""
 
 
+class AnswerTimeout(HttpError):
+    """No answer (or no connection) within the timeout: the endpoint is slow, not refusing."""
+
+
 #: What is read of one answer; the contract's answers are a few dozen bytes.
 MAX_ANSWER = 64 * 1024
 
@@ -160,7 +164,7 @@ class _Connection(asyncio.Protocol):
 
     def _expire(self, waiter: asyncio.Future[Any], timeout: float) -> None:
         if self.waiter is waiter:
-            self._fail(HttpError(f"no answer within {timeout:g} s"))
+            self._fail(AnswerTimeout(f"no answer within {timeout:g} s"))
 
     def close(self) -> None:
         if self.transport is not None:
@@ -208,7 +212,9 @@ class Pool:
                 raise ClientLimit(f"ctwa ran out of {(exc.strerror or 'resources').lower()}: lower "
                                   "--concurrency or raise `ulimit -n`") from exc
             raise HttpError(f"could not connect: {exc or type(exc).__name__}") from exc
-        except (asyncio.TimeoutError, ssl.SSLError) as exc:
+        except asyncio.TimeoutError as exc:
+            raise AnswerTimeout(f"could not connect within {self.timeout:g} s") from exc
+        except ssl.SSLError as exc:
             raise HttpError(f"could not connect: {exc or type(exc).__name__}") from exc
         self.all.add(connection)
         return connection
@@ -307,8 +313,7 @@ class Pool:
                 return status, content, connection.written_at
             except HttpError as exc:
                 stale = (connection.served > 0 and not connection.got_bytes
-                         and not isinstance(exc, (AnswerTooLarge, ClientLimit))
-                         and "no answer within" not in str(exc))
+                         and not isinstance(exc, (AnswerTooLarge, ClientLimit, AnswerTimeout)))
                 if attempt == 2 or not stale:
                     raise
             finally:

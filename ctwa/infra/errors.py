@@ -54,6 +54,11 @@ class RemoteUnreachable(CtwaError):
     exit_code = ExitCode.UNREACHABLE
 
 
+class RemoteTimeout(RemoteUnreachable):
+    """No answer within the timeout: the remote was reached (or is too slow to connect to),
+    it did not answer in time."""
+
+
 class ConfigError(CtwaError):
     """A profile, setting or secret that the command needs is missing."""
 

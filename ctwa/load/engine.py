@@ -19,6 +19,7 @@ from typing import Any
 
 from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
 from ctwa.load.run import DRAIN_SECONDS, PROGRESS_SLOTS, Counters, run_share
+from ctwa.report.verdict import FAIL, NOT_TESTED, PASS, WARNING, Criterion, Verdict
 
 #: The client was saturated when its event loop is late by this much half the time (it is
 #: constantly busy), or by this much one time in ten (it stalls).
@@ -47,8 +48,10 @@ class Progress:
 class LoadReport:
     url: str
     sent: int = 0
-    accepted: int = 0
-    too_slow: int = 0
+    accepted: int = 0  # within the deadline
+    accepted_late: int = 0
+    too_slow: int = 0  # answers of any kind after the deadline
+    timeouts: int = 0  # no answer within --timeout
     connection_errors: int = 0
     contract_violations: int = 0
     failure_codes: dict[str, int] = field(default_factory=dict)
@@ -69,6 +72,7 @@ class LoadReport:
     loop: str = "asyncio"
     concurrency: int = CAMPAIGN_CONCURRENCY
     deadline: float = 1.0
+    timeout: float | None = None
     client_saturated: bool = False
     abandoned: int = 0
     too_large: int = 0
@@ -77,7 +81,8 @@ class LoadReport:
     rate: float | None = None
     auth_refused: int = 0
     stopped_on_auth: bool = False
-    verdict: list[str] = field(default_factory=list)
+    interruption: str | None = None  # why the run is partial, when not Ctrl-C (a worker lost)
+    verdict: Verdict = field(default_factory=Verdict)
     error_samples: list[str] = field(default_factory=list)
     round_trip: dict[str, Any] | None = None  # --await-callbacks: DLR completeness
     series: dict[str, list[Any]] = field(default_factory=dict)  # per second, for charts
@@ -86,17 +91,35 @@ class LoadReport:
     outcomes: Any = field(default=None, repr=False)  # per message (ctwa.load.outcomes)
 
     @property
+    def refused(self) -> int:
+        """Answers that refused the message: a failure code, or an HTTP status not 200."""
+        return sum(self.failure_codes.values()) + sum(self.http_statuses.values())
+
+    @property
     def failed(self) -> int:
-        return (self.connection_errors + self.contract_violations + self.too_large
-                + sum(self.failure_codes.values()) + sum(self.http_statuses.values()))
+        """Messages not accepted at all (late acceptances are accepted, only late)."""
+        return (self.connection_errors + self.timeouts + self.contract_violations
+                + self.too_large + self.client_errors + self.refused)
+
+    @property
+    def answered(self) -> int:
+        """Messages an answer came back for."""
+        return (self.sent - self.connection_errors - self.timeouts - self.abandoned
+                - self.too_large - self.client_errors)
+
+    @property
+    def not_in_time(self) -> int:
+        """What CleverTap counts as timeouts: every answer after the deadline, and every
+        message with no answer within --timeout."""
+        return self.too_slow + self.timeouts
 
     @property
     def passed(self) -> bool:
-        return (self.failed == 0 and self.too_slow == 0 and self.sent > 0
-                and not self.interrupted)
+        return self.verdict.passed
 
     def as_dict(self) -> dict[str, Any]:
         outcomes, self.outcomes = self.outcomes, None  # megabytes of arrays: not in the JSON
+        verdict = self.verdict
         try:
             data = asdict(self)
         finally:
@@ -104,7 +127,19 @@ class LoadReport:
         del data["outcomes"]
         if data["round_trip"] is None:
             del data["round_trip"]
-        return {**data, "failed": self.failed, "passed": self.passed}
+        data["verdict"] = verdict.as_dict()
+        return {**data, "refused": self.refused, "failed": self.failed,
+                "not_in_time": self.not_in_time, "outcome": verdict.outcome,
+                "passed": verdict.passed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadReport:
+        """A report from its ``as_dict`` (a Locust run's document, a kept summary)."""
+        fields = set(cls.__dataclass_fields__) - {"outcomes", "verdict"}
+        report = cls(**{k: v for k, v in data.items() if k in fields})
+        if isinstance(data.get("verdict"), dict):
+            report.verdict = Verdict.from_dict(data["verdict"])
+        return report
 
 
 def _percentiles(histogram: Any) -> dict[str, float]:
@@ -128,12 +163,17 @@ def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> L
     gc_count = 0
     codes: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
+    busy = 0.0
     report = LoadReport(plan.url, workers=plan.workers, concurrency=plan.concurrency,
-                        deadline=plan.deadline, rate=plan.rate, interrupted=interrupted)
+                        deadline=plan.deadline, timeout=plan.timeout, rate=plan.rate,
+                        interrupted=interrupted)
     for part in parts:
         report.sent += part.sent
         report.accepted += part.accepted
+        report.accepted_late += part.accepted_late
         report.too_slow += part.too_slow
+        report.timeouts += part.timeouts
+        busy += part.busy
         report.connection_errors += part.connection_errors
         report.contract_violations += part.contract_violations
         report.abandoned += part.abandoned
@@ -173,9 +213,10 @@ def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> L
     report.error_samples = report.error_samples[:10]
     if report.elapsed > 0:
         report.requests_per_second = round(report.sent / report.elapsed, 1)
-        # Little's law: mean requests in flight = throughput x mean latency
-        mean_latency = report.latency_ms.get("mean", 0.0) / 1000
-        report.mean_in_flight = round(report.requests_per_second * mean_latency, 1)
+        # the time every request spent in flight (answered or not), over the run's length:
+        # a timed-out request counts its whole wait, where Little's law on the answered
+        # ones' latency would say 0
+        report.mean_in_flight = round(busy / report.elapsed, 1)
     from ctwa.load.series import merge_series
 
     report.series = merge_series([(p.started_wall, p.series) for p in parts if p.series])
@@ -235,75 +276,194 @@ def saturation(report: LoadReport) -> list[str]:
     return reasons
 
 
-def verdict(report: LoadReport) -> list[str]:
-    """Lines that judge the run against the partner criteria, and ctwa against itself: each
-    criterion passed, failed (naming what failed) or not tested (saying why)."""
-    lines = []
-    if report.interrupted:
-        lines.append(f"INTERRUPTED: the run was stopped after {report.sent:,} message(s)"
-                     + (f"; {report.abandoned:,} in flight were abandoned" if report.abandoned
-                        else "") + "; the figures cover what was sent")
+def verdict(report: LoadReport) -> Verdict:
+    """The run judged against the partner criteria (1500 concurrent, every message accepted
+    within the deadline), and ctwa against itself: each criterion passed, failed (naming
+    what failed) or not tested (saying why). With ``--await-callbacks``, the round trip too."""
+    from ctwa.report.verdict import run_criterion
+
+    criteria = [run_criterion(sent=report.sent, interrupted=report.interrupted,
+                              interruption=report.interruption)]
+    if report.abandoned:
+        criteria[0] = Criterion(criteria[0].name, criteria[0].status,
+                                criteria[0].reason + f"; {report.abandoned:,} in flight were "
+                                "abandoned", criteria[0].measured, criteria[0].threshold)
     if report.stopped_on_auth:
-        lines.append(f"FAIL: the endpoint refused the credentials ({report.auth_refused:,} "
-                     "answer(s): HTTP 401/403 or failure 2000); the run stopped early")
-    held = report.peak_in_flight >= min(CAMPAIGN_CONCURRENCY, report.concurrency)
+        criteria.append(Criterion(
+            "credentials", FAIL, f"the endpoint refused the credentials in all of the first "
+            f"{report.auth_refused:,} answer(s) (HTTP 401/403 or failure 2000), so the run "
+            "stopped early", report.auth_refused, "accepted credentials"))
+    criteria += [_concurrency(report), _deadline(report), _failures(report), _client(report)]
+    if report.round_trip is not None:
+        criteria.append(callbacks_criterion(report.round_trip))
+    return Verdict(tuple(criteria), report.interrupted, tuple(load_warnings(report)))
+
+
+#: Fewer answers than this and a p99 says little.
+MIN_FOR_P99 = 100
+
+
+def load_warnings(report: LoadReport) -> list[str]:
+    """What makes the figures say less than they seem to (said before the criteria)."""
+    warnings = []
+    if report.client_saturated:
+        warnings.append("the client was saturated: " + "; ".join(report.saturation))
+    if 0 < report.answered < MIN_FOR_P99:
+        warnings.append(f"only {report.answered:,} answer(s): too few for a p99 to mean much "
+                        f"(at least {MIN_FOR_P99})")
+    if report.sent and report.accepted + report.accepted_late == 0 and _kinds(report) == 1:
+        warnings.append("every answer was the same error: the run measured that error, not "
+                        "the endpoint")
+    if report.interrupted:
+        warnings.append("the run was " + (report.interruption or "interrupted")
+                        + ": the figures cover what was sent")
+    return warnings
+
+
+def _kinds(report: LoadReport) -> int:
+    return (len(report.failure_codes) + len(report.http_statuses)
+            + bool(report.connection_errors) + bool(report.timeouts)
+            + bool(report.contract_violations) + bool(report.too_large)
+            + bool(report.client_errors))
+
+
+def _concurrency(report: LoadReport) -> Criterion:
+    name, wanted = "concurrency", CAMPAIGN_CONCURRENCY
+    peak = report.peak_in_flight
     if report.rate is not None:
-        lines.append(f"not tested: {CAMPAIGN_CONCURRENCY} concurrent (with --rate, requests "
-                     "in flight follow the endpoint's latency; run with --count or --duration "
-                     "and no --rate to test it)")
-    elif report.concurrency < CAMPAIGN_CONCURRENCY:
-        lines.append(f"not tested: {CAMPAIGN_CONCURRENCY} concurrent (this run held at most "
-                     f"{report.concurrency}; CleverTap sends up to {CAMPAIGN_CONCURRENCY})")
-    elif held and not report.connection_errors:
-        lines.append(f"PASS: held {report.peak_in_flight} requests in flight (criterion: "
-                     f"{CAMPAIGN_CONCURRENCY} concurrent)")
-    else:
-        why = (f"{report.connection_errors:,} connection error(s)" if report.connection_errors
-               else f"only {report.peak_in_flight} were in flight at once")
-        lines.append(f"FAIL: {CAMPAIGN_CONCURRENCY} concurrent: {why}")
-    slow = report.too_slow
-    answered = report.sent - report.connection_errors - report.abandoned - report.too_large
-    share = f" ({slow / answered:.0%} of answers)" if slow and answered > 0 else ""
-    lines.append(("PASS" if slow == 0 else "FAIL") + f": {slow:,} answer(s){share} over the "
-                 f"{report.deadline:g} s deadline (CleverTap counts each as a timeout)")
+        return Criterion(name, NOT_TESTED, f"with --rate, requests in flight follow the "
+                         "endpoint's latency; run with --count or --duration and no --rate to "
+                         f"test {wanted} in flight", peak, wanted)
+    if report.concurrency < wanted:
+        return Criterion(name, NOT_TESTED, f"this run held at most {report.concurrency:,} in "
+                         f"flight (--concurrency); CleverTap sends up to {wanted:,}", peak,
+                         wanted)
+    if report.sent == 0:
+        return Criterion(name, NOT_TESTED, "nothing was sent", peak, wanted)
+    if peak >= wanted and not report.connection_errors:
+        return Criterion(name, PASS, f"held {peak:,} requests in flight", peak, wanted)
+    why = (f"{report.connection_errors:,} connection(s) refused or reset"
+           if report.connection_errors else f"only {peak:,} were in flight at once")
+    return Criterion(name, FAIL, f"{wanted:,} in flight not held: {why}", peak, wanted)
+
+
+def _deadline(report: LoadReport) -> Criterion:
+    """Every message CleverTap would count as a timeout: answered after the deadline
+    (whatever the answer), or not answered within --timeout at all."""
+    name, limit = "deadline", f"0 over {report.deadline:g} s"
+    late, timeouts = report.too_slow, report.timeouts
+    if report.answered + timeouts == 0:
+        why = "nothing was sent" if not report.sent else (
+            "no answer came back: " + ", ".join(_failure_parts(report)))
+        return Criterion(name, NOT_TESTED, why, None, limit)
+    total = late + timeouts
+    judged = report.answered + timeouts
+    if total == 0:
+        slowest = report.latency_ms.get("max")
+        tail = f" (slowest {slowest:g} ms)" if slowest is not None else ""
+        return Criterion(name, PASS, f"all {judged:,} answer(s) within the {report.deadline:g} "
+                         f"s deadline{tail}", 0, limit)
+    parts = []
+    if report.accepted_late:
+        parts.append(f"{report.accepted_late:,} accepted late")
+    if late - report.accepted_late:
+        parts.append(f"{late - report.accepted_late:,} refused late")
+    if timeouts:
+        parts.append(f"{timeouts:,} timed out (no answer within {_timeout_text(report)})")
     from ctwa.load.ceiling import throughput_ceiling
 
-    ceiling = throughput_ceiling(report)
-    if ceiling:
-        lines.append(ceiling)
-    if report.failed:
-        lines.append(f"FAIL: {report.failed:,} message(s) not accepted: "
-                     + ", ".join(_failure_parts(report)))
+    ceiling = throughput_ceiling(report)  # why they were late, when the answers queued
+    return Criterion(name, FAIL, f"{total:,} of {judged:,} message(s) ({total / judged:.0%}) "
+                     f"not answered within the {report.deadline:g} s deadline: "
+                     + ", ".join(parts) + "; CleverTap counts each as a timeout"
+                     + (f". {ceiling}" if ceiling else ""), total, limit)
+
+
+def _timeout_text(report: LoadReport) -> str:
+    return f"{report.timeout:g} s" if report.timeout else "--timeout"
+
+
+def _failures(report: LoadReport) -> Criterion:
+    name = "failures"
+    if report.sent == 0:
+        return Criterion(name, NOT_TESTED, "nothing was sent", 0, 0)
+    failed = report.failed
+    if failed == 0:
+        late = (f"; {report.accepted_late:,} of them late (see deadline)"
+                if report.accepted_late else "")
+        return Criterion(name, PASS, f"every one of {report.sent - report.abandoned:,} "
+                         f"message(s) accepted{late}", 0, 0)
+    same = (": every one the same error" if report.accepted + report.accepted_late == 0
+            and _kinds(report) == 1 else "")
+    return Criterion(name, FAIL, f"{failed:,} of {report.sent:,} message(s) not accepted"
+                     f"{same}: " + ", ".join(_failure_parts(report)), failed, 0)
+
+
+def _client(report: LoadReport) -> Criterion:
+    """ctwa against itself: a run the client shaped says so before the endpoint is blamed."""
+    name = "client"
+    problems = []
     if report.client_errors:
-        lines.append(f"WARNING: {report.client_errors:,} request(s) failed in ctwa itself "
-                     "(out of file descriptors or memory), not at the endpoint: lower "
-                     "--concurrency or raise `ulimit -n`")
+        problems.append(f"{report.client_errors:,} request(s) failed in ctwa itself (out of "
+                        "file descriptors or memory), not at the endpoint: lower "
+                        "--concurrency or raise `ulimit -n`")
     if report.connect_errors:
-        lines.append(f"WARNING: {report.connect_errors:,} connection(s) could not be opened "
-                     "before the start")
+        problems.append(f"{report.connect_errors:,} connection(s) could not be opened before "
+                        "the start")
     if report.saturation:
-        lines.append("WARNING: the client, not only the endpoint, may have decided "
-                     f"{within_reach(report)}: " + "; ".join(report.saturation)
-                     + ". Add --workers, lower --concurrency or use a bigger machine before "
-                     "blaming the endpoint")
-    return lines
+        problems.append("the client, not only the endpoint, may have decided "
+                        f"{within_reach(report)}: " + "; ".join(report.saturation)
+                        + ". Add --workers, lower --concurrency or use a bigger machine "
+                        "before blaming the endpoint")
+    lag = report.loop_lag_ms.get("p99")
+    if problems:
+        return Criterion(name, WARNING, "; ".join(problems), lag, "no client limit")
+    if not report.loop_lag_ms:
+        return Criterion(name, PASS, "no client limit was reached", lag, "no client limit")
+    return Criterion(name, PASS, f"the client kept up (its loop's lag p99 {lag:g} ms)", lag,
+                     "no client limit")
+
+
+def callbacks_criterion(trip: dict[str, Any]) -> Criterion:
+    """--await-callbacks: every accepted message reached the awaited status, no anomaly."""
+    accepted, complete = trip["accepted"], trip["complete"]
+    anomalies = ", ".join(f"{k} {v:,}" for k, v in trip["anomalies"].items() if v)
+    threshold = f"all reach {trip['until']}, no anomaly"
+    if not accepted:
+        return Criterion("callbacks", NOT_TESTED, "no message was accepted, so none could "
+                         "cause a callback", 0, threshold)
+    ok = not trip["problems"] and complete == accepted
+    reason = f"{complete:,} of {accepted:,} accepted message(s) reached {trip['until']}"
+    reason += f"; anomalies: {anomalies}" if anomalies else "; no anomaly"
+    diagnoses = trip.get("diagnoses") or []
+    if diagnoses:
+        from ctwa.roundtrip.diagnose import line
+
+        reason += f"; diagnosis: {line(diagnoses[0])}"
+    return Criterion("callbacks", PASS if ok else FAIL, reason, complete, threshold)
 
 
 def _failure_parts(report: LoadReport) -> list[str]:
+    """Every message not accepted, by why, each class named once."""
     from ctwa.wire.codes import messaging_error_meaning
 
     parts = []
+    if report.timeouts:
+        parts.append(f"{report.timeouts:,} timed out (no answer within "
+                     f"{_timeout_text(report)})")
     if report.connection_errors:
-        parts.append(f"{report.connection_errors:,} connection error(s)")
+        parts.append(f"{report.connection_errors:,} connection error(s) (refused or reset)")
     for code, n in report.failure_codes.items():
         meaning = messaging_error_meaning(int(code)) if code.isdecimal() else "no code"
-        parts.append(f"{n:,} failure {code} ({meaning})")
+        parts.append(f"{n:,} refused with failure {code} ({meaning})")
     for status, n in report.http_statuses.items():
-        parts.append(f"{n:,} HTTP {status}")
+        parts.append(f"{n:,} refused with HTTP {status}")
     if report.contract_violations:
         parts.append(f"{report.contract_violations:,} contract violation(s)")
     if report.too_large:
         parts.append(f"{report.too_large:,} answer(s) too large")
+    if report.client_errors:
+        parts.append(f"{report.client_errors:,} failed in ctwa itself")
     return parts
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctwa.http.raw import AnswerTooLarge, ClientLimit, HttpError, Pool
+from ctwa.http.raw import AnswerTimeout, AnswerTooLarge, ClientLimit, HttpError, Pool
 from ctwa.load.plan import LoadPlan, WorkerShare
 from ctwa.send.judge import judge
 from ctwa.store.records import VERDICT_CODE
@@ -31,9 +31,9 @@ DRAIN_SECONDS = 3.0
 #: this many messages of a run; past it only the totals.
 RECORD_LIMIT = 5_000_000
 #: The per-message verdict bytes, as the store names them.
-V_ACCEPTED, V_TOO_SLOW, V_REJECTED, V_VIOLATION, V_CONNECTION = (
+V_ACCEPTED, V_TOO_SLOW, V_REJECTED, V_VIOLATION, V_CONNECTION, V_TIMEOUT, V_CLIENT = (
     VERDICT_CODE[name] for name in ("accepted", "too-slow", "rejected", "violation",
-                                    "connection-error"))
+                                    "connection-error", "timeout", "client-error"))
 
 #: When this many first answers all refuse the credentials (401, 403, failure 2000), the
 #: worker stops: every later message would be refused the same way.
@@ -64,12 +64,19 @@ def _dumps() -> Any:
 
 @dataclass
 class Counters:
-    """What one worker saw; merged across workers by the engine."""
+    """What one worker saw; merged across workers by the engine.
+
+    Every message sent is counted in exactly one class: accepted (in time), accepted_late,
+    refused (failure_codes, http_statuses), contract_violations, too_large, timeouts,
+    connection_errors, client_errors, or abandoned. ``too_slow`` is a measure across classes:
+    the answers (of any kind) that came after the deadline."""
 
     sent: int = 0
-    accepted: int = 0
-    too_slow: int = 0
-    connection_errors: int = 0
+    accepted: int = 0  # accepted within the deadline
+    accepted_late: int = 0  # accepted, after the deadline
+    too_slow: int = 0  # answers after the deadline, whatever they said
+    timeouts: int = 0  # no answer (or no connection) within --timeout
+    connection_errors: int = 0  # refused, reset, closed: no answer at all
     contract_violations: int = 0
     abandoned: int = 0  # in flight when the run was interrupted, never answered
     too_large: int = 0  # answers over MAX_ANSWER bytes
@@ -80,6 +87,7 @@ class Counters:
     http_statuses: Counter[int] = field(default_factory=Counter)
     error_samples: list[str] = field(default_factory=list)
     max_in_flight: int = 0
+    busy: float = 0.0  # seconds summed over every request while it was in flight
     elapsed: float = 0.0
     latency: bytes = b""  # an encoded HdrHistogram, microseconds, from when each was due
     service: bytes = b""  # from when each was written (kept with --rate only, where they differ)
@@ -98,8 +106,8 @@ class Counters:
 
     @property
     def answered(self) -> int:
-        return (self.sent - self.connection_errors - self.abandoned - self.too_large
-                - self.client_errors)
+        return (self.sent - self.connection_errors - self.timeouts - self.abandoned
+                - self.too_large - self.client_errors)
 
 
 class _Run:
@@ -155,6 +163,7 @@ class _Run:
         if kept:
             self.offsets[local] = max(0, int((begin - self.started) * 1000))
         error: BaseException | None = None
+        entered = time.perf_counter()
         try:
             status, content, written = await session.post_timed(body)
         except HttpError as exc:
@@ -164,14 +173,19 @@ class _Run:
             raise
         finally:
             self.in_flight -= 1
-        if isinstance(error, AnswerTooLarge):
+            counters.busy += time.perf_counter() - entered
+        if isinstance(error, AnswerTimeout):
+            counters.timeouts += 1
+            self._sample(f"timeout: {error}")
+            verdict = V_TIMEOUT
+        elif isinstance(error, AnswerTooLarge):
             counters.too_large += 1
             self._sample(str(error))
             verdict = V_VIOLATION
         elif isinstance(error, ClientLimit):
             counters.client_errors += 1
             self._sample(f"client: {error}")
-            verdict = V_CONNECTION
+            verdict = V_CLIENT
         elif error is not None:
             counters.connection_errors += 1
             self._sample(f"{type(error).__name__}: {error}")
@@ -200,14 +214,17 @@ class _Run:
         counters.too_slow += late
         if status == 200 and content in SUCCESS_BODIES:  # the common case, without parsing
             counters.accepted += not late
+            counters.accepted_late += late
             return V_TOO_SLOW if late else V_ACCEPTED
         verdict = judge(status, content, 0.0, self.plan.deadline)  # the body; lateness above
         if verdict.accepted:
             counters.accepted += not late
+            counters.accepted_late += late
             return V_TOO_SLOW if late else V_ACCEPTED
         if status in (401, 403) or (status == 200 and verdict.error_code == 2000):
             counters.auth_refused += 1
-            answered = counters.sent - counters.connection_errors - self.in_flight
+            answered = (counters.sent - counters.connection_errors - counters.timeouts
+                        - self.in_flight)
             if counters.auth_refused == answered >= min(AUTH_PROBE, self.share.count or
                                                         AUTH_PROBE):
                 counters.stopped_on_auth = True

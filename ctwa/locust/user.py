@@ -127,6 +127,11 @@ class CtwaUser(FastHttpUser):
             counts["sent"] += 1
             status = response.status_code or 0
             if status == 0:
+                if "timeout" in type(response.error).__name__.lower() or "timed out" in str(
+                        response.error).lower():
+                    counts["timeouts"] += 1
+                    response.failure(f"timeout: {response.error}")
+                    return
                 counts["connection_errors"] += 1
                 response.failure(f"connection error: {response.error}")
                 return
@@ -141,9 +146,14 @@ class CtwaUser(FastHttpUser):
                 counts["accepted"] += 1
                 response.success()
                 return
-            if verdict.outcome == "too-slow":
+            if verdict.outcome == "too-slow":  # late: counted late, then by what it said
                 counts["too_slow"] += 1
-            elif status != 200:
+                if verdict.notes and verdict.notes[0] == "accepted":
+                    counts["accepted_late"] += 1
+                    response.failure(f"{verdict.outcome}: {verdict.summary}"[:200])
+                    return
+                verdict = judge(status, content, 0.0, prepared["deadline"])
+            if status != 200:
                 counts[f"http:{status}"] += 1
             elif verdict.outcome == "rejected":
                 counts[f"code:{verdict.error_code}"] += 1
@@ -238,6 +248,7 @@ def run_document(environment: Any, missing: list[str]) -> dict[str, Any]:
     users = getattr(environment.parsed_options, "num_users", None) or STATE["peak_users"]
     report = LoadReport(
         "", sent=counts["sent"], accepted=counts["accepted"], too_slow=counts["too_slow"],
+        accepted_late=counts["accepted_late"], timeouts=counts["timeouts"],
         connection_errors=counts["connection_errors"],
         contract_violations=counts["contract_violations"],
         failure_codes={k[5:]: v for k, v in sorted(counts.items()) if k.startswith("code:")},
@@ -254,11 +265,11 @@ def run_document(environment: Any, missing: list[str]) -> dict[str, Any]:
     if MERGED.histogram.get_total_count():
         report.latency_curve = [[p, round(MERGED.histogram.get_value_at_percentile(p) / 1000,
                                           3)] for p in CURVE]
-    report.verdict = verdict(report)
     if missing or ERRORS:
-        report.verdict.insert(0, "INCOMPLETE: " + "; ".join(
+        report.interruption = "incomplete (" + "; ".join(
             [f"worker {w} stopped reporting" for w in missing]
-            + [f"worker {w}: {e}" for w, e in ERRORS.items()]))
+            + [f"worker {w}: {e}" for w, e in ERRORS.items()]) + ")"
+    report.verdict = verdict(report)
     document = report.as_dict()
     document["started_at"] = started
     document["incomplete"] = {"missing_workers": missing, "worker_errors": ERRORS}
@@ -274,6 +285,5 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
     from ctwa.load.engine import LoadReport
     from ctwa.report.summary import load_summary
 
-    fields = set(LoadReport.__dataclass_fields__)
-    report = LoadReport(**{k: v for k, v in run.items() if k in fields and k != "outcomes"})
+    report = LoadReport.from_dict(run)
     return load_summary(report, run["started_at"], time.time(), argv=sys.argv[1:])

@@ -60,11 +60,14 @@ def load_summary_file(text: str, where: str) -> dict[str, Any]:
             document:
         sent = max(1, document["sent"] - document.get("connection_errors", 0))
         latency = document["latency_ms"]
-        return {"kind": "load", "id": where, "metrics": {
+        slow = float(document.get("not_in_time", document.get("too_slow")) or 0)
+        kept: dict[str, Any] = {"verdict": document["verdict"]} if isinstance(
+            document.get("verdict"), dict) else {}
+        return {"kind": "load", "id": where, **kept, "metrics": {
             "p50": latency.get("p50", 0.0), "p90": latency.get("p90", 0.0),
             "p99": latency.get("p99", 0.0), "rps": document["requests_per_second"],
             "errors": round(100 * document.get("failed", 0) / sent, 4),
-            "too_slow": round(100 * document.get("too_slow", 0) / sent, 4)}}
+            "too_slow": round(100 * slow / sent, 4)}}
     raise InputError(f"{where}: not a ctwa run summary nor a load run's --json output")
 
 
@@ -114,3 +117,24 @@ def compare(base: dict[str, Any], new: dict[str, Any],
             f"{threshold.limit:g} pts" if name in PERCENT_POINTS else f"{threshold.limit:.0%}")
         rows.append(Row(name, old, now, change, regressed, limit))
     return rows
+
+
+#: Outcomes from best to worst.
+_RANK = {"passed": 0, "incomplete": 1, "failed": 2}
+
+
+def outcomes(base: dict[str, Any], new: dict[str, Any]) -> tuple[str | None, str | None, bool]:
+    """Each run's verdict outcome (None for a run that keeps no verdict) and whether NEW's
+    is worse than BASE's: a NEW that failed where BASE did not has regressed, whatever its
+    figures."""
+    from ctwa.report.verdict import of_summary
+
+    def outcome(run: dict[str, Any]) -> str | None:
+        if "verdict" not in run and "criteria" not in run:
+            return None
+        return of_summary(run).outcome
+
+    first, second = outcome(base), outcome(new)
+    worse = (first is not None and second is not None and second == "failed"
+             and _RANK[second] > _RANK[first])
+    return first, second, worse

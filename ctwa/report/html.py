@@ -45,20 +45,39 @@ def _figure(label: str, value: Any, metric: str | None = None) -> str:
     return f'<tr><td>{_e(label)}</td><td class="num"{attribute}>{_e(shown)}</td></tr>'
 
 
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
 def render(summary: dict[str, Any]) -> str:
+    from ctwa.report.verdict import LABELS, of_summary
+
     kind = summary["kind"]
-    status = "pass" if summary["passed"] else "fail"
+    verdict = of_summary(summary)
+    status = {"passed": "pass", "failed": "fail"}.get(verdict.outcome, "nottested")
     parts = [f"<h1>ctwa {kind} report</h1>",
              f'<p class="muted">{_e(summary["target"])}</p>',
-             f'<p class="verdict {status}" id="verdict">'
-             f'{"PASSED" if summary["passed"] else "FAILED"}</p>']
-    for warning in summary["warnings"]:
+             f'<p class="verdict {status}" id="verdict" data-outcome="{verdict.outcome}">'
+             f'{_e(verdict.headline)}</p>']
+    for warning in verdict.warnings:
         parts.append(f'<div class="warning">Warning: {_e(warning)}</div>')
-    parts.append("<h2>Criteria</h2><table id=\"criteria\">")
-    for c in summary["criteria"]:
-        css = c["status"].replace(" ", "")
-        parts.append(f'<tr><td class="status {css}">{_e(c["status"].upper())}</td>'
-                     f'<td>{_e(c["name"])}</td><td>{_e(c["detail"])}</td></tr>')
+    parts.append("<h2>Criteria</h2><table id=\"criteria\">"
+                 "<tr><th>status</th><th>criterion</th><th>measured</th><th>threshold</th>"
+                 "<th>why</th></tr>")
+    for c in verdict.criteria:
+        css = {"pass": "pass", "attested": "pass", "fail": "fail"}.get(c.status, "nottested")
+        parts.append(f'<tr data-criterion="{_e(c.name)}" data-status="{_e(c.status)}">'
+                     f'<td class="status {css}">{_e(LABELS[c.status])}</td>'
+                     f'<td>{_e(c.name)}</td><td class="num">{_e(_shown(c.measured))}</td>'
+                     f'<td>{_e(_shown(c.threshold))}</td><td>{_e(c.reason)}</td></tr>')
     parts.append("</table>")
     body = {"load": _load, "upload": _upload, "import": _import,
             "certify": _certify}.get(kind, _generic)

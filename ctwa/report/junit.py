@@ -1,5 +1,6 @@
-"""JUnit XML for CI (Jenkins, GitLab, GitHub annotations): one test case per criterion; a
-criterion not tested is skipped, with why."""
+"""JUnit XML for CI (Jenkins, GitLab, GitHub annotations): one test case per criterion of the
+run's verdict; a failed one is a failure, one not tested, not attested or with a warning is
+skipped, with why."""
 
 from __future__ import annotations
 
@@ -10,20 +11,24 @@ from typing import Any
 def write_junit(summary: dict[str, Any], path: Path) -> None:
     from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+    from ctwa.report.verdict import FAIL, UNFINISHED, of_summary
+
+    verdict = of_summary(summary)
     suite = TestSuite(f"ctwa {summary['kind']}: {summary['target']}")
     suite.timestamp = _iso(summary["started"])
-    for criterion in summary["criteria"]:
-        case = TestCase(criterion["name"], classname=f"ctwa.{summary['kind']}",
+    for criterion in verdict.criteria:
+        case = TestCase(criterion.name, classname=f"ctwa.{summary['kind']}",
                         time=max(0.0, summary["ended"] - summary["started"]))
-        if criterion["status"] == "fail":
-            case.result = [Failure(criterion["detail"])]
-        elif criterion["status"] == "not tested":
-            case.result = [Skipped(criterion["detail"])]
+        if criterion.status == FAIL:
+            case.result = [Failure(criterion.reason)]
+        elif criterion.status in UNFINISHED:  # not tested, not attested, warning
+            case.result = [Skipped(f"{criterion.status}: {criterion.reason}")]
         else:
-            case.system_out = criterion["detail"]
+            case.system_out = criterion.reason
         suite.add_testcase(case)
-    for warning in summary["warnings"]:
+    for warning in verdict.warnings:
         suite.add_property("warning", warning)
+    suite.add_property("outcome", verdict.outcome)
     suite.add_property("run_id", summary["id"])
     xml = JUnitXml()
     xml.add_testsuite(suite)

@@ -11,11 +11,18 @@ import sys
 import time
 from typing import Any
 
-PASS, FAIL, NOT_TESTED = "pass", "fail", "not tested"
+from ctwa.report.verdict import (
+    FAIL,
+    NOT_TESTED,
+    PASS,
+    WARNING,
+    Criterion,
+    Verdict,
+    run_criterion,
+)
+
 #: Options whose value is a secret, masked in the command line a report shows.
 SECRET_OPTIONS = ("--password", "--token", "--passcode", "--import-token")
-#: Fewer answers than this and a p99 says little.
-MIN_FOR_P99 = 100
 
 
 def masked_argv(argv: list[str] | None = None) -> str:
@@ -43,34 +50,40 @@ def masked_argv(argv: list[str] | None = None) -> str:
     return " ".join(shlex.quote(a) for a in shown)
 
 
-def criterion(name: str, status: str, detail: str) -> dict[str, str]:
-    return {"name": name, "status": status, "detail": detail}
+def criterion(name: str, status: str, reason: str, measured: Any = None,
+              threshold: Any = None) -> Criterion:
+    return Criterion(name, status, reason, measured, threshold)
 
 
 def new_summary(kind: str, *, target: str, started: float, ended: float,
-                criteria: list[dict[str, str]], metrics: dict[str, float],
-                warnings: list[str], data: dict[str, Any],
+                verdict: Verdict, metrics: dict[str, float], data: dict[str, Any],
+                warnings: list[str] | None = None,
                 argv: list[str] | None = None) -> dict[str, Any]:
+    """The summary of a run judged by ``verdict``: its outcome, criteria and warnings are
+    the verdict's, copied once here, so every renderer of the summary says the same."""
     from ctwa import __version__
 
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
-    passed = all(c["status"] != FAIL for c in criteria) and any(
-        c["status"] == PASS for c in criteria)
+    if warnings:
+        verdict = Verdict(verdict.criteria, verdict.interrupted,
+                          tuple(dict.fromkeys([*verdict.warnings, *warnings])))
+    document = verdict.as_dict()
     return safe_summary({
-        "schema": 1, "id": f"{kind}-{stamp}-{secrets.token_hex(2)}", "kind": kind,
+        "schema": 2, "id": f"{kind}-{stamp}-{secrets.token_hex(2)}", "kind": kind,
         "ctwa_version": __version__, "command": masked_argv(argv), "target": target,
         "machine": {"host": platform.node(), "system": platform.platform(terse=True),
                     "cpus": os.cpu_count(), "python": platform.python_version()},
-        "started": started, "ended": ended, "passed": passed, "criteria": criteria,
-        "metrics": metrics, "warnings": warnings, "data": data,
+        "started": started, "ended": ended, "outcome": verdict.outcome,
+        "passed": verdict.passed, "verdict": document, "criteria": document["criteria"],
+        "metrics": metrics, "warnings": document["warnings"], "data": data,
     })
 
 
 def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """The one masking step before any writer (the store, results.json, the HTML report, the
-    JUnit file, ``report render``, ``--json``): every string of the summary, its data
-    included, made safe (masked, control characters escaped, lone surrogates replaced), so
-    that no secret is written and every file parses back."""
+    JUnit file, ``report render``, ``--json``): every string of the summary, its data and its
+    verdict included, made safe (masked, control characters escaped, lone surrogates
+    replaced), so that no secret is written and every file parses back."""
     from ctwa.infra.safetext import json_ready, safe_value
 
     safe: dict[str, Any] = safe_value(json_ready(summary))
@@ -79,63 +92,64 @@ def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
 
 def load_summary(report: Any, started: float, ended: float,
                  argv: list[str] | None = None) -> dict[str, Any]:
-    """A load run: the criteria (deadline, concurrency, failures, the round trip when
-    awaited), its metrics, and what makes its pass meaningless."""
+    """A load run: its verdict (``report.verdict``, made by the engine from the counts,
+    never from text), its metrics, and its data."""
     data = report.as_dict()
     answered = max(1, report.sent - report.connection_errors - report.abandoned)
-    criteria = []
-    for line in report.verdict:
-        head, _, detail = line.partition(": ")
-        status = {"PASS": PASS, "FAIL": FAIL, "not tested": NOT_TESTED}.get(head)
-        if status is not None:
-            criteria.append(criterion(_criterion_name(detail), status, detail))
-    trip = report.round_trip
-    if trip is not None:
-        from ctwa.roundtrip.diagnose import line
-
-        ok = not trip["problems"] and trip["complete"] == trip["accepted"]
-        criteria.append(criterion("callbacks", PASS if ok else FAIL,
-                                  f"{trip['complete']:,} of {trip['accepted']:,} reached "
-                                  f"{trip['until']}; anomalies: " + (", ".join(
-                                      f"{k} {v:,}" for k, v in trip["anomalies"].items())
-                                      or "none") + "".join(
-                                          f"; diagnosis: {line(d)}" for d in
-                                          trip.get("diagnoses", [])[:1])))
     latency = report.latency_ms
     metrics = {"p50": latency.get("p50", 0.0), "p90": latency.get("p90", 0.0),
                "p99": latency.get("p99", 0.0), "rps": report.requests_per_second,
                "errors": round(100 * report.failed / answered, 4),
-               "too_slow": round(100 * report.too_slow / answered, 4),
+               "too_slow": round(100 * report.not_in_time / answered, 4),
                "sent": float(report.sent)}
-    warnings = []
-    if report.client_saturated:
-        warnings.append("the client was saturated: " + "; ".join(report.saturation))
-    if 0 < report.sent - report.connection_errors < MIN_FOR_P99:
-        warnings.append(f"only {report.sent:,} request(s): too few for a p99 to mean much "
-                        f"(at least {MIN_FOR_P99})")
-    kinds = (len(report.failure_codes) + len(report.http_statuses)
-             + bool(report.connection_errors) + bool(report.contract_violations))
-    if report.sent and report.accepted == 0 and kinds == 1:
-        warnings.append("every answer was the same error: the run measured that error, not "
-                        "the endpoint")
-    if report.interrupted:
-        warnings.append("the run was interrupted: the figures cover what was sent")
     return new_summary("load", target=report.url, started=started, ended=ended,
-                       criteria=criteria, metrics=metrics, warnings=warnings, data=data,
-                       argv=argv)
+                       verdict=report.verdict, metrics=metrics, data=data, argv=argv)
 
 
-def _criterion_name(detail: str) -> str:
-    text = detail.lower()
-    if "deadline" in text:
-        return "deadline"
-    if "concurrent" in text or "in flight" in text:
-        return "concurrency"
-    if "not accepted" in text:
-        return "failures"
-    if "credentials" in text:
-        return "credentials"
-    return detail.split(" ")[0]
+def upload_verdict(report: Any) -> Verdict:
+    """Every row uploaded, and the counts adding up; a dry run or an interrupted upload
+    is incomplete, never a pass."""
+    counts = report.counts
+    criteria = [run_criterion(sent=counts.rows_read, interrupted=report.interrupted,
+                              what="row",
+                              interruption="interrupted (run it again with --resume)")]
+    if report.error and not report.interrupted:
+        criteria[0] = criterion("run complete", FAIL, f"the upload stopped after "
+                                f"{counts.rows_read:,} row(s): {report.error}",
+                                counts.rows_read, "the whole file")
+    checked = counts.rows_read
+    valid = criterion("rows valid", PASS if not counts.rejected else FAIL,
+                      f"all {checked:,} row(s) passed the checks" if not counts.rejected else
+                      f"{counts.rejected:,} of {checked:,} row(s) rejected before sending"
+                      + (f" (reasons in {report.rejects})" if report.rejects and
+                         not report.dry_run else ""), checked - counts.rejected, checked)
+    sendable = checked - counts.rejected
+    if report.dry_run:
+        rows = criterion("rows uploaded", NOT_TESTED, "a dry run uploads nothing", 0,
+                         sendable)
+    elif sendable == 0:
+        rows = criterion("rows uploaded", NOT_TESTED, "no valid row to upload", 0, 0)
+    else:
+        missing = counts.refused + counts.not_uploaded
+        parts = [f"{counts.uploaded:,} of {sendable:,} valid row(s) uploaded"]
+        if counts.refused:
+            parts.append(f"{counts.refused:,} refused by CleverTap")
+        if counts.not_uploaded:
+            parts.append(f"{counts.not_uploaded:,} not uploaded"
+                         + (f" ({report.error})" if report.error else ""))
+        rows = criterion("rows uploaded", PASS if missing == 0 else FAIL, ", ".join(parts),
+                         counts.uploaded, sendable)
+    accounted = (counts.uploaded + counts.rejected + counts.refused + counts.not_uploaded
+                 + counts.would_upload)
+    reconciled = criterion(
+        "reconciliation", PASS if counts.adds_up else FAIL,
+        f"{counts.rows_read:,} rows read, every one accounted for" if counts.adds_up else
+        f"the counts do not add up: {counts.rows_read:,} rows read, {accounted:,} accounted "
+        "for", accounted, counts.rows_read)
+    criteria += [valid, rows, reconciled]
+    warnings = ("the upload was interrupted: run it again with --resume",) if \
+        report.interrupted else ()
+    return Verdict(tuple(criteria), report.interrupted, warnings)
 
 
 def upload_summary(report: Any, started: float, ended: float, target: str,
@@ -143,48 +157,97 @@ def upload_summary(report: Any, started: float, ended: float, target: str,
     counts = report.counts
     data = report.as_dict()
     read = max(1, counts.rows_read)
-    if report.dry_run:
-        rows = criterion("rows uploaded", NOT_TESTED, "a dry run uploads nothing")
-    else:
-        ok = counts.not_uploaded == 0 and counts.refused == 0 and counts.adds_up
-        rows = criterion("rows uploaded", PASS if ok else FAIL,
-                         f"{counts.uploaded:,} uploaded, {counts.rejected:,} rejected before "
-                         f"sending, {counts.refused:,} refused by CleverTap, "
-                         f"{counts.not_uploaded:,} not uploaded")
-    criteria = [rows, criterion("reconciliation", PASS if counts.adds_up else FAIL,
-                                f"{counts.rows_read:,} rows read, every one accounted for"
-                                if counts.adds_up else "the counts do not add up")]
     metrics = {"rows_per_second": round(counts.rows_read / report.elapsed, 1)
                if report.elapsed else 0.0,
                "rejected": round(100 * (counts.rejected + counts.refused) / read, 4),
                "rows": float(counts.rows_read)}
-    warnings = ["the upload was interrupted: run it again with --resume"] if \
-        report.interrupted else []
     return new_summary("upload", target=target, started=started, ended=ended,
-                       criteria=criteria, metrics=metrics, warnings=warnings, data=data,
-                       argv=argv)
+                       verdict=upload_verdict(report), metrics=metrics, data=data, argv=argv)
+
+
+def import_verdict(report: Any) -> Verdict:
+    complete = report.complete and report.error is None
+    fetched = f"{report.fetched:,} template(s) over {report.pages:,} page(s)"
+    criteria = [criterion("import", PASS if complete else FAIL,
+                          fetched + (f", then stopped: {report.error}" if report.error else
+                                     "" if complete else ", then stopped before the end"),
+                          report.pages, "every page"),
+                # the vendor's invalid templates are skipped, as they should be: the import
+                # did its job, but the library is not what the vendor offers
+                criterion("templates valid", PASS if not report.rejected else WARNING,
+                          "every template passed the checks" if not report.rejected else
+                          f"{len(report.rejected):,} of {report.fetched:,} template(s) failed "
+                          "the checks and were skipped", len(report.rejected), 0)]
+    if report.fetched == 0 and complete:
+        criteria[0] = criterion("import", NOT_TESTED, "the vendor offered no template",
+                                0, "every page")
+    return Verdict(tuple(criteria), False, tuple(report.notices))
 
 
 def import_summary(report: Any, started: float, ended: float,
                    argv: list[str] | None = None) -> dict[str, Any]:
     data = report.as_dict()
-    ok = report.complete and report.error is None
-    criteria = [criterion("import", PASS if ok else FAIL,
-                          f"{report.fetched:,} template(s) over {report.pages:,} page(s)"
-                          + (f": {report.error}" if report.error else "")),
-                criterion("templates valid", PASS if not report.rejected else FAIL,
-                          f"{len(report.rejected):,} rejected")]
     metrics = {"seconds": round(ended - started, 3), "templates": float(report.fetched),
                "rejected": float(len(report.rejected))}
     return new_summary("import", target=report.url, started=started, ended=ended,
-                       criteria=criteria, metrics=metrics, warnings=list(report.notices),
-                       data=data, argv=argv)
+                       verdict=import_verdict(report), metrics=metrics, data=data,
+                       argv=argv)
 
 
 def simple_summary(kind: str, target: str, started: float, ended: float,
-                   passed: bool, detail: str, data: dict[str, Any],
+                   verdict: Verdict, data: dict[str, Any],
                    metrics: dict[str, float], argv: list[str] | None = None) -> dict[str, Any]:
-    """Replay and listen: one criterion, their counts."""
-    return new_summary(kind, target=target, started=started, ended=ended,
-                       criteria=[criterion(kind, PASS if passed else FAIL, detail)],
-                       metrics=metrics, warnings=[], data=data, argv=argv)
+    """Replay, listen and single sends: their verdict, their counts."""
+    return new_summary(kind, target=target, started=started, ended=ended, verdict=verdict,
+                       metrics=metrics, data=data, argv=argv)
+
+
+def replay_verdict(answers: list[Any], events: int, interrupted: bool) -> Verdict:
+    """Every callback request answered 2xx; one no request reached is ``reachable``."""
+    from collections import Counter
+
+    sent = len(answers)
+    criteria = [run_criterion(sent=sent, interrupted=interrupted, what="request")]
+    if interrupted and sent < events:
+        criteria[0] = criterion("run complete", NOT_TESTED,
+                                f"interrupted (Ctrl-C) after {sent:,} of {events:,} "
+                                "request(s): run the command again to send the fixtures",
+                                sent, events)
+    failed = [a for a in answers if not a.ok]
+    unanswered = [a for a in failed if a.status is None]
+    if sent and len(unanswered) == sent:
+        errors = Counter(a.error or "no answer" for a in unanswered)
+        criteria.append(criterion("reachable", FAIL, f"none of {sent:,} request(s) got an "
+                                  "answer: " + ", ".join(f"{e} ({n:,})" for e, n in
+                                                         errors.most_common(3)), 0, sent))
+    if not sent:
+        criteria.append(criterion("answers", NOT_TESTED, "no request was sent", 0, 0))
+    elif not failed:
+        criteria.append(criterion("answers", PASS, f"all {sent:,} request(s) answered 2xx",
+                                  0, 0))
+    else:
+        by = Counter(f"HTTP {a.status}" if a.status is not None else "no answer"
+                     for a in failed)
+        criteria.append(criterion("answers", FAIL, f"{len(failed):,} of {sent:,} request(s) "
+                                  "not answered 2xx: " + ", ".join(
+                                      f"{n:,} {what}" for what, n in by.most_common()),
+                                  len(failed), 0))
+    return Verdict(tuple(criteria), interrupted)
+
+
+def listen_verdict(tallies: dict[str, Any]) -> Verdict:
+    """Every callback received valid, and in an order that can happen."""
+    received, invalid = tallies["callbacks"], tallies["invalid"]
+    anomalies = tallies["anomaly_count"]
+    if not received:
+        return Verdict((criterion("callbacks valid", NOT_TESTED, "no callback arrived", 0, 0),
+                        criterion("order", NOT_TESTED, "no callback arrived", 0, 0)))
+    valid = criterion("callbacks valid", PASS if not invalid else FAIL,
+                      f"all {received:,} callback(s) in CleverTap's format" if not invalid
+                      else f"{invalid:,} of {received:,} callback(s) break the contract "
+                      "(each one's problems were printed as it came)", invalid, 0)
+    order = criterion("order", PASS if not anomalies else FAIL,
+                      "every message's statuses came in an order that can happen"
+                      if not anomalies else f"{anomalies:,} status(es) out of order "
+                      "(read before sent, anything after failed, ...)", anomalies, 0)
+    return Verdict((valid, order))

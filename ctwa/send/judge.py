@@ -22,7 +22,7 @@ DEFAULT_DEADLINE = 1.0
 MAX_CODE_DIGITS = 9
 
 Outcome = Literal["accepted", "rejected", "http-error", "contract-violation", "too-slow",
-                  "unreachable"]
+                  "timeout", "unreachable"]
 
 
 @dataclass
@@ -38,6 +38,29 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def describe(self) -> str:
+        """One line saying what happened, the outcome named once: "accepted in 12 ms",
+        "refused: failure 2003: phone number not subscribed", "timed out: ..."."""
+        if self.accepted:
+            return (f"accepted in {self.latency_ms:g} ms" if self.latency_ms is not None
+                    else "accepted")
+        lead = _LEADS.get(self.outcome, self.outcome)
+        if not lead or self.summary.lower().startswith(lead):
+            return self.summary
+        return f"{lead}: {self.summary}"
+
+
+#: How a not-accepted outcome is said before its summary ("" when the summary says it).
+_LEADS = {"rejected": "refused", "http-error": "refused", "contract-violation":
+          "contract violation", "too-slow": "", "timeout": "timed out", "unreachable": ""}
+
+
+def _says_the_same(message: str, meaning: str) -> bool:
+    """An endpoint's message that only repeats the code's meaning ("invalid credentials"
+    for 2000) adds nothing to it."""
+    said = message.strip().rstrip(".").lower()
+    return not said or said in meaning.lower()
 
 
 def _json_body(content: bytes) -> tuple[Any, str | None]:
@@ -118,7 +141,7 @@ def _judge_body(status_code: int, body: Any, body_problem: str | None,
         meaning = messaging_error_meaning(code)
         message = _safe(error["message"]) if error.get("message") else None
         text = f"failure {code}: {meaning}" if code is not None else f"failure ({meaning})"
-        if message:
+        if message and not _says_the_same(str(message), meaning):
             text += f" - {message}"
         return Verdict("rejected", False, text, error_code=code, error_meaning=meaning)
     return Verdict("contract-violation", False, f'HTTP 200 with "status": {json.dumps(status)}; '

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from ctwa.http import DEFAULT_TIMEOUT, MAX_BSP_ANSWER, Trace, make_client, send
-from ctwa.infra.errors import ExitCode, RemoteUnreachable
+from ctwa.infra.errors import RemoteTimeout, RemoteUnreachable
 from ctwa.infra.masking import redact_header_value, redact_url
 from ctwa.infra.safetext import safe_text, safe_value
 from ctwa.send.endpoint import Endpoint
@@ -35,11 +35,16 @@ class SendResult:
     response_body: Any = None
     warnings: list[str] = field(default_factory=list)
 
+    deadline: float = DEFAULT_DEADLINE
+
     @property
-    def exit_code(self) -> ExitCode:
-        if self.verdict.outcome == "unreachable":
-            return ExitCode.UNREACHABLE
-        return ExitCode.OK if self.verdict.accepted else ExitCode.FAILED
+    def exit_code(self) -> int:
+        return self.run_verdict().exit_code()
+
+    def run_verdict(self, trip: Any = None) -> Any:
+        """The send judged as a run (ctwa.report.verdict): did an answer come, did it accept
+        the message, was it in time; with --await-callbacks, the round trip too."""
+        return send_verdict(self, trip)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +56,46 @@ class SendResult:
             "verdict": self.verdict.as_dict(),
             "warnings": self.warnings,
         }
+
+
+def send_verdict(result: SendResult, trip: Any = None) -> Any:
+    """One send's criteria: ``answered`` (an HTTP answer came: its failure exits 3),
+    ``accepted`` (what the answer said), ``deadline`` (in time); ``callbacks`` when awaited
+    (``trip``: the round trip's dict)."""
+    from ctwa.report.verdict import FAIL, NOT_TESTED, PASS, Criterion, Verdict
+
+    verdict = result.verdict
+    limit = f"{result.deadline:g} s"
+    if verdict.outcome in ("unreachable", "timeout"):
+        kind = "timed out" if verdict.outcome == "timeout" else "no answer"
+        criteria = [Criterion("answered", FAIL, f"{kind}: {verdict.summary}", None,
+                              "an HTTP answer"),
+                    Criterion("accepted", NOT_TESTED, "no answer to judge", None, "success"),
+                    Criterion("deadline", FAIL if verdict.outcome == "timeout" else NOT_TESTED,
+                              f"no answer within the {limit} deadline: CleverTap counts it as "
+                              "a timeout" if verdict.outcome == "timeout" else
+                              "no answer to time", None, limit)]
+    else:
+        late = verdict.outcome == "too-slow"
+        said = verdict.notes[0] if late and verdict.notes else verdict.summary
+        accepted = verdict.accepted or (late and said == "accepted")
+        status = f"HTTP {result.response_status}"
+        criteria = [
+            Criterion("answered", PASS, f"{status} in {verdict.latency_ms:g} ms",
+                      result.response_status, "an HTTP answer"),
+            Criterion("accepted", PASS if accepted else FAIL,
+                      'answered {"status": "success"}' if accepted else said,
+                      verdict.error_code if verdict.error_code is not None else
+                      result.response_status, "success"),
+            Criterion("deadline", FAIL if late else PASS,
+                      f"answered in {verdict.latency_ms:g} ms, over the {limit} deadline: "
+                      "CleverTap counts it as a timeout" if late else
+                      f"answered in {verdict.latency_ms:g} ms", verdict.latency_ms, limit)]
+    if trip is not None:
+        from ctwa.load.engine import callbacks_criterion
+
+        criteria.append(callbacks_criterion(trip))
+    return Verdict(tuple(criteria))
 
 
 def _masked_headers(headers: httpx.Headers) -> dict[str, str]:
@@ -91,17 +136,18 @@ def deliver(
             exchange = send(client, "POST", endpoint.url, content=encode(payload),
                             headers={"Content-Type": CONTENT_TYPE}, max_answer=MAX_BSP_ANSWER)
         except RemoteUnreachable as exc:
-            verdict = Verdict("unreachable", False, str(exc))
+            verdict = Verdict("timeout" if isinstance(exc, RemoteTimeout) else "unreachable",
+                              False, str(exc))
             sent = endpoint.auth.apply({**client.headers, **dict(endpoint.headers)})
             headers = {k: redact_header_value(k, v) for k, v in sent.items()}
-            return SendResult(url, payload, headers, verdict)
+            return SendResult(url, payload, headers, verdict, deadline=deadline)
         response = exchange.response
         verdict = judge(response.status_code, response.content, exchange.elapsed, deadline,
                         response.headers.get("Location"))
         return SendResult(
             url, payload, _masked_headers(exchange.request.headers), verdict,
             response.status_code, _masked_headers(response.headers),
-            _body_for_report(response.content),
+            _body_for_report(response.content), deadline=deadline,
         )
     finally:
         if own:

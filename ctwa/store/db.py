@@ -217,13 +217,18 @@ class Store:
                             "verdicts=? WHERE id=?", (run.at, run.messages, run.offsets,
                                                       run.latencies, run.verdicts, run.id))
 
-    def add_run(self, run_id: str, command: str, passed: bool | None,
+    def add_run(self, run_id: str, command: str, outcome: str | bool | None,
                 summary: dict[str, Any]) -> None:
+        """A run's summary, with its verdict's outcome (``passed``, ``incomplete``,
+        ``failed``; a bool is passed or failed)."""
+        if isinstance(outcome, bool):
+            outcome = "passed" if outcome else "failed"
+        passed = None if outcome is None else int(outcome == "passed")
         with _explained(self.path), self._transaction():
-            self.db.execute("INSERT OR REPLACE INTO runs (id, at, command, passed, summary) "
-                            "VALUES (?,?,?,?,?)", (run_id, time.time(), command,
-                                                   None if passed is None else int(passed),
-                                                   json.dumps(summary, default=str)))
+            self.db.execute("INSERT OR REPLACE INTO runs (id, at, command, passed, outcome, "
+                            "summary) VALUES (?,?,?,?,?,?)",
+                            (run_id, time.time(), command, passed, outcome,
+                             json.dumps(summary, default=str)))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -305,7 +310,8 @@ class Store:
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self._rows(
-            "SELECT id, at, command, passed FROM runs ORDER BY at DESC LIMIT ?", (limit,))
+            "SELECT id, at, command, passed, outcome FROM runs ORDER BY at DESC LIMIT ?",
+            (limit,))
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY at DESC",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: A load run's per-message outcome, one byte each.
-VERDICTS = ("none", "accepted", "too-slow", "rejected", "violation", "connection-error")
+#: A load run's per-message outcome, one byte each (new ones only ever appended: the bytes
+#: of runs already kept must keep their meaning).
+VERDICTS = ("none", "accepted", "too-slow", "rejected", "violation", "connection-error",
+            "timeout", "client-error")
 VERDICT_CODE = {name: code for code, name in enumerate(VERDICTS)}
 
 

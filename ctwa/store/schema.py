@@ -64,6 +64,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX runs_at ON runs (at);
     """,
+    # 2: a run's outcome as its verdict says it (passed, incomplete, failed); ``passed``
+    # stays for older readers (1 only for passed)
+    """
+    ALTER TABLE runs ADD COLUMN outcome TEXT;
+    UPDATE runs SET outcome = CASE passed WHEN 1 THEN 'passed' WHEN 0 THEN 'failed' END;
+    """,
 )
 
 VERSION = len(MIGRATIONS)

@@ -21,23 +21,6 @@ TO = "919000000001"
 
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory) -> Path:
-    """The sandbox vendor's templates, imported once."""
-    from ctwa.http import Auth, make_client
-    from ctwa.templates.importer import Importer
-    from ctwa.templates.library import TemplateLibrary
-
-    folder = tmp_path_factory.mktemp("library")
-    with RunningSandbox(SandboxSettings(port=0, store_callbacks=False)) as box, \
-            make_client(auth=Auth("bearer", secret=box.credentials()["vendor_token"]),
-                        origin=box.urls()["vendor_templates"]) as client:
-        report = Importer(client, TemplateLibrary(folder)).run(
-            box.urls()["vendor_templates"], 50, 10)
-    assert report.complete and report.added
-    return folder
-
-
 def certify(cli, library: Path, tmp_path: Path, *args: str, faults: tuple[str, ...] = (),
             timeout: str = "10s"):
     port = free_port()
@@ -89,7 +72,9 @@ def test_a_good_bsp_passes_everything_unattended(cli, library, tmp_path) -> None
     assert "sandbox" not in exchanges.replace("sandbox-", "")  # the password is masked
     assert "Basic ****" in exchanges
     junit = (folder / "junit.xml").read_text()
-    assert junit.count("<testcase") == 14 and "<failure" not in junit
+    assert junit.count("<testcase") == 15 and "<failure" not in junit
+    assert checks["platform counts"]["status"] == "not tested"  # no --platform-counts
+    assert "--platform-counts" in checks["platform counts"]["detail"]
     verified = cli("certify", "verify", str(folder))
     assert verified.exit_code == 0 and "5 file(s)" not in verified.stdout  # the manifest
     assert "4 file(s) match" in verified.stdout  # excludes itself
@@ -116,6 +101,36 @@ def test_each_fault_fails_the_check_that_catches_it(cli, library, tmp_path, faul
     if fault not in ("slow", "validation-error"):
         assert checks["validation"]["status"] == "pass"
     assert (folder / "manifest.json").exists() and "Traceback" not in result.stderr
+
+
+def test_scale_errors_are_judged_by_code_against_what_is_expected(cli, library,
+                                                                  tmp_path) -> None:
+    """The sandbox refuses numbers ending 0003 with 2003 (not subscribed): expected, by
+    count or beside the number, and correctly coded, the refusals pass; not expected, they
+    fail naming the code; the platform's counts are compared with the callbacks'."""
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("919000000001\n919000000003\n")
+    args = ("--no-interactive", "--scale", "60", "--to-file", str(numbers), "--yes")
+    _, unexpected, _ = certify(cli, library, tmp_path / "a", *args)
+    assert unexpected["scale"]["status"] == "fail"
+    assert "30 refused with 2003 (phone number not subscribed), 0 expected" in \
+        unexpected["scale"]["detail"]
+    _, counted, _ = certify(cli, library, tmp_path / "b", *args, "--expect-errors", "2003=30",
+                            "--platform-counts", "sent=30,delivered=30,read=29")
+    assert counted["scale"]["status"] == "pass", counted["scale"]["detail"]
+    assert "errors as expected: 30 refused with 2003" in counted["scale"]["detail"]
+    assert counted["platform counts"]["status"] == "fail"
+    assert "read: the platform counts 29, the callbacks said 30" in \
+        counted["platform counts"]["detail"]
+    numbers.write_text("919000000001\n919000000003,2003\n")
+    result, marked, _ = certify(cli, library, tmp_path / "c", *args, "--platform-counts",
+                                "sent=30,delivered=30,read=30")
+    assert marked["scale"]["status"] == "pass", marked["scale"]["detail"]
+    assert marked["platform counts"]["status"] == "pass"
+    assert result.exit_code == 0  # the phone steps not tested: incomplete, not failed
+    bad = cli("certify", "--to", TO, "--endpoint", "http://127.0.0.1:9/x", "--scale", "5",
+              "--to-file", str(numbers), "--expect-errors", "2003")
+    assert bad.exit_code == ExitCode.USAGE and "CODE=COUNT" in bad.stderr
 
 
 def test_non_interactive_marks_the_phone_steps_not_tested(cli, library, tmp_path) -> None:

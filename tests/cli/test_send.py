@@ -107,7 +107,7 @@ def test_failure_answer_exits_1_with_the_code_meaning(cli) -> None:
                                        "error": {"code": 2002, "message": "bad number"}})
     result = cli("send-template", "--sample", "text", *CONN)
     assert result.exit_code == ExitCode.FAILED
-    assert "rejected: failure 2002: invalid phone number - bad number" in result.stderr
+    assert "refused: failure 2002: invalid phone number - bad number" in result.stderr
 
 
 @respx.mock

@@ -77,8 +77,43 @@ def test_the_command_line_is_masked() -> None:
     assert shown.startswith("ctwa upload-users u.csv --passcode")
 
 
-def test_a_summary_passes_only_with_a_pass_and_no_fail() -> None:
+def test_a_summary_is_its_verdict_and_passes_only_when_every_criterion_passed() -> None:
+    from ctwa.report.verdict import Criterion, Verdict
+
     now = time.time()
-    only_skipped = new_summary("load", target="t", started=now, ended=now, criteria=[
-        {"name": "a", "status": "not tested", "detail": ""}], metrics={}, warnings=[], data={})
-    assert only_skipped["passed"] is False
+
+    def summary(*statuses: str) -> dict:
+        return new_summary("load", target="t", started=now, ended=now, verdict=Verdict(tuple(
+            Criterion(f"c{i}", status, "why") for i, status in enumerate(statuses))),
+            metrics={}, data={})
+
+    assert summary("not tested")["outcome"] == "incomplete"
+    assert summary("not tested")["passed"] is False
+    assert summary()["outcome"] == "incomplete"  # nothing judged is not a pass
+    assert summary("pass", "pass")["outcome"] == "passed"
+    assert summary("pass", "attested")["outcome"] == "passed"
+    assert summary("pass", "not attested")["outcome"] == "incomplete"
+    assert summary("pass", "warning")["outcome"] == "incomplete"
+    assert summary("pass", "not tested", "fail")["outcome"] == "failed"
+    kept = summary("pass", "fail")
+    assert kept["verdict"]["exit_code"] == 1 and kept["criteria"][1]["status"] == "fail"
+
+
+def test_diff_names_a_new_run_whose_verdict_failed_as_a_regression(cli) -> None:
+    from ctwa.report.verdict import Criterion, Verdict
+
+    now = time.time()
+    with Store() as store:
+        for run_id, status in (("load-ok-1", "pass"), ("load-bad-1", "fail")):
+            summary = new_summary("load", target="t", started=now, ended=now,
+                                  verdict=Verdict((Criterion("deadline", status, "why"),)),
+                                  metrics={"p99": 100.0, "rps": 10.0, "errors": 0.0},
+                                  data={})
+            summary["id"] = run_id
+            store.add_run(run_id, "load", summary["outcome"], summary)
+    result = cli("report", "diff", "load-ok-1", "load-bad-1")
+    assert result.exit_code == ExitCode.FAILED
+    assert "its verdict is failed (BASE: passed)" in result.stderr
+    assert "outcome" in result.stdout and "REGRESSED" in result.stdout
+    listed = cli("runs", "list").stdout
+    assert "load-bad-1" in listed and " failed" in listed and " passed" in listed

@@ -242,8 +242,9 @@ def test_a_throughput_ceiling_is_named_in_the_load_verdict(cli) -> None:
                  shares={"slow-ceiling": 20.0}, until="sent", timeout="3s")
     data = json.loads(result.stdout)
     assert data["too_slow"] > 0
-    line = next(v for v in data["verdict"] if v.startswith("DIAGNOSIS"))
-    assert "throughput ceiling" in line and "message(s)/s" in line
+    deadline = next(c for c in data["verdict"]["criteria"] if c["name"] == "deadline")
+    assert deadline["status"] == "fail" and "DIAGNOSIS" in deadline["reason"]
+    assert "throughput ceiling" in deadline["reason"] and "message(s)/s" in deadline["reason"]
 
 
 def test_no_msgid_through_an_already_running_listener_is_reported(cli) -> None:
@@ -322,3 +323,11 @@ def test_the_report_and_junit_carry_the_diagnosis(cli, tmp_path) -> None:
     html = page.read_text()
     assert 'id="diagnoses"' in html and "wrapped in `{url, payload}`" in html
     assert "post the inner object" in junit.read_text()
+
+
+def test_a_bad_share_on_the_command_line_is_one_line(cli) -> None:
+    result = cli("sandbox", "--port", str(free_port()), "--misbehave", "no-dlr=200%")
+    assert result.exit_code == ExitCode.USAGE
+    assert "--misbehave no-dlr=200%: expected a share of messages" in result.stderr
+    unknown = cli("sandbox", "--port", str(free_port()), "--misbehave", "wrapped")
+    assert unknown.exit_code == ExitCode.USAGE and "wrapped-callbacks" in unknown.stderr
