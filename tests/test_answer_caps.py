@@ -60,7 +60,11 @@ class HostileServer:
                 line = head.split(b"\r\n", 1)[0].decode()
                 self.written = 0
                 block = b'{"status": "success", "pad": "' + b"x" * (1 << 20)
-                if "/declared" in line:
+                if "/redirect" in line:  # a redirect whose own body never ends
+                    conn.sendall(b"HTTP/1.1 302 Found\r\nLocation: /endless\r\n"
+                                 b"Transfer-Encoding: chunked\r\n\r\n")
+                    frame = lambda b: b"%x\r\n%s\r\n" % (len(b), b)  # noqa: E731
+                elif "/declared" in line:
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                  b"Content-Length: %d\r\n\r\n" % (3 * 1024 ** 3))
                     frame = lambda b: b  # noqa: E731
@@ -110,3 +114,11 @@ def test_upload_users_refuses_an_answer_past_its_cap(cli, hostile, tmp_path: Pat
     assert "more than 16 MiB" in path.with_name("users.rejects.csv").read_text()
     assert "Traceback" not in result.output
     assert hostile.written < 16 * 1024 * 1024 + BUFFERS
+
+
+def test_a_redirect_with_an_endless_body_is_refused_too(cli, hostile, tmp_path) -> None:
+    result = cli("import-templates", "--url", f"{hostile.url}/redirect", "--token", "t",
+                 "--library", str(tmp_path / "lib"))
+    assert result.exit_code == ExitCode.UNREACHABLE, result.output
+    assert "more than 32 MiB" in result.output and "Traceback" not in result.output
+    assert hostile.written < 32 * 1024 * 1024 + BUFFERS

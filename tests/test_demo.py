@@ -28,6 +28,7 @@ def test_demo_every_step_behaves(tmp_path) -> None:
     assert (upload["rows_read"], upload["uploaded"], upload["rejected"]) == (12, 6, 6)
     assert results["replay"] == {"clicked": 1, "replies": 1}
     assert results["round_trip"][:3] == ["sent", "delivered", "read"]
+    assert results["bridge"] == {"sent": 1, "delivered": 1, "read": 1}
 
 
 def test_demo_command_json(cli) -> None:

@@ -67,7 +67,10 @@ class Docs:
         self.workdir = workdir
         self.env = {"CTWA_PASSWORD": creds["bsp_password"], "VENDOR_TOKEN": creds[
             "vendor_token"], "CTWA_IMPORT_TOKEN": creds["vendor_token"],
-            "CTWA_PASSCODE": creds["passcode"]}
+            "CTWA_PASSCODE": creds["passcode"], "CTWA_BRIDGE_PASSWORD": "bridge-docs-pw",
+            "CTWA_META_TOKEN": creds["meta_token"],
+            "CTWA_META_APP_SECRET": creds["meta_app_secret"],
+            "CTWA_META_VERIFY_TOKEN": "docs-verify"}
         self.swaps = [
             ("https://bsp.example/clevertap", urls["bsp_endpoint"]),
             ("https://bsp.example/ct", urls["bsp_endpoint"]),
@@ -78,6 +81,13 @@ class Docs:
             ("W9R-XXX-XXXX", creds["account_id"]),
             ("127.0.0.1:8787", listener_url.removeprefix("http://")),
             ("--port 8700", "--port 0"),
+            # the bridge's section: the sandbox's Meta and the listener as CleverTap
+            ("https://graph.facebook.com/v23.0", urls["meta_graph"]),
+            ("106540352242922", creds["meta_phone_number_id"]),
+            ("102290129340398", creds["meta_waba_id"]),
+            ("https://clevertap.example/dlr", f"{listener_url}/status"),
+            ("https://clevertap.example/inbound", f"{listener_url}/inbound"),
+            ("--listen 127.0.0.1:8780", "--listen 127.0.0.1:0"),
             ("--port 8787", "--port 0"),
             *SCALE.items(),
         ]
@@ -99,7 +109,8 @@ def run_line(docs: Docs, cli: Any, line: str) -> Any:
         line = line[prefix.end():]
     line, _, target = line.partition(" > ")
     args = [env.get(a[1:], a) if a.startswith("$") else a for a in shlex.split(line)][1:]
-    if args[0] == "sandbox" or args[:2] == ["callback", "listen"]:
+    serving = args[0] == "bridge" and args[1:2] not in (["migrate"], ["status"])
+    if args[0] == "sandbox" or args[:2] == ["callback", "listen"] or serving:
         return _until_ready([sys.executable, "-m", "ctwa", *args],
                             {**os.environ, **env, "NO_COLOR": "1"}, docs.workdir)
     secret = "set-secret" in args
@@ -169,6 +180,9 @@ def test_every_documented_command_runs(docs, cli, document, monkeypatch) -> None
         # 1 is a documented outcome for some (users.csv has bad rows on purpose); usage,
         # configuration, reachability errors and bugs are not
         assert code in (0, 1), (line, code, done.stderr[-2000:])
+        if line.startswith("ctwa bridge --"):  # it served, and stopped with its summary
+            assert "ctwa bridge on" in done.stderr and "stopped after" in done.stderr, \
+                done.stderr[-2000:]
     assert ran >= (20 if document == "README.md" else 6)
 
 

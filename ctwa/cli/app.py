@@ -235,6 +235,7 @@ def root(
 
 def _register() -> None:
     from ctwa.cli import (
+        bridge,
         callbacks,
         certify,
         demo,
@@ -256,6 +257,7 @@ def _register() -> None:
     roundtrip.register(app)
     reports.register(app)
     certify.register(app)
+    bridge.register(app)
     locust.register(app)
     templates.register(app)
     users.register(app)

@@ -65,7 +65,7 @@ def replay(
     from ctwa.infra.config import ConfigStore
 
     out: Output = ctx.obj
-    check_report_paths(report_file, junit)
+    check_report_paths(report_file, junit, inputs=files)
     events = []
     for path in files:
         events += load_fixture(path, max_events).events
@@ -169,7 +169,7 @@ def listen(
     from ctwa.infra.ports import check_port_free
 
     out: Output = ctx.obj
-    check_report_paths(report_file, junit)
+    check_report_paths(report_file, junit, record=record)
     check_port_free(host, port)
     started = time.time()
     recorder = Recorder(record) if record else None

@@ -66,7 +66,7 @@ class Demo:
     results: dict[str, Any] = field(default_factory=dict)
     root: Any = None  # the root click command the demo runs its steps with (ctwa itself)
     step_number: int = 0
-    steps: int = 10
+    steps: int = 11
 
     def run(self, *argv: str, json_output: bool = True) -> Outcome:
         from click.testing import CliRunner
@@ -111,8 +111,13 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
     from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
     examples = examples_dir()
+    from ctwa.sandbox.meta import MetaSettings
+
+    bridge_port = free_port()  # the sandbox's Meta sends its webhooks to the bridge step's
     # the sandbox's CleverTap keeps callbacks in the demo's own store, never the user's
-    settings = SandboxSettings(store_path=folder / "data" / "store.sqlite3")
+    settings = SandboxSettings(store_path=folder / "data" / "store.sqlite3", meta=MetaSettings(
+        webhook_url=f"http://127.0.0.1:{bridge_port}/webhook",
+        status_delays=(0.02, 0.05, 0.08)))
     with RunningSandbox(settings) as box:
         urls, secrets = box.urls(), box.credentials()
         env = {"CTWA_CONFIG_DIR": str(folder / "config"), "CTWA_DATA_DIR": str(folder / "data"),
@@ -256,9 +261,52 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
         demo.results["replay"] = {"clicked": tallies["clicked"], "replies": tallies["replies"]}
         out.say(f"  campaign stats now: clicked {tallies['clicked']}, replies "
                 f"{tallies['replies']}")
+
+        demo.step("ctwa bridge: CleverTap's endpoint in front of Meta's Cloud API (here its "
+                  "mock)")
+        demo.results["bridge"] = _bridge_step(demo, box, bridge_port, stats)
     _epilogue(out)
     return demo.results
 
+
+
+def _bridge_step(demo: Demo, box: Any, port: int,
+                 stats: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A template through the bridge: accepted at once, sent to the mock Meta, and Meta's
+    webhooks back at CleverTap as sent, delivered and read DLRs with CleverTap's msgId."""
+    from ctwa.bridge.config import BridgeSecrets, BridgeSettings
+    from ctwa.bridge.run import BridgeThread
+
+    urls, secrets = box.urls(), box.credentials()
+    before = stats()
+    settings = BridgeSettings(
+        phone_number_id=secrets["meta_phone_number_id"], waba_id=secrets["meta_waba_id"],
+        status_url=urls["status_callback"], inbound_url=urls["inbound_callback"],
+        username="clevertap", listen=f"127.0.0.1:{port}", graph_url=urls["meta_graph"],
+        state=str(demo.folder / "bridge.sqlite3"))
+    keys = BridgeSecrets(secrets["bsp_password"], secrets["meta_token"],
+                         secrets["meta_app_secret"], "demo-verify-token")
+    with BridgeThread(settings, keys) as running:
+        demo.out.say(f"  ctwa bridge on {running.url}: POST /messages for CleverTap, /webhook "
+                     "for Meta", "dim")
+        _wait_for(lambda: running.bridge.last_sync is not None, 10)
+        sent = demo.run("send-template", "--sample", "lto", "--to", CUSTOMER, "--endpoint",
+                        f"{running.url}/messages", "--username", "clevertap")
+
+        def settled() -> bool:
+            now = stats()
+            return now["read"] > before["read"] and now["delivered"] > before["delivered"]
+
+        arrived = _wait_for(settled, 15)
+        after = stats()
+    verdict = (sent.data or {}).get("verdict", sent.data or {})
+    dlrs = {k: after[k] - before[k] for k in ("sent", "delivered", "read")}
+    demo.expect("bridge", sent.exit_code == 0 and arrived and dlrs == {
+        "sent": 1, "delivered": 1, "read": 1},
+        f"answered {verdict.get('outcome', '?')} in {verdict.get('latency_ms', '?')} ms; "
+        f"Meta's webhooks came back as {dlrs['sent']} sent, {dlrs['delivered']} delivered "
+        f"and {dlrs['read']} read with CleverTap's msgId", sent)
+    return dlrs
 
 
 def _epilogue(out: Output) -> None:
@@ -275,6 +323,8 @@ def _epilogue(out: Output) -> None:
         "ctwa callback listen --port 8787   # point your BSP's callbacks here to check them",
         "ctwa send-template --template NAME --to NUMBER --await-callbacks --until read",
         "ctwa certify --to TEST_NUMBER   # the spec's acceptance test, with evidence",
+        "ctwa bridge --phone-number-id ID --waba-id ID --status-url URL --inbound-url URL "
+        "--username USER   # your own endpoint in front of Meta's Cloud API",
     ):
         out.say(f"  {line}")
 

@@ -1,6 +1,7 @@
 """``--report`` and ``--junit`` for every long run, ``ctwa runs list`` and ``ctwa report
 diff/render``: each run's summary is kept in the store and can be rendered again by its id."""
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,14 +19,16 @@ JunitOpt = Annotated[Path | None, typer.Option(
     rich_help_panel=REPORTS)]
 
 
-def check_report_paths(*paths: Path | None) -> None:
+def check_report_paths(report: Path | None, junit: Path | None, *,
+                       inputs: Iterable[Path] = (), **others: Path | None) -> None:
     """Before the run: a report that cannot be written is said now, not after ten minutes
-    (nor written over the store)."""
+    (nor written over an input of the run, the store, or another output). ``others``: more
+    outputs, by option name (``record=`` is ``--record``)."""
     from ctwa.infra.outputs import check_outputs
 
-    names = ("--report", "--junit")  # the order every command passes them in
-    check_outputs({names[i] if i < len(names) else f"output {i + 1}": path
-                   for i, path in enumerate(paths)})
+    outputs = {"--report": report, "--junit": junit}
+    outputs.update({f"--{name.replace('_', '-')}": path for name, path in others.items()})
+    check_outputs(outputs, inputs)
 
 
 #: How each criterion status is styled on a console.

@@ -151,7 +151,8 @@ def describe_response(response: httpx.Response) -> str:
 
 
 def _hooks(binding: CredentialBinding, trace: Trace | None) -> dict[str, list[Callable[..., Any]]]:
-    """Request hooks run on every hop (redirects included): credentials first, then the trace."""
+    """Hooks run on every hop (redirects included): credentials first, then the trace; each
+    answer read at most to its cap."""
 
     def on_request(request: httpx.Request) -> None:
         binding.apply(request)
@@ -164,10 +165,8 @@ def _hooks(binding: CredentialBinding, trace: Trace | None) -> dict[str, list[Ca
         if trace is not None:
             trace(describe_response(response))
 
-    hooks: dict[str, list[Callable[..., Any]]] = {"request": [on_request]}
-    if trace is not None:
-        hooks["response"] = [on_response]
-    return hooks
+    # every hop's answer is read capped (a redirect's body too: httpx reads it whole)
+    return {"request": [on_request], "response": [on_response]}
 
 
 def _async_hooks(binding: CredentialBinding,
@@ -183,10 +182,8 @@ def _async_hooks(binding: CredentialBinding,
         if trace is not None:
             trace(describe_response(response))
 
-    hooks: dict[str, list[Callable[..., Any]]] = {"request": [on_request]}
-    if trace is not None:
-        hooks["response"] = [on_response]
-    return hooks
+    # every hop's answer is read capped (a redirect's body too: httpx reads it whole)
+    return {"request": [on_request], "response": [on_response]}
 
 
 def _limits(max_connections: int) -> httpx.Limits:

@@ -134,8 +134,11 @@ class BatchWriter:
         callbacks = [r for r in batch if isinstance(r, CallbackRecord)]
         sends = [r for r in batch if isinstance(r, SendRecord)]
         if callbacks:
-            kept = self._guarded(self._bound_orphans, callbacks) or []
-            self._insert(self.store.add_callbacks, kept)
+            kept = self._guarded(self._bound_orphans, callbacks)
+            if kept is None:  # the store cannot even be read: none of them is written
+                self.lost += len(callbacks)
+            else:
+                self._insert(self.store.add_callbacks, kept)
         if sends:
             self._insert(self.store.add_sends, sends)
         self._done_count += len(batch)

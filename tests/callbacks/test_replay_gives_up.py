@@ -45,3 +45,22 @@ def test_replay_stops_once_the_listener_is_gone_with_the_summary(cli, tmp_path) 
     assert document["sent"] < 400 and document["failed"] >= GIVE_UP_AFTER
     unreachable = [a for a in document["answers"] if a["status"] is None]
     assert len(unreachable) <= GIVE_UP_AFTER + 1
+
+
+def test_replay_refuses_a_report_over_its_fixture_and_listen_a_recording_over_the_store(
+        cli, tmp_path) -> None:
+    from ctwa.store.db import Store, store_path
+
+    fixture = tmp_path / "volume.yaml"
+    fixture.write_text("events:\n  - messages: 2\n    statuses: [sent]\n")
+    before = fixture.read_text()
+    replayed = cli("callback", "replay", str(fixture), "--status-url", "http://127.0.0.1:9/s",
+                   "--report", str(fixture))
+    assert replayed.exit_code == ExitCode.USAGE and "is an input" in replayed.stderr
+    assert fixture.read_text() == before
+    with Store():
+        pass
+    kept = store_path().read_bytes()
+    listened = cli("callback", "listen", "--port", "0", "--record", str(store_path()))
+    assert listened.exit_code == ExitCode.USAGE and "is ctwa's store" in listened.stderr
+    assert store_path().read_bytes() == kept

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ctwa.infra.errors import ExitCode
-from tests.certify.test_certify import certify, library  # noqa: F401  (the module fixture)
+from tests.certify.test_certify import certify
 
 
 @pytest.mark.parametrize(("fault", "check", "texts"), [
@@ -23,7 +23,7 @@ from tests.certify.test_certify import certify, library  # noqa: F401  (the modu
     ("empty-200", "validation", ("body is empty",)),
     ("no-auth", "errors", ("ACCEPTED with wrong credentials", "refuse them")),
 ])
-def test_each_fault_is_named_by_the_check_that_catches_it(cli, library, tmp_path,  # noqa: F811
+def test_each_fault_is_named_by_the_check_that_catches_it(cli, library, tmp_path,
                                                         fault, check, texts) -> None:
     result, checks, _ = certify(cli, library, tmp_path, faults=(fault,), timeout="2s")
     assert result.exit_code == ExitCode.FAILED, result.stderr[-2000:]
@@ -37,7 +37,7 @@ def test_each_fault_is_named_by_the_check_that_catches_it(cli, library, tmp_path
     assert "Traceback" not in result.stderr
 
 
-def test_a_title_that_contradicts_its_code_is_in_the_evidence(cli, library,  # noqa: F811
+def test_a_title_that_contradicts_its_code_is_in_the_evidence(cli, library,
                                                               tmp_path) -> None:
     from ctwa.infra.ports import free_port
     from ctwa.sandbox.bsp import BspSettings
@@ -60,7 +60,7 @@ def test_a_title_that_contradicts_its_code_is_in_the_evidence(cli, library,  # n
     assert "is the meaning of 1002" in text and "failure code 404 is not in" in text
 
 
-def test_a_throughput_ceiling_is_named_by_the_scale_check(cli, library,  # noqa: F811
+def test_a_throughput_ceiling_is_named_by_the_scale_check(cli, library,
                                                           tmp_path) -> None:
     from ctwa.infra.ports import free_port
     from ctwa.sandbox.bsp import BspSettings

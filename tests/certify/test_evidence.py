@@ -143,19 +143,6 @@ def test_a_bad_sign_key_is_said_before_anything_is_sent(cli, tmp_path) -> None:
     assert not (tmp_path / "ev").exists()
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory) -> Path:
-    from ctwa.http import Auth, make_client
-    from ctwa.sandbox.server import RunningSandbox, SandboxSettings
-    from ctwa.templates.importer import Importer
-    from ctwa.templates.library import TemplateLibrary
-
-    folder = tmp_path_factory.mktemp("library")
-    with RunningSandbox(SandboxSettings(port=0, store_callbacks=False)) as box, \
-            make_client(auth=Auth("bearer", secret=box.credentials()["vendor_token"]),
-                        origin=box.urls()["vendor_templates"]) as client:
-        Importer(client, TemplateLibrary(folder)).run(box.urls()["vendor_templates"], 50, 10)
-    return folder
 
 
 HOSTILE = "\x1b]0;owned\x07 \x1b[2J half \ud83d <!--<script> ]]> \x00 \x9b [/x]"

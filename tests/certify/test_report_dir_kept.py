@@ -7,25 +7,23 @@ from ctwa.infra.errors import ExitCode
 from ctwa.infra.ports import free_port
 
 
-def _certify(cli, tmp_path, folder):
-    empty = tmp_path / "empty-library"
-    empty.mkdir(exist_ok=True)
+def _certify(cli, library, folder):
     return cli("certify", "--to", "919000000001", "--waba", "919999999998", "--endpoint",
-               f"http://127.0.0.1:{free_port()}/bsp", "--library", str(empty), "--listen",
+               f"http://127.0.0.1:{free_port()}/bsp", "--library", str(library), "--listen",
                f"127.0.0.1:{free_port()}", "--no-interactive", "--report-dir", str(folder))
 
 
-def test_a_report_dir_the_user_made_is_kept_when_nothing_could_be_certified(cli,
+def test_a_report_dir_the_user_made_is_kept_when_nothing_could_be_certified(cli, library,
                                                                             tmp_path) -> None:
     folder = tmp_path / "evidence"
     folder.mkdir()
-    result = _certify(cli, tmp_path, folder)
+    result = _certify(cli, library, folder)
     assert result.exit_code == ExitCode.UNREACHABLE, result.output
     assert folder.is_dir() and list(folder.iterdir()) == []
 
 
-def test_a_report_dir_ctwa_made_for_nothing_is_removed(cli, tmp_path) -> None:
+def test_a_report_dir_ctwa_made_for_nothing_is_removed(cli, library, tmp_path) -> None:
     folder = tmp_path / "new-evidence"
-    result = _certify(cli, tmp_path, folder)
+    result = _certify(cli, library, folder)
     assert result.exit_code == ExitCode.UNREACHABLE, result.output
     assert not folder.exists()

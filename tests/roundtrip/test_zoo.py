@@ -323,3 +323,11 @@ def test_the_report_and_junit_carry_the_diagnosis(cli, tmp_path) -> None:
     html = page.read_text()
     assert 'id="diagnoses"' in html and "wrapped in `{url, payload}`" in html
     assert "post the inner object" in junit.read_text()
+
+
+def test_a_bad_share_on_the_command_line_is_one_line(cli) -> None:
+    result = cli("sandbox", "--port", str(free_port()), "--misbehave", "no-dlr=200%")
+    assert result.exit_code == ExitCode.USAGE
+    assert "--misbehave no-dlr=200%: expected a share of messages" in result.stderr
+    unknown = cli("sandbox", "--port", str(free_port()), "--misbehave", "wrapped")
+    assert unknown.exit_code == ExitCode.USAGE and "wrapped-callbacks" in unknown.stderr

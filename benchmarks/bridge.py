@@ -1,0 +1,240 @@
+"""``ctwa bridge`` at campaign load, in one run, every server in its own process.
+
+    .venv/bin/python benchmarks/bridge.py [--count 20000] [--mps 1000] [--slow-mps 80]
+
+1. ``ctwa send-template --sample lto --count N --concurrency 1500`` at the bridge: p50/p99 of
+   its answers to CleverTap and how many were over CleverTap's 1 s deadline.
+2. The outbox drain, read from the sandbox's Meta mock once a second: the sends/s in each
+   full second, and the most within any one second (it must never pass ``--mps``).
+3. Callback delivery lag (from a DLR entering the bridge's callback outbox to CleverTap's
+   2xx, the bridge's own ``ctwa_bridge_callback_lag_seconds``): p50/p99 from its buckets.
+4. Webhook intake: N signed status events posted to ``/webhook`` over 200 connections:
+   events/s acknowledged (each stored durably before its 200).
+The same is then done at the slow ``--slow-mps`` with a tenth of the messages (the drain at
+80/s is what is measured there). CleverTap is ``ctwa callback listen --no-store``. The peer,
+in the same run and under the same load: the sandbox's mock BSP endpoint (in memory, nothing
+durable, no calls to Meta or back), answering the same ``send-template`` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ctwa.infra.ports import free_port
+
+PASSWORD = "bench-bridge-password"
+SANDBOX = """
+import signal, sys, time
+from ctwa.sandbox.meta import MetaSettings
+from ctwa.sandbox.server import RunningSandbox, SandboxSettings
+meta = MetaSettings(webhook_url={webhook!r}, mps={mps}, status_delays=(0.05, 0.15, 0.3),
+                    read=False)
+with RunningSandbox(SandboxSettings(port={port}, meta=meta, store_callbacks=False)) as box:
+    print("ready", flush=True)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    while True:
+        time.sleep(1)
+"""
+
+
+def _wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+@contextmanager
+def process(args: list[str], ready_url: str, env: dict[str, str] | None = None,
+            log: Path | None = None) -> Any:
+    handle = log.open("wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                            stderr=handle)
+    try:
+        _wait_http(ready_url, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def meta_stats(sandbox: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{sandbox}/meta/stats", timeout=30).json())
+
+
+def histogram_quantiles(metrics: str, name: str, qs: tuple[float, ...]) -> dict[float, float]:
+    buckets: list[tuple[float, float]] = []
+    for line in metrics.splitlines():
+        if line.startswith(f"{name}_bucket"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if bound == "+Inf" else float(bound),
+                            float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0
+    out = {}
+    for q in qs:
+        out[q] = next((bound for bound, count in buckets if total and count >= q * total),
+                      float("nan"))
+    return out
+
+
+async def post_webhooks(url: str, secret: str, count: int) -> float:
+    from ctwa.bridge.webhooks import sign
+    from ctwa.http.raw import Pool
+
+    async def one_pool() -> float:
+        pool = Pool(url, {"Content-Type": "application/json"}, size=200, timeout=10)
+        bodies = []
+        for n in range(count):
+            body = json.dumps({"object": "whatsapp_business_account", "entry": [{
+                "id": "1", "changes": [{"field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "1", "phone_number_id": "1"},
+                    "statuses": [{"id": f"wamid.bench{n}", "status": "delivered",
+                                  "timestamp": "1", "recipient_id": "1"}]}}]}]}).encode()
+            bodies.append(body)
+        gate = asyncio.Semaphore(200)
+        ok = 0
+        head = pool.head
+
+        async def send(body: bytes) -> None:
+            nonlocal ok
+            async with gate:
+                pool.head = head.replace(b"\r\nContent-Type", b"\r\nX-Hub-Signature-256: "
+                                         + sign(secret, body).encode() + b"\r\nContent-Type")
+                status, _ = await pool.post(body)
+                ok += status == 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(send(b) for b in bodies))
+        took = time.perf_counter() - started
+        pool.close()
+        if ok != count:
+            print(f"  webhook intake: only {ok} of {count} answered 200")
+        return count / took
+
+    return await one_pool()
+
+
+def run(count: int, mps: float, tmp: Path, webhooks: int) -> dict[str, Any]:
+    bridge_port, sandbox_port, listen_port = free_port(), free_port(), free_port()
+    bridge = f"http://127.0.0.1:{bridge_port}"
+    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    env = {"CTWA_DATA_DIR": str(tmp / "data"), "CTWA_CONFIG_DIR": str(tmp / "config"),
+           "CTWA_BRIDGE_PASSWORD": PASSWORD, "CTWA_META_TOKEN": "sandbox-meta-token",
+           "CTWA_META_APP_SECRET": "sandbox-app-secret", "CTWA_META_VERIFY_TOKEN": "v",
+           "CTWA_PASSWORD": PASSWORD}
+    numbers = tmp / "numbers.txt"
+    numbers.write_text("".join(f"9190000{n:05d}\n" for n in range(1, 1001)
+                               if not str(n).endswith(("26", "50", "47"))))
+    state = tmp / f"bridge-{int(mps)}.sqlite3"
+    with ExitStack() as stack:
+        stack.enter_context(process(
+            [sys.executable, "-m", "ctwa", "callback", "listen", "--port", str(listen_port),
+             "--no-store"], f"http://127.0.0.1:{listen_port}/stats", env))
+        stack.enter_context(process(
+            [sys.executable, "-c", SANDBOX.format(webhook=f"{bridge}/webhook", mps=0,
+                                                  port=sandbox_port)],
+            f"{sandbox}/meta/stats"))
+        stack.enter_context(process(
+            [sys.executable, "-m", "ctwa", "bridge", "--listen", f"127.0.0.1:{bridge_port}",
+             "--graph-url", f"{sandbox}/meta/v21.0", "--phone-number-id", "100000000000001",
+             "--waba-id", "200000000000001", "--status-url",
+             f"http://127.0.0.1:{listen_port}/status", "--inbound-url",
+             f"http://127.0.0.1:{listen_port}/inbound", "--username", "clevertap",
+             "--state", str(state), "--mps", str(mps)], f"{bridge}/health", env,
+            log=tmp / f"bridge-{int(mps)}.log"))
+        # the peer first, same run, same load: the sandbox's mock BSP (answers from memory, keeps
+        # nothing durable, calls nobody back)
+        peer = subprocess.run(
+            [sys.executable, "-m", "ctwa", "--json", "send-template", "--sample", "lto",
+             "--to-file", str(numbers), "--count", str(count), "--concurrency", "1500",
+             "--endpoint", f"{sandbox}/bsp/messages", "--username", "ctwa"],
+            env={**os.environ, **env, "CTWA_PASSWORD": "sandbox"}, capture_output=True,
+            text=True)
+        peer_report = json.loads(peer.stdout) if peer.stdout.strip() else {}
+        time.sleep(1.0)
+        accepted_per_second: list[float] = []
+        load = subprocess.Popen(
+            [sys.executable, "-m", "ctwa", "--json", "send-template", "--sample", "lto",
+             "--to-file", str(numbers), "--count", str(count), "--concurrency", "1500",
+             "--endpoint", f"{bridge}/messages", "--username", "clevertap"],
+            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        last = meta_stats(sandbox)["accepted"]
+        began = at = time.monotonic()
+        while True:
+            time.sleep(1.0)
+            now = meta_stats(sandbox)
+            # per second of the time that really passed (a starved mock answers slowly)
+            elapsed, at = time.monotonic() - at, time.monotonic()
+            accepted_per_second.append((now["accepted"] - last) / elapsed)
+            last = now["accepted"]
+            if (last >= count and load.poll() is not None) or time.monotonic() - began > 900:
+                break
+        out, err = load.communicate()
+        report = json.loads(out) if out.strip() else {"error": err[-500:]}
+        meta = meta_stats(sandbox)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            metrics = httpx.get(f"{bridge}/metrics", timeout=30).text
+            delivered = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                            if line.startswith("ctwa_bridge_callbacks_delivered_total"))
+            if delivered >= 2 * meta["accepted"]:  # sent and delivered for each
+                break
+            time.sleep(0.5)
+        lag = histogram_quantiles(metrics, "ctwa_bridge_callback_lag_seconds", (0.5, 0.99))
+        full = [n for n in accepted_per_second if n] or [0.0]
+        steady = full[1:-1] or full
+        intake = asyncio.run(post_webhooks(f"{bridge}/webhook", "sandbox-app-secret",
+                                           webhooks)) if webhooks else None
+    return {"mps": mps, "count": count, "latency_ms": report.get("latency_ms"),
+            "too_slow": report.get("too_slow"), "sent": report.get("sent"),
+            "accepted": report.get("accepted"),
+            "meta_accepted": meta["accepted"], "meta_duplicates": meta["duplicates"],
+            "max_per_second": meta["max_per_second"],
+            "drain_median_per_s": round(statistics.median(steady)),
+            "drain_seconds": len(full),
+            "callback_lag_s": {"p50": lag[0.5], "p99": lag[0.99]},
+            "webhook_intake_per_s": round(intake) if intake else None,
+            "peer_mock_bsp": {"latency_ms": peer_report.get("latency_ms"),
+                              "too_slow": peer_report.get("too_slow")}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--mps", type=float, default=1000)
+    parser.add_argument("--slow-mps", type=float, default=80)
+    parser.add_argument("--webhooks", type=int, default=20000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ctwa-bench-bridge-") as folder:
+        tmp = Path(folder)
+        for count, mps, hooks in ((args.count, args.mps, args.webhooks),
+                                  (max(1000, args.count // 10), args.slow_mps, 0)):
+            result = run(count, mps, tmp, hooks)
+            print(json.dumps(result, indent=None), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The bridge's durable state (outbox, inbox, maps, templates, rate limit); see base.py."""
+
+from ctwa.bridge.state.base import (
+    RANK,
+    BridgeState,
+    CallbackItem,
+    CallbackSpec,
+    Click,
+    ClusterStatus,
+    Depths,
+    Enqueued,
+    Migrated,
+    Replica,
+    SchemaMismatch,
+    SendItem,
+    StateError,
+    StateUnavailable,
+    TemplatePage,
+    WebhookItem,
+    open_state,
+)
+
+__all__ = [
+    "RANK",
+    "BridgeState",
+    "CallbackItem",
+    "CallbackSpec",
+    "Click",
+    "ClusterStatus",
+    "Depths",
+    "Enqueued",
+    "Migrated",
+    "Replica",
+    "SchemaMismatch",
+    "SendItem",
+    "StateError",
+    "StateUnavailable",
+    "TemplatePage",
+    "WebhookItem",
+    "open_state",
+]

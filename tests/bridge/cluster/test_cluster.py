@@ -1,0 +1,299 @@
+"""Issue 27: two ``ctwa bridge`` replicas on one PostgreSQL behind a round-robin proxy, in
+front of the sandbox's Meta mock, with a recording CleverTap.
+
+Every accepted message is sent to Meta exactly once (the mock counts sends by the msgId the
+bridge puts in ``biz_opaque_callback_data``), the two replicas together never send faster than
+``--mps`` over any second (the mock's accept times), and every status Meta sent reaches
+CleverTap once and in order (sent, delivered, read). Then the same with ``kill -9`` of one
+replica in the middle: nothing is lost, nothing is sent twice (a send in flight at the kill is
+failed with 1009 by the crash rule, never resent).
+
+Size: the issue's figure is 20,000 messages at 1500 in flight; on the project's 2-core
+machine shared with the rest of the suite that takes minutes, so CI runs
+``CTWA_CLUSTER_MESSAGES`` (default 2,000) at ``CTWA_CLUSTER_CONCURRENCY`` (default 500) and
+``--mps`` 400; the full figure runs with ``CTWA_CLUSTER_MESSAGES=20000
+CTWA_CLUSTER_CONCURRENCY=1500`` (benchmarks/README.md has the run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ctwa.infra.ports import free_port
+from tests.bridge.cluster.proxy import RoundRobinProxy
+from tests.bridge.state import pg
+from tests.bridge.test_e2e import PASSWORD, BridgeProcess, start_bridge
+from tests.conftest import LiveServer
+
+MESSAGES = int(os.environ.get("CTWA_CLUSTER_MESSAGES", "2000"))
+CONCURRENCY = int(os.environ.get("CTWA_CLUSTER_CONCURRENCY", "500"))
+MPS = float(os.environ.get("CTWA_CLUSTER_MPS", "400"))
+#: The busiest second Meta may see, over ``--mps``: the replicas' slots are spaced exactly and
+#: a late one is forfeited (ctwa.bridge.state.pacing), but between a slot and the request's
+#: arrival at Meta's accept both the replica's and the mock's event loops may stall on this
+#: shared 2-core machine, bunching requests that left on time. Measured: 360-499 at 400 with
+#: the Pacer (741 with late slots sent at once). Set 1.0 on a quiet machine.
+RATE_SLACK = float(os.environ.get("CTWA_CLUSTER_RATE_SLACK", "1.10"))
+#: How long the statuses may take to reach CleverTap after the last message was accepted:
+#: the machine is shared, and a killed replica's claims come back after its lease (15 s).
+SETTLE = 120 + MESSAGES / MPS * 3
+ORDER = ("sent", "delivered", "read")
+
+
+@pytest.fixture
+def pg_state() -> Iterator[str]:
+    url, schema = pg.fresh_schema_url()
+    yield url
+    pg.drop_schema(schema)
+
+
+@dataclass
+class MetaBox:
+    """What start_bridge needs of a sandbox, read from the Meta process."""
+
+    urls_: dict[str, str] = field(default_factory=dict)
+    credentials_: dict[str, str] = field(default_factory=dict)
+
+    def __init__(self, urls: dict[str, str], credentials: dict[str, str]) -> None:
+        self.urls_, self.credentials_ = urls, credentials
+
+    def urls(self) -> dict[str, str]:
+        return self.urls_
+
+    def credentials(self) -> dict[str, str]:
+        return self.credentials_
+
+
+@dataclass
+class Run:
+    accepted: list[str] = field(default_factory=list)
+    unanswered: list[str] = field(default_factory=list)  # the connection broke: unknown
+    refused: list[tuple[str, int, bytes]] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+
+
+def payloads(total: int) -> list[dict[str, Any]]:
+    return [{"payloadVersion": 0.1, "to": f"9190001{n:05d}", "wabaNumber": "919999999998",
+             "msgId": f"1|2700|20261201|{n}", "isTemplate": False, "type": "text",
+             "text": {"body": f"message {n}"}} for n in range(total)]
+
+
+def send_all(url: str, items: list[dict[str, Any]], concurrency: int,
+             on_accepted: Any = None) -> Run:
+    """CleverTap: every payload POSTed once (never retried), ``concurrency`` in flight."""
+    run = Run()
+
+    async def go() -> None:
+        from ctwa.http import Auth, load_headers
+        from ctwa.http.raw import HttpError, Pool
+
+        headers = load_headers(Auth("basic", "clevertap", PASSWORD), None)
+        pool = Pool(f"{url}/messages", headers, size=concurrency, timeout=10)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(payload: dict[str, Any]) -> None:
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    status, body = await pool.post(json.dumps(payload).encode())
+                except HttpError:
+                    run.unanswered.append(payload["msgId"])
+                    return
+                run.latencies.append(time.perf_counter() - started)
+                if status == 200 and json.loads(body) == {"status": "success"}:
+                    run.accepted.append(payload["msgId"])
+                    if on_accepted is not None:
+                        on_accepted(len(run.accepted))
+                else:
+                    run.refused.append((payload["msgId"], status, body[:200]))
+
+        try:
+            await asyncio.gather(*(one(p) for p in items))
+        finally:
+            pool.close()
+
+    asyncio.run(go())
+    return run
+
+
+class Cluster:
+    """The sandbox's Meta, a recording CleverTap, two replicas and the proxy before them."""
+
+    def __init__(self, tmp: Path, state: str, replicas: int = 2, mps: float = MPS) -> None:
+        from ctwa.callbacks.listener import Listener
+
+        self.tmp, self.state, self.mps = tmp, state, mps
+        self.received: list[Any] = []
+        self.listener = Listener(on_receive=self.received.append)
+        self.ports = [free_port() for _ in range(replicas)]
+        self.proxy = RoundRobinProxy([("127.0.0.1", p) for p in self.ports])
+        self.replicas: list[BridgeProcess] = []
+
+    def __enter__(self) -> Cluster:
+        self.proxy.__enter__()
+        self.ct = LiveServer(self.listener.app()).__enter__()
+        # statuses gathered a few per webhook POST, as Meta does under load
+        meta = {"webhook_url": f"{self.proxy.url}/webhook", "mps": 0,
+                "status_delays": [0.05, 0.1, 0.15], "read": True, "webhook_concurrency": 16,
+                "webhook_batch": 10, "webhook_batch_wait": 0.05, "failing_numbers": {},
+                "closed_window": []}
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+        self.meta = subprocess.Popen([sys.executable, "-m", "tests.bridge.cluster.meta_process",
+                                      json.dumps(meta)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        assert self.meta.stdout is not None
+        self.box = MetaBox(**json.loads(self.meta.stdout.readline()))
+        for index, port in enumerate(self.ports):
+            self.replicas.append(self.start(index, port))
+        return self
+
+    def start(self, index: int, port: int) -> BridgeProcess:
+        return start_bridge(port, self.box, f"{self.ct.url}/status",  # type: ignore[arg-type]
+                            f"{self.ct.url}/inbound", self.state, self.tmp,  # type: ignore[arg-type]
+                            mps=self.mps, log_name=f"replica{index}-{time.monotonic_ns()}.log")
+
+    def __exit__(self, *exc: Any) -> None:
+        for replica in self.replicas:
+            replica.stop()
+        if self.meta.stdin is not None:
+            self.meta.stdin.close()
+        try:
+            self.meta.wait(15)
+        except subprocess.TimeoutExpired:
+            self.meta.kill()
+        self.ct.__exit__(*exc)
+        self.proxy.__exit__(*exc)
+
+    def counters(self) -> dict[str, Any]:
+        return dict(httpx.get(self.box.urls()["meta_stats"], timeout=10).json())
+
+    def statuses(self) -> dict[str, list[str]]:
+        """Per CleverTap msgId, the statuses CleverTap got, in the order it got them."""
+        seen: dict[str, list[str]] = defaultdict(list)
+        for item in list(self.received):
+            if item.ok and item.kind == "status":
+                for entry in item.result.value.statuses:
+                    seen[entry.msgId].append(entry.status)
+        return seen
+
+    def failures(self) -> dict[str, int]:
+        codes = {}
+        for item in list(self.received):
+            if item.ok and item.kind == "status":
+                for entry in item.result.value.statuses:
+                    if entry.status == "failed":
+                        codes[entry.msgId] = entry.error.code
+        return codes
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {r.log.name}\n{r.log.read_text()[-1500:]}" for r in self.replicas)
+
+    def wait_settled(self, accepted: list[str], done: Any, what: str) -> None:
+        """Until ``done(statuses of one message)`` holds for every accepted message; on a
+        timeout, the assertion says where things stand."""
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline:
+            seen = self.statuses()
+            if all(done(seen.get(m, [])) for m in accepted):
+                return
+            time.sleep(0.2)
+        seen = self.statuses()
+        short = [m for m in accepted if not done(seen.get(m, []))]
+        raise AssertionError(f"timed out waiting for {what}: {len(short)} of {len(accepted)} "
+                             f"not there, e.g. {[(m, seen.get(m)) for m in short[:3]]}; "
+                             f"Meta: {self.counters()}\n{self.logs()}")
+
+
+def _collapse_repeats(statuses: list[str]) -> list[str]:
+    out: list[str] = []
+    for status in statuses:
+        if not out or out[-1] != status:
+            out.append(status)
+    return out
+
+
+def test_two_replicas_send_each_message_once_within_mps_and_statuses_in_order(
+        pg_state: str, tmp_path: Path) -> None:
+    with Cluster(tmp_path, pg_state) as cluster:
+        run = send_all(cluster.proxy.url, payloads(MESSAGES), CONCURRENCY)
+        assert run.unanswered == []
+        # an answer is 200 success, or 2004/503 when the state could not take the message
+        # within CleverTap's deadline (the machine is shared): never anything else
+        assert all(status == 503 and b'"code":2004' in body for _, status, body in run.refused)
+        assert len(run.accepted) >= MESSAGES * 0.9, f"{len(run.refused)} refused"
+        assert min(cluster.proxy.connections.values()) > 0, "both replicas took requests"
+        cluster.wait_settled(run.accepted, lambda got: len(got) >= 3, "every status")
+        time.sleep(0.5)  # a duplicate would come now
+        meta = cluster.counters()
+        seen = cluster.statuses()
+        logs = cluster.logs()
+    # Meta got exactly the accepted messages, each once (a refused one is never sent; each
+    # accepted one has Meta's statuses, so Meta sent it)
+    assert meta["duplicates"] == 0, "a message was sent to Meta twice"
+    assert meta["accepted"] == meta["requests"] == len(run.accepted)
+    busiest_second = meta["max_per_second"]
+    wrong = {m: s for m, s in seen.items() if s != list(ORDER)}
+    assert wrong == {}, (list(wrong.items())[:5], logs)
+    invalid = [r for r in cluster.received if not r.ok]
+    assert invalid == []
+    assert busiest_second <= MPS * RATE_SLACK, \
+        f"{busiest_second} sends in one second at --mps {MPS:g}"
+
+
+def test_kill_9_of_one_replica_loses_nothing_and_sends_nothing_twice(
+        pg_state: str, tmp_path: Path) -> None:
+    with Cluster(tmp_path, pg_state) as cluster:
+        victim = cluster.replicas[0]
+        killed = False
+
+        def kill_at_half(count: int) -> None:
+            nonlocal killed
+            if count >= MESSAGES // 2 and not killed:
+                killed = True
+                victim.process.send_signal(signal.SIGKILL)
+
+        run = send_all(cluster.proxy.url, payloads(MESSAGES), CONCURRENCY,
+                       on_accepted=kill_at_half)
+        victim.process.wait(10)
+        assert victim.process.returncode == -signal.SIGKILL
+        assert all(status == 503 and b'"code":2004' in body for _, status, body in run.refused)
+        assert len(run.accepted) >= MESSAGES // 2
+        # the victim's claims come back when its lease (15 s) runs out
+        cluster.wait_settled(run.accepted, lambda got: "read" in got or "failed" in got,
+                             "every accepted message to end at CleverTap")
+        time.sleep(0.5)
+        meta = cluster.counters()
+        busiest_second = meta["max_per_second"]
+        seen = cluster.statuses()
+        failures = cluster.failures()
+        logs = cluster.logs()
+    assert meta["duplicates"] == 0, "a message was sent to Meta twice"
+    accepted = set(run.accepted)
+    failed = {m for m in accepted if m in failures}
+    # each accepted message ended: Meta's statuses (so Meta sent it), or a failed DLR, and
+    # the only failure is the crash rule's, for a send in flight at the kill
+    assert all(failures[m] == 1009 for m in failed), "only the crash rule fails here"
+    assert len(failed) < CONCURRENCY, "more failed than could have been in flight"
+    # nothing reached Meta that CleverTap did not send (a request whose answer the kill cut
+    # off may have been stored, as CleverTap's timeout would leave it)
+    assert meta["accepted"] <= len(accepted) + len(run.unanswered)
+    assert meta["accepted"] >= len(accepted) - len(failed)
+    for msg_id in accepted - failed:
+        # in order; a callback the victim delivered but had not recorded may come twice
+        assert _collapse_repeats(seen[msg_id]) == list(ORDER), (msg_id, seen[msg_id], logs)
+    assert busiest_second <= MPS * RATE_SLACK, \
+        f"{busiest_second} sends in one second at --mps {MPS:g}"

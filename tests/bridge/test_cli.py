@@ -1,0 +1,113 @@
+"""``ctwa bridge``, ``bridge migrate`` and ``bridge status`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ctwa.infra.errors import ExitCode
+from tests.bridge.conftest import Harness
+
+SECRETS = {"CTWA_BRIDGE_PASSWORD": "pw-CANARY-7f3a", "CTWA_META_TOKEN": "tok-CANARY-91bd",
+           "CTWA_META_APP_SECRET": "app-secret", "CTWA_META_VERIFY_TOKEN": "verify"}
+OPTIONS = ("--phone-number-id", "1", "--waba-id", "2", "--status-url", "http://127.0.0.1:9/s",
+           "--inbound-url", "http://127.0.0.1:9/i", "--username", "clevertap")
+
+
+def test_missing_settings_and_secrets_are_one_line_exit_4(cli, tmp_path: Path) -> None:
+    missing = cli("bridge", "--state", str(tmp_path / "b.sqlite3"))
+    assert missing.exit_code == ExitCode.CONFIG
+    assert "--phone-number-id, --waba-id, --status-url, --inbound-url, --username" in \
+        missing.stderr and "Traceback" not in missing.stderr
+    no_secret = cli("bridge", *OPTIONS, "--state", str(tmp_path / "b.sqlite3"))
+    assert no_secret.exit_code == ExitCode.CONFIG
+    assert "CTWA_BRIDGE_PASSWORD, CTWA_META_TOKEN" in no_secret.stderr
+
+
+def test_the_config_file_holds_no_secret_and_no_unknown_key(cli, tmp_path: Path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text("meta_token: abc\n")
+    refused = cli("bridge", "--config", str(config), env=SECRETS)
+    assert refused.exit_code == ExitCode.USAGE and "secrets do not go in" in refused.stderr
+    config.write_text("phone_numbr_id: 1\n")
+    unknown = cli("bridge", "--config", str(config), env=SECRETS)
+    assert unknown.exit_code == ExitCode.USAGE and "unknown setting 'phone_numbr_id'" in \
+        unknown.stderr
+    config.write_text("mps: fast\n")
+    bad = cli("bridge", "--config", str(config), env=SECRETS)
+    assert bad.exit_code == ExitCode.USAGE and "mps" in bad.stderr
+
+
+def test_bad_options_are_one_line(cli, tmp_path: Path) -> None:
+    listen = cli("bridge", *OPTIONS, "--listen", "nowhere", env=SECRETS)
+    assert listen.exit_code == ExitCode.USAGE and "HOST:PORT" in listen.stderr
+    url = cli("bridge", *OPTIONS[:4], "--status-url", "ftp://x", *OPTIONS[6:], env=SECRETS)
+    assert url.exit_code == ExitCode.USAGE and "--status-url" in url.stderr
+
+
+def test_migrate_then_status_of_an_empty_state(cli, tmp_path: Path) -> None:
+    state = str(tmp_path / "b.sqlite3")
+    first = cli("--json", "bridge", "migrate", "--state", state)
+    assert first.exit_code == 0, first.stderr
+    done = json.loads(first.stdout)
+    assert done["before"] == 0 and done["after"] >= 1 and done["backend"] == "sqlite"
+    again = cli("bridge", "migrate", "--state", state)
+    assert again.exit_code == 0 and "up to date" in again.stderr + again.stdout
+    status = cli("bridge", "status", "--state", state)
+    assert status.exit_code == 0 and "replicas: none seen" in status.stdout
+
+
+def test_migrate_without_state_uses_the_data_directory(cli) -> None:
+    done = cli("--json", "bridge", "migrate")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["state"].endswith("bridge.sqlite3")
+
+
+def test_status_shows_a_running_bridge(cli, harness: Harness) -> None:
+    harness.post({"payloadVersion": 0.1, "to": "919876543210", "wabaNumber": "1",
+                  "msgId": "1|2|3|4", "isTemplate": False, "type": "text",
+                  "text": {"body": "hi"}})
+    from tests.bridge.conftest import wait_until
+
+    wait_until(lambda: harness.meta.requests, what="Meta's request")
+    state = harness.running.settings.state
+    shown = json.loads(cli("--json", "bridge", "status", "--state", state).stdout)
+    assert len(shown["replicas"]) == 1 and shown["backend"] == "sqlite"
+    assert shown["sent"] == 1
+    human = cli("bridge", "status", "--state", state)
+    assert "alive" in human.stdout and "1 sent" in human.stdout
+
+
+def test_an_unreachable_postgresql_is_exit_4(cli) -> None:
+    done = cli("bridge", "status", "--state", "postgresql://ctwa:pw-CANARY-7f3a@127.0.0.1:9/x")
+    assert done.exit_code == ExitCode.CONFIG, done.stderr
+    assert done.stderr.count("\n") <= 2 and "Traceback" not in done.stderr
+
+
+def test_an_option_beats_the_config_file_which_beats_the_default(tmp_path: Path) -> None:
+    from ctwa.bridge.config import DEFAULT_GRAPH_URL, load_config
+
+    config = tmp_path / "bridge.yaml"
+    config.write_text("mps: 200\nusername: from-file\nmedia_link_ttl: 2d\nmeta_timeout: "
+                      "1500ms\nclicks:\n  order_update: https://shop.example/{value}\n")
+    settings = load_config(config, {"mps": 1000.0, "username": None})
+    assert settings.mps == 1000.0 and settings.username == "from-file"
+    assert settings.graph_url == DEFAULT_GRAPH_URL
+    assert settings.media_link_ttl == 2 * 86400 and settings.meta_timeout == 1.5
+    assert settings.clicks == {"order_update": "https://shop.example/{value}"}
+
+
+def test_secrets_come_from_the_keyring_when_the_environment_has_none(memory_keyring) -> None:
+    from ctwa.bridge.config import load_secrets
+
+    memory_keyring.set_password("ctwa", "bridge:CTWA_META_TOKEN", "tok-from-keyring")
+    assert load_secrets().meta_token == "tok-from-keyring"
+
+
+def test_the_advice_after_a_run_is_runnable_and_holds_no_password() -> None:
+    from ctwa.cli.bridge import advice_state
+
+    assert advice_state("/data/bridge.sqlite3") == ("/data/bridge.sqlite3", None)
+    command, note = advice_state("postgresql://ctwa:pw-CANARY-7f3a@db.example:5433/bridge")
+    assert command == "postgresql://ctwa@db.example:5433/bridge"
+    assert note is not None and "PGPASSWORD" in note
