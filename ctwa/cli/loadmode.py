@@ -1,6 +1,7 @@
 """Load mode for the send commands: the options, the run, the live line and the report."""
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,9 +51,11 @@ class LoadFlags:
 
         return parse_duration(self.duration, "--duration") if self.duration else None
 
-    def check(self, exporting: bool = False) -> None:
+    def check(self, exporting: bool = False, inputs: Iterable[Path] = ()) -> None:
         """Usage conflicts, reported before anything else (a missing secret included);
-        ``exporting``: for a Locust project, where the load options need no --count."""
+        ``exporting``: for a Locust project, where the load options need no --count;
+        ``inputs``: the files the payload came from, which no output may overwrite (nor the
+        --to-file list of recipients)."""
         if self.count is not None and self.duration is not None:
             raise InputError("give --count or --duration, not both")
         self.duration_seconds()
@@ -63,7 +66,8 @@ class LoadFlags:
                              "are load-mode options", hint="add --count N or --duration 30s")
         from ctwa.cli.reports import check_report_paths
 
-        check_report_paths(self.report, self.junit)
+        check_report_paths(self.report, self.junit,
+                           inputs=[*inputs, *([self.to_file] if self.to_file else [])])
 
 
 def recipients(to: str | None, to_file: Path | None) -> tuple[str, ...]:

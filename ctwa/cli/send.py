@@ -1,7 +1,7 @@
 """``send-template``, ``send-freeform``, ``validate-endpoint``: CleverTap's exact payloads,
 sent to a messaging endpoint and judged against the contract."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -109,10 +109,13 @@ class SendRequest:
     timeout: float
     deadline: float
     endpoint: Callable[[], Any]
+    #: the files the payload was read from (--payload, --template-file, --params): a load
+    #: run's --report or --junit must not be written over one of them
+    inputs: tuple[Path, ...] = ()
 
     def check(self) -> None:
         """Usage conflicts, reported before anything else (a missing secret included)."""
-        self.load.check()
+        self.load.check(inputs=self.inputs)
         self.awaiting.check()
 
     def job(self) -> Any:
@@ -158,9 +161,9 @@ def _options(given: dict[str, Any]) -> dict[str, Any]:
 
 def _request(awaiting: AwaitFlags, body: Any, warnings: list[str], dry_run: bool,
              load: LoadFlags, to: str | None, timeout: float, deadline: float,
-             endpoint: Callable[[], Any]) -> SendRequest:
+             endpoint: Callable[[], Any], inputs: Iterable[Path | None] = ()) -> SendRequest:
     return SendRequest(body, tuple(warnings), dry_run, load, awaiting, to, timeout, deadline,
-                       endpoint)
+                       endpoint, tuple(p for p in inputs if p is not None))
 
 
 #: wabaNumber in a dry run's payload when neither --waba nor the profile gives one.
@@ -456,7 +459,8 @@ def template_request(
     return _request(awaiting, body, warnings, dry_run, load, to, timeout, deadline,
                     _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
                                  username=username, password=password, token=token,
-                                 header_name=header_name, headers=header))
+                                 header_name=header_name, headers=header),
+                    inputs=(payload, template_file, params_file))
 
 
 def _payload_file(path: Path, no_lint: bool, to: str | None, waba: str | None,

@@ -1,0 +1,31 @@
+"""A load run's --report and --junit never overwrite what the run reads (issue 25.4): the
+payload file, the recipients list; refused before anything is sent (the endpoint here is a
+port nobody listens on, so a run that went ahead would say it could not reach it)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ctwa.infra.errors import ExitCode
+from ctwa.infra.ports import free_port
+
+
+@pytest.mark.parametrize("output", ["--report", "--junit"])
+@pytest.mark.parametrize("which", ["payload", "to-file"])
+def test_a_load_report_over_an_input_is_refused_naming_it(cli, tmp_path, output,
+                                                          which) -> None:
+    payload = tmp_path / "payload.json"
+    shutil.copy(Path(__file__).parents[1] / "spec_samples" / "template-text.json", payload)
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("919000000001\n")
+    before = {p: p.read_bytes() for p in (payload, numbers)}
+    target = payload if which == "payload" else numbers
+    result = cli("send-template", "--payload", str(payload), "--endpoint",
+                 f"http://127.0.0.1:{free_port()}/bsp", "--auth", "none", "--count", "5",
+                 "--to-file", str(numbers), output, str(target))
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert f"{output} {target}: is an input of this run" in result.stderr
+    assert {p: p.read_bytes() for p in before} == before
