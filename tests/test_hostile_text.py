@@ -140,6 +140,23 @@ def test_send_template_and_validate_take_any_answer(cli, hostile, text, status, 
     json.loads(machine.stdout)
 
 
+def import_with_reports(cli: Any, hostile: Any, folder: Path, as_json: bool) -> Any:
+    """`ctwa import-templates` from the hostile server's pages into ``folder`` with an HTML
+    report and JUnit file; the server is reset after; the output is checked clean (and is
+    JSON when asked)."""
+    try:
+        result = cli(*JSON[as_json], "import-templates", "--url",
+                     f"{hostile.url}/templates", "--token", "imp-CANARY-0c11", "--library",
+                     str(folder / "lib"), "--report", str(folder / "r.html"), "--junit",
+                     str(folder / "j.xml"))
+    finally:
+        hostile.pages, hostile.status = [], 200
+    clean_terminal(result)
+    if as_json:
+        json.loads(result.stdout)
+    return result
+
+
 @EXAMPLES
 @given(text=REMOTE, as_json=st.booleans())
 def test_import_list_show_take_any_template_text(cli, hostile, tmp_path_factory, text,
@@ -159,16 +176,7 @@ def test_import_list_show_take_any_template_text(cli, hostile, tmp_path_factory,
     hostile.status = 200
     hostile.pages = [encoded({"data": [odd], "paging": {"cursors": {"after": "1"}}}),
                      encoded({"data": [good]})]
-    try:
-        result = cli(*JSON[as_json], "import-templates", "--url",
-                     f"{hostile.url}/templates", "--token", "imp-CANARY-0c11", "--library",
-                     str(folder / "lib"), "--report", str(folder / "r.html"), "--junit",
-                     str(folder / "j.xml"))
-    finally:
-        hostile.pages = []
-    clean_terminal(result)
-    if as_json:
-        json.loads(result.stdout)
+    result = import_with_reports(cli, hostile, folder, as_json)
     assert result.exit_code in (ExitCode.OK, ExitCode.FAILED), result.stderr
     html_parses(folder / "r.html")
     xml_parses(folder / "j.xml")
@@ -194,16 +202,7 @@ def test_import_takes_any_graph_error(cli, hostile, tmp_path_factory, text, stat
     folder = tmp_path_factory.mktemp("hostile-graph")
     hostile.status = status
     hostile.pages = [encoded({"error": {"message": text, "type": text, "code": 190}})]
-    try:
-        result = cli(*JSON[as_json], "import-templates", "--url",
-                     f"{hostile.url}/templates", "--token", "imp-CANARY-0c11", "--library",
-                     str(folder / "lib"), "--report", str(folder / "r.html"), "--junit",
-                     str(folder / "j.xml"))
-    finally:
-        hostile.pages, hostile.status = [], 200
-    clean_terminal(result)
-    if as_json:
-        json.loads(result.stdout)
+    result = import_with_reports(cli, hostile, folder, as_json)
     assert result.exit_code == ExitCode.UNREACHABLE, result.stderr
     assert "Meta says" in result.stderr
     html_parses(folder / "r.html")

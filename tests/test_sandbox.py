@@ -126,6 +126,10 @@ def test_sandbox_command_prints_urls(tmp_path) -> None:
     ("reply-rate: 2\n", "reply-rate must be between 0 and 1"),
     ("- port\n", "expected a mapping of settings"),
     ("fail: 3\n", "fail must be a mapping"),
+    ("meta-mps: -1\n", "meta-mps must be 0 (no limit) or more"),
+    ("meta-batch: 0\n", "meta-batch must be between 1 and 1000"),
+    ("meta-webhok-url: x\n", "did you mean 'meta-webhook-url'?"),
+    ("meta-fail: 3\n", "meta-fail must be a mapping"),
 ])
 def test_sandbox_config_is_checked_like_every_user_file(cli, tmp_path, text, words) -> None:
     config = tmp_path / "sandbox.yaml"

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from ctwa.bridge.payloads import Refusal, read_payload
 from ctwa.bridge.translate import TemplateMismatch, check_against_template
 from ctwa.bridge.webhooks import SIGNATURE_HEADER, signature_ok
+from ctwa.infra.asgi import BodyTooLarge, read_limited
 from ctwa.wire.responses import failure_body, success_body
 
 SUCCESS = json.dumps(success_body()).encode()
@@ -48,25 +49,6 @@ log = logging.getLogger("ctwa.bridge")
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 USER_AGENT_MAX = 512
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, or :class:`BodyTooLarge` as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdecimal() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _failure(code: int, message: str, status: int = 200) -> JSONResponse:

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ctwa.callbacks.stats import CampaignStats
+from ctwa.infra.asgi import BodyTooLarge, read_limited
 from ctwa.wire.callbacks import check_callback_url
 from ctwa.wire.kinds import detect_kind
 from ctwa.wire.lint import LintResult, lint_document
@@ -121,8 +122,9 @@ class Listener:
         self.stats.callbacks += 1
         path = request_path(request.scope)
         received = Received(time.time(), path, kind, None)
-        body = await _read_limited(request)
-        if body is None:
+        try:
+            body = await read_limited(request, MAX_BODY)
+        except BodyTooLarge:
             return self._refuse(received, f"body over {MAX_BODY} bytes", 413)
         try:
             document = json.loads(body)
@@ -255,17 +257,3 @@ def request_path(scope: Any) -> str:
     return path if path.startswith(root) else root + path
 
 
-async def _read_limited(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdecimal():
-        if len(declared) > 9 or int(declared) > MAX_BODY:
-            return None
-        return await request.body()  # the server stops at the declared length
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

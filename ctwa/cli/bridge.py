@@ -1,6 +1,7 @@
 """``ctwa bridge``: CleverTap's Generic WhatsApp endpoint in front of Meta's Cloud API;
 ``ctwa bridge migrate`` and ``ctwa bridge status``."""
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,6 +52,20 @@ def _run(coroutine: Any) -> Any:
     import asyncio
 
     return asyncio.run(coroutine)
+
+
+def _on_state(url: str, use: Callable[[Any], Awaitable[Any]]) -> Any:
+    """What ``use`` returns for the state at ``url``, opened for it and closed after."""
+    from ctwa.bridge.state import open_state
+
+    async def go() -> Any:
+        opened = await open_state(url)
+        try:
+            return await use(opened)
+        finally:
+            await opened.close()
+
+    return _run(go())
 
 
 @app.callback(invoke_without_command=True)
@@ -139,21 +154,16 @@ def bridge(
 @app.command("migrate")
 def migrate(ctx: typer.Context, state: StateOpt = None) -> None:
     """Create or upgrade the state's schema (both backends; refuses a newer one)."""
-    from ctwa.bridge.state import open_state
     from ctwa.bridge.state.base import safe_url
 
     out: Output = ctx.obj
     url = state or default_state()
     _make_parent(url)
 
-    async def go() -> Any:
-        opened = await open_state(url)
-        try:
-            return await opened.migrate(), opened.backend
-        finally:
-            await opened.close()
+    async def migrated(opened: Any) -> Any:
+        return await opened.migrate(), opened.backend
 
-    done, backend = _run(go())
+    done, backend = _on_state(url, migrated)
     if out.json_mode:
         out.data({"state": safe_url(url), "backend": backend, "before": done.before,
                   "after": done.after})
@@ -166,20 +176,11 @@ def migrate(ctx: typer.Context, state: StateOpt = None) -> None:
 @app.command("status")
 def status(ctx: typer.Context, state: StateOpt = None) -> None:
     """The whole cluster from its state: replicas seen, outbox depths, oldest message, lag."""
-    from ctwa.bridge.state import open_state
     from ctwa.bridge.state.base import safe_url
 
     out: Output = ctx.obj
     url = state or default_state()
-
-    async def go() -> Any:
-        opened = await open_state(url)
-        try:
-            return await opened.cluster_status()
-        finally:
-            await opened.close()
-
-    cluster = _run(go())
+    cluster = _on_state(url, lambda opened: opened.cluster_status())
     d = cluster.depths
     data = {"state": safe_url(url), "backend": cluster.backend,
             "schema_version": cluster.schema_version,

@@ -1,6 +1,7 @@
 """``ctwa sandbox``: the mock BSP, vendor, CleverTap and Meta Cloud API on 127.0.0.1, until
 Ctrl-C."""
 
+from collections.abc import Container
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +11,10 @@ from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
 
 
-def _fail_rates(values: list[str]) -> dict[int, float]:
+def _code_rates(values: list[str], option: str, known: Container[int], usage: str,
+                hint: str | None = None) -> dict[int, float]:
+    """``OPTION CODE=RATE`` values: a share (0 to 1) for each code in ``known``; anything else
+    is one line naming the option and the value, then ``usage``."""
     rates: dict[int, float] = {}
     for raw in values:
         code, sep, rate = raw.partition("=")
@@ -18,10 +22,15 @@ def _fail_rates(values: list[str]) -> dict[int, float]:
             number, probability = int(code), float(rate)
         except ValueError:
             number, probability = 0, -1.0
-        if not sep or number not in range(2000, 2005) or not 0 <= probability <= 1:
-            raise InputError(f"--fail {raw!r}: write CODE=RATE, e.g. 2004=0.05 (codes 2000-2004)")
+        if not sep or number not in known or not 0 <= probability <= 1:
+            raise InputError(f"{option} {raw!r}: {usage}", hint=hint)
         rates[number] = probability
     return rates
+
+
+def _fail_rates(values: list[str]) -> dict[int, float]:
+    return _code_rates(values, "--fail", range(2000, 2005),
+                       "write CODE=RATE, e.g. 2004=0.05 (codes 2000-2004)")
 
 
 def _latency(raw: str | None) -> tuple[float, float]:
@@ -89,19 +98,9 @@ def _meta_fail_rates(values: list[str]) -> dict[int, float]:
     """``--meta-fail CODE=RATE``: a share of sends failed with a Meta code the mock knows."""
     from ctwa.wire.cloudapi import ERRORS
 
-    rates: dict[int, float] = {}
-    for raw in values:
-        code, sep, rate = raw.partition("=")
-        try:
-            number, probability = int(code), float(rate)
-        except ValueError:
-            number, probability = 0, -1.0
-        if not sep or number not in ERRORS or not 0 <= probability <= 1:
-            raise InputError(f"--meta-fail {raw!r}: write CODE=RATE with a Meta error code, "
-                             "e.g. 131026=0.05", hint="codes: " + ", ".join(
-                                 str(c) for c in sorted(ERRORS)))
-        rates[number] = probability
-    return rates
+    return _code_rates(values, "--meta-fail", ERRORS, "write CODE=RATE with a Meta error "
+                       "code, e.g. 131026=0.05",
+                       hint="codes: " + ", ".join(str(c) for c in sorted(ERRORS)))
 
 
 def _meta_faults(values: list[str]) -> dict[str, float]:

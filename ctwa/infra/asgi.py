@@ -1,5 +1,6 @@
-"""What ctwa's local servers (the sandbox, the callback listener) do with a client that goes
-away mid-request: count it and move on. Uvicorn would print an ASGI traceback for every
+"""What ctwa's servers (the sandbox, the callback listener, the bridge) do with a body past
+their limit (refuse it without reading on) and with a client that goes away mid-request:
+count it and move on. Uvicorn would print an ASGI traceback for every
 client that disconnects, which is what a Ctrl-C of a load test against the sandbox does a
 thousand times; a disconnect is an event, not an error in ctwa."""
 
@@ -11,6 +12,27 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+
+
+class BodyTooLarge(Exception):
+    """The request's body is (or says it is) longer than the server takes."""
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, or :class:`BodyTooLarge` as soon as it passes ``limit`` bytes: at once when
+    its Content-Length says so (a length of ten digits or more never fits), else while it
+    streams."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdecimal() and (len(declared) > 9 or int(declared) > limit):
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Disconnects:

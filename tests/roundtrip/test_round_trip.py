@@ -13,6 +13,7 @@ from ctwa.infra.errors import ExitCode
 from ctwa.infra.ports import free_port
 from ctwa.sandbox.bsp import BspSettings
 from ctwa.sandbox.server import RunningSandbox, SandboxSettings
+from tests.roundtrip.running import listener_in_another_terminal
 
 AUTH = ("--username", "ctwa", "--password", "sandbox")
 
@@ -103,19 +104,10 @@ def test_a_running_listener_is_used_when_it_records_into_the_same_store(cli, lis
     port = free_port()
     bsp = BspSettings(status_url=f"http://127.0.0.1:{port}/status",
                       dlr_delays=(0.02, 0.05, 0.08))
-    from ctwa.callbacks.listener import Listener
-    from ctwa.infra.threadserver import ThreadServer
-    from ctwa.store.writer import BatchWriter
-
-    writer = BatchWriter()
-    try:
-        with ThreadServer(Listener(store=writer).app(), "127.0.0.1", port), \
-                RunningSandbox(SandboxSettings(port=0, bsp=bsp, store_callbacks=False)) as box:
-            result = cli("send-template", "--sample", "text", "--to", "919000000001",
-                         "--endpoint", box.urls()["bsp_endpoint"], *AUTH, "--await-callbacks",
-                         "--listen", f"127.0.0.1:{port}")
-    finally:
-        writer.close()
+    with listener_in_another_terminal(port, bsp) as box:
+        result = cli("send-template", "--sample", "text", "--to", "919000000001",
+                     "--endpoint", box.urls()["bsp_endpoint"], *AUTH, "--await-callbacks",
+                     "--listen", f"127.0.0.1:{port}")
     assert result.exit_code == 0, result.stderr
     assert "listening for callbacks" not in result.stderr and "delivered" in result.stdout
 

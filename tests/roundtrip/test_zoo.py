@@ -13,6 +13,7 @@ from ctwa.infra.errors import ExitCode, InputError
 from ctwa.infra.ports import free_port
 from ctwa.sandbox.bsp import FAULTS, BspSettings, parse_faults
 from ctwa.sandbox.server import RunningSandbox, SandboxSettings
+from tests.roundtrip.running import listener_in_another_terminal
 
 AUTH = ("--username", "ctwa", "--password", "sandbox")
 
@@ -188,47 +189,39 @@ def test_templates_dropped_but_text_answered_is_said_by_kind() -> None:
     """accept-then-drop: the worker crashes on templates and media; text gets its DLRs."""
     import time
 
-    from ctwa.callbacks.listener import Listener
     from ctwa.http import Auth
-    from ctwa.infra.threadserver import ThreadServer
     from ctwa.roundtrip.waiting import round_trip, wait_for
     from ctwa.send.endpoint import Endpoint
     from ctwa.send.freeform import build_freeform
     from ctwa.send.messaging import deliver
     from ctwa.send.samples import load_sample
     from ctwa.store.db import Store
-    from ctwa.store.writer import BatchWriter
 
     port = free_port()
     bsp = BspSettings(misbehave=("accept-then-drop",),
                       status_url=f"http://127.0.0.1:{port}/status",
                       dlr_delays=(0.02, 0.05, 0.08))
-    writer = BatchWriter()
     started = time.time()
     sent_at: dict[str, float] = {}
     kinds: dict[str, str] = {}
-    try:
-        with ThreadServer(Listener(store=writer).app(), "127.0.0.1", port), \
-                RunningSandbox(SandboxSettings(port=0, bsp=bsp, store_callbacks=False)) as box:
-            endpoint = Endpoint(box.urls()["bsp_endpoint"], Auth("basic", "ctwa", "sandbox"))
-            for i, kind in enumerate(("template", "template", "text", "text", "image")):
-                msg_id = f"7|{i}|20261201|{i}"
-                if kind == "template":
-                    body = {**load_sample("text"), "to": "919000000001", "msgId": msg_id}
-                else:
-                    body = build_freeform(
-                        kind, to="919000000001", waba="919999999998", msg_id=msg_id,
-                        text="hi" if kind == "text" else None,
-                        media_url="https://cdn.example.com/a.png" if kind == "image"
-                        else None).to_wire()
-                assert deliver(endpoint, body, timeout=5, deadline=5).verdict.accepted
-                sent_at[msg_id], kinds[msg_id] = time.time(), kind
-            with Store() as store:
-                wait_for(store, "delivered", 2.0, msg_ids=list(sent_at), expected=5)
-                trip = round_trip(store, sent_at, "delivered", started, time.time(),
-                                  kinds=kinds)
-    finally:
-        writer.close()
+    with listener_in_another_terminal(port, bsp) as box:
+        endpoint = Endpoint(box.urls()["bsp_endpoint"], Auth("basic", "ctwa", "sandbox"))
+        for i, kind in enumerate(("template", "template", "text", "text", "image")):
+            msg_id = f"7|{i}|20261201|{i}"
+            if kind == "template":
+                body = {**load_sample("text"), "to": "919000000001", "msgId": msg_id}
+            else:
+                body = build_freeform(
+                    kind, to="919000000001", waba="919999999998", msg_id=msg_id,
+                    text="hi" if kind == "text" else None,
+                    media_url="https://cdn.example.com/a.png" if kind == "image"
+                    else None).to_wire()
+            assert deliver(endpoint, body, timeout=5, deadline=5).verdict.accepted
+            sent_at[msg_id], kinds[msg_id] = time.time(), kind
+        with Store() as store:
+            wait_for(store, "delivered", 2.0, msg_ids=list(sent_at), expected=5)
+            trip = round_trip(store, sent_at, "delivered", started, time.time(),
+                              kinds=kinds)
     found = {d["cause"]: d for d in trip.diagnoses}
     assert "nothing" not in found, trip.diagnoses
     dropped = found["dropped_kinds"]
@@ -249,24 +242,14 @@ def test_a_throughput_ceiling_is_named_in_the_load_verdict(cli) -> None:
 
 def test_no_msgid_through_an_already_running_listener_is_reported(cli) -> None:
     """`ctwa callback listen` in another terminal: callbacks without a msgId still count."""
-    from ctwa.callbacks.listener import Listener
-    from ctwa.infra.threadserver import ThreadServer
-    from ctwa.store.writer import BatchWriter
-
     port = free_port()
     bsp = BspSettings(misbehave=("no-msgid-dlr",),
                       status_url=f"http://127.0.0.1:{port}/status",
                       dlr_delays=(0.02, 0.05, 0.08))
-    writer = BatchWriter()
-    try:
-        with ThreadServer(Listener(store=writer).app(), "127.0.0.1", port), \
-                RunningSandbox(SandboxSettings(port=0, bsp=bsp, store_callbacks=False)) as box:
-            result = cli("--json", "send-template", "--sample", "text", "--to",
-                         "919000000001", "--endpoint", box.urls()["bsp_endpoint"], *AUTH,
-                         "--await-callbacks", "--callback-timeout", "2s", "--listen",
-                         f"127.0.0.1:{port}")
-    finally:
-        writer.close()
+    with listener_in_another_terminal(port, bsp) as box:
+        result = cli("--json", "send-template", "--sample", "text", "--to", "919000000001",
+                     "--endpoint", box.urls()["bsp_endpoint"], *AUTH, "--await-callbacks",
+                     "--callback-timeout", "2s", "--listen", f"127.0.0.1:{port}")
     found = causes(json.loads(result.stdout))
     assert "without a msgId" in found["no_msgid"]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,12 +69,16 @@ class Receiver:
         return predicate(self)
 
 
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
+def _served(receiver: Receiver) -> Iterator[Receiver]:
+    """The receiver on a live server, its ``url`` set, until the test ends."""
     with LiveServer(receiver.app()) as server:
         receiver.url = server.url
         yield receiver
+
+
+@pytest.fixture
+def receiver():
+    yield from _served(Receiver())
 
 
 @dataclass
@@ -100,7 +105,4 @@ class Verifying(Receiver):
 
 @pytest.fixture
 def verifying():
-    receiver = Verifying()
-    with LiveServer(receiver.app()) as server:
-        receiver.url = server.url
-        yield receiver
+    yield from _served(Verifying())

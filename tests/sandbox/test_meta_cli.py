@@ -72,19 +72,6 @@ def test_bad_meta_options_are_one_clear_line(cli, args, words) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("meta-mps: -1\n", "meta-mps must be 0 (no limit) or more"),
-    ("meta-batch: 0\n", "meta-batch must be between 1 and 1000"),
-    ("meta-webhok-url: x\n", "did you mean 'meta-webhook-url'?"),
-    ("meta-fail: 3\n", "meta-fail must be a mapping"),
-])
-def test_meta_settings_in_the_config_file_are_checked(cli, tmp_path, text, words) -> None:
-    config = tmp_path / "sandbox.yaml"
-    config.write_text(text)
-    result = cli("sandbox", "--config", str(config))
-    assert result.exit_code == ExitCode.USAGE and words in result.stderr
-
-
 def test_meta_faults_are_named_and_checked(cli) -> None:
     result = cli("sandbox", "--port", "0", "--meta-fault", "teleport=0.1")
     assert result.exit_code == ExitCode.USAGE

@@ -13,19 +13,7 @@ from hypothesis import strategies as st
 from ctwa.wire.callbacks import check_callback_url, find_wrapper
 from ctwa.wire.codes import CALLBACK_ERRORS, closest_callback_code, contradicting_title
 from ctwa.wire.lint import _vocabulary, lint_document
-
-
-def status(**entry: Any) -> dict[str, Any]:
-    base = {"msgId": "1|2|3|4", "status": "delivered", "timestamp": "1647441774"}
-    base.update(entry)
-    return {"payloadVersion": "0.1", "statuses": [base]}
-
-
-def inbound(**over: Any) -> dict[str, Any]:
-    doc = {"payloadVersion": "0.1", "from": "919999999999", "wabaNumber": "9199",
-           "timestamp": "1647441774", "type": "text", "text": {"body": "hi"}}
-    doc.update(over)
-    return doc
+from tests.wire.documents import inbound, status
 
 
 def problems(doc: Any, kind: str | None = None) -> list[tuple[str, str, str, str | None]]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ctwa.infra.errors import InputError
 from ctwa.wire.lint import InvalidDocument, lint_document, lint_paths, read_document
 from ctwa.wire.outbound import validation_payload
+from tests.wire.documents import inbound, status
 
 
 def template(**over: Any) -> dict[str, Any]:
@@ -24,19 +25,6 @@ def template(**over: Any) -> dict[str, Any]:
                                                  "parameters": [{"type": "text",
                                                                  "text": "John"}]}}],
     }
-    doc.update(over)
-    return doc
-
-
-def status(**entry: Any) -> dict[str, Any]:
-    base = {"msgId": "1|2|3|4", "status": "delivered", "timestamp": "1647441774"}
-    base.update(entry)
-    return {"payloadVersion": "0.1", "statuses": [base]}
-
-
-def inbound(**over: Any) -> dict[str, Any]:
-    doc = {"payloadVersion": "0.1", "from": "919999999999", "wabaNumber": "9199",
-           "timestamp": "1647441774", "type": "text", "text": {"body": "hi"}}
     doc.update(over)
     return doc
 
