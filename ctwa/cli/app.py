@@ -239,14 +239,16 @@ def _register() -> None:
         callbacks,
         certify,
         demo,
-        locust,
+        lint,
+        load,
         profiles,
         reports,
-        roundtrip,
         sandbox,
+        schema,
         send,
+        store,
         templates,
-        tools,
+        trace,
         users,
     )
 
@@ -254,15 +256,17 @@ def _register() -> None:
     sandbox.register(app)
     send.register(app)
     callbacks.register(app)
-    roundtrip.register(app)
+    trace.register(app)
+    store.register(app)
     reports.register(app)
     certify.register(app)
     bridge.register(app)
-    locust.register(app)
+    load.register(app)
     templates.register(app)
     users.register(app)
     app.add_typer(profiles.app, name="profile")
-    tools.register(app)
+    lint.register(app)
+    schema.register(app)
 
 
 _register()

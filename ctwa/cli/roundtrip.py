@@ -1,7 +1,7 @@
-"""``--await-callbacks`` for the send commands, ``ctwa trace`` and ``ctwa store``: the round
-trip of a message, from what was sent to every callback it caused, read from the store."""
+"""``--await-callbacks`` for the send commands: its options, and the round trip of a message
+(what was sent, every callback it caused, the diagnoses) rendered for people; ``ctwa trace``
+renders a stored message's story with the same lines."""
 
-import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -145,101 +145,3 @@ def render_round_trip(out: Output, trip: dict[str, Any]) -> None:
         out.line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
                  + (f", e.g. {example}" if example else ""), "red")
     diagnosis_lines(out, trip.get("diagnoses", []))
-
-
-# --- ctwa trace ------------------------------------------------------------------------------
-
-
-def trace(
-    ctx: typer.Context,
-    msg_id: Annotated[str | None, typer.Argument(
-        metavar="MSGID", help="The msgId of a message ctwa sent.")] = None,
-    last: Annotated[bool, typer.Option("--last", help="The last message sent.")] = False,
-) -> None:
-    """One message's whole story from the store: what was sent and answered, then every
-    callback in arrival order with its delay and problems, and the replies to it."""
-    from ctwa.roundtrip.story import story
-    from ctwa.store.db import Store
-
-    out: Output = ctx.obj
-    if (msg_id is None) == (not last):
-        raise InputError("give a MSGID or --last", hint="e.g. `ctwa trace --last`")
-    with Store(readonly=True) as store:
-        told = story(store, msg_id, last=last)
-    if out.json_mode:
-        out.data(told)
-        return
-    send = told["send"]
-    out.result(f"msgId {told['msgId']}")
-    out.line(f"  sent {_when(send['at'])} to {send.get('recipient') or '?'}: "
-             f"{send.get('kind') or '?'}" + (f" {send['template']}" if send.get("template")
-                                             else "") + f" -> {send.get('url') or '?'}")
-    import json
-
-    latency = send.get("latency_ms")
-    answer = f"HTTP {send['http_status']}, " if send.get("http_status") else ""
-    out.line(f"  answer: {send.get('verdict') or '?'} ({answer}"
-             f"{f'{latency:g} ms' if latency is not None else 'no answer'})"
-             + (f" {json.dumps(send['answer'], ensure_ascii=False)}" if send.get("answer")
-                else ""))
-    if send.get("run"):
-        out.line(f"  part of load run {send['run']}", "dim")
-    for event in told["callbacks"]:
-        _event_line(out, event)
-    if not told["callbacks"]:
-        out.line("  no callback has arrived for it", "yellow")
-    diagnosis_lines(out, told.get("diagnoses", []))
-
-
-def _when(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
-
-
-# --- ctwa store ------------------------------------------------------------------------------
-
-store_app = typer.Typer(help="The local store of sends, callbacks and runs.",
-                        no_args_is_help=True)
-
-
-@store_app.command("info")
-def store_info(ctx: typer.Context) -> None:
-    """Where the store is, its size, and how many sends, callbacks and runs it holds."""
-    from ctwa.store.db import Store
-
-    out: Output = ctx.obj
-    with Store(readonly=True) as store:
-        info = store.info()
-    if out.json_mode:
-        out.data(info)
-        return
-    out.result(f"store {info['path']}")
-    out.line(f"  {info['bytes'] / 1e6:,.1f} MB, schema {info['schema']}")
-    out.line(f"  sends {info['sends']:,}, load runs {info['load_runs']:,}, callbacks "
-             f"{info['callbacks']:,}, runs {info['runs']:,}")
-    if info["oldest"]:
-        out.line(f"  oldest entry {_when(info['oldest'])}")
-
-
-@store_app.command("prune")
-def store_prune(
-    ctx: typer.Context,
-    older_than: Annotated[float, typer.Option(
-        "--older-than", parser=seconds, metavar="DURATION",
-        help="Delete what is older than this, e.g. 30d or 12h.")],
-) -> None:
-    """Delete sends, callbacks and runs older than --older-than, and give the space back."""
-    from ctwa.store.db import Store
-
-    out: Output = ctx.obj
-    with Store() as store:
-        removed = store.prune(time.time() - older_than)
-    if out.json_mode:
-        out.data({"removed": removed})
-        return
-    out.result("removed " + ", ".join(f"{n:,} {table.replace('_', ' ')}"
-                                      for table, n in removed.items()))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("trace")(trace)
-    app.add_typer(store_app, name="store")

@@ -311,7 +311,7 @@ def lint_templates(
     paths: Annotated[list[Path], typer.Argument(help="Meta-format template files or folders.")],
 ) -> None:
     """Check Meta-format templates (or list pages) with the same rules as the import."""
-    from ctwa.cli.tools import render_lint
+    from ctwa.cli.lint import render_lint
     from ctwa.wire.kinds import detect_kind
     from ctwa.wire.lint import expand_arrays, iter_files, lint_document, load_documents
 

@@ -9,7 +9,7 @@ import pytest
 
 from ctwa import __version__
 from ctwa.cli import app as app_module
-from ctwa.cli.tools import KIND_NAMES
+from ctwa.cli.lint import KIND_NAMES
 from ctwa.infra.errors import ExitCode
 from ctwa.wire.kinds import KINDS
 

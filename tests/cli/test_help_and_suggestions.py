@@ -120,8 +120,8 @@ def test_the_import_summary_never_breaks_its_url() -> None:
 def test_the_demos_story_goes_to_stdout_and_its_progress_to_stderr(cli) -> None:
     done = cli("demo")
     assert done.exit_code == 0, done.stderr
-    assert "[1/10] A throwaway profile" in done.stdout
+    assert re.search(r"\[1/\d+\] A throwaway profile", done.stdout)
     assert "  ok: profile 'demo' is the current profile" in done.stdout
     assert "Every step behaved as expected" in done.stdout
     assert "sandbox on http://127.0.0.1:" in done.stderr and "demo finished in" in done.stderr
-    assert "[1/10]" not in done.stderr
+    assert not re.search(r"\[1/\d+\]", done.stderr)

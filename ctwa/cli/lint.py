@@ -1,4 +1,4 @@
-"""``ctwa lint`` and ``ctwa schema``: check documents against the wire formats, print schemas."""
+"""``ctwa lint``: check documents against the wire formats, each problem with its JSON path."""
 
 
 from pathlib import Path
@@ -12,7 +12,7 @@ KIND_NAMES = ("template", "freeform", "validation", "response", "status", "inbou
               "meta-template", "meta-page", "upload", "upload-response")
 
 
-def _complete_kind(incomplete: str) -> list[str]:
+def complete_kind(incomplete: str) -> list[str]:
     return [k for k in KIND_NAMES if k.startswith(incomplete)]
 
 
@@ -22,7 +22,7 @@ def lint(
                                        help="JSON or YAML files, folders of them, or - for "
                                        "standard input."),
     kind: str = typer.Option(
-        None, "--kind", "-k", autocompletion=_complete_kind,
+        None, "--kind", "-k", autocompletion=complete_kind,
         help=f"Wire format to check against (default: detected). One of {', '.join(KIND_NAMES)}.",
     ),
     strict: bool = typer.Option(False, "--strict", help="Fail on warnings too."),
@@ -94,31 +94,5 @@ def render_lint(out: Output, results: list) -> None:
     out.say(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")
 
 
-def schema(
-    ctx: typer.Context,
-    kind: str = typer.Argument(
-        None, autocompletion=_complete_kind, help="Wire format; omit to list them."
-    ),
-) -> None:
-    """Print the JSON Schema of a wire format, to validate payloads in your own services."""
-    from ctwa.wire.kinds import KINDS
-
-    out: Output = ctx.obj
-    if kind is None:
-        if out.json_mode:
-            out.data({name: spec.title for name, spec in KINDS.items()})
-            return
-        for name, spec in KINDS.items():
-            out.line(f"{name:16} {spec.title}")
-        return
-    if kind not in KINDS:
-        from ctwa.infra.suggest import did_you_mean
-
-        raise InputError(f"unknown kind {kind!r}", hint=did_you_mean(
-            kind, KINDS, "ctwa schema", otherwise=f"use one of {', '.join(KINDS)}"))
-    out.data(KINDS[kind].json_schema())
-
-
 def register(app: typer.Typer) -> None:
     app.command()(lint)
-    app.command()(schema)
