@@ -45,8 +45,8 @@ def test_each_cli_module_alone() -> None:
 
 
 def test_no_cli_module_imports_the_root_back_even_inside_a_function() -> None:
-    """The circle the issue names (cli/app.py <-> cli/demo.py, cli/locust.py, now cli/load.py) was made of
-    imports inside functions: none is left, anywhere in a module."""
+    """The circle the issue names (cli/app.py <-> cli/demo.py, cli/locust.py: now cli/load.py)
+    was made of imports inside functions: none is left, anywhere in a module."""
     import ast
     from pathlib import Path
 
