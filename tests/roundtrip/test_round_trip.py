@@ -217,3 +217,16 @@ def test_ctrl_c_while_waiting_shows_what_arrived(tmp_path) -> None:
     assert proc.returncode == ExitCode.INTERRUPTED, err
     assert "sent  /status  valid" in out and "delivered  /status  valid" in out
     assert "interrupted while waiting" in err and "Traceback" not in err
+
+
+def test_a_message_that_ends_failed_is_not_said_to_have_reached_the_awaited_status(cli) -> None:
+    """The sandbox fails messages to numbers ending 0009 with 1009: the wait ends (failed ends
+    a message), but the verdict says the message failed and is not passed."""
+    result, _ = through_sandbox(cli, to="919000000009", until="delivered")
+    assert result.exit_code == 0, result.stderr  # incomplete: nothing broke the contract
+    data = json.loads(result.stdout)
+    callbacks = next(c for c in data["criteria"] if c["name"] == "callbacks")
+    assert callbacks["status"] == "warning"
+    assert callbacks["reason"].startswith("0 of 1 accepted message(s) reached delivered, "
+                                          "1 ended failed (1009: 1)")
+    assert data["outcome"] == "incomplete"
