@@ -11,7 +11,9 @@
 4. Webhook intake: N signed status events posted to ``/webhook`` over 200 connections:
    events/s acknowledged (each stored durably before its 200).
 The same is then done at the slow ``--slow-mps`` with a tenth of the messages (the drain at
-80/s is what is measured there). CleverTap is ``ctwa callback listen --no-store``.
+80/s is what is measured there). CleverTap is ``ctwa callback listen --no-store``. The peer,
+in the same run and under the same load: the sandbox's mock BSP endpoint (in memory, nothing
+durable, no calls to Meta or back), answering the same ``send-template`` run.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ def process(args: list[str], ready_url: str, env: dict[str, str] | None = None,
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def meta_stats(sandbox: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{sandbox}/meta/stats", timeout=30).json())
 
 
 def histogram_quantiles(metrics: str, name: str, qs: tuple[float, ...]) -> dict[float, float]:
@@ -159,45 +165,60 @@ def run(count: int, mps: float, tmp: Path, webhooks: int) -> dict[str, Any]:
              f"http://127.0.0.1:{listen_port}/inbound", "--username", "clevertap",
              "--state", str(state), "--mps", str(mps)], f"{bridge}/health", env,
             log=tmp / f"bridge-{int(mps)}.log"))
+        # the peer first, same run, same load: the sandbox's mock BSP (answers from memory, keeps
+        # nothing durable, calls nobody back)
+        peer = subprocess.run(
+            [sys.executable, "-m", "ctwa", "--json", "send-template", "--sample", "lto",
+             "--to-file", str(numbers), "--count", str(count), "--concurrency", "1500",
+             "--endpoint", f"{sandbox}/bsp/messages", "--username", "ctwa"],
+            env={**os.environ, **env, "CTWA_PASSWORD": "sandbox"}, capture_output=True,
+            text=True)
+        peer_report = json.loads(peer.stdout) if peer.stdout.strip() else {}
         time.sleep(1.0)
-        accepted_per_second: list[int] = []
+        accepted_per_second: list[float] = []
         load = subprocess.Popen(
             [sys.executable, "-m", "ctwa", "--json", "send-template", "--sample", "lto",
              "--to-file", str(numbers), "--count", str(count), "--concurrency", "1500",
              "--endpoint", f"{bridge}/messages", "--username", "clevertap"],
             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        last = httpx.get(f"{sandbox}/meta/stats").json()["accepted"]
-        began = time.monotonic()
+        last = meta_stats(sandbox)["accepted"]
+        began = at = time.monotonic()
         while True:
             time.sleep(1.0)
-            now = httpx.get(f"{sandbox}/meta/stats").json()
-            accepted_per_second.append(now["accepted"] - last)
+            now = meta_stats(sandbox)
+            # per second of the time that really passed (a starved mock answers slowly)
+            elapsed, at = time.monotonic() - at, time.monotonic()
+            accepted_per_second.append((now["accepted"] - last) / elapsed)
             last = now["accepted"]
             if (last >= count and load.poll() is not None) or time.monotonic() - began > 900:
                 break
         out, err = load.communicate()
         report = json.loads(out) if out.strip() else {"error": err[-500:]}
-        meta = httpx.get(f"{sandbox}/meta/stats").json()
+        meta = meta_stats(sandbox)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            metrics = httpx.get(f"{bridge}/metrics").text
+            metrics = httpx.get(f"{bridge}/metrics", timeout=30).text
             delivered = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                             if line.startswith("ctwa_bridge_callbacks_delivered_total"))
             if delivered >= 2 * meta["accepted"]:  # sent and delivered for each
                 break
             time.sleep(0.5)
         lag = histogram_quantiles(metrics, "ctwa_bridge_callback_lag_seconds", (0.5, 0.99))
-        full = [n for n in accepted_per_second if n] or [0]
+        full = [n for n in accepted_per_second if n] or [0.0]
         steady = full[1:-1] or full
         intake = asyncio.run(post_webhooks(f"{bridge}/webhook", "sandbox-app-secret",
                                            webhooks)) if webhooks else None
     return {"mps": mps, "count": count, "latency_ms": report.get("latency_ms"),
-            "too_slow": report.get("too_slow"), "accepted": report.get("accepted"),
+            "too_slow": report.get("too_slow"), "sent": report.get("sent"),
+            "accepted": report.get("accepted"),
             "meta_accepted": meta["accepted"], "meta_duplicates": meta["duplicates"],
             "max_per_second": meta["max_per_second"],
-            "drain_median_per_s": statistics.median(steady), "drain_seconds": len(full),
+            "drain_median_per_s": round(statistics.median(steady)),
+            "drain_seconds": len(full),
             "callback_lag_s": {"p50": lag[0.5], "p99": lag[0.99]},
-            "webhook_intake_per_s": round(intake) if intake else None}
+            "webhook_intake_per_s": round(intake) if intake else None,
+            "peer_mock_bsp": {"latency_ms": peer_report.get("latency_ms"),
+                              "too_slow": peer_report.get("too_slow")}}
 
 
 def main() -> None:

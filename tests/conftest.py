@@ -4,16 +4,45 @@ an in-memory keyring, no proxies, and a clean secret registry."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
-import pytest
-from keyring.backend import KeyringBackend
-from typer.testing import CliRunner
 
-from ctwa.infra import masking
-from ctwa.infra.threadserver import ThreadServer
+def _guard_the_session() -> Path:
+    """Before anything else is imported (ctwa, keyring, platformdirs, a test module's
+    module-scoped sandbox): HOME, every XDG_* directory and ctwa's own CTWA_* directories
+    point into one temporary folder, so no test, fixture or subprocess of the suite can read
+    or write the user's real config, keyring files, store or template library."""
+    root = Path(tempfile.mkdtemp(prefix="ctwa-tests-"))
+    for name in list(os.environ):
+        if name.startswith(("CTWA_", "XDG_")):
+            del os.environ[name]
+    for name, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "home/.config"),
+                      ("XDG_DATA_HOME", "home/.local/share"), ("XDG_CACHE_HOME", "home/.cache"),
+                      ("XDG_STATE_HOME", "home/.local/state"), ("XDG_RUNTIME_DIR", "run"),
+                      ("CTWA_CONFIG_DIR", "ctwa/config"), ("CTWA_DATA_DIR", "ctwa/data")):
+        (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.environ[name] = str(root / sub)
+    os.environ["CTWA_STORE"] = str(root / "ctwa" / "data" / "store.sqlite3")
+    return root
+
+
+SESSION_ROOT = _guard_the_session()
+
+
+def pytest_unconfigure(config) -> None:
+    shutil.rmtree(SESSION_ROOT, ignore_errors=True)
+
+
+import keyring  # noqa: E402  (after the guard, on purpose)
+import pytest  # noqa: E402
+from keyring.backend import KeyringBackend  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from ctwa.infra import masking  # noqa: E402
+from ctwa.infra.threadserver import ThreadServer  # noqa: E402
 
 #: Secrets used by tests; no output of any test may contain one of them.
 CANARIES = ("pw-CANARY-7f3a", "tok-CANARY-91bd", "pc-CANARY-55e0", "imp-CANARY-0c11")

@@ -226,7 +226,10 @@ def test_refused_connections_at_the_start_stop_opening_more() -> None:
 
 
 def _report(**figures) -> LoadReport:
-    return LoadReport("http://x", sent=1000, accepted=1000, **figures)
+    """A run that held 1500 in flight and whose slowest answer came close to the 1 s
+    deadline: the client's own delay is within reach of a verdict."""
+    figures["latency_ms"] = {"max": 995.0, **figures.get("latency_ms", {})}
+    return LoadReport("http://x", sent=1000, accepted=1000, peak_in_flight=1500, **figures)
 
 
 def test_saturation_sees_a_busy_loop_a_stalled_tail_and_gc_pauses() -> None:
@@ -245,6 +248,31 @@ def test_saturation_sees_a_busy_loop_a_stalled_tail_and_gc_pauses() -> None:
                      gc_pause_ms={"count": 3, "max": 150.0, "total": 160.0})
     assert saturation(paused) == ["a garbage-collector pause stalled for 150 ms, more than "
                                   "10% of the 1 s deadline"]
+
+
+def test_the_client_lag_warning_only_when_it_could_change_a_verdict() -> None:
+    """A small local run: 1 ms of lag is more than a tenth of 5 ms answers, but the slowest
+    answer is far from the deadline and no 1500-in-flight criterion was at stake: silent."""
+    local = {"latency_ms": {"p50": 5.0, "p90": 8.0, "p99": 12.0, "max": 20.0},
+             "loop_lag_ms": {"p50": 1.0, "p90": 2.0, "p99": 4.0, "max": 6.0}}
+    small = LoadReport("http://x", sent=300, accepted=300, concurrency=50, peak_in_flight=50,
+                       **local)
+    assert saturation(small) == []
+    near = LoadReport("http://x", sent=300, accepted=300, concurrency=50, peak_in_flight=50,
+                      latency_ms={**local["latency_ms"], "max": 997.0},
+                      loop_lag_ms=local["loop_lag_ms"])
+    near.saturation = saturation(near)
+    assert near.saturation
+    from ctwa.load.engine import verdict
+
+    warnings = [line for line in verdict(near) if "client" in line]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert "may have decided the 1 s deadline (slowest answer 997 ms, the client's own delay " \
+        "up to 6 ms)" in warnings[0]
+    short = LoadReport("http://x", sent=3000, accepted=3000, concurrency=1500,
+                       peak_in_flight=900, latency_ms={"p50": 5.0, "max": 20.0},
+                       loop_lag_ms={"p50": 12.0, "p90": 20.0, "max": 30.0})
+    assert "its event loop was 12 ms late half the time (busy)" in saturation(short)
 
 
 def test_the_deadline_verdict_gives_the_share_too_slow(server) -> None:

@@ -136,6 +136,10 @@ def make_app(bridge: Bridge) -> Starlette:
             if payload.kind == "template":
                 template = await bridge.template(payload.model.template.namespace,
                                                  payload.model.template.languageCode)
+                if template is None and bridge.last_sync is None and bridge.sync_error:
+                    # not "unknown template": this bridge could not ask Meta yet
+                    raise Refusal(2004, "the bridge could not sync the templates from Meta "
+                                  f"yet ({bridge.sync_error})")
                 try:
                     check_against_template(payload.model, template)
                 except TemplateMismatch as exc:
@@ -152,6 +156,7 @@ def make_app(bridge: Bridge) -> Starlette:
             metrics.refused.labels("2004").inc()
             log.error("POST /messages: the state is unavailable: %s", exc)
             return _failure(2004, "the bridge cannot store the message now; try again", 503)
+        log.debug("POST /messages: %s %s accepted", payload.kind, payload.msg_id)
         if queued.duplicate:
             log.info("msgId %s was accepted before; not queued again", payload.msg_id)
         else:
@@ -248,6 +253,11 @@ def make_app(bridge: Bridge) -> Starlette:
     async def gone(request: Request, exc: Exception) -> Response:
         return Response(status_code=400)
 
+    async def state_failed(request: Request, exc: Exception) -> Response:
+        log.error("%s %s: the state failed: %s", request.method, request.url.path, exc)
+        return PlainTextResponse("the bridge's state is unavailable; try again",
+                                 status_code=503)
+
     routes = [
         Route("/messages", messages, methods=["POST"]),
         Route("/webhook", webhook_verify, methods=["GET"]),
@@ -258,5 +268,7 @@ def make_app(bridge: Bridge) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),
     ]
+    from ctwa.bridge.state import StateError
+
     return Starlette(routes=routes, lifespan=bridge.lifespan,
-                     exception_handlers={ClientDisconnect: gone})
+                     exception_handlers={ClientDisconnect: gone, StateError: state_failed})

@@ -148,6 +148,11 @@ def load_secrets() -> BridgeSecrets:
 
 
 _FIELDS = {f.name: f for f in fields(BridgeSettings)}
+#: Settings that are durations: written with units in the config file (``7d``, ``5m``,
+#: ``500ms``), a bare number in seconds.
+DURATIONS = frozenset({"media_link_ttl", "template_sync_every", "meta_timeout",
+                       "callback_timeout", "callback_max_backoff", "unmapped_wait",
+                       "meta_silence"})
 
 
 def load_config(path: Path | None, given: dict[str, Any]) -> BridgeSettings:
@@ -174,6 +179,12 @@ def load_config(path: Path | None, given: dict[str, Any]) -> BridgeSettings:
     settings = BridgeSettings()
     for name, value in values.items():
         default = getattr(settings, name)
+        if name in DURATIONS:
+            from ctwa.infra.durations import parse_duration
+
+            where = f"{path}: {name}" if path else name
+            setattr(settings, name, parse_duration(value, where))
+            continue
         try:
             if isinstance(default, bool):
                 value = bool(value)

@@ -1,7 +1,9 @@
 """The running bridge: its state, its HTTP clients, and the four workers behind the app.
 
-- **sender**: claims queued sends, reserves slots in the number's token bucket (shared by
-  every replica through the state), marks each in flight just before the request, and
+- **sender**: claims queued sends, takes each one's slot from the number's token bucket
+  (shared by every replica through the state, paced by ``ctwa.bridge.state.pacing.Pacer``:
+  a late slot is forfeited, never sent in a burst, and a one-second window on top), marks
+  each in flight just before the request, and
   records Meta's answer: a wamid, a failed DLR with the 1000-1010 code of
   ``ctwa.wire.webhook.META_ERROR_CODES`` (the ``callback convert`` table), or a retry.
 - **webhook processor**: turns stored webhooks into CleverTap callbacks (``webhooks.py``).
@@ -43,6 +45,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from ctwa.bridge.config import BridgeSecrets, BridgeSettings, media_link
 from ctwa.bridge.metrics import Metrics
@@ -185,7 +189,7 @@ class Bridge:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _pools: dict[str, Any] = field(default_factory=dict)
     _stopping: bool = False
-    _deferred: dict[int, float] = field(default_factory=dict)
+    pacer: Any = None
 
     def __post_init__(self) -> None:
         self.replica = self.replica or self.settings.replica_name()
@@ -379,22 +383,23 @@ class Bridge:
     # --- sender --------------------------------------------------------------------------
 
     async def _sender(self) -> None:
+        from ctwa.bridge.state.pacing import Pacer
+
         s = self.settings
         batch = int(max(1, min(500, s.mps / 4)))
         in_flight: set[asyncio.Task[Any]] = set()
         gate = asyncio.Semaphore(int(max(16, min(2000, s.mps * 2))))
+        # the shared bucket, each slot used on time or forfeited (every replica together
+        # stays at or under --mps), and this replica's own one-second window on top
+        self.pacer = Pacer(self.state, s.phone_number_id, s.mps)
         window = SecondWindow(s.mps)
         while True:
             items = await self.state.claim_sends(self.replica, batch, LEASE)
             if not items:
                 await self._idle("sends", 1.0)
                 continue
-            wait = await self.state.take_tokens(s.phone_number_id, len(items), s.mps)
-            start = time.monotonic() + wait
-            for k, item in enumerate(items):
-                delay = start + k / s.mps - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            for item in items:
+                await self.pacer.turn()
                 await window.admit()
                 await gate.acquire()
                 task = asyncio.ensure_future(self._send_one(item))
@@ -431,7 +436,7 @@ class Bridge:
             return
         for click in translation.clicks:
             await self.state.put_click(click.token, item.msg_id, click.destination)
-        body = json.dumps(translation.body, ensure_ascii=False).encode()
+        body = orjson.dumps(translation.body)
         await self.state.mark_in_flight(item.id)
         self.metrics.sends.inc()
         pool = self._pools["meta"]
@@ -449,6 +454,13 @@ class Bridge:
                              "cannot arrive twice")
             return
         self.last_meta_answer = now()
+        if log.isEnabledFor(logging.DEBUG):  # -v: what went to Meta and what came back
+            from ctwa.bridge.app import safe_text
+
+            log.debug("send %s: > POST /%s/messages %s", item.msg_id,
+                      self.settings.phone_number_id, safe_text(body.decode(), 600))
+            log.debug("send %s: < HTTP %d %s", item.msg_id, status,
+                      safe_text(answer.decode("utf-8", "replace"), 300))
         verdict = judge_meta_answer(status, answer, item.attempts)
         self.metrics.meta_answers.labels(str(status), str(meta_code(status, answer))).inc()
         if verdict.outcome == "sent":
@@ -456,8 +468,8 @@ class Bridge:
             await self.state.complete_send(item.id, verdict.wamid)
             self.metrics.send_outcomes.labels("sent").inc()
         elif verdict.outcome == "retry":
-            if verdict.slow_down:
-                await self.state.slow_down(self.settings.phone_number_id, verdict.delay)
+            if verdict.slow_down:  # Meta said: too fast; every replica waits
+                await self.pacer.pause(verdict.delay)
             await self.state.retry_send(item.id, now() + verdict.delay)
             self.metrics.send_outcomes.labels("retried").inc()
             log.info("send %s: %s; again in %.1f s", item.msg_id, verdict.reason,
@@ -524,7 +536,7 @@ class Bridge:
         from ctwa.http.raw import HttpError
 
         pool = self._pools[item.route]
-        body = json.dumps(item.payload, ensure_ascii=False).encode()
+        body = orjson.dumps(item.payload)
         try:
             status, answer = await pool.post(body)
             error = None if 200 <= status < 300 else (
@@ -532,6 +544,8 @@ class Bridge:
         except HttpError as exc:
             error = str(exc)
         if error is None:
+            log.debug("callback %s (%s) delivered to CleverTap: %s", item.msg_id, item.route,
+                      body[:300].decode("utf-8", "replace"))
             await self.state.complete_callback(item.id)
             self.metrics.callbacks.labels(item.route).inc()
             self.metrics.callback_lag.observe(max(0.0, now() - item.created_at))

@@ -107,7 +107,6 @@ class WebhookConverter(Converter):
     """convert's Converter with the bridge's rules (see the module's table)."""
 
     media_link: Callable[[str], str] = field(default=lambda media_id: media_id)
-    notes: list[str] = field(default_factory=list)
     #: the wamid of each inbound callback made, in order (its order key)
     inbound_ids: list[str] = field(default_factory=list)
 

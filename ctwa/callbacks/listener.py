@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ctwa.callbacks.stats import CampaignStats
+from ctwa.wire.callbacks import check_callback_url
 from ctwa.wire.kinds import detect_kind
 from ctwa.wire.lint import LintResult, lint_document
 
@@ -118,27 +119,40 @@ class Listener:
 
     async def _handle(self, request: Request, kind: str | None) -> Response:
         self.stats.callbacks += 1
-        path = request.scope.get("root_path", "") + request.scope["path"]
+        path = request_path(request.scope)
         received = Received(time.time(), path, kind, None)
         body = await _read_limited(request)
         if body is None:
             return self._refuse(received, f"body over {MAX_BODY} bytes", 413)
         try:
             document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, 5000-digit ints
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return self._refuse(received, f"not JSON: {str(exc)[:200]}", 400, body)
+        except ValueError:  # a number past Python's 4300-digit limit
+            return self._refuse(received, "not JSON ctwa can read: a number of thousands of "
+                                "digits", 400, body)
         except RecursionError:
             return self._refuse(received, "not JSON ctwa can read: nested too deeply", 400,
                                 body)
         if kind is None:
             kind = detect_kind(document)
+            if kind is None:
+                from ctwa.wire.callbacks import find_wrapper
+
+                wrapped = find_wrapper(document)
+                kind = detect_kind(wrapped.inner) if wrapped is not None else None
             if kind not in ("status", "inbound", "meta-webhook"):
-                return self._refuse(received, "neither a status nor an inbound callback", 400,
-                                    body, document)
+                return self._refuse(received, _not_a_callback(document), 400, body, document)
             received.kind = kind
         result = lint_document(document, kind, path)
+        result.problems += check_callback_url(str(request.url), "the URL this callback was "
+                                              "posted to")
         received.result = result
-        self._keep(received, document, body, [f"{p.path}: {p.message}" for p in result.errors])
+        refused = await self._keep(received, document, body,
+                                   [_stored(p) for p in result.errors],
+                                   [_stored(p) for p in result.warnings])
+        if refused is not None:
+            return refused
         if not result.ok:
             self.stats.invalid += 1
             self._emit(received)
@@ -171,22 +185,42 @@ class Listener:
             context = value.context.id if value.context else None
             self.stats.reply(value.type, context)
 
-    def _keep(self, received: Received, document: Any, body: bytes,
-              problems: list[str]) -> None:
-        if self.store is None:
-            return
+    def _records(self, received: Received, document: Any, body: bytes,
+                 problems: list[str], warnings: list[str] | None = None) -> list[Any]:
         from ctwa.store.extract import callback_records
 
         text = body.decode("utf-8", "replace")
-        for record in callback_records(document, received.kind, received.path, received.at,
-                                       text, problems):
-            self.store.put(record)
+        return callback_records(document, received.kind, received.path, received.at, text,
+                                problems, warnings)
+
+    async def _keep(self, received: Received, document: Any, body: bytes,
+                    problems: list[str], warnings: list[str] | None = None
+                    ) -> Response | None:
+        """Keep the callback before it is answered 2xx: None once its records are durable
+        in the store, else the answer that refuses it (400 for a record the store cannot
+        take, 503 when the store itself fails: the sender should try again)."""
+        if self.store is None:
+            return None
+        reason = await self.store.keep(self._records(received, document, body, problems,
+                                                     warnings))
+        if reason is None:
+            return None
+        self.stats.invalid += 1
+        received.error = f"not kept in the store: {reason}"
+        self._emit(received)
+        from ctwa.store.writer import RECORD_REFUSALS
+
+        status = 400 if reason in RECORD_REFUSALS else 503
+        return JSONResponse({"status": "invalid" if status == 400 else "unavailable",
+                             "error": received.error}, status_code=status)
 
     def _refuse(self, received: Received, error: str, status: int, body: bytes = b"",
                 document: Any = None) -> Response:
         self.stats.invalid += 1
         received.error = error
-        self._keep(received, document, body, [error])
+        if self.store is not None:  # answered 4xx: nobody waits for it to be durable
+            for record in self._records(received, document, body, [error]):
+                self.store.put(record)
         self._emit(received)
         return JSONResponse({"status": "invalid", "error": error}, status_code=status)
 
@@ -195,10 +229,36 @@ class Listener:
             self.on_receive(received)
 
 
+def _stored(problem: Any) -> str:
+    """A problem as the store keeps it: ``path: message -> hint``."""
+    return f"{problem.path}: {problem.message}" + (f" -> {problem.hint}" if problem.hint
+                                                   else "")
+
+
+def _not_a_callback(document: Any) -> str:
+    """Why a body on ``/`` is neither a status nor an inbound callback, in its own terms."""
+    if isinstance(document, list):
+        return (f"a JSON array of {len(document)} item(s), not one callback: CleverTap takes "
+                "one callback object per request (several statuses go in one `statuses[]`)")
+    if not isinstance(document, dict):
+        return f"a JSON {type(document).__name__.replace('str', 'string')}, not a callback " \
+            "object"
+    keys = ", ".join(f"`{k}`" for k in list(document)[:6])
+    return (f"neither a status nor an inbound callback (keys {keys or 'none'}): a status has "
+            "`statuses`, an inbound message `from`")
+
+
+def request_path(scope: Any) -> str:
+    """The path the client asked for. Under a Mount (the sandbox's ``/clevertap``), Starlette
+    gives the prefix in ``root_path`` and, since 0.33, in ``path`` as well: never twice."""
+    root, path = scope.get("root_path", ""), scope["path"]
+    return path if path.startswith(root) else root + path
+
+
 async def _read_limited(request: Request) -> bytes | None:
     declared = request.headers.get("content-length")
     if declared and declared.isdecimal():
-        if int(declared) > MAX_BODY:
+        if len(declared) > 9 or int(declared) > MAX_BODY:
             return None
         return await request.body()  # the server stops at the declared length
     chunks = []

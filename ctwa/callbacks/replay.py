@@ -77,6 +77,10 @@ def group_statuses(events: list[Planned], size: int) -> list[Planned]:
 
 Hook = Callable[[Answer], None]
 
+#: Consecutive requests that reach nobody (refused, timed out) after which a replay stops:
+#: the URL is gone, and the rest would only fail the same way, one timeout each.
+GIVE_UP_AFTER = 10
+
 
 @dataclass
 class Replayer:
@@ -87,11 +91,14 @@ class Replayer:
     delays: bool = True
     on_send: Hook | None = None
     on_answer: Hook | None = None
+    give_up_after: int = GIVE_UP_AFTER
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.answers: list[Answer] = []  # every answer so far, for a summary at Ctrl-C
+        self._unreachable = 0  # requests in a row that reached nobody
+        self.gave_up: str | None = None  # why the replay stopped early, if it did
 
     def stop(self) -> None:
         """Send nothing more (Ctrl-C): lanes finish the request they are in and return."""
@@ -151,6 +158,11 @@ class Replayer:
             answer.body = exchange.response.text[:500]
         with self._lock:
             self.answers.append(answer)
+            self._unreachable = self._unreachable + 1 if answer.status is None else 0
+            if self._unreachable >= self.give_up_after and self.gave_up is None:
+                self.gave_up = (f"stopped after {self._unreachable} requests in a row reached "
+                                f"nobody (last: {answer.error})")
+                self._stop.set()
         self._emit(self.on_answer, answer)
         return answer
 

@@ -29,7 +29,8 @@ from ctwa.certify.checks import (
 )
 from ctwa.certify.evidence import Exchanges
 from ctwa.infra.errors import InputError
-from ctwa.roundtrip.record import send_record
+from ctwa.roundtrip.diagnose import line as diagnosis_line
+from ctwa.roundtrip.record import message_kind, send_record
 from ctwa.store.db import Store
 from ctwa.wire.callbacks import INBOUND_TYPES
 
@@ -90,6 +91,7 @@ class Certifier:
                  ("scale", "1500 concurrent requests, p99 under 1 s, DLRs complete")]
         self.checks = {name: Check(name, title) for name, title in names}
         self.sent_at: dict[str, float] = {}  # accepted msgIds of templates and freeform
+        self.kinds: dict[str, str] = {}  # msgId -> template, text, image, ... (as sent)
         self.templates_sent: dict[str, dict[str, Any]] = {}  # msgId -> template
         self.started = time.time()
         self.client: Any = None
@@ -138,6 +140,8 @@ class Certifier:
         result = deliver(endpoint or self.o.endpoint, payload, timeout=self.o.timeout,
                          deadline=self.o.deadline, client=client or self.client)
         self.exchanges.add(step, {"at": at, **result.as_dict()})
+        if isinstance(payload.get("msgId"), str):
+            self.kinds[payload["msgId"]] = message_kind(payload)
         record = send_record(result, at)
         if self.store is not None and record is not None:
             self.store.add_sends([record])
@@ -169,21 +173,7 @@ class Certifier:
     # --- 2. templates ----------------------------------------------------------------------
 
     def _chosen_templates(self) -> list[dict[str, Any]]:
-        index = self.o.library.index()
-        if self.o.templates:
-            return [self.o.library.get(name) for name in self.o.templates]
-        from ctwa.wire.outbound import VALIDATION_NAMESPACE
-
-        # the validation payload's own template is checked by the validation step; a BSP
-        # need not deliver it (CleverTap sends it only to save the provider)
-        chosen = [self.o.library.get(e.name, e.language) for e in index.values()
-                  if e.can_send and e.name != VALIDATION_NAMESPACE]
-        if not chosen:
-            raise InputError(f"no approved, sendable template in the library "
-                             f"{self.o.library.root}",
-                             hint="import them first: `ctwa import-templates`, then "
-                             "`ctwa templates list --sendable`")
-        return chosen
+        return chosen_templates(self.o)
 
     def _templates(self) -> None:
         from ctwa.send.build import build_template_payload
@@ -220,18 +210,25 @@ class Certifier:
         evidence = {"sent": sent, "refused": refused, "not_built": unbuilt,
                     "components_exercised": sorted(covered),
                     "components_not_in_library": missing}
+        skipped = (f"; {len(unbuilt)} not built from their examples: "
+                   + "; ".join(unbuilt[:3]) + (" ..." if len(unbuilt) > 3 else "")
+                   if unbuilt else "")
         if refused or not sent:
             why = "; ".join(f"{r['template']}: {r['why']}" for r in refused[:5]) or \
                 "no template could be sent"
+            if len(refused) > 5:
+                why += f" (the first 5 of {len(refused)}; each is in results.json)"
             check.done(FAIL, f"{len(refused)} of {len(sent) + len(refused)} refused or too "
-                       f"slow: {why}", **evidence)
+                       f"slow: {why}{skipped}", **evidence)
         else:
             check.done(PASS, f"{len(sent)} template(s) accepted within "
                        f"{self.o.deadline:g} s; components exercised: "
                        f"{', '.join(sorted(covered)) or 'none'}"
-                       + (f"; not in the library: {', '.join(missing)}" if missing else ""),
-                       **evidence)
+                       + (f"; not in the library: {', '.join(missing)}" if missing else "")
+                       + skipped, **evidence)
         self.say(f"templates: {check.status.upper()} ({check.detail[:160]})")
+        for line in unbuilt:
+            self.say(f"  not built from its examples: {line}")
 
     # --- 4. errors -------------------------------------------------------------------------
 
@@ -300,7 +297,9 @@ class Certifier:
         if result.response_status in (401, 403) or verdict.error_code == 2000:
             return True, f"refused as the spec asks ({verdict.summary})"
         if verdict.accepted:
-            return False, "ACCEPTED with wrong credentials"
+            return False, ("ACCEPTED with wrong credentials: the endpoint does not check "
+                           "them, so anyone who knows its URL can send on this account -> "
+                           "refuse them with HTTP 401 (or failure code 2000)")
         return False, f"not the spec's authentication failure: {verdict.summary}"
 
     # --- 3. freeform -----------------------------------------------------------------------
@@ -387,26 +386,28 @@ class Certifier:
                      f"waiting up to {self.o.callback_timeout:g} s")
         ids = list(self.sent_at)
         wait_for(self.store, until, self.o.callback_timeout, msg_ids=ids, expected=len(ids))
-        trip = round_trip(self.store, self.sent_at, until, self.started, time.time())
+        where = self.o.public_url or f"http://{self.o.listen}"
+        trip = round_trip(self.store, self.sent_at, until, self.started, time.time(),
+                          kinds=self.kinds, where=where)
         evidence = {"round_trip": trip.as_dict()}
-        if trip.callbacks == 0 and not trip.anomalies.get("orphans"):
-            where = self.o.public_url or f"http://{self.o.listen}"
+        causes = "; ".join(diagnosis_line(d) for d in trip.diagnoses
+                           if d["cause"] != "warning")
+        if trip.diagnoses and trip.diagnoses[0]["cause"] == "nothing":
             check.done(FAIL, f"no callback arrived within {self.o.callback_timeout:g} s: "
-                       f"check that the BSP sends DLRs to {where}/status (the callback URL) "
-                       "and that it is reachable from the BSP", **evidence)
+                       + diagnosis_line(trip.diagnoses[0]), **evidence)
         elif trip.complete < trip.accepted or trip.problems:
             anomalies = ", ".join(f"{k} {v}" for k, v in trip.anomalies.items())
-            if trip.anomalies.get("orphans") and trip.callbacks == 0:
-                anomalies += (" (callbacks came, but for msgIds never sent: the BSP must "
-                              "echo CleverTap's msgId, not its own)")
             check.done(FAIL, f"{trip.complete} of {trip.accepted} reached {until}"
                        + (f"; anomalies: {anomalies}" if anomalies else "")
-                       + (f"; e.g. {_first_example(trip.examples)}" if trip.examples else ""),
+                       + (f"; diagnosis: {causes}" if causes else
+                          f"; e.g. {_first_example(trip.examples)}" if trip.examples else ""),
                        **evidence)
         else:
             check.done(PASS, f"all {trip.accepted} reached {until} in order, in CleverTap's "
                        "format", **evidence)
         self.say(f"callbacks: {check.status.upper()} ({check.detail[:200]})")
+        for diagnosis in trip.diagnoses:
+            self.say(f"  diagnosis: {diagnosis_line(diagnosis)}")
 
     # --- 6. inbound ------------------------------------------------------------------------
 
@@ -531,13 +532,20 @@ class Certifier:
         if p99 >= self.o.deadline * 1000:
             problems.append(f"p99 {p99:g} ms")
         if report.too_slow:
-            problems.append(f"{report.too_slow:,} over the deadline")
+            from ctwa.load.ceiling import throughput_ceiling
+
+            ceiling = throughput_ceiling(report)
+            problems.append(f"{report.too_slow:,} over the deadline"
+                            + (f" ({ceiling.removeprefix('DIAGNOSIS: ')})" if ceiling else ""))
         if report.failed:
             problems.append(f"{report.failed:,} not accepted")
         if trip.complete < trip.accepted or trip.problems:
+            causes = "; ".join(diagnosis_line(d) for d in trip.diagnoses
+                               if d["cause"] != "warning")
             problems.append(f"DLRs: {trip.complete:,} of {trip.accepted:,} delivered or failed"
                             + (", " + ", ".join(f"{k} {v}" for k, v in trip.anomalies.items())
-                               if trip.anomalies else ""))
+                               if trip.anomalies else "")
+                            + (f" (diagnosis: {causes})" if causes else ""))
         counts = ", ".join(f"{k} {v:,}" for k, v in trip.furthest.items())
         detail = (f"{report.sent:,} sent, {report.peak_in_flight} in flight, p99 {p99:g} ms; "
                   f"per status: {counts}")
@@ -566,8 +574,9 @@ class Certifier:
             warnings.append("no automated check passed")
         validation = self.checks["validation"]
         callbacks = self.checks["callbacks"]
+        diagnoses = callbacks.evidence.get("round_trip", {}).get("diagnoses") or [{}]
         if validation.status == PASS and callbacks.status == FAIL and \
-                callbacks.evidence.get("round_trip", {}).get("callbacks") == 0:
+                diagnoses[0].get("cause") == "nothing":
             warnings.append("messages were accepted but no callback came back: a pass on "
                             "sending alone proves little")
         return warnings
@@ -604,3 +613,23 @@ def _read_attestations(path: Path) -> dict[str, dict[str, str]]:
                 raise InputError(f"{path}: entry {number} ({criterion}): `{key}` is missing")
         found[criterion] = {k: str(v) for k, v in entry.items() if k != "criterion"}
     return found
+
+
+def chosen_templates(options: CertifyOptions) -> list[dict[str, Any]]:
+    """The templates to certify with: the ones named, or every sendable one in the library;
+    exit 2 with how to import them when there is none (checked before anything is sent)."""
+    index = options.library.index()
+    if options.templates:
+        return [options.library.get(name) for name in options.templates]
+    from ctwa.wire.outbound import VALIDATION_NAMESPACE
+
+    # the validation payload's own template is checked by the validation step; a BSP
+    # need not deliver it (CleverTap sends it only to save the provider)
+    chosen = [options.library.get(e.name, e.language) for e in index.values()
+              if e.can_send and e.name != VALIDATION_NAMESPACE]
+    if not chosen:
+        raise InputError(f"no approved, sendable template in the library "
+                         f"{options.library.root}",
+                         hint="import them first: `ctwa import-templates`, then "
+                         "`ctwa templates list --sendable`")
+    return chosen

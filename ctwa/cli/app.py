@@ -6,6 +6,7 @@ inside the command functions, so ``ctwa --help`` stays fast.
 """
 
 
+import re
 from typing import Any
 
 import typer
@@ -66,7 +67,7 @@ def _plain_metavar(param: Any, shown: str) -> str | None:
     if inner.startswith(("int", "float")):
         return "N"
     if inner in ("path", "file", "directory") or inner.startswith("list[path"):
-        return "FILE"
+        return "DIR" if _is_folder(param) else "FILE"
     if "|" in inner:
         return inner.removeprefix("list[").removesuffix("]")
     name = param.name or "value"
@@ -74,6 +75,21 @@ def _plain_metavar(param: Any, shown: str) -> str | None:
         if name == ending or name.endswith("_" + ending):
             return word
     return name.upper()
+
+
+def _is_folder(param: Any) -> bool:
+    """A path option for a folder: its help speaks of a folder and of no file."""
+    words = set(re.findall(r"[a-z]+", (getattr(param, "help", None) or "").lower()))
+    return bool(words & {"folder", "directory"}) and not words & {"file", "files"}
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as an option takes it: 500ms, 10s, 2m."""
+    if seconds and seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
 
 
 #: What an option takes, by the end of its name: one word per idea across commands.
@@ -90,13 +106,17 @@ def _plain_param(param: Any) -> None:
     """Per parameter (not the library's classes): help and usage show plain words."""
     if param.param_type_name == "argument":
         word = str(param.metavar or (param.name or "value").upper())
-        usage = word + ("..." if param.nargs != 1 else "")
+        usage = word + ("..." if param.nargs != 1 and not word.endswith("...") else "")
         param._usage_display_name = lambda: usage if param.required else f"[{usage}]"
         param.display_type = lambda ctx: None
         param.display_type_rich = lambda ctx: None
         return
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return
+    if param.metavar == "DURATION" and isinstance(param.default, (int, float)) and not \
+            isinstance(param.default, bool):
+        # shown with its unit, [default: 10s]; the duration parser reads it back the same
+        param.default = duration_text(float(param.default))
     original = param.display_type
 
     def display_type(ctx: Any) -> str | None:

@@ -23,6 +23,23 @@ def default_state() -> str:
     return str(data_dir() / "bridge.sqlite3")
 
 
+def advice_state(url: str) -> tuple[str, str | None]:
+    """The state URL for a command ctwa prints as advice: runnable as printed, so without a
+    password (never shown, not even masked), and where to give the password instead."""
+    import shlex
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return shlex.quote(url), None
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    bare = urlunsplit(parts._replace(netloc=netloc))
+    return shlex.quote(bare), "the password: PGPASSWORD or ~/.pgpass (libpq reads both)"
+
+
 def _make_parent(url: str) -> None:
     """A SQLite file's folder is made (the default one in the data directory, or one named)."""
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
@@ -113,7 +130,10 @@ def bridge(
         out.say(f"stopped after {summary.seconds:.0f} s: {summary.accepted} accepted, "
                 f"{summary.sent} sent, {summary.failed} failed, {summary.callbacks} callbacks "
                 "delivered; what is queued stays in the state and goes on at the next start")
-        out.say(f"  see it with: ctwa bridge status --state {safe_url(settings.state)}", "dim")
+        command, note = advice_state(settings.state)
+        out.say(f"  see it with: ctwa bridge status --state {command}", "dim")
+        if note:
+            out.say(f"  {note}", "dim")
 
 
 @app.command("migrate")

@@ -98,6 +98,9 @@ def replay(
             out.say("interrupted: run the command again to send the fixtures from the start",
                     "bold")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+    if replayer.gave_up:
+        out.warn(f"{replayer.gave_up}; the rest of the {len(events):,} event(s) were not "
+                 "sent: run the command again once the URL answers")
     failed = _replay_summary(out, answers, len(events))
     _replay_run(out, replayer, answers, failed, len(events), started, report_file, junit)
     if failed:
@@ -357,11 +360,16 @@ def convert(
         for source, doc in load_documents(path):
             converter.convert(doc, source)
     result = converter.result
-    for line in result.skipped:
-        out.warn(f"left out: {line}")
-    for line in result.warnings:
-        out.warn(line)
-    if result.placeholders:
+    if out.json_mode:  # the JSON carries them: said once, there, and counted here
+        if result.skipped or result.warnings:
+            out.say(f"{len(result.warnings)} warning(s) and {len(result.skipped)} left out: "
+                    "see `warnings` and `skipped` in the JSON", "yellow")
+    else:
+        for line in result.skipped:
+            out.warn(f"left out: {line}")
+        for line in result.warnings:
+            out.warn(line)
+    if result.placeholders:  # a count in the JSON; the advice is said here
         out.warn(f"{result.placeholders} msgId(s) are placeholders (unmapped|<provider id>): "
                  "Meta's ids are the provider's, not the msgIds CleverTap sent; pass "
                  "--msgid-map FILE to fill them")
@@ -369,8 +377,11 @@ def convert(
         out.data(result.as_dict())
     else:
         from ctwa.infra.masking import scrub
+        from ctwa.infra.safetext import mask_value
 
-        text = scrub(to_yaml(result, [str(f) for f in files]))  # masked like every output
+        for callback in result.callbacks:  # masked on the values, never on the YAML text
+            callback.body = mask_value(callback.body)
+        text = to_yaml(result, [scrub(str(f)) for f in files])
         if output is not None:
             output.write_text(text, encoding="utf-8")
             out.say(f"wrote {len(result.callbacks)} callback(s) to {output}")

@@ -1,5 +1,6 @@
-"""``ctwa certify``: run the spec's partner acceptance and integration test against a BSP, and
-``ctwa certify verify DIR``: check an evidence folder against its manifest."""
+"""``ctwa certify``: run the spec's partner acceptance and integration test against a BSP;
+``ctwa certify keygen``: make the Ed25519 key that signs evidence (``--sign-key``); and
+``ctwa certify verify DIR``: check an evidence folder against its manifest and signature."""
 
 import time
 from pathlib import Path
@@ -57,6 +58,9 @@ def certify(
     report_dir: Annotated[Path | None, typer.Option(
         "--report-dir", metavar="DIR", help="Evidence folder (default: certify-<timestamp>).")]
     = None,
+    sign_key: Annotated[Path | None, typer.Option(
+        "--sign-key", metavar="FILE", help="Sign the evidence manifest with this Ed25519 key "
+        "(`ctwa certify keygen`); the public key goes in the folder.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --scale sends.")]
     = False,
     strict: Annotated[bool, typer.Option(
@@ -90,8 +94,13 @@ def certify(
     out: Output = ctx.obj
     if not to:
         raise InputError("no test number given", hint="pass --to NUMBER (a phone you hold)")
+    key = None
+    if sign_key is not None:  # a bad key is said before anything is sent
+        from ctwa.certify.evidence import load_private_key
+
+        key = load_private_key(sign_key)
     options, folder = _options(out, locals())
-    _run(out, options, folder, yes, strict)
+    _run(out, options, folder, yes, strict, key)
 
 
 def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
@@ -120,6 +129,8 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
                           auth=given["auth"], username=given["username"],
                           password=given["password"], token=given["token"],
                           header_name=given["header_name"], headers=given["header"])()
+    for note in target.notes:  # which profile values the options given overrode
+        out.trace(note)
     options = CertifyOptions(
         to=to, waba=_waba(given["waba"], profile), endpoint=target,
         library=TemplateLibrary(given["library"] or default_root(profile_name)),
@@ -150,10 +161,13 @@ def _confirm(out: Output, yes: bool) -> Any:
     return confirm
 
 
-def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> None:
+def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
+         key: Any = None) -> None:
     from ctwa.certify.evidence import Exchanges
-    from ctwa.certify.run import Certifier
+    from ctwa.certify.run import Certifier, chosen_templates
 
+    chosen_templates(options)  # no template: exit 2 before anything is sent or written
+    created = not folder.exists()  # a folder the user made (empty) is never removed
     folder.mkdir(parents=True, exist_ok=True)
     exchanges = Exchanges(folder / "exchanges.ndjson")
     out.say(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "
@@ -161,16 +175,16 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> No
     try:
         result = Certifier(options, exchanges, lambda text: out.say(text),
                            _confirm(out, yes)).run()
-    except CtwaError:  # nothing to certify (unreachable, no template): no evidence folder
+    except CtwaError:  # nothing to certify (unreachable, no template): no evidence left
         exchanges.close()
-        for path in folder.iterdir():
-            path.unlink()
-        folder.rmdir()
+        (folder / "exchanges.ndjson").unlink(missing_ok=True)  # the one file written so far
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
         raise
     finally:
         exchanges.close()
-    summary = _write_evidence(out, options, folder, result)
-    _render(out, summary, folder)
+    summary, signer = _write_evidence(out, options, folder, result, key)
+    _render(out, summary, folder, signer)
     failed = [c for c in result.checks if c.status == "fail"]
     untested = [c for c in result.checks if c.status == "not tested"]
     if result.interrupted:
@@ -185,11 +199,13 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool) -> No
             raise typer.Exit(ExitCode.FAILED)
 
 
-def _write_evidence(out: Output, options: Any, folder: Path, result: Any) -> dict[str, Any]:
-    import json
-
+def _write_evidence(out: Output, options: Any, folder: Path, result: Any,
+                    key: Any = None) -> tuple[dict[str, Any], str | None]:
+    """results.json, report.html, junit.xml, then the manifest (signed with ``key`` when
+    given); (the summary, the signer's fingerprint or None)."""
     from ctwa.certify.evidence import SPEC_VERSION, write_manifest
     from ctwa.cli.reports import finish_run
+    from ctwa.infra.safetext import dumps_safe
     from ctwa.report.summary import new_summary
 
     checks = [c.as_dict() for c in result.checks]
@@ -208,40 +224,99 @@ def _write_evidence(out: Output, options: Any, folder: Path, result: Any) -> dic
                   for c in checks], metrics=metrics, warnings=result.warnings,
         data={"checks": checks, "scale": scale, "spec": SPEC_VERSION, "to": options.to,
               "interrupted": result.interrupted})
-    (folder / "results.json").write_text(json.dumps(summary, indent=2, default=str) + "\n",
+    (folder / "results.json").write_text(dumps_safe(summary, indent=2) + "\n",
                                          encoding="utf-8")
     finish_run(out, summary, folder / "report.html", folder / "junit.xml")
-    write_manifest(folder, result.started, result.ended)
-    return summary
+    manifest = write_manifest(folder, result.started, result.ended, key)
+    return summary, manifest.get("signer")
 
 
-def _render(out: Output, summary: dict[str, Any], folder: Path) -> None:
+def _render(out: Output, summary: dict[str, Any], folder: Path, signer: str | None) -> None:
     if out.json_mode:
         out.data({**{k: v for k, v in summary.items() if k != "data"},
-                  "checks": summary["data"]["checks"], "evidence": str(folder)})
+                  "checks": summary["data"]["checks"], "evidence": str(folder),
+                  "signer": signer})
         return
     for warning in summary["warnings"]:
         out.line(f"WARNING: {warning}", "yellow")
     for check in summary["criteria"]:
         style = {"pass": "green", "fail": "red"}.get(check["status"], "yellow")
         out.line(f"{check['status'].upper():13} {check['name']:28} {check['detail']}", style)
-    out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, exchanges.ndjson, "
-             f"manifest.json); check it with `ctwa certify verify {folder}`", "dim")
+    import shlex
+
+    where = shlex.quote(str(folder))
+    if signer:
+        out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
+                 f"exchanges.ndjson, manifest.json, signed: manifest.sig, signer.pub)", "dim")
+        out.line(f"signed by {signer}; give CleverTap this fingerprint apart from the folder, "
+                 f"and check it with `ctwa certify verify {where} --fingerprint {signer}`")
+    else:
+        out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
+                 f"exchanges.ndjson, manifest.json); check it with "
+                 f"`ctwa certify verify {where}` (unsigned: sign with --sign-key)", "dim")
+
+
+@app.command("keygen")
+def keygen(ctx: typer.Context, out_path: Annotated[Path, typer.Option(
+        "--out", metavar="FILE", help="Where to write the private key (the public key goes "
+        "beside it as FILE.pub).")] = Path("ctwa-certify.key")) -> None:
+    """Make an Ed25519 key pair to sign evidence folders with (`ctwa certify --sign-key`).
+
+    Keep the private key to yourself; give CleverTap the fingerprint (or the .pub file)
+    before you send evidence, so that `ctwa certify verify --fingerprint` proves it is yours."""
+    import shlex
+
+    from ctwa.certify.evidence import keygen as make
+
+    out: Output = ctx.obj
+    private, public, print_ = make(out_path)
+    if out.json_mode:
+        out.data({"private_key": str(private), "public_key": str(public),
+                  "fingerprint": print_})
+        return
+    out.result(print_)
+    out.say(f"private key: {private} (readable by you only; never share it)")
+    out.say(f"public key: {public}; give `ctwa certify` the option --sign-key "
+            f"{shlex.quote(str(private))} to sign its evidence")
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, folder: Annotated[Path, typer.Argument(
-        metavar="DIR", help="An evidence folder written by `ctwa certify`.")]) -> None:
-    """Check an evidence folder: every file the manifest lists, unchanged, and no other."""
+def verify(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(
+        metavar="DIR", help="An evidence folder written by `ctwa certify`.")],
+    key: Annotated[Path | None, typer.Option(
+        "--key", metavar="FILE.pub", help="Require a signature by this public key.")] = None,
+    fingerprint: Annotated[str | None, typer.Option(
+        "--fingerprint", metavar="SHA256:...",
+        help="Require a signature by the key with this fingerprint.")] = None,
+) -> None:
+    """Check an evidence folder: exactly the files ctwa certify writes, each unchanged, no
+    link or subfolder; and, when signed, the signature (--key or --fingerprint: by whom).
+
+    Unsigned, a folder that verifies proves integrity against accidents, not against its
+    author: anyone can rewrite it and its manifest."""
     from ctwa.certify.evidence import verify as check
 
     out: Output = ctx.obj
-    manifest = check(folder)
+    if key is not None and fingerprint is not None:
+        raise InputError("give --key or --fingerprint, not both")
+    manifest = check(folder, key, fingerprint)
+    signed = manifest["signed"]
     if out.json_mode:
         out.data({"ok": True, **manifest})
         return
     out.result(f"ok: {len(manifest['sha256'])} file(s) match the manifest (ctwa "
                f"{manifest['ctwa_version']}, {manifest['spec']})")
+    if signed is None:
+        out.warn("the folder is not signed: this proves it was not damaged by accident, not "
+                 "who wrote it (anyone can rewrite it and its manifest)")
+    elif signed["trusted"]:
+        out.result(f"signed by {signed['fingerprint']}, as required")
+    else:
+        out.warn(f"signed by {signed['fingerprint']}, with the key in the folder itself: "
+                 "compare that fingerprint with the one the BSP gave you, or pass "
+                 "--fingerprint / --key")
 
 
 def register(root: typer.Typer) -> None:

@@ -28,6 +28,28 @@ BLACKLISTED = "919000000006"  # accepted, then a failed DLR with 1006
 
 
 @dataclass
+class StoryOutput(Output):
+    """The demo's story (steps, commands, what each reported) is its result: on stdout, whole
+    lines; its progress (the sandbox starting, the time taken) on stderr. With --json, where
+    stdout holds the one JSON document, the story joins the progress on stderr."""
+
+    story_to_stdout: bool = True
+
+    def say(self, text: str, style: str | None = None) -> None:
+        if self.story_to_stdout:
+            self.line(text, style)
+        else:
+            super().say(text, style)
+
+    def progress(self, text: str, style: str | None = None) -> None:
+        super().say(text, style)
+
+
+def _progress(out: Output, text: str, style: str | None = None) -> None:
+    (out.progress if isinstance(out, StoryOutput) else out.say)(text, style)
+
+
+@dataclass
 class Outcome:
     exit_code: int
     data: Any
@@ -103,8 +125,8 @@ def run_demo(out: Output, folder: Path) -> dict[str, Any]:
                "CTWA_PASSCODE": secrets["passcode"], "CTWA_PROFILE": "",
                "NO_COLOR": os.environ.get("NO_COLOR", "")}
         demo = Demo(out, env, folder, examples)
-        out.say(f"sandbox on {box.base_url}: mock BSP, vendor and CleverTap; "
-                f"scratch folder {folder}", "bold")
+        _progress(out, f"sandbox on {box.base_url}: mock BSP, vendor and CleverTap; "
+                  f"scratch folder {folder}", "bold")
 
         demo.step("A throwaway profile for the sandbox (secrets come from the environment)")
         made = demo.run("profile", "add", "demo", "--endpoint", urls["bsp_endpoint"],
@@ -314,7 +336,8 @@ def demo(
 ) -> None:
     """Walk through the whole integration against the embedded sandbox, offline."""
     out: Output = ctx.obj
-    human = Output(json_mode=False, verbose=False, debug=out.debug)
+    human = StoryOutput(json_mode=False, verbose=False, debug=out.debug,
+                        story_to_stdout=not out.json_mode)
     folder = Path(tempfile.mkdtemp(prefix="ctwa-demo-"))
     started = time.monotonic()
     try:
@@ -323,7 +346,7 @@ def demo(
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
     elapsed = round(time.monotonic() - started, 1)
-    human.say(f"\ndemo finished in {elapsed} s", "bold")
+    human.progress(f"\ndemo finished in {elapsed} s", "bold")
     if out.json_mode:
         out.data({**results, "elapsed": elapsed})
 

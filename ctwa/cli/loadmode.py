@@ -121,7 +121,8 @@ def export_locust(out: Output, payload: Any, endpoint: Any, timeout: float, dead
     out.say("next (pip install 'ctwa[locust]'" + (f"; export {env} on every process" if env
                                                  else "") + "):", "dim")
     out.line(f"locust -f {folder}/locustfile.py --headless --processes 2 -u {users} "
-             f"-r {users} -t 60s --ctwa-json run.json --ctwa-report run.html")
+             f"-r {users} -t 60s --stop-timeout 10 --ctwa-json run.json "
+             "--ctwa-report run.html")
 
 
 def run_load_mode(out: Output, payload: Any, endpoint: Any, timeout: float, deadline: float,

@@ -2,18 +2,21 @@
 
 ``--json`` prints exactly one JSON document on stdout and nothing else there; messages and
 errors always go to stderr (rich, which honours ``NO_COLOR`` and plain pipes). Every string
-passes through :func:`ctwa.infra.masking.scrub` on its way out, so a secret never reaches a terminal
-or a log file whatever path it took.
+passes through :func:`ctwa.infra.safetext.safe_text` on its way out: masked (a secret never
+reaches a terminal or a log file whatever path it took), control characters escaped (no ESC or
+OSC sequence from a remote reaches the terminal), lone surrogates replaced, and Rich markup
+escaped. The ``--json`` document is masked on its values, before it is serialised, and every
+control character and lone surrogate in it is a JSON escape: it always parses back, to the
+very names a later command takes.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ctwa.infra.masking import scrub
+from ctwa.infra.safetext import dumps_safe, safe_text
 
 #: The width results are laid out at when stdout is a pipe or a file: wide enough never to cut.
 PIPE_WIDTH = 10_000
@@ -28,6 +31,35 @@ def problem_line(problem: Any) -> tuple[str, str]:
     hint = f" -> {problem.hint}" if problem.hint else ""
     style = "red" if problem.severity == "error" else "yellow"
     return f"{problem.path}: {problem.severity}: {problem.message}{hint}{errata}", style
+
+
+def shown(text: str) -> str:
+    """A text fit for the terminal: masked, lone surrogates replaced, control characters
+    escaped (line breaks and tabs kept), never cut."""
+    return safe_text(text, limit=None)
+
+
+def as_text(renderable: Any) -> Any:
+    """A string as a ``rich.text.Text`` made safe (a name like ``a[/x]`` is text, not Rich
+    markup that would stop the command); other renderables as they are."""
+    if isinstance(renderable, str):
+        from rich.text import Text
+
+        return Text(shown(renderable))
+    return renderable
+
+
+def safe_table(table: Any) -> None:
+    """Every string of a ``rich.table.Table`` (title, headers, cells) turned into safe text:
+    cells hold names, statuses and URLs from remotes and users, never markup."""
+    from rich.table import Table
+
+    if not isinstance(table, Table):
+        return
+    table.title = as_text(table.title) if table.title is not None else None
+    for column in table.columns:
+        column.header = as_text(column.header)
+        column._cells = [as_text(cell) for cell in column._cells]
 
 
 @dataclass
@@ -68,12 +100,13 @@ class Output:
         """One line of a result for people (a lint verdict, a list entry), on stdout, whole."""
         from rich.markup import escape
 
-        body = escape(scrub(text))
+        body = escape(shown(text))
         self.stdout.print(f"[{style}]{body}[/]" if style else body, soft_wrap=True)
 
     def result(self, *renderables: Any) -> None:
-        """A result for people, on stdout, wrapped at the width (never cut)."""
-        self.stdout.print(*renderables, soft_wrap=False)
+        """A result for people, on stdout, wrapped at the width (never cut); a string is
+        shown as text (never as Rich markup), made safe."""
+        self.stdout.print(*map(as_text, renderables), soft_wrap=False)
 
     def preview_width(self) -> int:
         """The terminal's width when stdout is one, else 60 (a phone-like message)."""
@@ -81,18 +114,21 @@ class Output:
 
     def table(self, table: Any) -> None:
         """A result table on stdout, every cell whole (no wrapping, no ellipsis)."""
+        safe_table(table)
         for column in table.columns:
             column.no_wrap, column.overflow = True, "ignore"
         self.stdout.print(table, crop=False)
 
     def print(self, *renderables: Any) -> None:
-        """Rich renderables (tables, panels) for people, on stderr."""
-        self.console.print(*renderables)
+        """Rich renderables (tables, panels) for people, on stderr; strings as text."""
+        for renderable in renderables:
+            safe_table(renderable)
+        self.console.print(*map(as_text, renderables))
 
     def say(self, text: str, style: str | None = None) -> None:
         from rich.markup import escape
 
-        body = escape(scrub(text))
+        body = escape(shown(text))
         self.console.print(f"[{style}]{body}[/]" if style else body)
 
     def log(self, text: str, style: str | None = None) -> None:
@@ -106,7 +142,7 @@ class Output:
             return
         import sys
 
-        sys.stderr.write(scrub(text) + "\n")
+        sys.stderr.write(shown(text) + "\n")
 
     def success(self, text: str) -> None:
         self.say(text, "green")
@@ -124,6 +160,5 @@ class Output:
 
     def data(self, payload: Any) -> None:
         """The one JSON document of ``--json`` mode, on stdout."""
-        text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
-        sys.stdout.write(scrub(text) + "\n")
+        sys.stdout.write(dumps_safe(payload, indent=2) + "\n")
         sys.stdout.flush()

@@ -3,6 +3,8 @@
 Previews wrap, never cut: every word of a 1,024-character body is shown, whatever the width.
 Rich measures each character's cells (emoji take two), so borders stay straight with emoji and
 Arabic alike; the caller prints with ``soft_wrap=False`` so long lines fold inside the frame.
+Every text comes from a template file (a vendor's, as imported): it is shown as text, never
+as Rich markup, with control characters escaped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from ctwa.cli.output import shown
 from ctwa.wire.meta import PLACEHOLDER, MetaComponent, MetaTemplate
 
 _MEDIA_LABELS = {"IMAGE": "[image]", "VIDEO": "[video]", "DOCUMENT": "[document]",
@@ -27,15 +30,15 @@ def _highlight(text: str, values: dict[str, str]) -> Text:
     out = Text()
     last = 0
     for match in PLACEHOLDER.finditer(text):
-        out.append(text[last:match.start()])
+        out.append(shown(text[last:match.start()]))
         key = match.group(1)
         key = str(int(key)) if key.isdecimal() else key
         if key in values:
-            out.append(values[key], style="bold")
+            out.append(shown(values[key]), style="bold")
         else:
-            out.append(match.group(0), style="reverse")
+            out.append(shown(match.group(0)), style="reverse")
         last = match.end()
-    out.append(text[last:])
+    out.append(shown(text[last:]))
     return out
 
 
@@ -43,7 +46,7 @@ def _buttons(comp: MetaComponent) -> list[RenderableType]:
     rows: list[RenderableType] = []
     for button in comp.buttons or []:
         icon = _BUTTON_ICONS.get(button.type.upper(), f"{button.type} ")
-        label = Text(f"{icon}{button_label(button.type, button.text)}", justify="center",
+        label = Text(shown(f"{icon}{button_label(button.type, button.text)}"), justify="center",
                      style="cyan")
         rows.append(Panel(label, padding=(0, 1), border_style="cyan"))
     return rows
@@ -74,15 +77,16 @@ def _parts(components: list[MetaComponent], values: dict[str, str],
                 title.stylize("bold")
                 parts.append(title)
             else:
-                parts.append(Text(_MEDIA_LABELS.get(fmt, f"[{fmt.lower()}]"), style="magenta"))
+                parts.append(Text(shown(_MEDIA_LABELS.get(fmt, f"[{fmt.lower()}]")),
+                                  style="magenta"))
         elif kind == "BODY":
             parts.append(_highlight(comp.text or "", values))
         elif kind == "FOOTER":
-            parts.append(Text(comp.text or "", style="dim"))
+            parts.append(Text(shown(comp.text or ""), style="dim"))
         elif kind == "LIMITED_TIME_OFFER":
             offer: dict[str, Any] = comp.limited_time_offer or {}
             note = " (expires)" if offer.get("has_expiration") else ""
-            parts.append(Text(f"limited-time offer: {offer.get('text', '')}{note}",
+            parts.append(Text(shown(f"limited-time offer: {offer.get('text', '')}{note}"),
                               style="bold yellow"))
         elif kind == "BUTTONS":
             parts += _buttons(comp)
@@ -94,7 +98,7 @@ def _parts(components: list[MetaComponent], values: dict[str, str],
                            width=card_width) for i, card in enumerate(comp.cards or [])]
             parts.append(Columns(cards))
         else:
-            parts.append(Text(f"[{comp.type}]", style="dim"))
+            parts.append(Text(shown(f"[{comp.type}]"), style="dim"))
     return parts
 
 
@@ -104,7 +108,8 @@ def render_template(template: MetaTemplate, values: dict[str, str],
     the output is not a terminal); text wraps inside the frame."""
     subtitle = " ".join(x for x in (template.category, template.status) if x)
     return Panel(Group(*_parts(template.components, values, width)),
-                 title=f"{template.name} ({template.language})", subtitle=subtitle or None,
+                 title=Text(shown(f"{template.name} ({template.language})")),
+                 subtitle=Text(shown(subtitle)) if subtitle else None,
                  border_style="green", width=width)
 
 

@@ -19,15 +19,13 @@ JunitOpt = Annotated[Path | None, typer.Option(
 
 
 def check_report_paths(*paths: Path | None) -> None:
-    """Before the run: a report that cannot be written is said now, not after ten minutes."""
-    for path in paths:
-        if path is None:
-            continue
-        folder = path.parent
-        if not folder.is_dir():
-            raise InputError(f"{path}: the folder {folder} does not exist")
-        if path.is_dir():
-            raise InputError(f"{path}: is a folder", hint="give a file name")
+    """Before the run: a report that cannot be written is said now, not after ten minutes
+    (nor written over the store)."""
+    from ctwa.infra.outputs import check_outputs
+
+    names = ("--report", "--junit")  # the order every command passes them in
+    check_outputs({names[i] if i < len(names) else f"output {i + 1}": path
+                   for i, path in enumerate(paths)})
 
 
 def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
@@ -49,6 +47,9 @@ def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
 
 def write_reports(out: Output, summary: dict[str, Any], report: Path | None,
                   junit: Path | None) -> None:
+    from ctwa.report.summary import safe_summary
+
+    summary = safe_summary(summary)  # a run kept by an older ctwa is made safe here too
     if report is not None:
         from ctwa.report.html import render
 
@@ -86,7 +87,7 @@ def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(
     from ctwa.store.db import Store
 
     out: Output = ctx.obj
-    with Store() as store:
+    with Store(readonly=True) as store:
         runs = store.runs(limit)
     if out.json_mode:
         out.data(runs)
@@ -116,7 +117,7 @@ def report_diff(
 
     out: Output = ctx.obj
     thresholds = parse_thresholds(max_regression)
-    with Store() as store:
+    with Store(readonly=True) as store:
         first, second = resolve(base, store), resolve(new, store)
     rows = compare(first, second, thresholds)
     regressed = [row for row in rows if row.regressed]
@@ -161,7 +162,7 @@ def report_render(
     if report is None and junit is None:
         raise InputError("nothing to write", hint="give --report FILE.html and/or --junit FILE")
     check_report_paths(report, junit)
-    with Store() as store:
+    with Store(readonly=True) as store:
         kept = store.run(run)
     if kept is None:
         raise InputError(f"no run {run!r} in the store", hint="`ctwa runs list` shows them")

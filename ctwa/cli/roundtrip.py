@@ -54,15 +54,16 @@ def store_path() -> Any:
 
 
 @contextlib.contextmanager
-def listening(out: Output, flags: AwaitFlags) -> Iterator[None]:
+def listening(out: Output, flags: AwaitFlags, endpoint: str | None = None) -> Iterator[None]:
     """A listener for the wait, up before anything is sent (callbacks can come within
-    milliseconds); nothing when not awaiting."""
+    milliseconds); nothing when not awaiting. ``endpoint``: where the messages go (a ctwa
+    sandbox calls back to itself)."""
     if not flags.active:
         yield
         return
     from ctwa.roundtrip.waiting import listener_for
 
-    with listener_for(flags.listen, store_path(), out.say):
+    with listener_for(flags.listen, store_path(), out.say, endpoint):
         yield
 
 
@@ -86,6 +87,7 @@ def record_send(out: Output, result: Any, at: float) -> str | None:
 def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
                  send: dict[str, Any]) -> int:
     """Wait for one message's callbacks, print its timeline; the exit code."""
+    from ctwa.roundtrip.record import message_kind
     from ctwa.roundtrip.story import callback_events
     from ctwa.roundtrip.waiting import round_trip, wait_for
     from ctwa.store.db import Store
@@ -97,7 +99,9 @@ def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
                                expected=1, on_progress=_progress(out, flags))
         except KeyboardInterrupt:  # Ctrl-C: show what did arrive
             reached, interrupted = False, True
-        trip = round_trip(store, {msg_id: sent_at}, flags.until, sent_at, time.time())
+        payload = (send.get("request") or {}).get("body")
+        trip = round_trip(store, {msg_id: sent_at}, flags.until, sent_at, time.time(),
+                          kinds={msg_id: message_kind(payload)}, where=_where(flags))
         events = callback_events(store, msg_id, sent_at)
     if out.json_mode:
         out.data({**send, "msgId": msg_id, "reached": reached, "interrupted": interrupted,
@@ -110,16 +114,35 @@ def await_single(out: Output, msg_id: str, sent_at: float, flags: AwaitFlags,
         if not events:
             out.line("  (none)", "dim")
         _anomaly_lines(out, trip)
+        diagnosis_lines(out, trip.diagnoses)
     if interrupted:
         out.say(f"interrupted while waiting; `ctwa trace {msg_id}` shows the callbacks that "
                 "arrive later (while a listener keeps them)", "bold")
         return ExitCode.INTERRUPTED
     if not reached:
+        from ctwa.roundtrip.diagnose import line
+
+        why = "; ".join(line(d) for d in trip.diagnoses[:1])
         out.error(f"no {flags.until} status for {msg_id} within {flags.timeout:g} s"
-                  + ("" if events else "; nothing arrived: check the BSP's callback URL points "
-                     f"at {flags.listen} (or a public URL that reaches it)"))
+                  + (f"; {why}" if why else ""))
         return ExitCode.FAILED
     return ExitCode.FAILED if trip.problems else ExitCode.OK
+
+
+def _where(flags: AwaitFlags) -> str:
+    from ctwa.roundtrip.waiting import parse_listen
+
+    host, port = parse_listen(flags.listen)
+    return f"http://{host}:{port}"
+
+
+def diagnosis_lines(out: Output, diagnoses: list[dict[str, Any]]) -> None:
+    """Each cause the callbacks show: what was seen, what it means, what to change."""
+    for diagnosis in diagnoses:
+        style = "yellow" if diagnosis["cause"] == "warning" else "red"
+        out.line(f"DIAGNOSIS {diagnosis['seen']}", style)
+        out.line(f"  means: {diagnosis['meaning']}")
+        out.line(f"  fix:   {diagnosis['fix']}")
 
 
 def _progress(out: Output, flags: AwaitFlags) -> Any:
@@ -141,7 +164,11 @@ def _event_line(out: Output, event: dict[str, Any]) -> None:
     if event["kind"] == "inbound":
         what = f"reply ({event['status']})"
     code = f" {event['code']}" if event["code"] is not None else ""
-    verdict = "valid" if event["valid"] else "INVALID: " + "; ".join(problems[:3])
+    errors = [p for p in problems if not p.startswith("warning: ")]
+    warnings = [p for p in problems if p.startswith("warning: ")]
+    verdict = "valid" if event["valid"] else "INVALID: " + "; ".join(errors[:3])
+    if warnings:
+        verdict += " (" + "; ".join(warnings[:2]) + ")"
     out.line(f"  +{event['after_ms']:>9,.0f} ms  {what}{code}  {event['route']}  {verdict}",
              None if event["valid"] else "red")
 
@@ -220,10 +247,14 @@ def render_round_trip(out: Output, trip: dict[str, Any]) -> None:
                      + " / ".join(f"{figures[k]:g}" for k in ("p50", "p90", "p99", "max")))
     out.line(f"  reached {trip['until']} (or failed): {trip['complete']:,} of "
              f"{trip['accepted']:,}; inbound replies: {trip['replies']:,}")
+    if trip.get("only_invalid"):
+        out.line(f"  of the {furthest['none']:,} that reached no status, "
+                 f"{trip['only_invalid']:,} got only invalid callbacks")
     for kind, count in trip["anomalies"].items():
         example = trip["examples"].get(kind, [""])[0]
         out.line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
                  + (f", e.g. {example}" if example else ""), "red")
+    diagnosis_lines(out, trip.get("diagnoses", []))
     if not trip["anomalies"]:
         out.line("PASS: every accepted message's callbacks came back in order, in CleverTap's "
                  "format", "green")
@@ -246,7 +277,7 @@ def trace(
     out: Output = ctx.obj
     if (msg_id is None) == (not last):
         raise InputError("give a MSGID or --last", hint="e.g. `ctwa trace --last`")
-    with Store() as store:
+    with Store(readonly=True) as store:
         told = story(store, msg_id, last=last)
     if out.json_mode:
         out.data(told)
@@ -270,6 +301,7 @@ def trace(
         _event_line(out, event)
     if not told["callbacks"]:
         out.line("  no callback has arrived for it", "yellow")
+    diagnosis_lines(out, told.get("diagnoses", []))
 
 
 def _when(at: float) -> str:
@@ -288,7 +320,7 @@ def store_info(ctx: typer.Context) -> None:
     from ctwa.store.db import Store
 
     out: Output = ctx.obj
-    with Store() as store:
+    with Store(readonly=True) as store:
         info = store.info()
     if out.json_mode:
         out.data(info)

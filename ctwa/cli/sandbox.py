@@ -1,4 +1,5 @@
-"""``ctwa sandbox``: the mock BSP, vendor and CleverTap on 127.0.0.1, until Ctrl-C."""
+"""``ctwa sandbox``: the mock BSP, vendor, CleverTap and Meta Cloud API on 127.0.0.1, until
+Ctrl-C."""
 
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +42,9 @@ FILE_KEYS: dict[str, type | tuple[type, ...]] = {
     "host": str, "port": int, "latency": (str, int, float), "fail": dict,
     "max-concurrency": int, "reply-rate": (int, float), "templates": str, "status-url": str,
     "inbound-url": str, "misbehave": (str, list), "simulate-user": bool,
+    "meta-webhook-url": str, "meta-mps": (int, float), "meta-tap-prefix": (str, list),
+    "meta-window": str, "meta-fail": dict, "meta-latency": (str, int, float),
+    "meta-batch": int, "meta-fault": dict,
 }
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "a mapping",
                list: "a list", bool: "true or false"}
@@ -74,7 +78,83 @@ def _settings_from_file(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}: max-concurrency must be at least 1")
     if "reply-rate" in data and not 0 <= data["reply-rate"] <= 1:
         raise InputError(f"{path}: reply-rate must be between 0 and 1")
+    if "meta-mps" in data and data["meta-mps"] < 0:
+        raise InputError(f"{path}: meta-mps must be 0 (no limit) or more")
+    if "meta-batch" in data and not 1 <= data["meta-batch"] <= 1000:
+        raise InputError(f"{path}: meta-batch must be between 1 and 1000")
     return data
+
+
+def _meta_fail_rates(values: list[str]) -> dict[int, float]:
+    """``--meta-fail CODE=RATE``: a share of sends failed with a Meta code the mock knows."""
+    from ctwa.wire.cloudapi import ERRORS
+
+    rates: dict[int, float] = {}
+    for raw in values:
+        code, sep, rate = raw.partition("=")
+        try:
+            number, probability = int(code), float(rate)
+        except ValueError:
+            number, probability = 0, -1.0
+        if not sep or number not in ERRORS or not 0 <= probability <= 1:
+            raise InputError(f"--meta-fail {raw!r}: write CODE=RATE with a Meta error code, "
+                             "e.g. 131026=0.05", hint="codes: " + ", ".join(
+                                 str(c) for c in sorted(ERRORS)))
+        rates[number] = probability
+    return rates
+
+
+def _meta_faults(values: list[str]) -> dict[str, float]:
+    """``--meta-fault NAME=RATE``: a share of sends hit by one of the mock's faults."""
+    from ctwa.sandbox.meta.mock import FAULTS
+
+    faults: dict[str, float] = {}
+    for raw in values:
+        name, sep, rate = raw.partition("=")
+        try:
+            probability = float(rate)
+        except ValueError:
+            probability = -1.0
+        if not sep or name.strip() not in FAULTS or not 0 <= probability <= 1:
+            raise InputError(f"--meta-fault {raw!r}: write NAME=RATE, e.g. html=0.05",
+                             hint="faults: " + "; ".join(f"{k} ({v})" for k, v in
+                                                         FAULTS.items()))
+        faults[name.strip()] = probability
+    return faults
+
+
+def _meta_settings(pick: Any, options: dict[str, Any], given: Any, *, webhook_url: str | None,
+                   mps: float, tap_prefix: list[str] | None, window: str,
+                   fail: list[str] | None, latency: str | None, batch: int,
+                   simulated_user: bool, fault: list[str] | None = None) -> Any:
+    """The mock Cloud API's settings: flags, then the config file, then defaults; its token,
+    app secret and verify token from CTWA_META_TOKEN / CTWA_META_APP_SECRET /
+    CTWA_META_VERIFY_TOKEN when set (never argv)."""
+    import os
+
+    from ctwa.infra import envvars
+    from ctwa.sandbox.meta import MetaSettings
+
+    window = str(pick("meta_window", window))
+    if window not in ("open", "strict"):
+        raise InputError(f"--meta-window {window!r}: open or strict")
+    prefixes = tap_prefix if given("meta_tap_prefix") else options.get("meta-tap-prefix")
+    prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes or [])
+    fails = fail if given("meta_fail") or "meta-fail" not in options else [
+        f"{k}={v}" for k, v in options["meta-fail"].items()]
+    faults = fault if given("meta_fault") or "meta-fault" not in options else [
+        f"{k}={v}" for k, v in options["meta-fault"].items()]
+    defaults = MetaSettings()
+    return MetaSettings(
+        faults=_meta_faults(faults or []),
+        token=os.environ.get(envvars.META_TOKEN) or defaults.token,
+        app_secret=os.environ.get(envvars.META_APP_SECRET) or defaults.app_secret,
+        verify_token=os.environ.get(envvars.META_VERIFY_TOKEN) or None,
+        webhook_url=pick("meta_webhook_url", webhook_url), mps=float(pick("meta_mps", mps)),
+        tap_prefixes=tuple(str(p) for p in prefixes), window=window,
+        fail_rates=_meta_fail_rates(fails or []),
+        latency=_latency(str(pick("meta_latency", latency) or "") or None),
+        webhook_batch=int(pick("meta_batch", batch)), simulated_user=simulated_user)
 
 
 def _fault_names() -> tuple[str, ...]:
@@ -116,20 +196,53 @@ def sandbox(
         "--inbound-url", metavar="URL",
         help="Where the mock BSP sends replies (default: the sandbox's own CleverTap).")] = None,
     misbehave: Annotated[list[str] | None, typer.Option(
-        "--misbehave", metavar="FAULT[,FAULT...]",
+        "--misbehave", metavar="FAULT[=SHARE][,...]",
         autocompletion=lambda: list(_fault_names()),
-        help="Make the mock BSP wrong the way real ones are: slow, late-dlr, no-dlr, no-read, "
-        "duplicate-dlr, out-of-order, meta-format, wrong-msgid, no-context, bad-codes.")]
+        help="Make the mock BSP wrong the way real ones are, on a share of messages "
+        "(wrong-msgid=10%): slow, slow-ceiling=N, late-dlr, no-dlr, no-read, duplicate-dlr, "
+        "out-of-order, meta-format, wrong-msgid, no-msgid-dlr, no-context, bad-codes, "
+        "wrong-codes, date-timestamps, wrapped-callbacks, bad-callback-query, "
+        "accept-then-drop, empty-200, no-auth, validation-error (README lists each).")]
     = None,
     no_store: Annotated[bool, typer.Option(
         "--no-store", help="Do not keep the callbacks its CleverTap receives in the store.")]
     = False,
     simulate_user: Annotated[bool, typer.Option(
         "--simulate-user", help="A user behind every number who replies to each template "
-        "with every message kind and taps its link buttons (for `ctwa certify`).")] = False,
+        "with every message kind and taps its link buttons (for `ctwa certify`), on the mock "
+        "BSP and the mock Cloud API.")] = False,
+    meta_webhook_url: Annotated[str | None, typer.Option(
+        "--meta-webhook-url", metavar="URL", help="Where the mock Cloud API posts its signed "
+        "webhooks (the bridge's /webhook); none are sent without it.")] = None,
+    meta_mps: Annotated[float, typer.Option(
+        "--meta-mps", min=0.0, help="Messages/s the mock Cloud API takes before it answers "
+        "130429 (Meta's default throughput is 80; 0: no limit).")] = 80.0,
+    meta_tap_prefix: Annotated[list[str] | None, typer.Option(
+        "--meta-tap-prefix", metavar="URL", help="The simulated user taps URL buttons whose "
+        "URL starts so (the bridge's public URL and /c/); repeatable.")] = None,
+    meta_window: Annotated[str, typer.Option(
+        "--meta-window", metavar="open|strict", help="The 24-hour window for non-template "
+        "messages: open for every number (but those ending 0047), or strict: only after the "
+        "user wrote (else 131047).")] = "open",
+    meta_fail: Annotated[list[str] | None, typer.Option(
+        "--meta-fail", metavar="CODE=RATE", help="Fail a share of sends with a Meta error "
+        "code, e.g. 131026=0.05 or 130429=0.1 (repeatable).")] = None,
+    meta_latency: Annotated[str | None, typer.Option(
+        "--meta-latency", help="Mock Cloud API answer delay: 50ms, or a range 20ms-80ms.")]
+    = None,
+    meta_batch: Annotated[int, typer.Option(
+        "--meta-batch", min=1, max=1000, help="Updates per webhook POST at most, when they "
+        "queue up (Meta batches under load; 1: one per POST always).")] = 100,
+    meta_fault: Annotated[list[str] | None, typer.Option(
+        "--meta-fault", metavar="NAME=RATE", help="Hit a share of sends with a fault: html "
+        "(502 HTML page), hang (sent, answered after 30 s), slow (answered after 2 s), 500 "
+        "(131000); e.g. html=0.05 (repeatable).")] = None,
 ) -> None:
-    """Run a mock BSP endpoint, vendor template endpoint and CleverTap (upload API and
-    callback URLs) on one port, printing each URL and credential, until Ctrl-C."""
+    """Run a mock BSP endpoint, vendor template endpoint, CleverTap (upload API and callback
+    URLs) and Meta's WhatsApp Cloud API on one port, printing each URL and credential, until
+    Ctrl-C. The mock Cloud API's token and app secret come from CTWA_META_TOKEN and
+    CTWA_META_APP_SECRET when set; with CTWA_META_VERIFY_TOKEN it first verifies the webhook
+    URL as Meta does (hub.challenge)."""
     from ctwa.sandbox.bsp import FAULTS, BspSettings
     from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
@@ -144,12 +257,13 @@ def sandbox(
     fail_given = fail if _given(ctx, "fail") or "fail" not in options else [
         f"{k}={v}" for k, v in options["fail"].items()]
     file_templates = options.get("templates")
-    from ctwa.sandbox.bsp import check_faults
+    from ctwa.sandbox.bsp import parse_faults
 
     faults = (misbehave if _given(ctx, "misbehave") else options.get("misbehave")) or []
+    names, shares = parse_faults([faults] if isinstance(faults, str) else
+                                 [str(f) for f in faults])
     bsp = BspSettings(latency=_latency(str(pick("latency", latency) or "") or None),
-                      misbehave=check_faults([faults] if isinstance(faults, str) else
-                                             [str(f) for f in faults]),
+                      misbehave=names, shares=shares,
                       simulated_user=bool(pick("simulate_user", simulate_user)),
                       fail_rates=_fail_rates(fail_given or []),
                       max_concurrency=int(pick("max_concurrency", max_concurrency)),
@@ -159,13 +273,21 @@ def sandbox(
     settings = SandboxSettings(host=pick("host", host), port=int(pick("port", port)), bsp=bsp,
                                templates=templates if _given(ctx, "templates") or not
                                file_templates else Path(file_templates),
-                               store_callbacks=not no_store)
+                               store_callbacks=not no_store,
+                               meta=_meta_settings(
+                                   pick, options, lambda name: _given(ctx, name),
+                                   webhook_url=meta_webhook_url, mps=meta_mps,
+                                   tap_prefix=meta_tap_prefix, window=meta_window,
+                                   fail=meta_fail, latency=meta_latency, batch=meta_batch,
+                                   simulated_user=bsp.simulated_user, fault=meta_fault))
     from ctwa.infra.ports import check_port_free
 
     check_port_free(settings.host, settings.port)
     running = RunningSandbox(settings)
     with running as box:
         urls, secrets = box.urls(), box.credentials()
+        secrets.update(meta_token=_shown(secrets["meta_token"], "token"),
+                       meta_app_secret=_shown(secrets["meta_app_secret"], "app_secret"))
         if out.json_mode:
             out.data({"urls": urls, "credentials": secrets})
         else:
@@ -176,9 +298,18 @@ def sandbox(
                     f"   vendor token {secrets['vendor_token']}")
             out.say(f"  CleverTap account  {secrets['account_id']}   passcode "
                     f"{secrets['passcode']}")
+            meta = settings.meta
+            out.say(f"  Meta Cloud API     phone number id {meta.phone_number_id}   WABA id "
+                    f"{meta.waba_id}   {meta.mps:g} mps")
+            out.say(f"  Meta token         {secrets['meta_token']}   app secret "
+                    f"{secrets['meta_app_secret']}")
+            out.say(f"  Meta webhooks to   {meta.webhook_url or '(none: --meta-webhook-url)'}"
+                    + ("   verified first (CTWA_META_VERIFY_TOKEN)" if meta.verify_token
+                       else ""))
             if bsp.misbehave:
-                out.say("  misbehaving: " + "; ".join(f"{name} ({FAULTS[name]})"
-                                                      for name in bsp.misbehave), "yellow")
+                out.say("  misbehaving: " + "; ".join(
+                    f"{name}" + (f"={bsp.shares[name]:g}" if name in bsp.shares else "")
+                    + f" ({FAULTS[name]})" for name in bsp.misbehave), "yellow")
             out.say("next, in another terminal (the sandbox's secrets are not secret):", "dim")
             out.line(profile_command(urls, secrets))
         try:
@@ -186,6 +317,16 @@ def sandbox(
                 running.thread.join(timeout=0.5)
         except KeyboardInterrupt:
             out.say("stopping the sandbox")
+
+
+def _shown(value: str, name: str) -> str:
+    """A sandbox default is shown; a value from the environment is not."""
+    from ctwa.infra import envvars
+    from ctwa.sandbox.meta import MetaSettings
+
+    if value == getattr(MetaSettings(), name):
+        return value
+    return f"(from {envvars.META_TOKEN if name == 'token' else envvars.META_APP_SECRET})"
 
 
 def profile_command(urls: dict[str, str], secrets: dict[str, str]) -> str:

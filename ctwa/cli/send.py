@@ -111,13 +111,15 @@ def _finish(out: Output, awaiting: AwaitFlags, body: Any, warnings: list[str], d
     from ctwa.wire.outbound import is_wrapped
 
     target = endpoint()
+    for note in target.notes:  # which profile values the options given overrode
+        out.trace(note)
     wrapped = is_wrapped(body)
     if load.export_locust is not None:
         from ctwa.cli.loadmode import export_locust
 
         export_locust(out, body, target, timeout, deadline, load, to, wrapped)
         return
-    with listening(out, awaiting):
+    with listening(out, awaiting, target.url):
         if load.active:
             for warning in warnings:
                 out.warn(warning)
@@ -126,13 +128,23 @@ def _finish(out: Output, awaiting: AwaitFlags, body: Any, warnings: list[str], d
         _deliver_and_report(out, body, target, timeout, deadline, warnings, awaiting)
 
 
-def _waba(waba: str | None, profile: Any) -> str:
+#: wabaNumber in a dry run's payload when neither --waba nor the profile gives one.
+WABA_PLACEHOLDER = "<placeholder: pass --waba NUMBER>"
+
+
+def _waba(waba: str | None, profile: Any, dry_run: bool = False,
+          warnings: list[str] | None = None) -> str:
     from ctwa.wire.numbers import check_phone
 
     value = check_phone(waba, "--waba") if waba else profile.waba_number
+    if not value and dry_run:  # a dry run shows the payload; a send needs the number
+        if warnings is not None:
+            warnings.append(f"no --waba given (nor in the profile): wabaNumber is the "
+                            f"placeholder {WABA_PLACEHOLDER!r}; a send needs --waba NUMBER")
+        return WABA_PLACEHOLDER
     if not value:
         raise ConfigError("no WhatsApp Business number given",
-                          hint="pass --waba or set it with `ctwa profile add NAME --waba ...`")
+                          hint="pass --waba or set it with `ctwa profile add NAME --waba NUMBER`")
     return value
 
 
@@ -154,6 +166,10 @@ def _deliver_and_report(out: Output, payload: Any, endpoint: Any, timeout: float
             _render(out, result)
         code = await_single(out, msg_id, sent_at, awaiting, result.as_dict())
         raise typer.Exit(code or result.exit_code)
+    if awaiting.active:
+        out.warn("not waiting for callbacks: the message was not accepted, so CleverTap "
+                 "would not count any for it" + (f" ({result.verdict.summary})"
+                                                 if msg_id else " (it has no msgId)"))
     if out.json_mode:
         out.data(result.as_dict())
     else:
@@ -218,6 +234,16 @@ def _template_params(params_file: Path | None, var: list[str], header_var: list[
         props=p.parse_props(prop),
     )
     return base.overlay(flags)
+
+
+def _refuse_unused(source: str, given: dict[str, Any]) -> None:
+    """Options the chosen source does not use are an error naming them, never ignored."""
+    unused = [name for name, value in given.items() if value not in (None, False, [], ())]
+    if unused:
+        raise InputError(f"{source} does not use {', '.join(unused)}: "
+                         f"{'it is' if len(unused) == 1 else 'they are'} not applied to what "
+                         "it sends", hint="leave them out, or send a template (--template or "
+                         "--template-file) to fill parameters")
 
 
 def _load_template(name: str | None, language: str | None, file: Path | None,
@@ -342,6 +368,18 @@ def send_template(
         to = recipients(to, to_file)[0]
     profile_name, profile = _profile(out)
     warnings: list[str] = []
+    if payload is not None or sample is not None:
+        _refuse_unused("--payload" if payload is not None else f"--sample {sample}", {
+            "--params": params_file, "--var": var, "--header-var": header_var,
+            "--header-media": header_media, "--header-filename": header_filename,
+            "--location": location, "--button": button, "--coupon": coupon,
+            "--offer-expires": offer_expires, "--prop": prop, "--examples": examples,
+            "--language": language, "--library": library,
+            "--allow-unapproved": allow_unapproved,
+            "--no-lint": no_lint if sample is not None else None})
+    elif no_lint or (library is not None and template_file is not None):
+        _refuse_unused("--template-file" if template_file else "--template",
+                       {"--no-lint": no_lint, "--library": library if template_file else None})
     if payload is not None:
         body = _payload_file(payload, no_lint, to, waba, msg_id, warnings)
     elif sample is not None:
@@ -360,7 +398,8 @@ def send_template(
                                   header_filename, location, button or [], coupon,
                                   offer_expires, prop or [])
         built, notes = build_template_payload(
-            meta, params, to=to, waba=_waba(waba, profile), msg_id=msg_id or MsgIdFactory().next(),
+            meta, params, to=to, waba=_waba(waba, profile, dry_run, warnings),
+            msg_id=msg_id or MsgIdFactory().next(),
             use_examples=examples, allow_unapproved=allow_unapproved)
         body = built.to_wire()
         warnings += notes
@@ -457,12 +496,14 @@ def send_freeform(
     if not to:
         raise InputError("no recipient given", hint="pass --to NUMBER")
     profile_name, profile = _profile(out)
-    payload = build_freeform(kind, to=check_phone(to), waba=_waba(waba, profile),
+    warnings: list[str] = []
+    payload = build_freeform(kind, to=check_phone(to), waba=_waba(waba, profile, dry_run,
+                                                                  warnings),
                              msg_id=msg_id or MsgIdFactory().next(), text=text,
                              media_url=media_url, caption=caption, filename=filename)
     body = payload.to_wire()
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
-    _finish(out, awaiting, body, [], dry_run, load, to, timeout, deadline,
+    _finish(out, awaiting, body, warnings, dry_run, load, to, timeout, deadline,
             _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
                          username=username, password=password, token=token,
                          header_name=header_name, headers=header))

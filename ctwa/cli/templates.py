@@ -92,6 +92,8 @@ def import_templates(
     flags = EndpointFlags(url, auth, username, password, token, header_name, tuple(header or ()))
     target = resolve_endpoint(flags, Service.template_import(profile),
                               SecretResolver(profile_name, SecretStore()))
+    for note in target.notes:  # which profile values the options given overrode
+        out.trace(note)
     library = TemplateLibrary(out_dir or default_root(profile_name))
     statuses = frozenset(s.upper() for s in status) if status else None
     with make_client(auth=target.auth, headers=target.headers, timeout=timeout,
@@ -173,7 +175,8 @@ def _report_import(out: Output, report: Any, root: Path) -> None:
         out.say(f"note: {flag}", "yellow")
     for label, parts in report.unsendable.items():
         out.say(f"note: {label} cannot be sent through CleverTap: {', '.join(parts)}", "yellow")
-    table = Table(title=f"import from {report.url}", box=None, show_header=False)
+    out.line(f"import from {report.url}")  # whole: a table title would wrap the URL
+    table = Table(box=None, show_header=False)
     rows = [("pages", report.pages), ("templates fetched", report.fetched),
             ("added", len(report.added)), ("updated", len(report.updated)),
             ("unchanged", len(report.unchanged)), ("skipped (invalid)", len(report.rejected)),

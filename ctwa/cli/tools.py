@@ -36,7 +36,10 @@ def lint(
 
     out: Output = ctx.obj
     if kind is not None and kind not in KIND_NAMES:
-        raise InputError(f"unknown kind {kind!r}", hint=f"use one of {', '.join(KIND_NAMES)}")
+        from ctwa.infra.suggest import did_you_mean
+
+        raise InputError(f"unknown kind {kind!r}", hint=did_you_mean(
+            kind, KIND_NAMES, otherwise=f"use one of {', '.join(KIND_NAMES)}"))
     results = lint_paths([p for p in paths if str(p) != "-"], kind)
     if any(str(p) == "-" for p in paths):
         results += _lint_stdin(kind)
@@ -109,7 +112,10 @@ def schema(
             out.line(f"{name:16} {spec.title}")
         return
     if kind not in KINDS:
-        raise InputError(f"unknown kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+        from ctwa.infra.suggest import did_you_mean
+
+        raise InputError(f"unknown kind {kind!r}", hint=did_you_mean(
+            kind, KINDS, "ctwa schema", otherwise=f"use one of {', '.join(KINDS)}"))
     out.data(KINDS[kind].json_schema())
 
 

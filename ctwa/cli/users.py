@@ -12,7 +12,7 @@ import typer
 from ctwa.cli import complete
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
-from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths, finish_run
+from ctwa.cli.reports import JunitOpt, ReportOpt, finish_run
 from ctwa.infra import envvars
 from ctwa.infra.errors import InputError
 
@@ -96,15 +96,23 @@ def upload_users(
     delimiter = delimiter.replace("\\t", "\t") if delimiter else None  # a typed "\t" is a tab
     if delimiter is not None and len(delimiter) != 1:
         raise InputError(f"--delimiter {delimiter!r}: give one character (\\t for a tab)")
+    if csv_path.is_dir():
+        raise InputError(f"{csv_path}: is a folder, not a CSV file",
+                         hint="give the users file itself, e.g. "
+                         f"{csv_path.as_posix().rstrip('/')}/users.csv")
     if not csv_path.is_file():
         raise InputError(f"{csv_path}: no such file")
     if resume and restart:
         raise InputError("give --resume or --restart, not both")
-    check_report_paths(report_file, junit)
     options = UploadOptions(
         csv_path, encoding, delimiter, default_region, _column_types(column_type or []),
         frozenset(drop_column or []), batch_size, concurrency, rejects, journal, resume,
         dry_run, workers)
+    from ctwa.infra.outputs import check_outputs
+
+    check_outputs({"--report": report_file, "--junit": junit,
+                   "--rejects": None if dry_run else options.rejects_path,
+                   "--journal": None if dry_run else options.journal_path}, [csv_path])
     _check_journal(options, restart)
     client, url = None, None
     headers: dict[str, str] = {}
@@ -126,14 +134,18 @@ def upload_users(
     finally:
         if client is not None:
             client.close()
-    _render(out, report, url, headers)
+    _render(out, report, url, headers, csv_path)
     from ctwa.report.summary import upload_summary
 
     summary = upload_summary(report, started, time.time(), url or str(csv_path))
     summary["data"]["series"] = rows_at.series(report.counts.rows_read)
     finish_run(out, summary, report_file, junit)
-    if report.interrupted:
+    if report.interrupted and dry_run:  # nothing was sent, no journal to resume from
+        out.say("interrupted: a dry run sends nothing; run the same command again to check "
+                "the whole file", "bold")
+    elif report.interrupted:
         out.say("to finish the upload, run: " + _resume_command(), "bold")
+        _secret_note(out)
     if report.exit_code:
         raise typer.Exit(report.exit_code)
 
@@ -155,6 +167,8 @@ def _target(out: Output, region: str | None, base_url: str | None, account_id: s
         if not dry_run:
             raise
         return None, {}  # a dry run checks the file without any account
+    for note in target.notes:  # which profile values the options given overrode
+        out.trace(note)
     return target.url, target.headers
 
 
@@ -167,17 +181,80 @@ def _check_journal(options: Any, restart: bool) -> None:
     if restart:
         journal.unlink()
         return
-    raise InputError(f"{journal} exists: an earlier upload of this file did not finish (or "
-                     "finished and kept its journal)",
-                     hint="pass --resume to finish it without sending anything twice, or "
-                     "--restart to upload every row again")
+    from ctwa.upload.journal import Journal
+
+    done = Journal.finished(journal)
+    if done is None:
+        raise InputError(f"{journal} exists: an earlier upload of this file did not finish",
+                         hint="pass --resume to finish it without sending anything twice, or "
+                         "--restart to upload every row again")
+    missing = done.get("not_uploaded", 0)
+    counts = (f"{done.get('uploaded', 0):,} of {done.get('rows_read', 0):,} rows uploaded"
+              + (f", {missing:,} not uploaded" if missing else ""))
+    raise InputError(f"{journal} exists: an earlier upload of this file finished ({counts})",
+                     hint=("pass --resume to send the rows not uploaded again, or --restart "
+                           "to upload every row again") if missing else
+                     "pass --restart to upload every row again, or delete the journal")
+
+
+#: upload-users options that belong to one run of one file, not to the next command.
+_RUN_FLAGS = frozenset({"--resume", "--restart", "--dry-run"})
+_RUN_VALUED = frozenset({"--rejects", "--journal", "--report", "--junit"})
+
+
+def _same_options(argv: list[str], drop_csv: Path | None = None) -> list[str]:
+    """This command's arguments without the ones that belong to this run (and its CSV)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in _RUN_FLAGS or (arg.split("=", 1)[0] in _RUN_VALUED and "=" in arg):
+            continue
+        if arg in _RUN_VALUED:
+            skip = True
+            continue
+        if drop_csv is not None and not arg.startswith("-") and Path(arg) == drop_csv:
+            drop_csv = None
+            continue
+        kept.append(arg)
+    return kept
+
+
+def _printed(args: list[str]) -> str:
+    """A command to run next, as it runs: a secret given on the command line is left out
+    (it is never printed; ``CTWA_PASSCODE`` or the keyring gives it) rather than shown as a
+    mask that would be sent as the passcode."""
+    from ctwa.infra.masking import scrub
+
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--passcode":
+            skip = True
+        elif not arg.startswith("--passcode="):
+            kept.append(arg)
+    return scrub(" ".join(shlex.quote(a) for a in ["ctwa", *kept]))
+
+
+def _secret_note(out: Output) -> None:
+    if any(a == "--passcode" or a.startswith("--passcode=") for a in sys.argv):
+        out.say(f"(the passcode is left out: export {envvars.PASSCODE}=... first, or keep it "
+                "in the profile with `ctwa profile set-secret NAME passcode`)", "dim")
 
 
 def _resume_command() -> str:
-    from ctwa.infra.masking import scrub
+    args = [a for a in sys.argv[1:] if a not in ("--resume", "--restart")]
+    return _printed([*args, "--resume"])
 
-    args = [a for a in sys.argv[1:] if a != "--resume"]
-    return scrub(" ".join(shlex.quote(a) for a in ["ctwa", *args, "--resume"]))
+
+def _rejects_command(csv_path: Path, rejects: str) -> str:
+    """The same upload over the rejects file, once its rows are fixed."""
+    args = _same_options(sys.argv[1:], csv_path)
+    at = args.index("upload-users") + 1 if "upload-users" in args else 0
+    return _printed([*args[:at], rejects, *args[at:]])
 
 
 
@@ -210,28 +287,50 @@ def _progress(out: Output):
         return contextlib.nullcontext()
     from contextlib import contextmanager
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     @contextmanager
     def running():
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
-                      console=out.console, transient=True) as bar:
+        with Progress(BarColumn(), TextColumn("{task.description}"), console=out.console,
+                      transient=True) as bar:
             task = bar.add_task("reading", total=None)
             started = time.monotonic()
 
             def update(report: Any, done: int, size: int) -> None:
-                counts = report.counts
-                rate = counts.rows_read / max(time.monotonic() - started, 1e-6)
-                bar.update(task, completed=done, total=size or None,
-                           description=f"{counts.rows_read:,} rows, "
-                           f"{report.batches_sent:,} batches, {rate:,.0f} rows/s")
+                text = progress_line(done, size, report.counts.rows_read,
+                                     report.batches_sent, time.monotonic() - started)
+                bar.update(task, completed=done, total=size or None, description=text)
 
             yield update
 
     return running()
 
 
-def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) -> None:
+def progress_line(done: int, size: int, rows: int, batches: int, elapsed: float) -> str:
+    """What the upload's bar says: bytes read of the file's size and the share, rows and
+    batches, rows per second, and the time left at the pace so far."""
+    rate = rows / elapsed if elapsed > 0 else 0.0
+    parts = []
+    if size:
+        share = min(done / size, 1.0)
+        parts.append(f"{human_bytes(done)} of {human_bytes(size)} ({share:.0%})")
+    parts.append(f"{rows:,} rows, {batches:,} batches, {rate:,.0f} rows/s")
+    if size and 0 < done < size and elapsed > 0.5:
+        left = (size - done) / (done / elapsed)
+        parts.append(f"ETA {int(left // 60)}:{int(left % 60):02d}")
+    return ", ".join(parts)
+
+
+def human_bytes(count: int) -> str:
+    """1.2 MB, 340 KB, 12 B (decimal units, as file managers show sizes)."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} B"
+
+
+def _render(out: Output, report: Any, url: str | None, headers: dict[str, str],
+            csv_path: Path) -> None:
     from ctwa.infra.masking import redact_header_value
 
     masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
@@ -276,10 +375,13 @@ def _render(out: Output, report: Any, url: str | None, headers: dict[str, str]) 
         out.table(table)
     if report.error:
         out.error(report.error)
-    if (counts.rejected or counts.refused or counts.not_uploaded) and not report.dry_run:
+    to_fix = counts.rejected + counts.refused
+    if not report.dry_run and (to_fix or counts.not_uploaded):
         out.say(f"rejects: {report.rejects}")
+    if not report.dry_run and not report.interrupted and to_fix:  # rows that need a fix
         out.say(f"next: fix the rows in {report.rejects} and upload that file as it is: "
-                f"ctwa upload-users {report.rejects} ...", "dim")
+                f"{_rejects_command(csv_path, report.rejects)}", "dim")
+        _secret_note(out)
     elif report.dry_run and counts.rejected:
         out.say("(a dry run writes no rejects file; run without --dry-run to get one, or fix "
                 "the rows above)")

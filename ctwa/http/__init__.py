@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,16 +28,29 @@ from ctwa.infra.masking import (
     redact_header_value,
     redact_url,
     register_basic_auth,
+    register_header,
     register_secret,
     register_secret_header,
-    scrub,
+    register_url,
 )
+from ctwa.infra.safetext import safe_text
 
-__all__ = ["Auth", "CredentialBinding", "Exchange", "RetryPolicy", "load_headers",
+__all__ = ["MAX_ANSWER", "MAX_BSP_ANSWER", "MAX_UPLOAD_ANSWER", "MAX_VENDOR_ANSWER",
+           "AnswerTooLarge", "Auth", "CredentialBinding", "Exchange", "RetryPolicy", "load_headers",
            "make_async_client", "make_client", "origin_of", "parse_header", "run_on_fast_loop",
            "same_origin", "send", "send_async", "translate_error"]
 
 USER_AGENT = f"ctwa/{__version__}"
+
+#: The most ctwa reads of one answer, by kind (README, "Bounded work on hostile input"): a
+#: BSP's answer is a small JSON document (load mode reads the same 64 KiB, ``raw.MAX_ANSWER``);
+#: a vendor's template page holds up to a few hundred templates; CleverTap's upload answer may
+#: echo every refused record of a 1000-record batch; anything else (a callback URL's answer,
+#: a listener's stats) is small. Past its cap an answer is refused in one line, never read.
+MAX_BSP_ANSWER = 64 * 1024
+MAX_VENDOR_ANSWER = 32 * 1024 * 1024
+MAX_UPLOAD_ANSWER = 16 * 1024 * 1024
+MAX_ANSWER = 1024 * 1024
 #: Campaigns hit an endpoint 1500 at a time; leave headroom above that.
 MAX_CONNECTIONS = 1600
 DEFAULT_TIMEOUT = 10.0
@@ -100,15 +114,17 @@ def parse_header(text: str) -> tuple[str, str]:
 
 
 def _body_preview(content: bytes, limit: int = 2000) -> str:
-    text = content.decode("utf-8", errors="replace")
+    text = content[:limit * 4].decode("utf-8", errors="replace")
     if len(text) > limit:
         text = text[:limit] + f"... ({len(content)} bytes)"
-    return scrub(text)
+    return safe_text(text)
 
 
 def _header_lines(headers: httpx.Headers) -> list[str]:
     pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.raw]
-    return [f"{name}: {redact_header_value(name, value)}" for name, value in pairs]
+    return [safe_text(f"{name}: {redact_header_value(name, value)}", keep_lines=False)
+            for name, value in pairs]
+
 
 
 def describe_request(request: httpx.Request) -> str:
@@ -126,7 +142,8 @@ def describe_request(request: httpx.Request) -> str:
 
 def describe_response(response: httpx.Response) -> str:
     """A masked, multi-line picture of a response for ``--verbose``."""
-    lines = [f"< HTTP {response.status_code} {response.reason_phrase}"]
+    lines = [f"< HTTP {response.status_code} "
+             f"{safe_text(response.reason_phrase, keep_lines=False, limit=200)}"]
     lines += [f"< {line}" for line in _header_lines(response.headers)]
     if response.content:
         lines.append(_body_preview(response.content))
@@ -142,7 +159,8 @@ def _hooks(binding: CredentialBinding, trace: Trace | None) -> dict[str, list[Ca
             trace(describe_request(request))
 
     def on_response(response: httpx.Response) -> None:
-        response.read()
+        _read_capped(response, response.request.extensions.get("ctwa_max_answer",
+                                                                MAX_ANSWER))
         if trace is not None:
             trace(describe_response(response))
 
@@ -160,7 +178,8 @@ def _async_hooks(binding: CredentialBinding,
             trace(describe_request(request))
 
     async def on_response(response: httpx.Response) -> None:
-        await response.aread()
+        await _aread_capped(response, response.request.extensions.get("ctwa_max_answer",
+                                                                       MAX_ANSWER))
         if trace is not None:
             trace(describe_response(response))
 
@@ -190,6 +209,9 @@ def credentials(auth: Auth | None, headers: Iterable[tuple[str, str]] | None,
     Extra headers count as credentials: a user who adds ``--header 'X-Api-Key: ...'`` gave it
     for that service, and ctwa cannot tell which of them are secret.
     """
+    for name, value in headers or ():
+        register_header(name, value)
+    register_url(origin)
     given = (auth or Auth()).apply(dict(headers or ()))
     return CredentialBinding(given, origin_of(origin) if origin else None)
 
@@ -230,7 +252,17 @@ def make_client(
         event_hooks=_hooks(credentials(auth, headers, origin), trace),
     )
     client.ctwa_exchange_limit = exchange_limit(timeout, retry)  # type: ignore[attr-defined]
+    client.ctwa_abandoned = threading.Event()  # type: ignore[attr-defined]
     return client
+
+
+def abandon(client: httpx.Client) -> None:
+    """Stop waiting for this client's exchanges in flight (Ctrl-C): each fails at once with
+    RemoteUnreachable in the thread that sent it, so that thread ends (and the process can)
+    even against a server that accepted and never answers."""
+    event = getattr(client, "ctwa_abandoned", None)
+    if event is not None:
+        event.set()
 
 
 def make_async_client(
@@ -290,23 +322,100 @@ def _too_slow(url: str, limit: float) -> RemoteUnreachable:
                              f"{limit:g} s in all (the server answers too slowly)")
 
 
-def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange:
-    """Send one request, timing it; transport failures become :class:`RemoteUnreachable`.
+class AnswerTooLarge(RemoteUnreachable):
+    """The answer is larger than ctwa reads of its kind: no usable answer."""
+
+
+def _too_large(response: httpx.Response, cap: int) -> AnswerTooLarge:
+    size = f"{cap // (1024 * 1024)} MiB" if cap >= 1024 * 1024 else f"{cap // 1024} KiB"
+    return AnswerTooLarge(f"{redact_url(str(response.request.url))} answered HTTP "
+                          f"{response.status_code} with more than {size}, more than ctwa "
+                          "reads of such an answer; it was not read",
+                          hint="check that the URL is the right endpoint")
+
+
+def _declared_over(response: httpx.Response, cap: int) -> bool:
+    declared = response.headers.get("content-length", "").strip()
+    return declared.isdecimal() and len(declared) < 20 and int(declared) > cap
+
+
+def _read_capped(response: httpx.Response, cap: int) -> None:
+    """Read a streamed answer's body, at most ``cap`` bytes once decoded (a gzip bomb counts
+    as what it inflates to), or refuse it: httpx's ``read()`` would hold the whole of a 3 GB
+    answer in memory."""
+    if hasattr(response, "_content"):
+        return
+    if _declared_over(response, cap):
+        response.close()
+        raise _too_large(response, cap)
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > cap:
+            response.close()
+            raise _too_large(response, cap)
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # what httpx's own read() sets
+    response.close()
+
+
+async def _aread_capped(response: httpx.Response, cap: int) -> None:
+    if hasattr(response, "_content"):
+        return
+    if _declared_over(response, cap):
+        await response.aclose()
+        raise _too_large(response, cap)
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            await response.aclose()
+            raise _too_large(response, cap)
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
+    await response.aclose()
+
+
+def _capped_request(client: httpx.Client, method: str, url: str, cap: int,
+                    kwargs: dict[str, Any]) -> httpx.Response:
+    options = {k: kwargs.pop(k) for k in ("auth", "follow_redirects") if k in kwargs}
+    request = client.build_request(method, url, **kwargs)
+    request.extensions["ctwa_max_answer"] = cap
+    response = client.send(request, stream=True, **options)
+    try:
+        _read_capped(response, cap)
+    finally:
+        response.close()
+    return response
+
+
+def send(client: httpx.Client, method: str, url: str, *, max_answer: int = MAX_ANSWER,
+         **kwargs: Any) -> Exchange:
+    """Send one request, timing it; transport failures become :class:`RemoteUnreachable`,
+    an answer over ``max_answer`` bytes :class:`AnswerTooLarge` (nothing past the cap is read).
 
     The whole exchange (retries included) is bounded: past the client's limit the client is
     closed under the request, which then fails at once, and the error says so."""
+    register_url(url)
     started = time.perf_counter()
     limit = _whole_exchange_limit(client)
     if limit is None:
         try:
-            response = client.request(method, url, **kwargs)
+            response = _capped_request(client, method, url, max_answer, kwargs)
         except httpx.HTTPError as exc:
             raise translate_error(exc, url, client.timeout.read) from exc
         return _exchange(response, started)
+    abandoned: threading.Event | None = getattr(client, "ctwa_abandoned", None)
+    if abandoned is not None and abandoned.is_set():
+        raise RemoteUnreachable(f"not sent to {redact_url(url)}: the run was stopped")
     try:
-        response = call_within(lambda: client.request(method, url, **kwargs), limit,
-                               name="ctwa-exchange")
+        response = call_within(lambda: _capped_request(client, method, url, max_answer,
+                                                       kwargs), limit, name="ctwa-exchange",
+                               cancel=abandoned)
     except Late as late:
+        if abandoned is not None and abandoned.is_set():
+            raise RemoteUnreachable(f"no answer from {redact_url(url)} before the run was "
+                                    "stopped") from None
         client.close()  # the blocked read fails now; this client is done for
         late.worker.join(5)
         raise _too_slow(url, limit) from None
@@ -315,12 +424,28 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Exchange
     return _exchange(response, started)
 
 
-async def send_async(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Exchange:
+async def _capped_request_async(client: httpx.AsyncClient, method: str, url: str, cap: int,
+                                kwargs: dict[str, Any]) -> httpx.Response:
+    options = {k: kwargs.pop(k) for k in ("auth", "follow_redirects") if k in kwargs}
+    request = client.build_request(method, url, **kwargs)
+    request.extensions["ctwa_max_answer"] = cap
+    response = await client.send(request, stream=True, **options)
+    try:
+        await _aread_capped(response, cap)
+    finally:
+        await response.aclose()
+    return response
+
+
+async def send_async(client: httpx.AsyncClient, method: str, url: str, *,
+                     max_answer: int = MAX_ANSWER, **kwargs: Any) -> Exchange:
     """The async twin of :func:`send`."""
+    register_url(url)
     started = time.perf_counter()
     limit = _whole_exchange_limit(client)
     try:
-        response = await asyncio.wait_for(client.request(method, url, **kwargs), limit)
+        response = await asyncio.wait_for(
+            _capped_request_async(client, method, url, max_answer, kwargs), limit)
     except asyncio.TimeoutError:
         raise _too_slow(url, limit or 0.0) from None
     except httpx.HTTPError as exc:
@@ -347,7 +472,7 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
     tries = _attempts_of(exc)
     if tries > 1:
         attempts = f" (gave up after {tries} attempts)"
-    detail = scrub(str(exc)) or type(exc).__name__
+    detail = safe_text(str(exc), keep_lines=False, limit=500) or type(exc).__name__
     lowered = detail.lower()
     after = f" after {timeout:g} s" if timeout else ""
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
@@ -386,6 +511,8 @@ def translate_error(exc: Exception, url: str, timeout: float | None = None) -> E
 
 def load_headers(auth: Auth | None, headers: Iterable[tuple[str, str]] | None) -> dict[str, str]:
     """The headers every load-mode request carries (auth, user agent, extra headers)."""
+    for name, value in headers or ():
+        register_header(name, value)
     return {**_headers(auth, headers), "Content-Type": "application/json"}
 
 

@@ -128,15 +128,35 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     def send(self, data: bytes, timeout: float) -> asyncio.Future[tuple[int, bytes]]:
-        assert self.transport is not None
+        """Write one request; the future gets its answer or an HttpError.
+
+        A connection the peer reset can be closed before ``connection_lost`` runs (uvloop
+        closes the handle first and calls the protocol on the next turn of the loop): such a
+        connection, or a write that fails, is this request's connection error, never an
+        exception out of the run."""
         waiter = self.loop.create_future()
-        self.waiter = waiter
         self.got_bytes = False
         self.written_at = time.perf_counter()
-        self.transport.write(data)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self.reusable = False
+            waiter.set_exception(HttpError("connection closed"))
+            return waiter
+        self.waiter = waiter
+        try:
+            transport.write(data)
+        except (RuntimeError, OSError) as exc:  # uvloop: "the handler is closed"
+            self._fail(HttpError(f"connection closed: {exc}"))
+            return waiter
         handle = self.loop.call_later(timeout, self._expire, waiter, timeout)
         waiter.add_done_callback(lambda _: handle.cancel())
         return waiter
+
+    @property
+    def usable(self) -> bool:
+        """Open and fit for another request (not closed under it since its last answer)."""
+        transport = self.transport
+        return self.reusable and transport is not None and not transport.is_closing()
 
     def _expire(self, waiter: asyncio.Future[Any], timeout: float) -> None:
         if self.waiter is waiter:
@@ -229,7 +249,7 @@ class Pool:
         while True:
             while self.idle:
                 connection = self.idle.pop()
-                if connection.reusable and not fresh:
+                if connection.usable and not fresh:
                     return connection
                 self._forget(connection)
                 if fresh:
@@ -247,7 +267,7 @@ class Pool:
             await waiter
 
     def _release(self, connection: _Connection) -> None:
-        if connection.reusable:
+        if connection.usable:
             self.idle.append(connection)
         else:
             self._forget(connection)

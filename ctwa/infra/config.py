@@ -159,10 +159,13 @@ class ConfigStore:
         if chosen is None:
             return None, Profile()
         if chosen not in config.profiles:
+            from ctwa.infra.suggest import did_you_mean
+
             known = ", ".join(sorted(config.profiles)) or "none yet"
             raise ConfigError(
                 f"no profile named {chosen!r} (known: {known})",
-                hint=f"create it with `ctwa profile add {chosen} ...`",
+                hint=did_you_mean(chosen, config.profiles,
+                                  otherwise=f"create it with `ctwa profile add {chosen} ...`"),
             )
         return chosen, config.profiles[chosen]
 
@@ -185,6 +188,9 @@ class ConfigStore:
     def use(self, name: str) -> None:
         config = self.load()
         if name not in config.profiles:
-            raise InputError(f"no profile named {name!r}", hint="see `ctwa profile list`")
+            from ctwa.infra.suggest import did_you_mean
+
+            raise InputError(f"no profile named {name!r}", hint=did_you_mean(
+                name, config.profiles, "ctwa profile use", otherwise="see `ctwa profile list`"))
         config.current = name
         self.save(config)

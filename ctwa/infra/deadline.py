@@ -4,6 +4,7 @@ in a daemon thread, and stop waiting for it at a deadline."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,9 +19,11 @@ class Late(Exception):
         self.worker = worker
 
 
-def call_within(func: Callable[[], T], timeout: float, name: str = "ctwa-call") -> T:
-    """``func()``'s result or its exception, or :class:`Late` after ``timeout`` seconds (the
-    thread is abandoned: the caller decides how to unblock it, if it can)."""
+def call_within(func: Callable[[], T], timeout: float, name: str = "ctwa-call",
+                cancel: threading.Event | None = None) -> T:
+    """``func()``'s result or its exception, or :class:`Late` after ``timeout`` seconds, or
+    as soon as ``cancel`` is set (the thread is abandoned: the caller decides how to unblock
+    it, if it can)."""
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -31,7 +34,15 @@ def call_within(func: Callable[[], T], timeout: float, name: str = "ctwa-call") 
 
     worker = threading.Thread(target=target, name=name, daemon=True)
     worker.start()
-    worker.join(timeout)
+    if cancel is None:
+        worker.join(timeout)
+    else:
+        deadline = time.monotonic() + timeout
+        while worker.is_alive() and not cancel.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            worker.join(min(remaining, 0.1))
     if worker.is_alive():
         raise Late(worker)
     if "error" in box:

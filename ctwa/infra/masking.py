@@ -25,6 +25,9 @@ SECRET_HEADERS = frozenset(
 _MIN_SECRET_LEN = 3  # masking one- or two-character strings would shred ordinary text
 _lock = threading.Lock()
 _secrets: set[str] = set()
+#: One pattern for every registered value, longest first; rebuilt after a registration.
+_pattern: re.Pattern[str] | None = None
+_pattern_stale = False
 _extra_headers: set[str] = set()
 
 
@@ -38,8 +41,12 @@ def register_secret(value: str | None) -> None:
 
     forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
              quote(value, safe=""), quote_plus(value)}
+    global _pattern_stale
     with _lock:
-        _secrets.update(f for f in forms if len(f) >= _MIN_SECRET_LEN)
+        new = {f for f in forms if len(f) >= _MIN_SECRET_LEN} - _secrets
+        if new:
+            _secrets.update(new)
+            _pattern_stale = True
 
 
 def register_basic_auth(username: str, password: str) -> None:
@@ -47,6 +54,50 @@ def register_basic_auth(username: str, password: str) -> None:
     register_secret(password)
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     register_secret(token)
+
+
+def register_url(url: str | None) -> None:
+    """Register the credentials a URL carries: the password of ``scheme://user:pw@host`` (as
+    written and percent-decoded), the Basic credential built from it (httpx sends the userinfo
+    as ``Authorization: Basic base64(user:pw)``), and the values of secret query parameters
+    (``access_token=``, ``sig=``...), so that they are masked wherever they show up later."""
+    if not url or ("@" not in url and "=" not in url):
+        return
+    from urllib.parse import parse_qsl, unquote
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL (a bad port...): the caller says so
+        return
+    if password is not None:
+        username = parts.username or ""
+        register_secret(password)
+        register_basic_auth(unquote(username), unquote(password))
+    for name, value in parse_qsl(parts.query, keep_blank_values=False):
+        if name.lower() in _SECRET_QUERY_NAMES:
+            register_secret(value)
+
+
+#: Headers that carry no secret: their values stay readable. CleverTap's account id names the
+#: account (it is in every dashboard URL and in the commands ctwa prints to resume an upload);
+#: its passcode is the secret, registered apart.
+PLAIN_HEADERS = frozenset(
+    {"accept", "accept-encoding", "accept-language", "cache-control", "connection",
+     "content-language", "content-type", "user-agent", "x-request-id", "x-correlation-id",
+     "x-clevertap-account-id"})
+
+
+def register_header(name: str, value: str) -> None:
+    """A header the user gave (``--header 'Name: value'``): ctwa cannot tell which are secret,
+    so each value is registered, but for the few well-known headers that never carry one."""
+    if name.lower() in PLAIN_HEADERS:
+        return
+    register_secret_header(name)
+    register_secret(value)
+    scheme, _, rest = value.partition(" ")
+    if rest and scheme.lower() in {"bearer", "basic", "token", "digest"}:
+        register_secret(rest.strip())
 
 
 def register_secret_header(name: str) -> None:
@@ -57,8 +108,10 @@ def register_secret_header(name: str) -> None:
 
 def forget_all() -> None:
     """Clear the registry; tests use it to keep cases independent."""
+    global _pattern, _pattern_stale
     with _lock:
         _secrets.clear()
+        _pattern, _pattern_stale = None, False
         _extra_headers.clear()
 
 
@@ -68,22 +121,50 @@ def is_secret_header(name: str) -> bool:
 
 
 def scrub(text: str) -> str:
-    """Replace every registered secret value in ``text`` with the mask."""
+    """Replace every registered secret value in ``text`` with the mask, then passwords in
+    URLs and secret query values. Works on one value (a message, a URL, a field), so it is
+    run on each string of a document rather than on its serialised text."""
+    pattern = _secret_pattern()
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    if "@" in text:
+        text = _URL_PASSWORD.sub(r"\1" + MASK + "@", text)
+    if "=" in text:
+        text = _SECRET_QUERY.sub(r"\1" + MASK, text)
+    return text
+
+
+def needs_scrub(text: str) -> bool:
+    """Whether :func:`scrub` would change anything in ``text`` (a fast test for a whole
+    serialised document: when nothing in it is a secret, its values need no masking)."""
+    pattern = _secret_pattern()
+    return bool((pattern is not None and pattern.search(text))
+                or ("@" in text and _URL_PASSWORD.search(text))
+                or ("=" in text and _SECRET_QUERY.search(text)))
+
+
+def _secret_pattern() -> re.Pattern[str] | None:
+    """The registered values as one alternation, longest first (so a secret that holds
+    another is masked whole), compiled once per change of the registry."""
+    global _pattern, _pattern_stale
+    if not _pattern_stale:
+        return _pattern
     with _lock:
         values = sorted(_secrets, key=len, reverse=True)
-    for value in values:
-        if value in text:
-            text = text.replace(value, MASK)
-    text = _URL_PASSWORD.sub(r"\1" + MASK + "@", text)
-    return _SECRET_QUERY.sub(r"\1" + MASK, text)
+        _pattern = re.compile("|".join(map(re.escape, values))) if values else None
+        _pattern_stale = False
+        return _pattern
 
 
-_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@\"\\]*:)[^/\s@\"\\]+@")
 #: Query parameters that carry credentials in real URLs: Meta's paging links carry the
 #: ``access_token``, signed links a ``signature``/``sig``, some APIs an ``api_key``.
+_SECRET_QUERY_NAMES = ("access_token", "token", "api_key", "apikey", "key", "passcode",
+                       "password", "secret", "sig", "signature", "client_secret")
+#: Works on values (a URL, a message), never on serialised JSON: the value stops at a
+#: backslash too, so even a JSON text it is run on keeps its escapes (issue 28).
 _SECRET_QUERY = re.compile(
-    r"([?&](?:access_token|token|api_key|apikey|key|passcode|password|secret|sig|signature|"
-    r"client_secret)=)[^&#\s\"')]+", re.IGNORECASE)
+    r"([?&](?:" + "|".join(_SECRET_QUERY_NAMES) + r")=)[^&#\s\"'()\\<>]+", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:

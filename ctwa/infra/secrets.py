@@ -42,7 +42,8 @@ class SecretName(str, Enum):
 
     @property
     def flag(self) -> str:
-        return f"--{self.value}"
+        """The option that gives it: import-templates' own --token and --password."""
+        return "--" + self.value.removeprefix("import-")
 
 
 _ENV_VARS = {

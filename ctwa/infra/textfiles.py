@@ -66,14 +66,30 @@ def _expanded_size(root: Any, budget: int) -> int:
     return sizes.get(id(root), 1)
 
 
+#: Digits of the longest number a YAML file may hold (Python's own limit is 4300).
+MAX_INT_DIGITS = 4000
+
+
 def bounded_loader(base: Any) -> Any:
     """A subclass of the YAML loader ``base`` that refuses documents past the node budget."""
+
+    import yaml
 
     class Bounded(base):
         def construct_document(self, node: Any) -> Any:
             _expanded_size(node, YAML_NODE_BUDGET)
             return super().construct_document(node)
 
+        def construct_yaml_int(self, node: Any) -> Any:
+            # Python refuses to build an int from more than 4300 digits, with a ValueError
+            # no YAML handler expects; no file ctwa reads means such a number
+            if len(str(node.value)) > MAX_INT_DIGITS:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a number of {len(str(node.value)):,} digits (ctwa reads "
+                    f"numbers of at most {MAX_INT_DIGITS:,})", node.start_mark)
+            return super().construct_yaml_int(node)
+
+    Bounded.add_constructor("tag:yaml.org,2002:int", Bounded.construct_yaml_int)
     return Bounded
 
 
@@ -103,8 +119,10 @@ def open_private(path: Path, mode: str = "w", newline: str | None = None) -> Any
     """Open a file only its owner can read (0600): rejects, journals and recordings hold
     people's phone numbers and messages. An existing file keeps its content for ``a``."""
     import os
+    import stat
 
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
     fd = os.open(path, flags, 0o600)
-    Path(path).chmod(0o600)  # a file created earlier with wider permissions is narrowed too
+    if stat.S_ISREG(os.fstat(fd).st_mode):  # never /dev/null's or /dev/full's permissions
+        os.fchmod(fd, 0o600)  # a file created earlier with wider permissions is narrowed too
     return os.fdopen(fd, mode, encoding="utf-8", newline=newline)

@@ -190,12 +190,29 @@ def merge(plan: LoadPlan, parts: list[Counters], interrupted: bool = False) -> L
     return report
 
 
+def within_reach(report: LoadReport) -> str | None:
+    """The criterion the client's own delay (its longest loop stall or GC pause) could have
+    decided, or None: the deadline, when the slowest answer is within that delay of it either
+    way; the requests held in flight, when the run fell short of them."""
+    reach = max(report.loop_lag_ms.get("max", 0.0), report.gc_pause_ms.get("max", 0.0))
+    slowest, deadline_ms = report.latency_ms.get("max", 0.0), report.deadline * 1000
+    if reach and slowest - reach < deadline_ms <= slowest + reach:
+        return (f"the {report.deadline:g} s deadline (slowest answer {slowest:g} ms, the "
+                f"client's own delay up to {reach:g} ms)")
+    target = min(CAMPAIGN_CONCURRENCY, report.concurrency)
+    if report.rate is None and report.concurrency >= CAMPAIGN_CONCURRENCY and \
+            report.peak_in_flight < target:
+        return f"{CAMPAIGN_CONCURRENCY} concurrent (peak {report.peak_in_flight} in flight)"
+    return None
+
+
 def saturation(report: LoadReport) -> list[str]:
     """Why the client itself, not the endpoint, may have shaped the reported latencies: a
     loop busy all the time, a loop that stalls, or a delay of its own big enough to add more
-    than a tenth to a reported percentile (the tail included, where one stall weighs most)."""
+    than a tenth to a reported percentile (the tail included, where one stall weighs most);
+    said only when that could change a verdict (:func:`within_reach`), not on every run."""
     lag, latency = report.loop_lag_ms, report.latency_ms
-    if not lag:
+    if not lag or within_reach(report) is None:
         return []
     reasons = []
     if lag.get("p50", 0.0) >= LAG_SATURATED_P50_MS:
@@ -249,6 +266,11 @@ def verdict(report: LoadReport) -> list[str]:
     share = f" ({slow / answered:.0%} of answers)" if slow and answered > 0 else ""
     lines.append(("PASS" if slow == 0 else "FAIL") + f": {slow:,} answer(s){share} over the "
                  f"{report.deadline:g} s deadline (CleverTap counts each as a timeout)")
+    from ctwa.load.ceiling import throughput_ceiling
+
+    ceiling = throughput_ceiling(report)
+    if ceiling:
+        lines.append(ceiling)
     if report.failed:
         lines.append(f"FAIL: {report.failed:,} message(s) not accepted: "
                      + ", ".join(_failure_parts(report)))
@@ -260,9 +282,10 @@ def verdict(report: LoadReport) -> list[str]:
         lines.append(f"WARNING: {report.connect_errors:,} connection(s) could not be opened "
                      "before the start")
     if report.saturation:
-        lines.append("WARNING: the client, not only the endpoint, shaped these latencies: "
-                     + "; ".join(report.saturation) + ". Add --workers, lower --concurrency "
-                     "or use a bigger machine before blaming the endpoint")
+        lines.append("WARNING: the client, not only the endpoint, may have decided "
+                     f"{within_reach(report)}: " + "; ".join(report.saturation)
+                     + ". Add --workers, lower --concurrency or use a bigger machine before "
+                     "blaming the endpoint")
     return lines
 
 

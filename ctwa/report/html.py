@@ -74,8 +74,17 @@ def render(summary: dict[str, Any]) -> str:
 def _embedded(summary: dict[str, Any]) -> str:
     """The summary itself, for tools (and ``report diff`` on an HTML file one day)."""
     text = json.dumps({k: v for k, v in summary.items() if k != "data"}, default=str)
-    return ('<script type="application/json" id="ctwa-summary">'
-            + text.replace("</", "<\\/") + "</script>")
+    return ('<script type="application/json" id="ctwa-summary">' + script_safe(text)
+            + "</script>")
+
+
+def script_safe(text: str) -> str:
+    """JSON fit to embed in a ``<script>`` element: ``<``, ``>`` and ``&`` written as
+    ``\\u003c``, ``\\u003e``, ``\\u0026`` (the same JSON to a parser), so no text (``</script>``,
+    ``<!--<script>``) can end the element or change how the HTML parser reads it; U+2028 and
+    U+2029 too, which older JavaScript parsers take as line ends."""
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def _metadata(summary: dict[str, Any]) -> str:
@@ -167,6 +176,11 @@ def _round_trip(trip: dict[str, Any]) -> list[str]:
         parts.append(_figure(f"anomaly {kind} ({ANOMALY_TEXT.get(kind, '')})", count,
                              f"rt_anomaly_{kind}"))
     parts.append("</table>")
+    if trip.get("diagnoses"):
+        from ctwa.roundtrip.diagnose import line
+
+        parts.append("<h3>Diagnosis</h3><ul id=\"diagnoses\">" + "".join(
+            f"<li>{_e(line(d))}</li>" for d in trip["diagnoses"]) + "</ul>")
     funnel = {s: trip["reached"].get(s, 0) for s in ("sent", "delivered", "read")}
     funnel.update({f"failed {code}": n for code, n in trip["failed_codes"].items()})
     parts.append(charts.bars("chart-funnel", "DLR funnel: messages that reached each status",

@@ -56,14 +56,25 @@ def new_summary(kind: str, *, target: str, started: float, ended: float,
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
     passed = all(c["status"] != FAIL for c in criteria) and any(
         c["status"] == PASS for c in criteria)
-    return {
+    return safe_summary({
         "schema": 1, "id": f"{kind}-{stamp}-{secrets.token_hex(2)}", "kind": kind,
         "ctwa_version": __version__, "command": masked_argv(argv), "target": target,
         "machine": {"host": platform.node(), "system": platform.platform(terse=True),
                     "cpus": os.cpu_count(), "python": platform.python_version()},
         "started": started, "ended": ended, "passed": passed, "criteria": criteria,
         "metrics": metrics, "warnings": warnings, "data": data,
-    }
+    })
+
+
+def safe_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The one masking step before any writer (the store, results.json, the HTML report, the
+    JUnit file, ``report render``, ``--json``): every string of the summary, its data
+    included, made safe (masked, control characters escaped, lone surrogates replaced), so
+    that no secret is written and every file parses back."""
+    from ctwa.infra.safetext import json_ready, safe_value
+
+    safe: dict[str, Any] = safe_value(json_ready(summary))
+    return safe
 
 
 def load_summary(report: Any, started: float, ended: float,
@@ -80,12 +91,16 @@ def load_summary(report: Any, started: float, ended: float,
             criteria.append(criterion(_criterion_name(detail), status, detail))
     trip = report.round_trip
     if trip is not None:
+        from ctwa.roundtrip.diagnose import line
+
         ok = not trip["problems"] and trip["complete"] == trip["accepted"]
         criteria.append(criterion("callbacks", PASS if ok else FAIL,
                                   f"{trip['complete']:,} of {trip['accepted']:,} reached "
                                   f"{trip['until']}; anomalies: " + (", ".join(
                                       f"{k} {v:,}" for k, v in trip["anomalies"].items())
-                                      or "none")))
+                                      or "none") + "".join(
+                                          f"; diagnosis: {line(d)}" for d in
+                                          trip.get("diagnoses", [])[:1])))
     latency = report.latency_ms
     metrics = {"p50": latency.get("p50", 0.0), "p90": latency.get("p90", 0.0),
                "p99": latency.get("p99", 0.0), "rps": report.requests_per_second,

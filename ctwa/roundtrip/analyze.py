@@ -32,6 +32,10 @@ class RoundTrip:
     replies: int = 0
     until: str = "delivered"
     complete: int = 0  # messages that reached ``until`` (or failed)
+    only_invalid: int = 0  # messages whose every callback broke the format
+    #: What was seen, what it means and what to change: one dict per cause found
+    #: (ctwa.roundtrip.diagnose.Diagnosis.as_dict), the first the likeliest.
+    diagnoses: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def problems(self) -> int:
@@ -42,13 +46,16 @@ class RoundTrip:
 
 
 ANOMALY_TEXT = {
-    "none": "accepted but no callback at all",
+    "none": "accepted but no callback at all, not even an invalid one",
     "missing_terminal": "no delivered, read or failed status",
     "duplicates": "the same status twice",
     "downgrades": "a status after a later one (out of order)",
     "failed_after_delivered": "failed after delivered",
     "wrong_format": "callbacks that break CleverTap's format",
     "orphans": "callbacks for msgIds that were never sent",
+    "no_msgid": "status callbacks without a msgId",
+    "unreadable": "requests to the callback URL that are not callbacks (not JSON, an array...)",
+    "bad_callback_url": "callbacks posted to a URL with empty or undefined query values",
     "no_context": "inbound replies without context",
     "late": f"sent status later than {LATE_SENT_SECONDS:g} s",
     "missing_until": "did not reach the awaited status in time",
@@ -66,10 +73,16 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: str = "delivered",
-            others: list[dict[str, Any]] | None = None) -> RoundTrip:
+            others: list[dict[str, Any]] | None = None, kinds: dict[str, str] | None = None,
+            where: str | None = None) -> RoundTrip:
     """``sent_at``: each accepted msgId and when it was written (wall-clock seconds);
     ``callbacks``: store rows about them, in arrival order; ``others``: the rows received
-    meanwhile that were about no message of ours (orphans, replies without context)."""
+    meanwhile that were about no message of ours (orphans, replies without context);
+    ``kinds``: what each message was (template, text, image...), to tell a BSP that drops
+    some kinds; ``where``: the listener's URL, for the hint when nothing arrived."""
+    from ctwa.roundtrip.diagnose import Evidence, diagnose
+
+    evidence = Evidence(where=where)
     trip = RoundTrip(accepted=len(sent_at), until=until)
     anomalies: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
@@ -84,16 +97,29 @@ def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: s
     first_at: dict[str, dict[str, float]] = {}
     codes: dict[str, int | None] = {}
     for row in callbacks:
-        trip.callbacks += 1
         msg_id, status = row["msg_id"], row["status"]
+        if msg_id not in sent_at and row["kind"] != "inbound":
+            if msg_id is not None and kinds and msg_id in kinds:
+                evidence.answered_kinds.add(kinds[msg_id])  # sent, not awaited: it answers
+            elif msg_id is not None:
+                evidence.unaccepted.add(msg_id)
+            continue
+        trip.callbacks += 1
         if row["kind"] == "inbound":
             trip.replies += 1
             continue
+        problems = json.loads(row["problems"] or "[]")
         if not row["valid"]:  # lost at CleverTap: noted, and it reaches no status
-            problems = json.loads(row["problems"] or "[]")
-            note("wrong_format", f"{msg_id}: {problems[0] if problems else 'invalid'}")
+            errors = [p for p in problems if not p.startswith("warning: ")]
+            note("wrong_format", f"{msg_id}: {errors[0] if errors else 'invalid'}")
+            evidence.invalid(msg_id, errors)
             continue
-        if msg_id not in sent_at or status is None:
+        warnings = [p.removeprefix("warning: ") for p in problems if p.startswith("warning: ")]
+        evidence.warned(warnings)
+        if any(w.startswith("?") for w in warnings):  # lost at CleverTap: no account
+            note("bad_callback_url", f"{msg_id}: {next(w for w in warnings if w[0] == '?')}")
+        evidence.arrived.add(msg_id)
+        if status is None:
             continue
         history = seen.setdefault(msg_id, [])
         _check_order(msg_id, status, history, note)
@@ -104,8 +130,16 @@ def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: s
     for row in others or []:
         if row["kind"] == "inbound" and row["msg_id"] is None:
             note("no_context", f"inbound {row['status'] or '?'} reply without context")
+        elif row["msg_id"] is None and row["status"] is None:  # not JSON, an array, ...
+            problems = json.loads(row["problems"] or "[]")
+            note("unreadable", f"{row['route']}: {problems[0] if problems else 'unreadable'}")
+            evidence.unreadable(problems[0] if problems else "not a callback")
+        elif row["kind"] != "inbound" and row["msg_id"] is None:
+            note("no_msgid", f"{row['status']} without a msgId")
+            evidence.no_msgid[row["status"]] += 1
         elif row["kind"] != "inbound":
-            note("orphans", f"{row['status'] or '?'} for unknown msgId {row['msg_id']!r}")
+            note("orphans", f"{row['status'] or '?'} for a msgId never sent: {row['msg_id']!r}")
+            evidence.orphans.append(row["msg_id"])
 
     furthest: Counter[str] = Counter()
     reached: Counter[str] = Counter()
@@ -125,8 +159,11 @@ def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: s
         else:
             top = max((RANK[s] for s in statuses if s in RANK), default=0)
             furthest[{0: "none", 1: "sent", 2: "delivered", 3: "read"}[top]] += 1
-        if not history:
+        if not history and msg_id not in evidence.invalid_for:
             note("none", f"{msg_id}: no callback")
+            evidence.silent.append(msg_id)
+        elif not history:
+            trip.only_invalid += 1
         elif not statuses & {"delivered", "read", "failed"}:
             note("missing_terminal", f"{msg_id}: only {', '.join(history)}")
         sent_when = first_at.get(msg_id, {}).get("sent")
@@ -144,6 +181,8 @@ def analyze(sent_at: dict[str, float], callbacks: list[dict[str, Any]], until: s
         delays, key=lambda s: order.index(s) if s in order else len(order))}
     trip.anomalies = dict(sorted(anomalies.items()))
     trip.examples = examples
+    awaited_kinds = {m: k for m, k in (kinds or {}).items() if m in sent_at}
+    trip.diagnoses = [d.as_dict() for d in diagnose(trip, evidence, awaited_kinds)]
     return trip
 
 

@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from ctwa.infra.masking import redact_url
 from ctwa.store.db import Store
 from ctwa.store.records import LoadRunRecord, SendRecord
 
@@ -47,7 +48,7 @@ def start_load_run(store: Store, plan: Any, payload: Any, name: str = "load") ->
 
     inner = inner_payload(payload)
     run = LoadRunRecord(
-        id=f"{name}-{plan.account}-{plan.campaign}", at=time.time(), url=plan.url,
+        id=f"{name}-{plan.account}-{plan.campaign}", at=time.time(), url=redact_url(plan.url),
         prefix=plan.prefix, recipients=list(plan.recipients), offsets=b"", latencies=b"",
         verdicts=b"", kind=detect_kind(payload),
         template=template_name(inner.get("template") if isinstance(inner, dict) else None))
@@ -61,7 +62,8 @@ def finish_load_run(store: Store, run_id: str, report: Any) -> None:
     if outcomes is None:
         return
     store.finish_load_run(LoadRunRecord(
-        id=run_id, at=outcomes.started_wall, url=report.url, prefix="", recipients=[],
+        id=run_id, at=outcomes.started_wall, url=redact_url(report.url), prefix="",
+        recipients=[],
         offsets=outcomes.offsets.tobytes(), latencies=outcomes.latencies.tobytes(),
         verdicts=bytes(outcomes.verdicts)))
 
@@ -74,4 +76,19 @@ def load_round_trip(store: Store, plan: Any, report: Any, until: str) -> Any:
     outcomes = report.outcomes
     sent_at = outcomes.accepted_at(plan.msg_id) if outcomes is not None else {}
     start = outcomes.started_wall if outcomes is not None else report.started_at
-    return round_trip(store, sent_at, until, start, time.time(), prefix=plan.prefix)
+    kinds = dict.fromkeys(sent_at, message_kind(plan.payload))
+    return round_trip(store, sent_at, until, start, time.time(), prefix=plan.prefix,
+                      kinds=kinds)
+
+
+def message_kind(payload: Any) -> str:
+    """What a message is, for telling a BSP that drops some kinds: ``template``, or the
+    freeform type (``text``, ``image``, ...)."""
+    from ctwa.wire.kinds import detect_kind
+    from ctwa.wire.outbound import inner_payload
+
+    kind = detect_kind(payload)
+    inner = inner_payload(payload)
+    if kind == "freeform" and isinstance(inner, dict) and isinstance(inner.get("type"), str):
+        return inner["type"]
+    return "template" if kind in ("template", "validation") else str(kind or "message")

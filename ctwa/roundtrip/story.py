@@ -12,6 +12,9 @@ from ctwa.infra.errors import InputError
 from ctwa.store.db import Store
 from ctwa.store.records import VERDICTS
 
+#: How long after a send callbacks without a msgId are shown beside its story.
+TRACE_WINDOW = 60.0
+
 
 def story(store: Store, msg_id: str | None, last: bool = False) -> dict[str, Any]:
     if last:
@@ -34,7 +37,25 @@ def story(store: Store, msg_id: str | None, last: bool = False) -> dict[str, Any
         if isinstance(shown.get(key), str):
             with contextlib.suppress(ValueError):
                 shown[key] = json.loads(shown[key])
-    return {"msgId": msg_id, "send": shown, "callbacks": events}
+    return {"msgId": msg_id, "send": shown, "callbacks": events,
+            "diagnoses": _diagnoses(store, msg_id, send, shown.get("request"))}
+
+
+def _diagnoses(store: Store, msg_id: str, send: dict[str, Any], request: Any) -> list[Any]:
+    """What this message's callbacks say about the BSP (ctwa.roundtrip.diagnose): only
+    for a message that was accepted, and without "nothing arrived" when none has yet."""
+    from ctwa.roundtrip.analyze import analyze
+    from ctwa.roundtrip.record import message_kind
+
+    if send.get("verdict") not in ("accepted", "too-slow"):
+        return []
+    kind = message_kind(request) if isinstance(request, dict) else "message"
+    # what came without a msgId within a minute of the send may be about it: said as seen
+    nearby = [row for row in store.callbacks_between(send["at"], send["at"] + TRACE_WINDOW)
+              if row["msg_id"] is None and row["kind"] != "inbound"]
+    trip = analyze({msg_id: send["at"]}, store.callbacks_for(msg_id), others=nearby,
+                   kinds={msg_id: kind})
+    return [d for d in trip.diagnoses if d["cause"] != "nothing"]
 
 
 def callback_events(store: Store, msg_id: str, sent_at: float) -> list[dict[str, Any]]:

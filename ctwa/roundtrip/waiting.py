@@ -44,10 +44,55 @@ class ListenerInfo:
     started_here: bool
 
 
+#: The path of the sandbox's mock BSP endpoint under the sandbox's base URL.
+SANDBOX_BSP_PATH = "/bsp/messages"
+
+
+def sandbox_callbacks(endpoint: str | None, store: Path) -> str | None:
+    """When ``endpoint`` is a ctwa sandbox's mock BSP: the URL of the sandbox's own CleverTap
+    callback routes, where its DLRs and replies go (and which keep them in this store);
+    None for any other endpoint. Only a URL ending in the sandbox's path is asked."""
+    if not endpoint or not endpoint.rstrip("/").endswith(SANDBOX_BSP_PATH):
+        return None
+    import httpx
+
+    from ctwa.http import make_client, send
+
+    root = endpoint.rstrip("/").removesuffix(SANDBOX_BSP_PATH)
+    base = root + "/clevertap"
+    try:
+        with make_client(timeout=2, origin=base) as client:
+            bsp = send(client, "GET", f"{root}/bsp/stats").response.json()
+            to = bsp.get("callbacks_to") if isinstance(bsp, dict) else None
+            if not isinstance(to, dict) or to.get("status") != f"{base}/status":
+                return None  # it calls back elsewhere (a listener on --listen), or nowhere
+            answer = send(client, "GET", f"{base}/stats").response.json()
+    except (httpx.HTTPError, ValueError, Exception):
+        return None
+    if not isinstance(answer, dict) or answer.get("listener") != "ctwa":
+        return None
+    if answer.get("store") is None:
+        raise InputError(f"the sandbox at {base} keeps no callbacks (--no-store), so the wait "
+                         "would see none", hint="restart the sandbox without --no-store")
+    if Path(answer["store"]).resolve() != store.resolve():
+        raise InputError(f"the sandbox at {base} keeps its callbacks in another store "
+                         f"({answer['store']})", hint=f"pass --store {answer['store']}")
+    return base
+
+
 @contextlib.contextmanager
-def listener_for(listen: str, store: Path, say: Callable[[str], None]) -> Iterator[ListenerInfo]:
-    """The listener the callbacks reach: the ctwa listener already on ``listen`` when it
+def listener_for(listen: str, store: Path, say: Callable[[str], None],
+                 endpoint: str | None = None) -> Iterator[ListenerInfo]:
+    """The listener the callbacks reach: the sandbox's own when ``endpoint`` is a ctwa
+    sandbox (its mock BSP calls back there), the ctwa listener already on ``listen`` when it
     records into this store, or one started here for the duration of the block."""
+    sandbox = sandbox_callbacks(endpoint, store)
+    if sandbox is not None:
+        # (worded without "sandbox": that is the mock BSP's password, masked in every line)
+        say(f"callbacks come from ctwa's mock BSP, which sends them to its own {sandbox}/status "
+            f"and {sandbox}/inbound; those keep them in {store}, where the wait reads them")
+        yield ListenerInfo(sandbox, started_here=False)
+        return
     host, port = parse_listen(listen)
     url = f"http://{host}:{port}"
     if _listening(host, port):
@@ -62,7 +107,7 @@ def listener_for(listen: str, store: Path, say: Callable[[str], None]) -> Iterat
     try:
         with ThreadServer(Listener(store=writer).app(), host, port):
             say(f"listening for callbacks on {url}/status and {url}/inbound for this wait "
-                "(the BSP must send them here)")
+                "(the BSP's callback URLs must point here)")
             yield ListenerInfo(url, started_here=True)
     finally:
         writer.close()
@@ -112,7 +157,8 @@ def wait_for(store: Store, until: str, timeout: float, *, msg_ids: list[str] | N
 
 
 def round_trip(store: Store, sent_at: dict[str, float], until: str, start: float, end: float,
-               prefix: str | None = None) -> RoundTrip:
+               prefix: str | None = None, kinds: dict[str, str] | None = None,
+               where: str | None = None) -> RoundTrip:
     """The round trip of these messages, with what else arrived meanwhile (orphans, replies
     without context) that was about no message the store knows."""
     if prefix is not None:
@@ -120,6 +166,10 @@ def round_trip(store: Store, sent_at: dict[str, float], until: str, start: float
     else:
         ours = [row for msg_id in sent_at for row in store.callbacks_for(msg_id)]
         ours.sort(key=lambda row: (row["at"], row["id"]))
+    # messages sent but not awaited (certify's error checks): whether their kind gets
+    # callbacks tells a BSP that drops some kinds
+    for msg_id in [m for m in kinds or {} if m not in sent_at][:100]:
+        ours += store.callbacks_for(msg_id)
     mine = {row["id"] for row in ours}
     window = [row for row in store.callbacks_between(start, end) if row["id"] not in mine]
     prefixes = tuple(store.known_prefixes())
@@ -127,4 +177,4 @@ def round_trip(store: Store, sent_at: dict[str, float], until: str, start: float
     known = store.sent_among(candidates)
     others = [row for row in window if row["msg_id"] is None or (
         row["msg_id"] not in known and not (prefixes and row["msg_id"].startswith(prefixes)))]
-    return analyze(sent_at, ours, until, others)
+    return analyze(sent_at, ours, until, others, kinds=kinds, where=where)

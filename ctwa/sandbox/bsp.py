@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ctwa.wire.callbacks import CALLBACK_VERSION
@@ -22,9 +22,12 @@ from ctwa.wire.kinds import detect_kind
 from ctwa.wire.lint import lint_document
 from ctwa.wire.outbound import VALIDATION_NAMESPACE
 
-#: The ways the mock BSP can misbehave, as real BSPs do when they are wrong (``--misbehave``).
+#: The ways the mock BSP can misbehave, as real BSPs do when they are wrong (``--misbehave``),
+#: each with the real failure it models (README, "The sandbox").
 FAULTS = {
     "slow": "answers after 1.2 s, over CleverTap's deadline",
+    "slow-ceiling": "handles at most N messages a second (slow-ceiling=N, default 20), so "
+                    "answers queue and latency grows with load",
     "late-dlr": "sends the sent status after 11 s",
     "no-dlr": "sends no callback at all for one message in five",
     "no-read": "never sends read",
@@ -32,27 +35,80 @@ FAULTS = {
     "out-of-order": "sends delivered before sent",
     "meta-format": "sends Meta's Cloud API webhook shape instead of CleverTap's",
     "wrong-msgid": "uses its own message ids instead of CleverTap's msgId",
+    "no-msgid-dlr": "sends delivered and read without a msgId",
     "no-context": "replies without context (and replies to every message)",
     "bad-codes": "fails one message in five with Meta's code 131026 instead of 1000-1010",
+    "wrong-codes": "fails one message in five with a title that contradicts its code (1004 "
+                   "\"Invalid phone number\") or a code outside 1000-1010 (404)",
+    "date-timestamps": "writes timestamps as dates (\"2023-06-05 13:16:18\"), not epoch "
+                       "seconds",
+    "wrapped-callbacks": "posts each callback wrapped as {\"url\": ..., \"payload\": "
+                         "<the callback>}",
+    "bad-callback-query": "posts callbacks to the callback URL with ?a=undefined in its query",
+    "accept-then-drop": "accepts every message, then sends nothing for templates and non-text "
+                        "freeform (a worker that crashes on them)",
+    "empty-200": "answers HTTP 200 with an empty body (and still sends the callbacks)",
+    "no-auth": "accepts any credentials, or none",
     "validation-error": "answers the validation payload with HTTP 500",
 }
 SLOW_SECONDS = 1.2
 LATE_DLR_SECONDS = 11.0
-#: no-dlr and bad-codes hit every this-many-th message.
+#: no-dlr, bad-codes and wrong-codes hit every this-many-th message unless given a share.
 FAULT_EVERY = 5
+DEFAULT_SHARES = {"no-dlr": 1 / FAULT_EVERY, "bad-codes": 1 / FAULT_EVERY,
+                  "wrong-codes": 1 / FAULT_EVERY}
+#: slow-ceiling's messages a second unless given (slow-ceiling=50).
+DEFAULT_CEILING = 20.0
+#: What wrong-codes sends, in turn: a title that names another code's meaning (ERRATA 19,
+#: as a real middleware mapped them), and a code outside the table.
+WRONG_CODES = ((1004, "Invalid phone number"), (1006, "Too many send requests"),
+               (404, "Recipient not found"))
 
 
 def check_faults(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """The faults named, each known (one clear line with the list otherwise)."""
+    return parse_faults(names)[0]
+
+
+def parse_faults(names: list[str] | tuple[str, ...]) -> tuple[tuple[str, ...], dict[str, float]]:
+    """``FAULT[=SHARE]`` items (comma-separated too): the faults, and the share of messages
+    each hits (``wrong-msgid=10%``, ``no-dlr=0.5``; for slow-ceiling, messages a second)."""
     from ctwa.infra.errors import InputError
 
-    wanted = tuple(dict.fromkeys(n.strip() for name in names for n in name.split(",")
-                                 if n.strip()))
-    for name in wanted:
+    wanted: dict[str, None] = {}
+    shares: dict[str, float] = {}
+    for item in (n.strip() for name in names for n in name.split(",")):
+        if not item:
+            continue
+        name, _, value = item.partition("=")
+        name = name.strip()
         if name not in FAULTS:
             raise InputError(f"--misbehave {name!r}: not a fault the sandbox knows",
                              hint="one or more of " + ", ".join(FAULTS))
-    return wanted
+        wanted[name] = None
+        if value.strip():
+            shares[name] = _share(name, value.strip())
+    return tuple(wanted), shares
+
+
+def _share(name: str, value: str) -> float:
+    from ctwa.infra.errors import InputError
+
+    text = value.removesuffix("%").removesuffix("/s").strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = -1.0
+    if name == "slow-ceiling":
+        if not 0 < number < 1e6:
+            raise InputError(f"--misbehave {name}={value}: expected messages a second, e.g. "
+                             f"{name}=50")
+        return number
+    share = number / 100 if value.endswith("%") else number
+    if not 0 < share <= 1:
+        raise InputError(f"--misbehave {name}={value}: expected a share of messages, e.g. "
+                         f"{name}=10% or {name}=0.1")
+    return share
 
 
 @dataclass
@@ -70,6 +126,9 @@ class BspSettings:
     reply_rate: float = 0.0
     seed: int | None = None
     misbehave: tuple[str, ...] = ()
+    #: The share of messages each fault hits (default: all, one in five for no-dlr,
+    #: bad-codes and wrong-codes); for slow-ceiling, its messages a second.
+    shares: dict[str, float] = field(default_factory=dict)
     #: A simulated user behind every number: replies to each template (the first copy it
     #: gets) with every inbound kind (with context) and taps its URL buttons; what
     #: `ctwa certify` asks a human tester to do.
@@ -103,7 +162,9 @@ class MockBsp:
         self._pools: dict[str, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._expected: str | None = None
-        self._messages = 0  # messages given callbacks, for faults that hit every n-th
+        self._counts: dict[str, int] = {}  # messages each fault was considered for
+        self._next_slot = 0.0  # slow-ceiling: when the next message can be handled
+        self._wrong_codes = 0  # wrong-codes sends WRONG_CODES in turn
         self._answered: set[tuple[str, str]] = set()  # (number, template) the user answered
         self.disconnects: Any = None  # the sandbox's count of clients that left mid-request
         if settings.username is not None:
@@ -125,9 +186,11 @@ class MockBsp:
             "statuses_sent": dict(sorted(state.statuses_sent.items())),
             "replies_sent": state.replies_sent, "misbehave": list(self.settings.misbehave),
             "disconnected": self.disconnects.count if self.disconnects is not None else 0,
-            "last_payload": state.last_payload})
+            "last_payload": state.last_payload,
+            "callbacks_to": {"status": self.settings.status_url,
+                             "inbound": self.settings.inbound_url}})
 
-    async def messages(self, request: Request) -> JSONResponse:
+    async def messages(self, request: Request) -> Response:
         state = self.state
         state.received += 1
         if state.in_flight >= self.settings.max_concurrency:
@@ -136,7 +199,9 @@ class MockBsp:
         state.in_flight += 1
         try:
             low, high = self.settings.latency
-            if "slow" in self.settings.misbehave:
+            if "slow-ceiling" in self.settings.misbehave:
+                await asyncio.sleep(self._queue())
+            if self._hit("slow"):
                 await asyncio.sleep(SLOW_SECONDS)
             elif high > 0:
                 await asyncio.sleep(self.random.uniform(low, high))
@@ -144,13 +209,31 @@ class MockBsp:
         finally:
             state.in_flight -= 1
 
+    def _hit(self, fault: str) -> bool:
+        """Whether this fault hits the message now considered: exactly its share of them,
+        spread evenly (a share of 10% hits the 10th, 20th, ...)."""
+        if fault not in self.settings.misbehave:
+            return False
+        share = self.settings.shares.get(fault, DEFAULT_SHARES.get(fault, 1.0))
+        n = self._counts[fault] = self._counts.get(fault, 0) + 1
+        return int(round(n * share, 9)) > int(round((n - 1) * share, 9))
+
+    def _queue(self) -> float:
+        """slow-ceiling: how long this message waits for its turn at N messages a second."""
+        rate = self.settings.shares.get("slow-ceiling", DEFAULT_CEILING)
+        now = time.monotonic()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + 1.0 / rate
+        return slot - now
+
     def _refuse(self, code: int, message: str | None = None) -> JSONResponse:
         self.state.refused[code] = self.state.refused.get(code, 0) + 1
         return _failure(code, message)
 
-    def _answer(self, request: Request, body: bytes) -> JSONResponse:
+    def _answer(self, request: Request, body: bytes) -> Response:
         given = request.headers.get("authorization", "")
-        if self._expected and not hmac.compare_digest(given.encode(), self._expected.encode()):
+        if self._expected and not hmac.compare_digest(given.encode(), self._expected.encode()) \
+                and not self._hit("no-auth"):
             return self._refuse(2000)
         try:
             document = json.loads(body)
@@ -187,7 +270,10 @@ class MockBsp:
             if answers:
                 self._answered.add((digits, name))
             self._spawn(self._callbacks(payload.msgId, digits, payload.wabaNumber,
-                                        template=answers, url_buttons=buttons))
+                                        template=answers, url_buttons=buttons,
+                                        kind=_message_kind(document, kind)))
+        if self._hit("empty-200"):
+            return Response(b"", status_code=200)
         return JSONResponse({"status": "success"})
 
     def _spawn(self, coroutine: Any) -> None:
@@ -215,69 +301,89 @@ class MockBsp:
             self.state.callbacks_failed += 1
         return ok
 
-    def _steps(self, number: str) -> tuple[list[str], int | None]:
-        """The statuses one message gets, and its failure code: the rules by number, then
-        the faults."""
-        faults = self.settings.misbehave
-        self._messages += 1
-        nth = self._messages % FAULT_EVERY == 0
+    def _steps(self, number: str, hits: set[str]) -> tuple[list[str], int | None, str | None]:
+        """The statuses one message gets, its failure code and title: the rules by number,
+        then the faults that hit it."""
         failure = next((code for suffix, code in self.settings.dlr_failures.items()
                         if number.endswith(suffix)), None)
+        title = None
         if failure is None and not _possible(number):
             failure = 1002  # accepted, then failed as WhatsApp does for a number it cannot use
-        if "bad-codes" in faults and (nth or failure is not None):
+        if "bad-codes" in hits or ("bad-codes" in self.settings.misbehave
+                                   and failure is not None):
             failure = 131026
-        if "no-dlr" in faults and nth:
-            return [], None
+        if "wrong-codes" in hits:
+            failure, title = WRONG_CODES[self._wrong_codes % len(WRONG_CODES)]
+            self._wrong_codes += 1
+        if "no-dlr" in hits:
+            return [], None, None
         if failure is not None:
-            return ["sent", "failed"], failure
-        steps = ["sent", "delivered"] + ([] if "no-read" in faults else ["read"])
-        if "out-of-order" in faults:
+            return ["sent", "failed"], failure, title
+        steps = ["sent", "delivered"] + ([] if "no-read" in hits else ["read"])
+        if "out-of-order" in hits:
             steps[0], steps[1] = steps[1], steps[0]
-        if "duplicate-dlr" in faults:
+        if "duplicate-dlr" in hits:
             steps.insert(steps.index("delivered") + 1, "delivered")
-        return steps, None
+        return steps, None, None
+
+    def _faults_for(self, kind: str) -> set[str]:
+        """The faults that hit the next message, each counted once."""
+        hits = {fault for fault in self.settings.misbehave
+                if fault not in ("accept-then-drop", "slow", "slow-ceiling", "empty-200",
+                                 "no-auth", "validation-error") and self._hit(fault)}
+        if kind != "text" and self._hit("accept-then-drop"):
+            hits.add("accept-then-drop")
+        return hits
 
     async def _callbacks(self, msg_id: str, number: str, waba: str, template: bool = False,
-                         url_buttons: int = 0) -> None:
+                         url_buttons: int = 0, kind: str = "template") -> None:
         """sent, then delivered and read (or failed, for numbers matching a rule), bent by
         the faults the sandbox was asked to show."""
         url = self.settings.status_url
         assert url is not None
-        faults = self.settings.misbehave
-        steps, failure = self._steps(number)
-        if "wrong-msgid" in faults:
+        hits = self._faults_for(kind)
+        if "accept-then-drop" in hits:
+            return  # the worker crashed on this message: nothing is ever sent
+        steps, failure, title = self._steps(number, hits)
+        if "wrong-msgid" in hits:
             msg_id = f"wamid.{self.random.getrandbits(64):016x}"
+        if "bad-callback-query" in hits:
+            url += ("&" if "?" in url else "?") + "a=undefined"
         delays = list(self.settings.dlr_delays)
         delays += [delays[-1] + 0.05 * n for n in range(1, len(steps) - len(delays) + 1)]
-        if "late-dlr" in faults:
+        if "late-dlr" in hits:
             delays = [d + LATE_DLR_SECONDS for d in delays]
         previous = 0.0
         for step, delay in zip(steps, delays, strict=False):
             await asyncio.sleep(max(0.0, delay - previous))
             previous = delay
             entry: dict[str, Any] = {"msgId": msg_id, "status": step,
-                                     "timestamp": str(int(time.time()))}
+                                     "timestamp": _timestamp(hits)}
+            if "no-msgid-dlr" in hits and step in ("delivered", "read"):
+                del entry["msgId"]
             if step == "failed" and failure is not None:
-                entry["error"] = {"code": failure,
-                                  "title": CALLBACK_ERRORS.get(failure, "Message failed")}
-            body = (_meta_status(entry, number, waba) if "meta-format" in faults
+                entry["error"] = {"code": failure, "title": title or CALLBACK_ERRORS.get(
+                    failure, "Message failed")}
+            body = (_meta_status(entry, number, waba) if "meta-format" in hits
                     else {"payloadVersion": CALLBACK_VERSION, "statuses": [entry]})
-            if await self._post(url, body):
+            if await self._post(url, _wrapped(body, url, hits)):
                 self.state.statuses_sent[step] = self.state.statuses_sent.get(step, 0) + 1
         if failure is None and steps and self.settings.simulated_user and template:
             await self._simulated_user(msg_id, number, waba, url_buttons)
             return
-        replies = self.settings.reply_rate or (1.0 if "no-context" in faults else 0.0)
+        replies = self.settings.reply_rate or (1.0 if "no-context" in hits else 0.0)
         if (failure is None and steps and self.settings.inbound_url
                 and self.random.random() < replies):
             reply: dict[str, Any] = {
                 "payloadVersion": CALLBACK_VERSION, "from": number, "wabaNumber": waba,
-                "timestamp": str(int(time.time())), "type": "text",
+                "timestamp": _timestamp(hits), "type": "text",
                 "text": {"body": "Yes, please!"}}
-            if "no-context" not in faults:
+            if "no-context" not in hits:
                 reply["context"] = {"id": msg_id}
-            if await self._post(self.settings.inbound_url, reply):
+            inbound = self.settings.inbound_url
+            if "bad-callback-query" in hits:
+                inbound += ("&" if "?" in inbound else "?") + "a=undefined"
+            if await self._post(inbound, _wrapped(reply, inbound, hits)):
                 self.state.replies_sent += 1
 
     async def _simulated_user(self, msg_id: str, number: str, waba: str,
@@ -307,6 +413,25 @@ class MockBsp:
             task.cancel()
         for pool in self._pools.values():
             pool.close()
+
+
+def _timestamp(hits: set[str]) -> str:
+    """Now as the contract writes it (epoch seconds), or as date-timestamps does."""
+    if "date-timestamps" in hits:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    return str(int(time.time()))
+
+
+def _wrapped(body: dict[str, Any], url: str, hits: set[str]) -> dict[str, Any]:
+    """The callback as wrapped-callbacks posts it: ``{"url": ..., "payload": ...}``."""
+    return {"url": url, "payload": body} if "wrapped-callbacks" in hits else body
+
+
+def _message_kind(document: dict[str, Any], kind: str) -> str:
+    """template, or the freeform message's type (text, image, ...)."""
+    if kind != "freeform":
+        return "template"
+    return str(document.get("type") or "freeform")
 
 
 def _meta_status(entry: dict[str, Any], number: str, waba: str) -> dict[str, Any]:

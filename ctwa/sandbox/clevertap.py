@@ -102,7 +102,8 @@ class MockCleverTap:
             refusal = record_refusal(record)
             if refusal is None:
                 processed += 1
-                identity = next(str(record[k]) for k in IDENTITY_KEYS if record.get(k))
+                identity = next(str(record[k]) for k in IDENTITY_KEYS
+                                if record.get(k) is not None and record.get(k) != "")
                 self.state.profiles[identity] = record.get("profileData") or {}
                 self.state.uploads[identity] += 1
                 continue

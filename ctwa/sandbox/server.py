@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -98,6 +99,7 @@ class Sandbox:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.meta.loop = asyncio.get_running_loop()  # for its Python API from other threads
         yield
         await self.bsp.close()  # stop pending DLR tasks, close their client
         await self.meta.close()  # and the mock Cloud API's webhooks and user

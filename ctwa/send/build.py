@@ -309,12 +309,23 @@ class _Builder:
 
 def _example_suffix(url: str, example: str | None) -> str | None:
     """Meta gives the full example URL; CleverTap sends only the dynamic suffix: what the
-    example adds to the URL before ``{{1}}``. None when the example does not start with it
-    (sending it whole would double the URL)."""
+    example adds to the URL before ``{{1}}``. An example that is not a URL at all is that
+    suffix already (Meta's own carousel documentation writes ``BLUE_ELF`` for
+    ``https://www.luckyshrub.com/rare-succulents/{{1}}``). None when the example is a whole
+    URL that does not start with the button's (sending it would double the URL)."""
     if example is None:
         return None
     prefix = url.split("{{", 1)[0]
-    return example[len(prefix):] if example.startswith(prefix) else None
+    if example.startswith(prefix):
+        return example[len(prefix):]
+    if not _looks_like_url(example):
+        return example
+    return None
+
+
+def _looks_like_url(text: str) -> bool:
+    lowered = text.strip().lower()
+    return lowered.startswith(("http://", "https://", "www.")) or "://" in lowered
 
 
 def parse_template(template: dict[str, Any] | MetaTemplate,

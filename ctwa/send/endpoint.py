@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from ctwa.http import Auth, parse_header
 from ctwa.infra.config import Profile
 from ctwa.infra.errors import ConfigError, InputError
-from ctwa.infra.masking import register_secret, register_secret_header
+from ctwa.infra.masking import register_header, register_url
 from ctwa.infra.secrets import SecretName, SecretResolver
-
-_SECRET_HEADER_WORDS = ("auth", "token", "key", "secret", "pass", "signature", "cookie")
+from ctwa.infra.settings import choose, overrode
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,8 @@ class Endpoint:
     url: str
     auth: Auth = field(default_factory=Auth)
     headers: tuple[tuple[str, str], ...] = ()
+    #: which profile values the options given overrode (printed with -v)
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
 
 def check_url(url: str, what: str) -> None:
@@ -72,13 +73,12 @@ def check_url(url: str, what: str) -> None:
 
 
 def parse_extra_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
-    """``--header 'Name: value'`` pairs; values of auth-like headers are treated as secrets."""
+    """``--header 'Name: value'`` pairs; their values are treated as secrets (ctwa cannot tell
+    which are), but for the few well-known headers that never carry one (Content-Type...)."""
     pairs = []
     for raw in values:
         name, value = parse_header(raw)
-        if any(word in name.lower() for word in _SECRET_HEADER_WORDS):
-            register_secret_header(name)
-            register_secret(value)
+        register_header(name, value)
         pairs.append((name, value))
     return tuple(pairs)
 
@@ -99,15 +99,38 @@ def _auth_kind(flags: EndpointFlags, service: Service) -> str:
     return service.auth
 
 
+def _overrides(flags: EndpointFlags, service: Service, kind: str) -> tuple[str, ...]:
+    """What the options given overrode of the profile, for -v."""
+    notes = []
+    url_field = "endpoint" if service.url_flag == "--endpoint" else "import_url"
+    if flags.endpoint and service.url and flags.endpoint != service.url:
+        notes.append(overrode(service.url_flag, flags.endpoint, url_field, service.url))
+    if kind != service.auth and service.auth != "none":
+        given = ("--auth" if flags.auth else "--username/--password" if kind == "basic"
+                 else "--token" if flags.token else service.url_flag)
+        notes.append(overrode(given, None, "auth", service.auth) + f": auth {kind} is used"
+                     + (", so the profile's credentials are not sent" if kind == "none"
+                        else ""))
+    return tuple(notes)
+
+
 def resolve_endpoint(flags: EndpointFlags, service: Service,
                      resolver: SecretResolver) -> Endpoint:
-    url = flags.endpoint or service.url
+    url = choose((service.url_flag, flags.endpoint), ("profile", service.url)).value
     if not url:
         raise ConfigError(f"no {service.what} given",
                           hint=f"pass {service.url_flag} URL or set it in the profile")
     check_url(url, service.what)
+    register_url(url)  # a password or token in the URL is masked wherever it shows up
     kind = _auth_kind(flags, service)
     headers = parse_extra_headers(flags.headers)
+    notes = _overrides(flags, service, kind)
+    found = _authenticated(url, kind, flags, service, resolver, headers)
+    return Endpoint(found.url, found.auth, found.headers, notes)
+
+
+def _authenticated(url: str, kind: str, flags: EndpointFlags, service: Service,
+                   resolver: SecretResolver, headers: tuple[tuple[str, str], ...]) -> Endpoint:
     if kind == "none":
         return Endpoint(url, Auth(), headers)
     if kind == "basic":
@@ -135,6 +158,24 @@ class UploadTarget:
 
     url: str
     headers: dict[str, str]
+    #: which profile values the options given overrode (printed with -v)
+    notes: tuple[str, ...] = ()
+
+
+def upload_base_url(profile: Profile, region: str | None,
+                    base_url: str | None) -> tuple[str, tuple[str, ...]]:
+    """CleverTap's API base: ``--base-url`` or ``--region`` given on the command line decide
+    it whole (either beats both of the profile's ``base_url`` and ``region``); else the
+    profile's base_url, else its region, else the default region."""
+    from ctwa.upload.regions import api_base_url
+
+    if not (region or base_url):
+        return api_base_url(profile.region, profile.base_url), ()
+    option, value = ("--base-url", base_url) if base_url else ("--region", region)
+    notes = tuple(overrode(option, value, name, mine)
+                  for name, mine in (("base_url", profile.base_url), ("region", profile.region))
+                  if mine and mine != value)
+    return api_base_url(region, base_url), notes
 
 
 def resolve_upload_target(profile: Profile, resolver: SecretResolver, *,
@@ -145,15 +186,19 @@ def resolve_upload_target(profile: Profile, resolver: SecretResolver, *,
     import os
 
     from ctwa.infra import envvars
-    from ctwa.upload.regions import api_base_url
 
-    account = account_id or os.environ.get(envvars.ACCOUNT_ID) or profile.account_id
+    account = choose(("--account-id", account_id),
+                     (envvars.ACCOUNT_ID, os.environ.get(envvars.ACCOUNT_ID)),
+                     ("profile", profile.account_id)).value
     if not account:
         raise ConfigError("no CleverTap account id given",
                           hint=f"pass --account-id, export {envvars.ACCOUNT_ID}=..., or set it "
                           "in the profile")
     secret = (resolver.require(SecretName.PASSCODE, passcode) if require_passcode
               else resolver.resolve(SecretName.PASSCODE, passcode))
-    url = api_base_url(region or profile.region, base_url or profile.base_url) + "/1/upload"
-    return UploadTarget(url, {"X-CleverTap-Account-Id": account,
-                              "X-CleverTap-Passcode": secret.value or ""})
+    base, notes = upload_base_url(profile, region, base_url)
+    if account_id and profile.account_id and account_id != profile.account_id:
+        notes += (overrode("--account-id", account_id, "account_id", profile.account_id),)
+    return UploadTarget(base + "/1/upload", {"X-CleverTap-Account-Id": account,
+                                             "X-CleverTap-Passcode": secret.value or ""},
+                        notes)

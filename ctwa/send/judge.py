@@ -11,9 +11,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ctwa.infra.safetext import safe_text
 from ctwa.wire.codes import messaging_error_meaning
 
+#: The most of a BSP's error message a verdict keeps (its whole body is in the exchange).
+MESSAGE_LIMIT = 1000
+
 DEFAULT_DEADLINE = 1.0
+#: An error code longer than this is no code (the contract's are four digits).
+MAX_CODE_DIGITS = 9
 
 Outcome = Literal["accepted", "rejected", "http-error", "contract-violation", "too-slow",
                   "unreachable"]
@@ -41,18 +47,26 @@ def _json_body(content: bytes) -> tuple[Any, str | None]:
         return json.loads(content), None
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None, "the body is not JSON"
+    except (ValueError, RecursionError):  # a 5000-digit number, nesting past Python's stack
+        return None, "the body is JSON ctwa cannot read (a number of thousands of digits, " \
+            "or nested too deeply)"
 
 
 def _message_of(body: Any) -> str | None:
+    """The BSP's own words, made safe where they enter a verdict (one line, masked, capped)."""
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
+            return _safe(error["message"])
         if body.get("message"):
-            return str(body["message"])
+            return _safe(body["message"])
         if isinstance(error, str):
-            return error
+            return _safe(error)
     return None
+
+
+def _safe(message: Any) -> str:
+    return safe_text(str(message), keep_lines=False, limit=MESSAGE_LIMIT)
 
 
 def judge(status_code: int, content: bytes, latency: float,
@@ -96,12 +110,13 @@ def _judge_body(status_code: int, body: Any, body_problem: str | None,
     if status == "failure":
         error: dict[str, Any] = body["error"] if isinstance(body.get("error"), dict) else {}
         code = error.get("code")
-        if isinstance(code, str) and code.isdecimal():
+        if isinstance(code, str) and code.isdecimal() and len(code) <= MAX_CODE_DIGITS:
             code = int(code)
-        if not isinstance(code, int) or isinstance(code, bool):
-            code = None
+        if not isinstance(code, int) or isinstance(code, bool) or not (
+                0 <= code < 10 ** MAX_CODE_DIGITS):
+            code = None  # no code, or none a table could hold (a 5000-digit one)
         meaning = messaging_error_meaning(code)
-        message = error.get("message")
+        message = _safe(error["message"]) if error.get("message") else None
         text = f"failure {code}: {meaning}" if code is not None else f"failure ({meaning})"
         if message:
             text += f" - {message}"

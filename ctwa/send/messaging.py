@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 
-from ctwa.http import DEFAULT_TIMEOUT, Trace, make_client, send
+from ctwa.http import DEFAULT_TIMEOUT, MAX_BSP_ANSWER, Trace, make_client, send
 from ctwa.infra.errors import ExitCode, RemoteUnreachable
-from ctwa.infra.masking import redact_header_value, redact_url, scrub
+from ctwa.infra.masking import redact_header_value, redact_url
+from ctwa.infra.safetext import safe_text, safe_value
 from ctwa.send.endpoint import Endpoint
 from ctwa.send.judge import DEFAULT_DEADLINE, Verdict, judge
 
@@ -53,15 +54,22 @@ class SendResult:
 
 
 def _masked_headers(headers: httpx.Headers) -> dict[str, str]:
-    return {k: redact_header_value(k, v) for k, v in headers.items()}
+    """Headers as they enter a report: secret ones masked, every name and value made safe
+    (a server may send any byte in a header; httpx decodes them as latin-1)."""
+    return {safe_text(k, keep_lines=False): safe_text(redact_header_value(k, v),
+                                                      keep_lines=False)
+            for k, v in headers.items()}
 
 
 def _body_for_report(content: bytes) -> Any:
+    """The answer's body as it enters every writer: the JSON document with each string made
+    safe (lone surrogates replaced, control characters escaped, secrets masked), or the text
+    of what is not JSON, the same way, capped."""
     try:
-        return json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return safe_value(json.loads(content))
+    except (ValueError, UnicodeDecodeError, RecursionError):  # also 5000-digit numbers
         text = content[:BODY_PREVIEW].decode("utf-8", errors="replace")
-        return scrub(text + ("..." if len(content) > BODY_PREVIEW else ""))
+        return safe_text(text + ("..." if len(content) > BODY_PREVIEW else ""))
 
 
 def deliver(
@@ -81,7 +89,7 @@ def deliver(
     try:
         try:
             exchange = send(client, "POST", endpoint.url, content=encode(payload),
-                            headers={"Content-Type": CONTENT_TYPE})
+                            headers={"Content-Type": CONTENT_TYPE}, max_answer=MAX_BSP_ANSWER)
         except RemoteUnreachable as exc:
             verdict = Verdict("unreachable", False, str(exc))
             sent = endpoint.auth.apply({**client.headers, **dict(endpoint.headers)})

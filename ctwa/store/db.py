@@ -57,9 +57,20 @@ def _explain(path: Path, exc: Exception) -> StoreError:
         return StoreError(f"{where} is damaged or not a ctwa store",
                           hint="move it aside (ctwa starts a new one) or use --store PATH")
     if "disk" in text and "full" in text:
-        return StoreError(f"{where}: the disk is full", hint="free space, or "
-                          "`ctwa store prune --older-than 7d`")
+        # `ctwa store prune` would fail the same way: deleting needs room in the WAL file
+        return StoreError(f"{where}: the disk is full", hint=f"free space on the disk that "
+                          f"holds {path.parent} (the store is {_size_of(path)}; prune needs "
+                          "free space itself), or use a store on another disk with --store "
+                          "PATH")
     return StoreError(f"{where}: {exc}", hint="use another one with --store PATH")
+
+
+def _size_of(path: Path) -> str:
+    total = 0
+    for part in (path, Path(f"{path}-wal")):
+        with contextlib.suppress(OSError):
+            total += part.stat().st_size
+    return f"{total / 1e6:.1f} MB"
 
 
 @contextlib.contextmanager
@@ -86,10 +97,29 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[tuple[list[str], str
 
 
 class Store:
-    """One connection to the store. Cheap to open; use one per thread."""
+    """One connection to the store. Cheap to open; use one per thread.
 
-    def __init__(self, path: Path | None = None) -> None:
+    ``readonly``: for commands that only read (``store info``, ``trace``, ``runs list``,
+    ``report``): a store on a read-only disk, or one without write permission, is read as it
+    is; a store that does not exist yet reads as empty (nothing is created)."""
+
+    def __init__(self, path: Path | None = None, readonly: bool = False) -> None:
         self.path = path or store_path()
+        self.readonly = readonly
+        if readonly:
+            with _explained(self.path):
+                self.db = self._open_readonly()
+                found = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if found > VERSION:
+                raise StoreError(f"the store {self.path} was written by a newer ctwa (schema "
+                                 f"{found}, this one knows {VERSION})",
+                                 hint="upgrade ctwa, or use another store with --store PATH")
+            if found < VERSION:
+                raise StoreError(f"the store {self.path} is from an older ctwa and must be "
+                                 "brought up to date before it can be read",
+                                 hint="run any ctwa command that records (where the store "
+                                 "can be written) once")
+            return
         with _explained(self.path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None,
@@ -97,6 +127,33 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """Read-only, never creating or changing a file: ``mode=ro`` (WAL readers see what a
+        writer in another process commits); where SQLite cannot even create the WAL's shared
+        memory file (a read-only folder), ``immutable=1``, which reads the file as it is."""
+        from urllib.parse import quote
+
+        if not self.path.exists():
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            for version in range(1, VERSION + 1):
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {VERSION}")
+            return db
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        for mode in ("mode=ro", "immutable=1"):
+            db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=BUSY_SECONDS,
+                                 isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA user_version").fetchone()
+            except sqlite3.OperationalError:
+                db.close()
+                if mode == "immutable=1":
+                    raise
+                continue
+            return db
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _migrate(self) -> None:
         found = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -8,19 +8,31 @@ from typing import Any
 
 from ctwa.store.records import CallbackRecord
 
+#: The store's codes fit SQLite's INTEGER; a longer one (5000 digits) is no code.
+_MAX_CODE = 10 ** 18
+
 
 def _code(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdecimal():
+        return value if -_MAX_CODE < value < _MAX_CODE else None
+    if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 18:
         return int(value)
     return None
 
 
 def _entries(document: Any, kind: str) -> list[tuple[str | None, str | None, int | None]]:
-    """(msgId, status, code) for each thing the callback reports."""
+    """(msgId, status, code) for each thing the callback reports (inside a known envelope
+    such as ``{url, payload}`` too: the message it is about must still be found)."""
+    from ctwa.wire.callbacks import find_wrapper
+
+    wrapped = find_wrapper(document)
+    if wrapped is not None:
+        document = wrapped.inner
+        if kind not in ("status", "inbound", "meta-webhook"):
+            kind = "status" if isinstance(document, dict) and "statuses" in document \
+                else "inbound"
     if not isinstance(document, dict):
         return [(None, None, None)]
     if kind == "meta-webhook" or ("entry" in document and "statuses" not in document):
@@ -71,9 +83,12 @@ def _text(value: Any) -> str | None:
 
 
 def callback_records(document: Any, kind: str | None, route: str, at: float, body: str,
-                     problems: list[str]) -> list[CallbackRecord]:
-    """One row per status entry (or one for an inbound message), valid when no problems."""
+                     problems: list[str], warnings: list[str] | None = None
+                     ) -> list[CallbackRecord]:
+    """One row per status entry (or one for an inbound message), valid when no problems;
+    its warnings are kept after the problems, each starting ``warning:``."""
     kind = kind or "unknown"
+    noted = problems + [f"warning: {w}" for w in warnings or []]
     return [CallbackRecord(at=at, route=route, kind=kind, msg_id=msg_id, status=status,
-                           code=code, valid=not problems, problems=problems, body=body)
+                           code=code, valid=not problems, problems=noted, body=body)
             for msg_id, status, code in _entries(document, kind)]

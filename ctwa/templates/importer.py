@@ -20,9 +20,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from ctwa.http import RetryPolicy, same_origin, send
+from ctwa.http import MAX_VENDOR_ANSWER, RetryPolicy, same_origin, send
 from ctwa.infra.errors import CheckFailed, ConfigError, CtwaError, ExitCode, RemoteUnreachable
-from ctwa.infra.masking import redact_url, scrub
+from ctwa.infra.masking import redact_url
+from ctwa.infra.safetext import safe_text, surrogate_path
 from ctwa.templates.library import Entry, TemplateLibrary, serialise
 from ctwa.wire.lint import lint_document
 from ctwa.wire.meta import MetaTemplate, unsendable_parts
@@ -41,6 +42,15 @@ def with_query(url: str, **params: str) -> str:
              if k not in params]
     query += list(params.items())
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def index_key(name: str, language: str) -> str:
+    """One key per (name, language): ``name|language``, with ``\\`` and ``|`` escaped in
+    each, so that ``a|b`` + ``c`` and ``a`` + ``b|c`` stay two templates."""
+    def escape(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|")
+
+    return f"{escape(name)}|{escape(language)}"
 
 
 @dataclass
@@ -129,7 +139,7 @@ def iter_pages(client: httpx.Client, url: str, limit: int = DEFAULT_LIMIT,
 
 
 def _fetch(client: httpx.Client, url: str, number: int) -> dict[str, Any]:
-    exchange = send(client, "GET", url)
+    exchange = send(client, "GET", url, max_answer=MAX_VENDOR_ANSWER)
     response = exchange.response
     where = f"page {number} ({redact_url(url)})"
     said = graph_error(response.content)
@@ -166,9 +176,9 @@ def graph_error(content: bytes) -> str:
     if isinstance(error.get("error_subcode"), int):
         details.append(f"subcode {error['error_subcode']}")
     if isinstance(error.get("type"), str):
-        details.append(error["type"])
+        details.append(safe_text(error["type"], keep_lines=False, limit=100))
     extra = f" ({', '.join(details)})" if details else ""
-    return f": Meta says: {scrub(error['message'][:300])}{extra}"
+    return f": Meta says: {safe_text(error['message'], keep_lines=False, limit=300)}{extra}"
 
 
 # --- checking and storing --------------------------------------------------------------------
@@ -242,7 +252,9 @@ class Importer:
         it stopped (``error``, ``exit_code``) rather than raising, so the summary still shows.
         """
         report = ImportReport(redact_url(url))
-        before = self.library.index()
+        # keyed again from each entry's own name and language: an index written with the old
+        # keys (``a|b`` + ``c`` and ``a`` + ``b|c`` shared one) reads the same
+        before = {index_key(e.name, e.language): e for e in self.library.index().values()}
         index = dict(before)
         seen: set[str] = set()
         try:
@@ -268,12 +280,19 @@ class Importer:
              index: dict[str, Entry], seen: set[str], report: ImportReport) -> None:
         name = str(raw.get("name", "?")) if isinstance(raw, dict) else "?"
         language = str(raw.get("language", "?")) if isinstance(raw, dict) else "?"
-        key, label = f"{name}|{language}", f"{name} ({language})"
+        key, label = index_key(name, language), f"{name} ({language})"
         if key in seen and isinstance(raw, dict):
             report.duplicates.append(f"{label}, page {page}")  # counted once, the first kept
             return
         report.fetched += 1
         seen.add(key)
+        broken = surrogate_path(raw)
+        if broken is not None:  # not Unicode text: it cannot be stored, the others still are
+            report.rejected.append(Rejected(
+                name, language, page, f"$.data[{position}]{broken[1:]}",
+                "holds a lone surrogate (half of a character, e.g. of an emoji): not valid "
+                "Unicode; the vendor must send whole characters"))
+            return
         result = lint_document(raw, "meta-template", f"page {page} data[{position}]")
         if not result.ok:
             first = result.errors[0]

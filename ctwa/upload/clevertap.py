@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 
-from ctwa.http import RetryPolicy, send
+from ctwa.http import MAX_UPLOAD_ANSWER, RetryPolicy, send
 from ctwa.infra.errors import ConfigError, RemoteUnreachable
+from ctwa.infra.safetext import safe_value
 from ctwa.upload.rules import Checked, body_of
 from ctwa.wire.limits import IDENTITY_KEYS
 
@@ -79,15 +80,29 @@ def match_answer(rows: list[Checked], answer: dict[str, Any]) -> BatchAnswer:
             unmatched += 1
             continue
         refused[position] = Refusal(rows[position], code, message)
-    result = BatchAnswer(refused=list(refused.values()),
-                         uploaded=[r for p, r in enumerate(rows) if p not in refused])
+    remaining = [r for p, r in enumerate(rows) if p not in refused]
+    result = BatchAnswer(refused=list(refused.values()), uploaded=remaining)
     if unmatched:
         result.notes.append(f"{unmatched} refusal(s) in CleverTap's answer could not be matched "
                             "to a row")
     processed = answer.get("processed")
-    if isinstance(processed, int) and processed != len(result.uploaded):
+    status = answer.get("status")
+    if isinstance(processed, int) and not isinstance(processed, bool):
+        confirmed = processed
+    else:  # no count: only a plain success confirms the rows it did not refuse
+        confirmed = len(remaining) if status == "success" else 0
+    if confirmed > len(remaining):
         result.notes.append(f"CleverTap says {processed} processed; ctwa counts "
-                            f"{len(result.uploaded)}")
+                            f"{len(remaining)}")
+    elif confirmed < len(remaining):
+        # which rows CleverTap did not take it does not say: none of them is confirmed, and
+        # --resume sends the batch again (profile uploads are upserts)
+        said = f"status {str(status)[:40]!r}" if status is not None else "no status"
+        count = f"processed {confirmed}" if isinstance(processed, int) else "no processed count"
+        result.uploaded = []
+        result.not_uploaded = remaining
+        result.error = (f"CleverTap's answer ({said}, {count}) confirms {confirmed} of "
+                        f"{len(remaining)} row(s) and names no reason for the rest")
     return result
 
 
@@ -95,19 +110,21 @@ def post_batch(client: httpx.Client, url: str, rows: list[Checked]) -> BatchAnsw
     """Upload one batch; every row comes back uploaded, refused, or not uploaded with why."""
     try:
         exchange = send(client, "POST", url, content=body_of(rows),
-                        headers={"Content-Type": "application/json; charset=utf-8"})
+                        headers={"Content-Type": "application/json; charset=utf-8"},
+                        max_answer=MAX_UPLOAD_ANSWER)
     except RemoteUnreachable as exc:
         return BatchAnswer(not_uploaded=rows, error=str(exc), unreachable=True)
     response = exchange.response
-    try:
-        answer = json.loads(response.content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    try:  # CleverTap's words made safe where they enter (surrogates, controls, secrets)
+        answer = safe_value(json.loads(response.content), keep_lines=False, limit=2000)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         answer = None
     if response.status_code == 401:
         detail = answer.get("error") if isinstance(answer, dict) else None
         raise ConfigError(f"CleverTap refused the account id or passcode (HTTP 401"
                           f"{': ' + str(detail) if detail else ''})",
-                          hint="check --account-id, --passcode / CTWA_PASSCODE and --region")
+                          hint="check --account-id, --passcode / CTWA_PASSCODE and --region "
+                          f"or --base-url (this went to {url})")
     if response.status_code != 200 or not isinstance(answer, dict):
         what = f"HTTP {response.status_code}"
         if isinstance(answer, dict) and answer.get("error"):

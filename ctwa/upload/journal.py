@@ -4,10 +4,12 @@ anything twice."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +23,7 @@ JOURNAL_VERSION = 1
 #: Outcomes after which a batch is never sent again (CleverTap answered for every record).
 FINAL = frozenset({"uploaded", "partial", "refused"})
 NOT_UPLOADED = "not uploaded"
+FINISHED = "finished"
 
 
 @dataclass
@@ -70,11 +73,14 @@ class Journal:
                 what = {"input": "another file", "size": "a file of another size",
                         "mtime": "a file changed since", "options": "other options"}[key]
                 raise InputError(f"--resume: the journal {self.path} was written for {what}",
-                                 hint="resume with the same file and options, or start afresh "
-                                 "without --resume")
+                                 hint="resume with the same file and options, or pass "
+                                 "--restart instead of --resume to upload every row again")
         for number, line in enumerate(lines[1:], start=2):
             try:
-                entry = BatchEntry(**json.loads(line))
+                data = json.loads(line)
+                if isinstance(data, dict) and FINISHED in data:
+                    continue  # an earlier run's end; batches after it come from a resume
+                entry = BatchEntry(**data)
             except (json.JSONDecodeError, TypeError):
                 if number == len(lines):
                     break  # a line cut short by a kill: that batch is simply not done
@@ -90,6 +96,22 @@ class Journal:
         else:
             self._handle = open_private(self.path, "w")
             self._write(header)
+
+    def finish(self, counts: dict[str, Any]) -> None:
+        """The last line of a run that read the whole file and heard every batch's answer."""
+        self._write({FINISHED: True, **counts})
+
+    @staticmethod
+    def finished(path: Path) -> dict[str, Any] | None:
+        """The counts of the run that wrote the journal, if that run finished (else None)."""
+        try:
+            with path.open("rb") as handle:
+                handle.seek(max(0, path.stat().st_size - 4096))
+                last = handle.read().splitlines()[-1:]
+            data = json.loads(last[0]) if last else None
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get(FINISHED) is True else None
 
     def _drop_partial_line(self) -> None:
         """A kill mid-write leaves half a line at the end: cut it, so it stays the last
@@ -107,14 +129,26 @@ class Journal:
 
     def _write(self, data: dict[str, Any]) -> None:
         assert self._handle is not None
-        self._handle.write(json.dumps(data, separators=(",", ":")) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        with _writing(self.path, "--journal"):
+            self._handle.write(json.dumps(data, separators=(",", ":")) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):  # a failed write was said when it happened
+                self._handle.close()
             self._handle = None
+
+
+@contextlib.contextmanager
+def _writing(path: Path, option: str) -> Iterator[None]:
+    """A write that fails (a full disk, /dev/full) is one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})",
+                         hint=f"free space, or give {option} another file") from None
 
 
 class RejectsFile:
@@ -133,6 +167,7 @@ class RejectsFile:
         self.rows_present: set[int] = set()
         self._handle: TextIO | None = None
         self._writer: Any = None
+        self.broken = False  # a write failed (said once); nothing more is written
 
     def open(self, resume: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,25 +181,40 @@ class RejectsFile:
                             NOT_UPLOADED):
                         kept.append(line)
                         self.rows_present.add(int(line[0]))
-        self._handle = open_private(self.path, "w", newline="")
-        self._writer = csv.writer(self._handle)
-        self._writer.writerow(["row", "reason", "code", *self.header])
-        self._writer.writerows(kept)
-        self._handle.flush()
+        with _writing(self.path, "--rejects"):
+            self._handle = open_private(self.path, "w", newline="")
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(["row", "reason", "code", *self.header])
+            self._writer.writerows(kept)
+            self._handle.flush()
 
     def add(self, row: int, reason: str, code: int | None, values: list[str] | str) -> None:
-        if row in self.rows_present:
+        if row in self.rows_present or self.broken:
             return
         self.rows_present.add(row)
         assert self._writer is not None
+        self.broken = True
+        with _writing(self.path, "--rejects"):
+            self._write_row(row, reason, code, values)
+        self.broken = False
+
+    def _write_row(self, row: int, reason: str, code: int | None,
+                   values: list[str] | str) -> None:
+        assert self._writer is not None
+        from ctwa.upload.rules import printable
+
         self._writer.writerow([row, scrub(reason), "" if code is None else code,
-                               *unpack_values(values)[self.skip:]])
+                               *(printable(v) for v in unpack_values(values)[self.skip:])])
 
     def flush(self) -> None:
-        if self._handle is not None:
-            self._handle.flush()
+        if self._handle is not None and not self.broken:
+            self.broken = True  # until the flush is through: one failure is said once
+            with _writing(self.path, "--rejects"):
+                self._handle.flush()
+            self.broken = False
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
+            with contextlib.suppress(OSError):  # a failed write was said when it happened
+                self._handle.close()
             self._handle = None

@@ -59,6 +59,9 @@ def to_e164(raw: str, region: str | None) -> tuple[str | None, str | None]:
     fast = _fast(text)
     if fast is not None:
         return fast, None
+    if not any(c.isdigit() for c in text) or any(c.isalpha() for c in text):
+        return None, (f"phone {text!r} is not a phone number; write it as +<country><number>, "
+                      "e.g. +14155551234")
     if not text.startswith("+") and region is None:
         return None, ("phone has no + and country code; write it as +<country><number>, or "
                       "pass --default-region")

@@ -20,7 +20,7 @@ IDENTITY_COLUMNS = {"identity": "identity", "objectid": "objectId"}
 #: CleverTap's own spelling of the profile keys users write in any case.
 KNOWN_KEYS = {"name": "Name", "email": "Email", "phone": "Phone", "gender": "Gender",
               "dob": "DOB", "employment": "Employment", "education": "Education",
-              "married": "Married", "age": "Age", "photo": "Photo"}
+              "married": "Married", "age": "Age", "photo": "Photo", "employed": "Employed"}
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 GENDERS = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O",
@@ -125,9 +125,45 @@ def date_value(value: str) -> str:
     return f"$D_{int(moment.timestamp())}"
 
 
+#: The start of the reason of a row holding bytes that are not text in the file's encoding
+#: (decoded as lone surrogates, ``errors="surrogateescape"``): that row is rejected alone.
+NOT_TEXT = "not text in the file's encoding"
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def undecoded_byte(values: list[str]) -> tuple[int, int] | None:
+    """(field index, byte) of the first byte that was not text in the encoding, or None."""
+    joined = "".join(values)
+    if joined.isascii() or not _UNDECODED.search(joined):  # nearly every row: one cheap test
+        return None
+    for index, value in enumerate(values):
+        found = _UNDECODED.search(value)
+        if found:
+            return index, ord(found.group()) - 0xDC00
+    return None
+
+
+def _not_text(values: list[str]) -> str | None:
+    found = undecoded_byte(values)
+    if found is None:
+        return None
+    return (f"{NOT_TEXT}: byte 0x{found[1]:02X} in field {found[0] + 1}; if the file is not "
+            "UTF-8, pass --encoding (e.g. cp1252)")
+
+
+def printable(value: str) -> str:
+    """A value with undecodable bytes shown as U+FFFD, so a rejects file stays UTF-8."""
+    if not _UNDECODED.search(value):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def check_row(rules: RowRules, row: int, values: list[str]) -> Checked:
     """The record for one row, or every reason it cannot be uploaded (joined with "; ", the
     code of the first one CleverTap has a code for), so a fixed row is fixed once."""
+    not_text = _not_text(values)
+    if not_text is not None:
+        return Checked(row, reason=not_text)
     if len(values) != rules.width:
         return Checked(row, reason=f"has {len(values)} fields; the header has {rules.width}")
     problems: list[tuple[str, int | None]] = []
@@ -186,10 +222,37 @@ def _column_value(column: Column, raw: str,
         value = GENDERS.get(raw.lower())
         if value is None:
             return None, (f"Gender {raw!r}: use M, F or O", 514)
+    if column.key in _DEMOGRAPHIC_COLUMNS:
+        value, problem = _demographic(column.key, raw, value)
+        if problem is not None:
+            return None, problem
     if isinstance(value, str) and len(value) * 4 > MAX_VALUE_BYTES and len(
             value.encode()) > MAX_VALUE_BYTES:
         return None, (f"{column.header} is {len(value.encode())} bytes; CleverTap keeps at "
                       f"most {MAX_VALUE_BYTES}", None)
+    return value, None
+
+
+_DEMOGRAPHIC_COLUMNS = frozenset({"Employed", "Employment", "Education", "Married", "Age"})
+
+
+def _demographic(key: str, raw: str, value: Any) -> tuple[Any, tuple[str, int] | None]:
+    """Employed/Employment and Married as Y or N, Education as Graduate, College or School,
+    Age as a whole number: the values CleverTap takes (others it refuses with 517-520)."""
+    from ctwa.wire.profiles import EDUCATION, demographic_refusal
+
+    text = raw.strip()
+    if key == "Age":
+        value = int(text) if text.isdecimal() else value
+    elif key == "Education":
+        value = next((e for e in EDUCATION if e.lower() == text.lower()), text)
+    elif isinstance(value, str):
+        low = text.lower()
+        value = "Y" if low in TRUE_WORDS else "N" if low in FALSE_WORDS else text
+    refused = demographic_refusal(key, value)
+    if refused is not None:
+        code, message, how = refused
+        return None, (f"{message}: use {how}", code)
     return value, None
 
 
@@ -232,8 +295,8 @@ def check_block(rules: RowRules, encoding: str, delimiter: str,
 
     if b'"' in data and stray_quote_pattern(delimiter).search(data):
         return -1, STRAY
-    try:
-        text = data.decode(encoding)
+    try:  # a byte that is not text stays as a lone surrogate: check_row rejects its row
+        text = data.decode(encoding, errors="surrogateescape")
     except UnicodeDecodeError as exc:
         return data[:exc.start].count(b"\n"), f"not {encoding} text ({exc.reason})"
     out: list[BlockRow] = []

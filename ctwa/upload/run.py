@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctwa.infra.errors import ConfigError, CtwaError, ExitCode, InputError
 from ctwa.upload.journal import FINAL, NOT_UPLOADED, BatchEntry, Journal, RejectsFile, fingerprint
-from ctwa.upload.rules import Checked, ColumnType, RowRules, body_of, plan_columns
+from ctwa.upload.rules import NOT_TEXT, Checked, ColumnType, RowRules, body_of, plan_columns
 from ctwa.upload.source import CsvSource
 from ctwa.upload.validate import checked_rows, default_workers
 
@@ -31,6 +31,8 @@ INTERRUPT_GRACE = 3.0  # Ctrl-C: requests in flight get this long; a second Ctrl
 #: How long batches in flight may take to answer when bad input stops the run: they were
 #: sent, so their answers are awaited and journaled (a resume must not send them again).
 STOP_GRACE = 60.0
+#: Past this share of rows that are not text in the encoding given, the encoding is wrong.
+NOT_TEXT_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class Uploader:
         self._unreachable = False
         self._filling: list[Checked] = []  # good rows read, not yet in a batch
         self._waiting: _Batch | None = None  # a batch read, waiting for a free slot
+        self._not_text_rows = 0
+        self._first_not_text = 0
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -142,6 +146,14 @@ class Uploader:
         opts = self.options
 
         def make_rules(header: list[str]) -> RowRules:
+            from ctwa.upload.rules import undecoded_byte
+
+            found = undecoded_byte(header)
+            if found is not None:  # the header is no row to reject: nothing can be read
+                raise InputError(f"{opts.path}: row 1 (the header) is not {opts.encoding} "
+                                 f"text (byte 0x{found[1]:02X} in field {found[0] + 1})",
+                                 hint="pass --encoding (e.g. cp1252 or latin-1 for Excel "
+                                 "exports)")
             try:
                 rules = plan_columns(header, opts.column_types, set(opts.dropped),
                                      opts.default_region)
@@ -166,6 +178,8 @@ class Uploader:
                 self.rejects.add(checked.row, checked.reason or "rejected", checked.code,
                                  checked.values)
                 self.report.count_reject(_why(checked.code, checked.reason))
+                if checked.reason and checked.reason.startswith(NOT_TEXT):
+                    self._not_text(checked.row)
                 continue
             self._filling.append(checked)
             if len(self._filling) == self.options.batch_size:
@@ -175,6 +189,19 @@ class Uploader:
         if self._filling:
             batch, self._filling = _Batch(number + 1, self._filling), []
             yield batch
+
+    def _not_text(self, row: int) -> None:
+        """One row with bytes that are not text is rejected alone; more than 1% of the rows
+        (and more than one) means the whole file is in another encoding: stop."""
+        self._not_text_rows += 1
+        self._first_not_text = self._first_not_text or row
+        read = self.report.counts.rows_read
+        if self._not_text_rows > max(1, read * NOT_TEXT_SHARE):
+            raise InputError(
+                f"{self.options.path}: {self._not_text_rows} of the {read:,} rows read are not "
+                f"{self.options.encoding} text (the first at row {self._first_not_text}); the "
+                "file is in another encoding",
+                hint="pass --encoding (e.g. cp1252 or latin-1 for Excel exports)")
 
     # --- the run -----------------------------------------------------------------------------
 
@@ -191,6 +218,11 @@ class Uploader:
             else:
                 self.journal.start(header, opts.resume)
                 self._upload()
+                if not self.report.interrupted:
+                    counts = asdict(self.report.counts)
+                    self.journal.finish({k: counts[k] for k in ("rows_read", "uploaded",
+                                                                "rejected", "refused",
+                                                                "not_uploaded")})
         except KeyboardInterrupt:
             self.report.interrupted = True
         except CtwaError as exc:
@@ -318,6 +350,12 @@ class Uploader:
                 done, _ = wait(in_flight, timeout=grace)
             except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, still account for all
                 done = {f for f in in_flight if f.done()}
+            if len(done) < len(in_flight) and self.client is not None:
+                # the rest never answered: their threads stop waiting now (a server that
+                # accepted and never answers held the exit for minutes, through every retry)
+                from ctwa.http import abandon
+
+                abandon(self.client)
             for future in done:
                 batch = in_flight.pop(future)
                 try:
@@ -341,6 +379,8 @@ class Uploader:
 
     def _abandon(self, rows: list[Checked], reason: str) -> None:
         """Rows read but never sent: counted and written as not uploaded (no batch to journal)."""
+        if not rows:  # e.g. the header was refused: no row was read, no rejects file opened
+            return
         assert self.rejects is not None
         self.report.counts.not_uploaded += len(rows)
         for row in rows:

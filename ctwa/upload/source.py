@@ -115,7 +115,9 @@ class CsvSource:
             self._counter.count = offset
             buffered = io.BufferedReader(self._counter, buffer_size=1 << 16)
             encoding = "utf-8" if offset and self.codec == "utf-8-sig" else self.encoding
-            text = io.TextIOWrapper(buffered, encoding=encoding, newline="")
+            # a byte that is not text stays as a lone surrogate: its row alone is rejected
+            text = io.TextIOWrapper(buffered, encoding=encoding, newline="",
+                                    errors="surrogateescape")
             row = first_row - 1
             try:
                 for row, values in enumerate(csv.reader(text, delimiter=delimiter),

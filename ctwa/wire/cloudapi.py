@@ -300,6 +300,15 @@ class SendRequest(WireModel):
         return json.dumps(self.to_wire(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class MarkRead(WireModel):
+    """``POST /{phone-number-id}/messages`` marking a user's message read (the blue ticks):
+    cloud-api/guides/mark-message-as-read. Meta answers ``{"success": true}``."""
+
+    messaging_product: Literal["whatsapp"]
+    status: Literal["read"]
+    message_id: Text
+
+
 # --- answers ------------------------------------------------------------------------------
 
 class SendContact(OpenModel):
@@ -496,10 +505,29 @@ class Answer:
         return self.error is not None and self.error.code in RATE_LIMIT_CODES
 
 
+#: The longest text of Meta's error kept (message, details): they are one line on Meta.
+MAX_ERROR_TEXT = 1000
+
+
+def _safe(error: GraphError) -> GraphError:
+    """Meta's words made safe once, here where they enter (control characters escaped,
+    secrets masked, capped), so logs, DLRs and reports can take them as they are."""
+    from ctwa.infra.safetext import safe_text
+
+    def clean(text: str) -> str:
+        return safe_text(text, keep_lines=False, limit=MAX_ERROR_TEXT)
+
+    data = error.error_data
+    if data is not None and data.details is not None:
+        data = data.model_copy(update={"details": clean(data.details)})
+    return error.model_copy(update={"message": clean(error.message), "error_data": data,
+                                    "type": clean(error.type) if error.type else error.type})
+
+
 def read_answer(status: int, body: bytes) -> Answer:
     """Meta's answer to a send, read by the one model: a 2xx with ``messages[0].id``, or
-    ``{"error": ...}`` with a code; anything else (an HTML error page from a proxy, an
-    empty body) is ``unreadable`` with a short reason, never an exception."""
+    ``{"error": ...}`` with a code (its texts made safe); anything else (an HTML error page
+    from a proxy, an empty body) is ``unreadable`` with a short reason, never an exception."""
     try:
         document = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -508,7 +536,7 @@ def read_answer(status: int, body: bytes) -> Answer:
     try:
         if 200 <= status < 300:
             return Answer(status, wamid=SendResponse.model_validate(document).wamid)
-        return Answer(status, error=ErrorBody.model_validate(document).error)
+        return Answer(status, error=_safe(ErrorBody.model_validate(document).error))
     except ValidationError:
         return Answer(status, unreadable=f"HTTP {status}, JSON without "
                       + ("messages[0].id" if 200 <= status < 300 else "error.code"))
@@ -516,33 +544,58 @@ def read_answer(status: int, body: bytes) -> Answer:
 
 # --- validation as Meta answers it (the mock) ---------------------------------------------
 
-#: The discriminator values pydantic puts in an error's location after a list index.
-_TAGS = frozenset({"header", "body", "button", "limited_time_offer", "carousel", "text",
-                   "image", "video", "document", "location", "currency", "date_time",
-                   "payload", "coupon_code"})
+def _where(loc: tuple[Any, ...], document: Any) -> str:
+    return _format(_parts(loc, document))
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    """pydantic's location -> Meta's parameter path (``template[components][0][type]``),
-    without the union tags pydantic adds."""
-    parts: list[str] = []
-    previous: Any = None
-    for part in loc:
-        tag = isinstance(previous, int) and part in _TAGS
-        previous = part
-        if not tag and not (isinstance(part, str) and (part in ("int", "str") or "[" in part
-                                                       or part.startswith("constrained-"))):
-            parts.append(str(part))
+def _format(parts: list[str]) -> str:
     if not parts:
         return "body"
     return parts[0] + "".join(f"[{p}]" for p in parts[1:])
 
 
-def _one(error: Any) -> tuple[int, str]:
+def _parts(loc: tuple[Any, ...], document: Any) -> list[str]:
+    parts: list[str] = []
+    node, owner, field = document, None, ""
+    after_index = False
+    for n, part in enumerate(loc):
+        last = n == len(loc) - 1
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            parts.append(str(part))
+            after_index = True
+            continue
+        if after_index and _tagged(field, owner) and (
+                not isinstance(node, dict) or part == node.get("type") or part not in node):
+            after_index = False  # the union's tag pydantic puts after a list index
+            continue
+        after_index = False
+        if isinstance(node, dict) and part in node:
+            owner, field, node = node, str(part), node[part]
+            parts.append(str(part))
+        elif last and isinstance(node, dict) and not (
+                isinstance(part, str) and (part in ("int", "str") or "[" in part)):
+            parts.append(str(part))  # a key the document lacks: what is missing
+    return parts
+
+
+def _tagged(field: str, owner: Any) -> bool:
+    """Whether the list in ``owner[field]`` holds a union pydantic tags: components and
+    parameters do, but cards and a limited-time offer's parameters are of one kind."""
+    if field == "parameters":
+        return not (isinstance(owner, dict) and owner.get("type") == "limited_time_offer")
+    return field == "components"
+
+
+_KINDS = {"int": "an integer", "string": "a string", "bool": "true or false",
+          "float": "a number", "dict": "an object", "model": "an object", "list": "an array"}
+
+
+def _one(error: Any, document: Any) -> tuple[int, str]:
     kind, loc, message = error["type"], tuple(error["loc"]), str(error.get("msg", ""))
-    where = _where(loc)
+    where = _where(loc, document)
     if kind == "extra_forbidden":
-        parent = _where(loc[:-1]) if len(loc) > 1 else "body"
+        parent = _format(_parts(loc, document)[:-1])
         return 100, f"Unexpected key \"{loc[-1]}\" on param \"{parent}\"."
     if kind == "missing":
         return (131008 if len(loc) > 1 else 100), f"The parameter {where} is required."
@@ -551,6 +604,8 @@ def _one(error: Any) -> tuple[int, str]:
             "expected", "")
         if kind == "union_tag_not_found":
             return 131008, f"The parameter {where}[type] is required."
+        if kind == "union_tag_invalid":
+            where += "[type]"
         return 100, f"Param {where} must be one of {{{expected}}}".replace("'", "")
     if kind.startswith("string_too_long") or kind == "too_long":
         limit = error.get("ctx", {}).get("max_length")
@@ -560,7 +615,8 @@ def _one(error: Any) -> tuple[int, str]:
     if kind == "value_error":
         return _custom(message.removeprefix("Value error, "), where)
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        return 100, f"Param {where} must be a {kind.split('_')[0]}."
+        wanted = _KINDS.get(kind.split("_")[0], "of another type")
+        return 100, f"Param {where} must be {wanted}."
     return 131009, f"Param {where} is not valid."
 
 
@@ -582,13 +638,36 @@ def _custom(code: str, where: str) -> tuple[int, str]:
     return 131009, f"Param {where} is not valid."
 
 
-def request_problems(document: Any) -> list[tuple[int, str]]:
-    """Why ``document`` is not a send request Meta accepts: (Meta code, details) per problem,
-    most useful first; empty when it is one."""
+def parse_request(document: Any) -> tuple[SendRequest | None, list[tuple[int, str]]]:
+    """``document`` as a send request, or None and why Meta refuses it: (Meta code, details)
+    per problem, the first the one Meta answers with."""
     if not isinstance(document, dict):
-        return [(100, "The request body must be a JSON object.")]
+        return None, [(100, "The request body must be a JSON object.")]
     try:
-        SendRequest.model_validate(document)
+        return SendRequest.model_validate(document), []
     except ValidationError as exc:
-        return list(dict.fromkeys(_one(error) for error in exc.errors()))
-    return []
+        return None, list(dict.fromkeys(_one(error, document) for error in exc.errors()))
+
+
+def request_problems(document: Any) -> list[tuple[int, str]]:
+    """Why ``document`` is not a send request Meta accepts; empty when it is one."""
+    return parse_request(document)[1]
+
+
+# --- webhook signatures -------------------------------------------------------------------
+
+def sign(app_secret: str, body: bytes) -> str:
+    """``X-Hub-Signature-256``'s value: ``sha256=`` and the hex HMAC-SHA256 of the raw body
+    with the app secret (graph-api/webhooks/getting-started, "Validating Payloads")."""
+    import hashlib
+    import hmac
+
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(app_secret: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` signs ``body`` (constant-time; a missing header does not)."""
+    import hmac
+
+    return bool(header) and hmac.compare_digest(sign(app_secret, body).encode(),
+                                                str(header).strip().encode())

@@ -63,6 +63,10 @@ class InvalidDocument(InputError):
 def lint_document(doc: Any, kind: str | None = None, source: str = "<document>") -> LintResult:
     """Check one parsed document against its (given or detected) wire format."""
     name = kind or detect_kind(doc)
+    if name in (None, "status", "inbound"):
+        wrapped = _wrapped(doc, kind, source)
+        if wrapped is not None:
+            return wrapped
     # detection already tells a webhook; a kind given as status or inbound is checked here
     if name == webhook.KIND or (name in ("status", "inbound") and webhook.is_meta_webhook(doc)):
         return LintResult(source, webhook.KIND, webhook.explain(doc))
@@ -90,6 +94,22 @@ def lint_document(doc: Any, kind: str | None = None, source: str = "<document>")
         return LintResult(source, name, problems)
     problems += spec.check(value)
     return LintResult(source, name, problems, value if not _has_errors(problems) else None)
+
+
+def _wrapped(doc: Any, kind: str | None, source: str) -> LintResult | None:
+    """A callback inside a known envelope (``{url, payload}``): the envelope named, with the
+    inner callback's own problems under the envelope's key."""
+    from ctwa.wire.callbacks import find_wrapper
+
+    wrapped = find_wrapper(doc)
+    if wrapped is None:
+        return None
+    inner = lint_document(wrapped.inner, kind, source)
+    prefix = "$" if wrapped.encoded else json_path([wrapped.key])
+    problems = [wrapped.problem()] + [
+        Problem(p.severity, prefix + p.path[1:], p.message, p.hint, p.errata)
+        for p in inner.problems]
+    return LintResult(source, inner.kind, problems)
 
 
 def read_document(doc: Any, kind: str, source: str = "<document>") -> tuple[Any, list[Problem]]:
@@ -125,18 +145,33 @@ def _locate(doc: Any, loc: Sequence[PathPart], missing: bool) -> list[PathPart]:
 
     Only a "missing" error may end in a key that is not in the document.
     """
-    path: list[PathPart] = []
-    node = doc
-    for n, part in enumerate(loc):
-        last = n == len(loc) - 1
-        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        if in_dict or in_list:
-            path.append(part)
-            node = node[part]
-        elif missing and last and isinstance(node, dict) and isinstance(part, str):
-            path.append(part)  # a missing key
-    return path
+    return _walk(doc, list(loc), missing)[0]
+
+
+def _walk(node: Any, loc: list[PathPart], missing: bool) -> tuple[list[PathPart], int]:
+    """The path ``loc`` names in the document, and how many of its parts found nothing. A
+    tagged union's tag (a status's ``"failed"``, an inbound's ``"text"``) is in pydantic's
+    ``loc`` but not in the document; it can also be a key there (``{"type": "text", "text":
+    ...}``), so both readings are tried and the one that places more parts wins."""
+    if not loc:
+        return [], 0
+    part, rest = loc[0], loc[1:]
+    in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+    in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+    tag = isinstance(node, dict) and isinstance(part, str) and any(
+        node.get(key) == part for key in ("type", "status"))
+    options: list[tuple[list[PathPart], int]] = []
+    if tag:
+        options.append(_walk(node, rest, missing))
+    if in_dict or in_list:
+        below, lost = _walk(node[part], rest, missing)
+        options.append(([part, *below], lost))
+    elif missing and not rest and isinstance(node, dict) and isinstance(part, str):
+        options.append(([part], 0))  # a missing key
+    elif not tag:
+        below, lost = _walk(node, rest, missing)
+        options.append((below, lost + 1))
+    return min(options, key=lambda option: option[1])
 
 
 @cache
@@ -164,7 +199,7 @@ def _validation_problems(exc: ValidationError, doc: Any, kind: str) -> list[Prob
     for error in exc.errors(include_url=False):
         path = _locate(doc, error["loc"], error["type"] == "missing")
         where = json_path(path)
-        message, hint = _describe(error, path, kind)
+        message, hint = _describe(error, path, kind, _sibling_title(doc, path))
         if (where, message) in seen:
             continue
         seen.add((where, message))
@@ -172,16 +207,19 @@ def _validation_problems(exc: ValidationError, doc: Any, kind: str) -> list[Prob
     return problems
 
 
-def _describe(error: Any, path: list[PathPart], kind: str) -> tuple[str, str | None]:
+def _describe(error: Any, path: list[PathPart], kind: str,
+              title: str | None = None) -> tuple[str, str | None]:
     kind_of_error = error["type"]
     key = path[-1] if path else None
     msg = str(error["msg"])
     if kind_of_error == "missing":
+        if key == "msgId" and kind == "status":
+            return ("no `msgId`: CleverTap cannot tell which message this status is about "
+                    "(a missing msgId, not an unknown one)",
+                    "put the msgId CleverTap sent with the message in every status, unchanged")
         return f"missing required field `{key}`", f"add `{key}`"
     if kind_of_error == "extra_forbidden":
-        close = difflib.get_close_matches(str(key), _vocabulary(kind), n=1)
-        hint = f"did you mean `{close[0]}`?" if close else "remove it"
-        return f"unknown key `{key}` (not part of the {kind} format)", hint
+        return f"unknown key `{key}` (not part of the {kind} format)", _suggest(str(key), kind)
     if kind_of_error == "literal_error":
         expected = str(error.get("ctx", {}).get("expected", ""))
         expected = expected.replace("True", "true").replace("False", "false").replace("'", '"')
@@ -199,14 +237,76 @@ def _describe(error: Any, path: list[PathPart], kind: str) -> tuple[str, str | N
         return f"must be an object, got {_shown(error)}", None
     if kind_of_error == "value_error":
         return msg.removeprefix("Value error, "), None
-    if kind_of_error == "string_pattern_mismatch" and key in ("timestamp",):
-        return "timestamp must be epoch seconds as a string", 'e.g. "1647441774"'
+    if kind_of_error == "string_pattern_mismatch" and key in ("timestamp", "ts"):
+        return _timestamp_problem(error.get("input"), str(key))
+    if kind_of_error in ("greater_than_equal", "less_than_equal") and kind == "status" \
+            and len(path) >= 2 and path[-2:] == ["error", "code"]:
+        return _code_problem(error.get("input"), title)
     if kind_of_error not in _builtin_errors():
         return msg, None  # ctwa's own error types carry ctwa's own words
     message = _plain(kind_of_error, error.get("ctx") or {})
     if kind_of_error.endswith(("_type", "_parsing")):
         message += f", got {_shown(error)}"
     return message, None
+
+
+def _suggest(key: str, kind: str) -> str:
+    """The hint for an unknown key: the closest key of the format, never the key itself."""
+    words = _vocabulary(kind)
+    same_case = [w for w in words if w.lower() == key.lower() and w != key]
+    if same_case:
+        return f"did you mean `{same_case[0]}`? (keys are case-sensitive)"
+    close = difflib.get_close_matches(key, [w for w in words if w != key], n=1, cutoff=0.7)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    if key in words:
+        return f"remove it: `{key}` is a key elsewhere in the {kind} format, not at this level"
+    return "remove it"
+
+
+def _sibling_title(doc: Any, path: list[PathPart]) -> str | None:
+    """``error.title`` beside an ``error.code``, to find the code the title belongs to."""
+    if path[-2:] != ["error", "code"]:
+        return None
+    node = doc
+    for part in path[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    title = node.get("title") if isinstance(node, dict) else None
+    return title if isinstance(title, str) else None
+
+
+def _timestamp_problem(value: Any, key: str) -> tuple[str, str | None]:
+    """A timestamp that is not epoch seconds: a date string is named as one, with the epoch
+    seconds it would be (read as UTC)."""
+    import datetime as dt
+
+    shown = json.dumps(value)[:60]
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:
+            when = None
+        if when is not None:
+            utc = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+            return (f"`{key}` is a date string ({shown}), not epoch seconds: CleverTap reads "
+                    "epoch seconds as a string",
+                    f'write "{int(utc.timestamp())}" (that time as epoch seconds'
+                    + (", read as UTC)" if when.tzinfo is None else ")"))
+    return (f"`{key}` must be epoch seconds as a string, got {shown}", 'e.g. "1647441774"')
+
+
+def _code_problem(value: Any, title: str | None) -> tuple[str, str | None]:
+    """A failure code outside 1000-1010, with the table's closest meaning."""
+    from ctwa.wire.codes import CALLBACK_ERRORS, closest_callback_code
+    from ctwa.wire.webhook import META_ERROR_CODES
+
+    code, why = closest_callback_code(value, title, META_ERROR_CODES)
+    return (f"failure code {json.dumps(value)[:20]} is not in CleverTap's table (1000-1010)",
+            f'use {code} ("{CALLBACK_ERRORS[code]}"), the closest meaning in the table: {why}')
 
 
 @cache
@@ -303,8 +403,9 @@ def parse_json(text: str, source: str) -> Any:
             hint = "JSON has no comments: remove the // ... part (ERRATA 5)"
         raise InputError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}",
                          hint=hint) from exc
-    except ValueError as exc:  # an integer past Python's 4300-digit limit
-        raise InputError(f"{source}: not JSON ctwa can read: {str(exc)[:120]}") from None
+    except ValueError:  # an integer past Python's 4300-digit limit
+        raise InputError(f"{source}: not JSON ctwa can read: a number of thousands of digits",
+                         hint="no wire format has a number that long") from None
 
 
 def expand_arrays(documents: list[tuple[str, Any]]) -> list[tuple[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from ctwa.wire.common import OpenModel, Problem, WireModel, json_path
 from ctwa.wire.limits import (
@@ -20,8 +20,38 @@ from ctwa.wire.limits import (
 ProfileValue = str | int | float | bool | list[str] | None
 
 
+#: What CleverTap takes for the demographic properties, as its own client snippets write them
+#: (``"Employed": "Y"``, ``"Education": "Graduate"``, ``"Married": "Y"``, ``"Age": 28``);
+#: other values are refused with 517-520. Keys as CleverTap spells them, and as users do.
+YES_NO = ("Y", "N")
+EDUCATION = ("Graduate", "College", "School")
+MAX_AGE = 150
+DEMOGRAPHICS = {"Employed": (517, "employment"), "Employment": (517, "employment"),
+                "Education": (518, "education"), "Married": (519, "marital status"),
+                "Age": (520, "age")}
+
+
+def demographic_refusal(key: str, value: Any) -> tuple[int, str, str] | None:
+    """(code, what is wrong, how to write it) for a demographic property CleverTap refuses,
+    or None (other keys, good values)."""
+    if key not in DEMOGRAPHICS:
+        return None
+    code, what = DEMOGRAPHICS[key]
+    if key == "Age":
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not (whole and 0 <= value <= MAX_AGE):
+            return code, f"Age {value!r} is not an age", f"a whole number 0-{MAX_AGE}, e.g. 28"
+        return None
+    allowed = EDUCATION if key == "Education" else YES_NO
+    if value not in allowed:
+        return (code, f"{key} {value!r} is not a {what} value CleverTap knows",
+                "one of " + ", ".join(allowed))
+    return None
+
+
 class UploadRecord(WireModel):
-    identity: str | None = None
+    #: a number too: CleverTap processes ``"identity": 4``
+    identity: str | StrictInt | None = None
     objectId: str | None = None
     FBID: str | None = None
     GPID: str | None = None
@@ -37,7 +67,7 @@ class UploadRecord(WireModel):
         if not given:
             raise ValueError("a record needs one of identity, objectId, FBID or GPID")
         for key in given:
-            if len(getattr(self, key)) >= MAX_IDENTITY:
+            if len(str(getattr(self, key))) >= MAX_IDENTITY:
                 raise ValueError(f"{key} must be under {MAX_IDENTITY} characters")
         if self.type == "profile" and self.profileData is None:
             raise ValueError("a profile record needs profileData")
@@ -100,6 +130,10 @@ def check_record(record: UploadRecord, path: list[Any]) -> list[Problem]:
     if gender is not None and gender not in _GENDERS:
         refuse("Gender", f"Gender {gender!r} is not one CleverTap knows", 514,
                "use M, F or O")
+    for key, value in data.items():
+        refused = demographic_refusal(key, value)
+        if refused is not None:
+            refuse(key, refused[1], refused[0], refused[2])
     custom = [key for key in data if not key.startswith("MSG-")]
     if len(custom) > MAX_CUSTOM_KEYS:
         problems.append(Problem("error", json_path([*path, "profileData"]),
@@ -156,7 +190,9 @@ def record_refusal(record: Any) -> tuple[int, str] | None:
     """
     if not isinstance(record, dict):
         return 555, "record is not an object"
-    if not any(isinstance(record.get(k), str) and record.get(k) for k in IDENTITY_KEYS):
+    if not any((isinstance(record.get(k), str) and record.get(k)) or (
+            isinstance(record.get(k), int) and not isinstance(record.get(k), bool))
+            for k in IDENTITY_KEYS):
         return 523, "Missing identity"
     if record.get("type") not in ("profile", "event"):
         return 524, "Neither event nor profile"
@@ -174,4 +210,8 @@ def record_refusal(record: Any) -> tuple[int, str] | None:
     gender = data.get("Gender")
     if gender is not None and gender not in _GENDERS:
         return 514, "Invalid gender"
+    for key, value in data.items():
+        refused = demographic_refusal(key, value)
+        if refused is not None:
+            return refused[0], f"Invalid {DEMOGRAPHICS[key][1]}"
     return None

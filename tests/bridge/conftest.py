@@ -49,9 +49,11 @@ class FakeMeta:
     delay: float = 0.0
     url: str = ""
     count: int = 0
+    times: list[float] = field(default_factory=list)  # monotonic, at each send's arrival
 
     def app(self) -> Starlette:
         async def messages(request: Request) -> Response:
+            self.times.append(time.monotonic())
             self.auth.append(request.headers.get("authorization", ""))
             body = json.loads(await request.body())
             self.requests.append(body)

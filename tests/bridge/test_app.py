@@ -306,3 +306,55 @@ def test_a_locked_state_is_answered_2004_within_the_deadline_then_recovers(
     assert harness.post(text("12|12|12|12")).json() == {"status": "success"}
     wait_until(lambda: any(r.get("biz_opaque_callback_data") == "12|12|12|12"
                            for r in harness.meta.requests), what="the send after the lock")
+
+
+@pytest.mark.parametrize("harness", [{"mps": 20.0}], indirect=True)
+def test_the_outbox_drains_at_mps_never_faster(harness: Harness) -> None:
+    for n in range(50):
+        assert harness.post(text(f"20|{n}|1|1")).json() == {"status": "success"}
+    wait_until(lambda: len(harness.meta.requests) == 50, timeout=20, what="50 sends")
+    times = harness.meta.times
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= 21  # 20 a second; one of slack for the arrival's own jitter
+    assert times[-1] - times[0] >= (50 - 21) / 20
+
+
+def test_a_lost_state_is_a_503_on_every_route_not_a_traceback(harness: Harness) -> None:
+    import asyncio
+
+    asyncio.run_coroutine_threadsafe(harness.running.bridge.state.close(),
+                                     harness.running.loop).result(5)
+    templates = harness.client.get(f"{harness.url}/templates", auth=("clevertap", PASSWORD))
+    assert templates.status_code == 503 and "state is unavailable" in templates.text
+    assert harness.client.get(f"{harness.url}/c/some-token").status_code == 503
+    assert harness.post(text("13|13|13|13")).status_code == 503
+    assert harness.client.get(f"{harness.url}/health").status_code == 503
+
+
+def test_templates_never_synced_is_2004_naming_why_not_an_unknown_template(
+        harness: Harness) -> None:
+    bridge = harness.running.bridge
+    bridge.last_sync, bridge.sync_error = None, "template sync: HTTP 401, Meta error 190"
+    unknown = lto()
+    unknown["template"] = {"namespace": "not_synced_yet", "languageCode": "en"}
+    answer = harness.post(unknown).json()
+    assert answer["error"]["code"] == 2004 and "Meta error 190" in answer["error"]["message"]
+
+
+def test_template_sync_follows_every_page_of_meta(harness: Harness) -> None:
+    import asyncio
+    import copy
+
+    base = next(t for t in harness.meta.templates if t["name"] == "order_update")
+    many = []
+    for n in range(250):  # three pages of Meta's 100
+        template = copy.deepcopy(base)
+        template["name"] = f"campaign_{n:03d}"
+        many.append(template)
+    harness.meta.templates = many
+    kept = asyncio.run_coroutine_threadsafe(harness.running.bridge.sync_templates(),
+                                            harness.running.loop).result(20)
+    assert kept == 250
+    page = harness.client.get(f"{harness.url}/templates?limit=500",
+                              auth=("clevertap", PASSWORD)).json()
+    assert [t["name"] for t in page["data"]] == [f"campaign_{n:03d}" for n in range(250)]

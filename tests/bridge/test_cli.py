@@ -82,3 +82,32 @@ def test_an_unreachable_postgresql_is_exit_4(cli) -> None:
     done = cli("bridge", "status", "--state", "postgresql://ctwa:pw-CANARY-7f3a@127.0.0.1:9/x")
     assert done.exit_code == ExitCode.CONFIG, done.stderr
     assert done.stderr.count("\n") <= 2 and "Traceback" not in done.stderr
+
+
+def test_an_option_beats_the_config_file_which_beats_the_default(tmp_path: Path) -> None:
+    from ctwa.bridge.config import DEFAULT_GRAPH_URL, load_config
+
+    config = tmp_path / "bridge.yaml"
+    config.write_text("mps: 200\nusername: from-file\nmedia_link_ttl: 2d\nmeta_timeout: "
+                      "1500ms\nclicks:\n  order_update: https://shop.example/{value}\n")
+    settings = load_config(config, {"mps": 1000.0, "username": None})
+    assert settings.mps == 1000.0 and settings.username == "from-file"
+    assert settings.graph_url == DEFAULT_GRAPH_URL
+    assert settings.media_link_ttl == 2 * 86400 and settings.meta_timeout == 1.5
+    assert settings.clicks == {"order_update": "https://shop.example/{value}"}
+
+
+def test_secrets_come_from_the_keyring_when_the_environment_has_none(memory_keyring) -> None:
+    from ctwa.bridge.config import load_secrets
+
+    memory_keyring.set_password("ctwa", "bridge:CTWA_META_TOKEN", "tok-from-keyring")
+    assert load_secrets().meta_token == "tok-from-keyring"
+
+
+def test_the_advice_after_a_run_is_runnable_and_holds_no_password() -> None:
+    from ctwa.cli.bridge import advice_state
+
+    assert advice_state("/data/bridge.sqlite3") == ("/data/bridge.sqlite3", None)
+    command, note = advice_state("postgresql://ctwa:pw-CANARY-7f3a@db.example:5433/bridge")
+    assert command == "postgresql://ctwa@db.example:5433/bridge"
+    assert note is not None and "PGPASSWORD" in note

@@ -53,13 +53,14 @@ class BridgeProcess:
 
 def start_bridge(port: int, box: RunningSandbox, status_url: str, inbound_url: str,
                  state: Path, tmp: Path, mps: float, config: Path | None = None,
-                 log_name: str = "bridge.log") -> BridgeProcess:
+                 log_name: str = "bridge.log", verbose: bool = False) -> BridgeProcess:
     creds = box.credentials()
     env = {**os.environ, "CTWA_BRIDGE_PASSWORD": PASSWORD,
            "CTWA_META_TOKEN": creds["meta_token"],
            "CTWA_META_APP_SECRET": creds["meta_app_secret"],
            "CTWA_META_VERIFY_TOKEN": "verify-me"}
-    args = [sys.executable, "-m", "ctwa", "bridge", "--listen", f"127.0.0.1:{port}",
+    args = [sys.executable, "-m", "ctwa", *(["-v"] if verbose else []), "bridge",
+            "--listen", f"127.0.0.1:{port}",
             "--graph-url", box.urls()["meta_graph"],
             "--phone-number-id", creds["meta_phone_number_id"],
             "--waba-id", creds["meta_waba_id"], "--status-url", status_url,
@@ -141,6 +142,7 @@ def test_certify_against_the_bridge_passes_every_automated_check(cli, library,
     config.write_text("clicks:\n" + "".join(
         f"  {json.dumps(n)}: https://www.clevertap.com/{{value}}\n" for n in set(names)))
     meta = MetaSettings(webhook_url=f"http://127.0.0.1:{port}/webhook", mps=0,
+                        verify_token="verify-me",  # Meta verifies the bridge's URL first
                         simulated_user=True, tap_prefixes=(f"http://127.0.0.1:{port}/c/",),
                         status_delays=(0.02, 0.05, 0.08), reply_delay=0.01)
     numbers = tmp_path / "numbers.txt"
@@ -150,7 +152,7 @@ def test_certify_against_the_bridge_passes_every_automated_check(cli, library,
                                         store_callbacks=False)) as box:
         bridge = start_bridge(port, box, f"http://127.0.0.1:{listen}/status",
                               f"http://127.0.0.1:{listen}/inbound", tmp_path / "b.sqlite3",
-                              tmp_path, mps=1000, config=config)
+                              tmp_path, mps=1000, config=config, verbose=True)
         try:
             result = cli("--json", "certify", "--to", TO, "--waba", "919999999998",
                          "--endpoint", f"{bridge.url}/messages", "--username", "clevertap",
@@ -171,7 +173,10 @@ def test_certify_against_the_bridge_passes_every_automated_check(cli, library,
     assert got == dict.fromkeys(automated, "pass"), (details, result.stderr[-2000:],
                                                       bridge.log.read_text()[-3000:])
     assert duplicates == {}
-    assert PASSWORD not in bridge.log.read_text()
+    log = bridge.log.read_text()  # -v: every send and answer, and no secret
+    assert "> POST /" in log and "< HTTP 200" in log
+    assert PASSWORD not in log and box.credentials()["meta_token"] not in log
+    assert box.credentials()["meta_app_secret"] not in log
 
 
 def test_sigkill_during_a_5000_message_run_loses_nothing(tmp_path: Path) -> None:
@@ -257,6 +262,8 @@ def test_sigkill_during_a_5000_message_run_loses_nothing(tmp_path: Path) -> None
     # every accepted message: sent with a wamid (then delivered), or a failed DLR; not both
     assert set(sent) | set(failed) == set(accepted)
     assert not any("delivered" in seen[m] and m not in sends for m in accepted)
+    # CleverTap got every status of what was delivered: sent, then delivered
+    assert all({"sent", "delivered"} <= seen[m] for m in sent if m not in failed)
     # nothing Meta got that CleverTap did not send; a message whose answer the kill cut off
     # may have been stored (and then sent), as CleverTap's timeout would leave it
     assert set(sends) <= set(accepted) | set(unanswered)

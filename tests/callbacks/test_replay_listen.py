@@ -53,10 +53,11 @@ def test_every_spec_callback_sample_and_variant(listener) -> None:
         assert answer.status_code == 200, path
         assert answer.json()["status"] == "accepted"
     tallies = stats(listener)
-    assert tallies["invalid"] == 0 and tallies["with_variants"] == 3
+    # 3 published variants, and the failure sample (1004 titled "Invalid phone number.", ERRATA 19)
+    assert tallies["invalid"] == 0 and tallies["with_variants"] == 4
     errata = {p["errata"] for r in listener.received for p in
               [q.as_dict() for q in r.result.problems] if "errata" in p}
-    assert errata == {2, 11, 12}
+    assert errata == {2, 11, 12, 19}
 
 
 def test_detection_on_root_path_and_strict_mode(tmp_path) -> None:
@@ -337,7 +338,8 @@ def test_the_listener_keeps_valid_invalid_and_unreadable_callbacks(tmp_path) -> 
     assert [(r["msg_id"], r["status"], r["valid"]) for r in rows] == [
         ("25596363|1639561857|20220227|25596363", "sent", 1), ("m-2", "failed", 0),
         (None, None, 0)]
-    assert "at most 1010" in rows[1]["problems"] and rows[2]["body"] == "{not json"
+    assert "131026 is not in CleverTap's table (1000-1010)" in rows[1]["problems"]
+    assert rows[2]["body"] == "{not json"
 
 
 def test_listen_no_store_keeps_nothing(tmp_path) -> None:

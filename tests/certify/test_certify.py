@@ -142,7 +142,7 @@ def test_no_callback_at_all_says_what_to_check(cli, library, tmp_path) -> None:
     assert "no callback arrived" in result.stdout and "reachable from the BSP" in result.stdout
 
 
-def test_bad_input_is_one_line(cli, tmp_path) -> None:
+def test_bad_input_is_one_line(cli, library, tmp_path) -> None:
     no_to = cli("certify", "--endpoint", "http://127.0.0.1:9/x")
     assert no_to.exit_code == ExitCode.USAGE and "--to" in no_to.stderr
     empty = tmp_path / "empty-library"
@@ -153,6 +153,7 @@ def test_bad_input_is_one_line(cli, tmp_path) -> None:
                    "--listen", f"127.0.0.1:{free_port()}", "--report-dir",
                    str(tmp_path / "ev"))
     assert none.exit_code == ExitCode.USAGE and "import-templates" in none.stderr
+    assert "validation:" not in none.stderr and "evidence in" not in none.stderr  # at once
     bad = tmp_path / "attest.yaml"
     bad.write_text("- criterion: coffee\n  who: me\n  what: yes\n")
     attest = cli("certify", "--to", TO, "--waba", "919999999998", "--endpoint",
@@ -164,7 +165,7 @@ def test_bad_input_is_one_line(cli, tmp_path) -> None:
     assert scale.exit_code == ExitCode.USAGE and "--to-file" in scale.stderr
     port = free_port()  # nothing listens there
     unreachable = cli("certify", "--to", TO, "--waba", "919999999998", "--endpoint",
-                      f"http://127.0.0.1:{port}/bsp", "--library", str(empty), "--listen",
+                      f"http://127.0.0.1:{port}/bsp", "--library", str(library), "--listen",
                       f"127.0.0.1:{free_port()}", "--report-dir", str(tmp_path / "ev3"))
     assert unreachable.exit_code == ExitCode.UNREACHABLE and "--endpoint" in unreachable.stderr
     assert not (tmp_path / "ev3").exists()  # no evidence folder of nothing

@@ -141,17 +141,59 @@ def test_an_upload_handle_is_refused_by_name_with_the_fix() -> None:
             "handle (4::...), not a URL") in missing
 
 
-def test_a_url_example_that_is_only_a_suffix_is_refused_not_sent_whole() -> None:
-    with pytest.raises(MissingParameters) as caught:
-        build(creation("seasonal_promotion_image"), use_examples=True)
-    (button,) = [m for m in caught.value.missing if m.startswith("button 0")]
-    assert "'summer2023' does not start with the URL before {{1}}" in button
-    assert "https://www.luckyshrub.com/shop?promo=" in button
-    params = TemplateParams(header_media="https://cdn.example/p.png",
-                            buttons={0: "summer2023"})
+def test_a_url_example_that_is_only_the_variable_part_is_the_suffix() -> None:
+    """Meta's creation example gives `summer2023` for `https://www.luckyshrub.com/shop?promo=
+    {{1}}`: the variable part alone, sent as the suffix (not refused, not doubled)."""
+    params = TemplateParams(header_media="https://cdn.example/p.png")
     payload, _ = build(creation("seasonal_promotion_image"), params, use_examples=True)
     (url_button,) = [c for c in payload.to_wire()["components"] if c.get("type") == "button"]
     assert url_button["parameters"][0]["text"] == "summer2023"
+
+
+def test_a_whole_url_example_with_another_prefix_is_refused_naming_both() -> None:
+    template = json.loads(json.dumps(creation("seasonal_promotion_image")))
+    for component in template["components"]:
+        for button in component.get("buttons") or []:
+            if button.get("type") == "URL":
+                button["example"] = ["https://shop.example.com/promo/summer2023"]
+    with pytest.raises(MissingParameters) as caught:
+        build(template, TemplateParams(header_media="https://cdn.example/p.png"),
+              use_examples=True)
+    (button,) = [m for m in caught.value.missing if m.startswith("button 0")]
+    assert "'https://shop.example.com/promo/summer2023' does not start with the URL" in button
+    assert "'https://www.luckyshrub.com/shop?promo='" in button
+
+
+#: Meta's carousel template documentation, as written there: each card's URL button example
+#: is only the variable part (`BLUE_ELF` for `https://www.luckyshrub.com/rare-succulents/{{1}}`).
+LUCKYSHRUB_CAROUSEL = {
+    "name": "summer_succulents", "language": "en_US", "status": "APPROVED",
+    "category": "MARKETING", "components": [
+        {"type": "BODY", "text": "Rare succulents for sale! {{1}}, add these to your "
+         "collection!", "example": {"body_text": [["Pablo"]]}},
+        {"type": "CAROUSEL", "cards": [{"components": [
+            {"type": "HEADER", "format": "IMAGE",
+             "example": {"header_handle": [f"https://cdn.example.com/{plant}.png"]}},
+            {"type": "BODY", "text": "Add a touch of elegance with {{1}}.",
+             "example": {"body_text": [[plant]]}},
+            {"type": "BUTTONS", "buttons": [
+                {"type": "QUICK_REPLY", "text": "Send me more like this!"},
+                {"type": "URL", "text": "Shop", "url":
+                 "https://www.luckyshrub.com/rare-succulents/{{1}}", "example": [code]}]}]}
+            for plant, code in (("Blue Elf", "BLUE_ELF"), ("Buddha's Temple",
+                                                         "BUDDHA"))]}]}
+
+
+def test_carousel_card_url_examples_that_are_the_variable_part_build(cli, tmp_path) -> None:
+    path = tmp_path / "carousel.json"
+    path.write_text(json.dumps(LUCKYSHRUB_CAROUSEL))
+    result = cli("send-template", "--template-file", str(path), "--examples", *DRY)
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    cards = next(c for c in payload["components"] if c.get("type") == "carousel")["cards"]
+    suffixes = [p["text"] for card in cards for c in card["components"]
+                if c.get("subType") == "dynamicUrl" for p in c["parameters"]]
+    assert suffixes == ["BLUE_ELF", "BUDDHA"]
 
 
 def test_an_expired_signed_cdn_link_warns_with_its_date() -> None:

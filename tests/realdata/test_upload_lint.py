@@ -62,3 +62,34 @@ def test_the_401_body_is_recognised(cli) -> None:
     (warning,) = result.warnings
     assert "CleverTap refused the request: Account ID is not valid (code 401)" in \
         warning.message
+
+
+@pytest.mark.parametrize(("profile", "code", "field"), [
+    ({"Employed": "Yes"}, 517, "Employed"),
+    ({"Employment": "full time"}, 517, "Employment"),
+    ({"Education": "University"}, 518, "Education"),
+    ({"Married": True}, 519, "Married"),
+    ({"Age": "28"}, 520, "Age"),
+    ({"Age": -1}, 520, "Age"),
+])
+def test_demographic_values_clevertap_refuses(profile, code, field) -> None:
+    (error,) = lint_document(record(Phone="+14155551234", **profile)).errors
+    assert error.path == f"$.d[0].profileData.{field}"
+    assert f"(CleverTap refuses the record: {code})" in error.message and error.hint
+
+
+def test_the_values_clevertaps_own_snippets_write_pass() -> None:
+    good = record(Phone="+14155551234", Employed="Y", Education="Graduate", Married="N",
+                  Age=28)
+    assert lint_document(good).ok
+
+
+def test_a_numeric_identity_is_accepted_as_clevertap_processes_it() -> None:
+    doc = record(Phone="+14155551234")
+    doc["d"][0]["identity"] = 4
+    assert lint_document(doc).ok
+    from ctwa.wire.profiles import record_refusal
+
+    assert record_refusal(doc["d"][0]) is None  # the sandbox takes it too
+    doc["d"][0]["identity"] = True
+    assert not lint_document(doc).ok

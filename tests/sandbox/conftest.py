@@ -74,3 +74,33 @@ def receiver():
     with LiveServer(receiver.app()) as server:
         receiver.url = server.url
         yield receiver
+
+
+@dataclass
+class Verifying(Receiver):
+    """A receiver that answers Meta's verification request when the token matches."""
+
+    verify_token: str = "vt-1"
+    verifications: list[dict[str, str]] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        app = super().app()
+
+        async def verify(request: Request) -> PlainTextResponse:
+            params = dict(request.query_params)
+            self.verifications.append(params)
+            if params.get("hub.mode") == "subscribe" and \
+                    params.get("hub.verify_token") == self.verify_token:
+                return PlainTextResponse(params.get("hub.challenge", ""))
+            return PlainTextResponse("no", status_code=403)
+
+        app.router.routes.insert(0, Route("/webhook", verify, methods=["GET"]))
+        return app
+
+
+@pytest.fixture
+def verifying():
+    receiver = Verifying()
+    with LiveServer(receiver.app()) as server:
+        receiver.url = server.url
+        yield receiver

@@ -61,6 +61,7 @@ def test_an_unknown_phone_number_id_or_version_is_100(box) -> None:
     status, code, details = _error(post(box, GOOD_REQUESTS["text"], node="999"))
     assert (status, code) == (400, 100) and "'999' does not exist" in details
     assert _error(post(box, GOOD_REQUESTS["text"], version="latest"))[1] == 100
+    assert _error(post(box, GOOD_REQUESTS["text"], node="999", token="x"))[1] == 190  # token first
 
 
 def _broken(change) -> dict:
@@ -74,7 +75,8 @@ def _broken(change) -> dict:
     (lambda b: b.pop("messaging_product"), 100, "messaging_product is required"),
     (lambda b: b.update(messaging_product="sms"), 100, "messaging_product"),
     (lambda b: b.update(type="sticker"), 100, "type"),
-    (lambda b: b["template"]["components"][1].update(type="BODY"), 100, "must be one of"),
+    (lambda b: b["template"]["components"][1].update(type="BODY"), 100,
+     "template[components][1][type] must be one of {header, body, button"),
     (lambda b: b["template"]["components"][2].update(index=12), 131009, "index"),
     (lambda b: b["template"]["components"][2].update(sub_type="copy_code"), 131009,
      "coupon_code"),
@@ -174,18 +176,18 @@ def test_the_bridge_reads_the_mocks_answers_with_the_one_model(box) -> None:
 
 def test_rate_limit_at_the_configured_mps(tmp_path) -> None:
     settings = SandboxSettings(templates=write_templates(tmp_path / "t"), store_callbacks=False,
-                               meta=MetaSettings(mps=5, burst=5))
+                               meta=MetaSettings(mps=0.001, burst=5))
     with RunningSandbox(settings) as sandbox:
         codes = [post(sandbox, GOOD_REQUESTS["text"]).status_code for _ in range(12)]
         state = sandbox.meta.state
         assert codes.count(200) == state.accepted and state.refused[130429] == codes.count(400)
-        assert 5 <= state.accepted <= 8  # the burst, and what refilled meanwhile
+        assert state.accepted == 5  # the burst; at 0.001/s nothing refills meanwhile
         answer = post(sandbox, GOOD_REQUESTS["text"])
         if answer.status_code == 400:
             error = read_answer(answer.status_code, answer.content)
             assert error.rate_limited and error.error is not None
             assert error.error.code == 130429
-        assert state.max_in_window(1.0) <= 5 + 5  # never more than burst + a second's rate
+        assert state.max_in_window(1.0) == 5 and sum(state.per_second()) == 5
 
 
 def test_duplicates_are_counted_by_biz_opaque_callback_data(box) -> None:
@@ -193,3 +195,75 @@ def test_duplicates_are_counted_by_biz_opaque_callback_data(box) -> None:
     for _ in range(2):
         assert post(box, body).status_code == 200
     assert box.meta.state.duplicates()["i|1|2|3|dup"] == 2
+
+
+def _box(tmp_path, **meta) -> RunningSandbox:
+    return RunningSandbox(SandboxSettings(templates=write_templates(tmp_path / "t"),
+                                          store_callbacks=False,
+                                          meta=MetaSettings(mps=0, **meta)))
+
+
+def test_faults_html_500_and_hang(tmp_path) -> None:
+    with _box(tmp_path, faults={"html": 1.0}) as sandbox:
+        answer = post(sandbox, GOOD_REQUESTS["text"])
+        assert answer.status_code == 502 and answer.headers["content-type"].startswith(
+            "text/html")
+        assert read_answer(answer.status_code, answer.content).unreadable == (
+            f"HTTP 502, HTML ({len(answer.content)} bytes)")
+        assert sandbox.meta.state.accepted == 0 and sandbox.meta.state.faults["html"] == 1
+    with _box(tmp_path, faults={"500": 1.0}) as sandbox:
+        assert _error(post(sandbox, GOOD_REQUESTS["text"]))[:2] == (500, 131000)
+    with _box(tmp_path, faults={"hang": 1.0}, hang_seconds=1.5) as sandbox:
+        with pytest.raises(httpx.ReadTimeout):
+            meta = sandbox.settings.meta
+            httpx.post(f"{sandbox.base_url}/meta/v21.0/{meta.phone_number_id}/messages",
+                       json=GOOD_REQUESTS["text"], timeout=0.3,
+                       headers={"Authorization": f"Bearer {meta.token}"})
+        assert sandbox.meta.state.accepted == 1  # sent, though the client never heard
+
+
+def test_fail_rates_sync_in_the_answer_async_by_status(tmp_path) -> None:
+    with _box(tmp_path, fail_rates={132015: 1.0}) as sandbox:
+        assert _error(post(sandbox, GOOD_REQUESTS["text"]))[1] == 132015
+    with _box(tmp_path, fail_rates={131026: 1.0}) as sandbox:
+        answer = post(sandbox, GOOD_REQUESTS["text"])
+        assert answer.status_code == 200
+        wamid = answer.json()["messages"][0]["id"]
+        assert sandbox.meta.state.sent[wamid].failure == 131026
+
+
+def test_the_pair_rate_limit_is_131056(tmp_path) -> None:
+    with _box(tmp_path, pair_interval=60.0) as sandbox:
+        assert post(sandbox, GOOD_REQUESTS["text"]).status_code == 200
+        assert _error(post(sandbox, GOOD_REQUESTS["text"]))[1] == 131056
+        other = dict(GOOD_REQUESTS["text"], to="919000000002")
+        assert post(sandbox, other).status_code == 200
+        answer = read_answer(*(lambda r: (r.status_code, r.content))(
+            post(sandbox, GOOD_REQUESTS["text"])))
+        assert answer.rate_limited
+
+
+def test_requests_per_wamid_show_a_message_sent_twice(box) -> None:
+    body = dict(GOOD_REQUESTS["text"], biz_opaque_callback_data="i|1|2|3|twice")
+    wamids = [post(box, body).json()["messages"][0]["id"] for _ in range(2)]
+    counts = box.meta.state.requests_per_wamid()
+    assert counts[wamids[0]] == counts[wamids[1]] == 2
+    assert box.meta.state.requests_by_key["i|1|2|3|twice"] == 2
+
+
+def test_a_client_that_leaves_mid_request_is_counted_not_a_traceback(box, caplog) -> None:
+    import socket
+    import time
+
+    before = box.disconnects.count
+    host, port = box.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(f"POST /meta/v21.0/{box.settings.meta.phone_number_id}/messages HTTP/1.1"
+                    f"\r\nHost: x\r\nContent-Length: 500\r\nAuthorization: Bearer "
+                    f"{box.settings.meta.token}\r\n\r\n{{\"a\":".encode())
+        time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while box.disconnects.count == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert box.disconnects.count == before + 1
+    assert not [r for r in caplog.records if "Exception in ASGI" in r.getMessage()]

@@ -65,7 +65,7 @@ def test_statuses_sent_delivered_read_signed_in_metas_envelope(tmp_path, receive
     assert sent["conversation"]["origin"]["type"] == "utility"
     assert "expiration_timestamp" in sent["conversation"]
     assert "expiration_timestamp" not in template_statuses[1]["conversation"]
-    assert sent["pricing"] == {"billable": True, "pricing_model": "CBP", "category": "utility"}
+    assert sent["pricing"] == {"billable": True, "pricing_model": "PMP", "category": "utility"}
     assert all(s["biz_opaque_callback_data"] == "i|1|2|3|0" for s in template_statuses)
     assert by_wamid[wamids[1]][0]["pricing"]["category"] == "service"
     assert box.meta.state.statuses_queued == {"sent": 2, "delivered": 2, "read": 2}
@@ -82,12 +82,12 @@ def test_they_convert_to_clevertap_callbacks(tmp_path, receiver) -> None:
         converter.convert(doc, f"webhook {n}")
     result = converter.result
     assert result.placeholders == 0 and not result.warnings
-    seen = [(c.body["statuses"][0]["msgId"], c.body["statuses"][0]["status"])
-            for c in result.callbacks]
+    # a POST may carry both messages' statuses (batched): one callback with several
+    seen = [(s["msgId"], s["status"]) for c in result.callbacks for s in c.body["statuses"]]
     assert sorted(seen) == sorted([("i|1|2|3|good", "sent"), ("i|1|2|3|good", "delivered"),
                                    ("i|1|2|3|good", "read"), ("i|1|2|3|bad", "failed")])
-    failed = next(c.body["statuses"][0] for c in result.callbacks
-                  if c.body["statuses"][0]["status"] == "failed")
+    failed = next(s for c in result.callbacks for s in c.body["statuses"]
+                  if s["status"] == "failed")
     assert failed["error"]["code"] == 1007  # 131026 in callback convert's table
 
 
@@ -153,7 +153,7 @@ def test_an_unreachable_webhook_url_is_given_up_after_retry_for(tmp_path, receiv
 
 def test_batches_carry_several_statuses_in_one_value(tmp_path, receiver) -> None:
     with sandbox(tmp_path, receiver, webhook_batch=50, webhook_concurrency=1,
-                 status_delays=(0.2, 0.4, 0.6)) as box:
+                 webhook_batch_wait=0.05, status_delays=(0.2, 0.4, 0.6)) as box:
         for _ in range(5):
             send(box, GOOD_REQUESTS["text"])
         assert box.meta.wait_idle(10)
@@ -162,3 +162,59 @@ def test_batches_carry_several_statuses_in_one_value(tmp_path, receiver) -> None
     sizes = [len(json.loads(b)["entry"][0]["changes"][0]["value"]["statuses"])
              for _, b in receiver.posts]
     assert max(sizes) > 1
+
+
+def test_out_of_order_posts_newest_first(tmp_path, receiver) -> None:
+    with sandbox(tmp_path, receiver, out_of_order=True, webhook_concurrency=1) as box:
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+    assert [s["status"] for s in receiver.statuses()] == ["read", "delivered", "sent"]
+
+
+def test_the_legacy_sha1_signature_comes_too(tmp_path, receiver) -> None:
+    with sandbox(tmp_path, receiver, read=False) as box:
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+    headers, body = receiver.posts[0]
+    secret = box.settings.meta.app_secret.encode()
+    assert headers["x-hub-signature"] == "sha1=" + hmac.new(secret, body, "sha1").hexdigest()
+
+
+@pytest.mark.parametrize(("token", "verdict"), [("vt-1", "passed"),
+                                                ("wrong", "failed: HTTP 403, not the challenge")])
+def test_the_webhook_url_is_verified_first_as_meta_does(tmp_path, verifying, token,
+                                                        verdict) -> None:
+    with sandbox(tmp_path, verifying, verify_token=token, read=False) as box:
+        send(box, GOOD_REQUESTS["text"])
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+        stats = box.meta.sender.stats
+    assert len(verifying.verifications) == 1  # once, not per webhook
+    asked = verifying.verifications[0]
+    assert asked["hub.mode"] == "subscribe" and asked["hub.verify_token"] == token
+    assert asked["hub.challenge"].isdecimal()
+    assert stats.verification == verdict
+    if verdict == "passed":
+        assert len(verifying.statuses()) == 4
+    else:  # Meta sends nothing to a URL that failed verification
+        assert verifying.posts == [] and stats.given_up == 4
+        assert "failed Meta's verification" in stats.last_error
+
+
+def test_one_status_per_post_while_it_keeps_up(tmp_path, receiver) -> None:
+    with sandbox(tmp_path, receiver, status_delays=(0.05, 0.3, 0.6)) as box:
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+    assert len(receiver.posts) == 3 and len(receiver.statuses()) == 3
+
+
+def test_webhooks_v24_carry_pricing_type_and_no_conversation(tmp_path, receiver) -> None:
+    with sandbox(tmp_path, receiver, webhook_version="v24.0", read=False) as box:
+        send(box, GOOD_REQUESTS["template-positional"])
+        send(box, GOOD_REQUESTS["text"])
+        assert box.meta.wait_idle(10)
+    pricing = sorted((s["pricing"]["category"], s["pricing"]["type"], s["pricing"]["billable"])
+                     for s in receiver.statuses())
+    assert pricing == [("service", "free_customer_service", False)] * 2 + [
+        ("utility", "regular", True)] * 2
+    assert not any("conversation" in s for s in receiver.statuses())

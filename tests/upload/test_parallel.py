@@ -144,25 +144,31 @@ def test_sigkill_leaves_no_workers_holding_the_callers_output(tmp_path) -> None:
     assert _marked_processes(marker) == []
 
 
-def _big_file_with_a_bad_byte_at_row_30000(path: Path) -> Path:
-    """60,000 users; row 30,000 (the header is row 1) holds a byte that is not UTF-8."""
+def _big_file_with_a_bad_byte_at_row_30000(path: Path, bad_rows: int = 1) -> Path:
+    """60,000 users; row 30,000 (the header is row 1), and the ``bad_rows - 1`` after it,
+    hold a byte that is not UTF-8."""
     with path.open("wb") as handle:
         handle.write(b"identity,Phone,Name\n")
         for i in range(60_000):
             line = f"user-{i},+1415555{i % 10000:04d},Name {i}\n".encode()
-            handle.write(b"user-x,+14155550000,Bad \xff name\n" if i == 29_998 else line)
+            bad = 29_998 <= i < 29_998 + bad_rows
+            handle.write(b"user-x,+14155550000,Bad \xff name\n" if bad else line)
     return path
 
 
-def test_a_bad_byte_deep_in_a_big_file_names_its_row_and_adds_up(tmp_path, cli) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_bad_byte_deep_in_a_big_file_rejects_its_row_alone(tmp_path, cli, workers) -> None:
     import json as jsonlib
 
     path = _big_file_with_a_bad_byte_at_row_30000(tmp_path / "big.csv")
-    result = cli("--json", "upload-users", str(path), "--dry-run", "--workers", "2")
-    assert result.exit_code == 2
+    result = cli("--json", "upload-users", str(path), "--dry-run", "--workers", workers)
+    assert result.exit_code == 1, result.stderr
     report = jsonlib.loads(result.stdout)
-    assert "big.csv: row 30000: not utf-8 text" in report["error"]
-    assert report["counts"]["adds_up"] is True
+    assert report["error"] is None
+    assert report["counts"]["rejected"] == 1 and report["counts"]["would_upload"] == 59_999
+    [(row, reason)] = report["rejected_sample"]
+    assert row == 30000 and reason.startswith("not text in the file's encoding: byte 0xFF")
+    assert "--encoding" in reason and report["counts"]["adds_up"] is True
 
 
 def test_a_real_upload_stopped_by_a_bad_byte_journals_what_it_sent(tmp_path, cli) -> None:
@@ -171,13 +177,14 @@ def test_a_real_upload_stopped_by_a_bad_byte_journals_what_it_sent(tmp_path, cli
     from ctwa.sandbox.clevertap import MockCleverTap
     from tests.conftest import LiveServer
 
-    path = _big_file_with_a_bad_byte_at_row_30000(tmp_path / "big.csv")
+    path = _big_file_with_a_bad_byte_at_row_30000(tmp_path / "big.csv", bad_rows=1000)
     mock = MockCleverTap({"ACC": "pc-CANARY-55e0"})
     with LiveServer(mock.app()) as server:
         result = cli("--json", "upload-users", str(path), "--workers", "2", "--base-url",
                      server.url, "--account-id", "ACC", "--passcode", "pc-CANARY-55e0")
     report = jsonlib.loads(result.stdout)
-    assert result.exit_code == 2 and "row 30000" in report["error"]
+    assert result.exit_code == 2 and "(the first at row 30000)" in report["error"]
+    assert "are not utf-8-sig text" in report["error"]
     assert report["counts"]["adds_up"] is True
     journal = path.with_name("big.journal.jsonl").read_text().splitlines()[1:]
     journaled = sum(jsonlib.loads(line)["uploaded"] for line in journal)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ctwa.http import make_client
 from ctwa.infra.errors import ExitCode
 from ctwa.upload.rules import check_row, date_value, plan_columns
 from ctwa.upload.run import Uploader, UploadOptions
@@ -47,7 +48,8 @@ def test_empty_cells_are_left_out_and_numbers_become_e164() -> None:
     ({"Phone": ""}, "Phone is empty", 516),
     ({"Phone": "4155552671"}, "--default-region", 516),
     ({"Phone": "+1415"}, "not a valid number", 516),
-    ({"Phone": "+abc"}, "cannot be read", 516),
+    ({"Phone": "+abc"}, "is not a phone number", 516),
+    ({"Phone": "abc"}, "phone 'abc' is not a phone number", 516),
     ({"Email": "nope"}, "not an email address", 515),
     ({"Gender": "Q"}, "use M, F or O", 514),
     ({"MSG-whatsapp": "perhaps"}, "not TRUE/FALSE", None),
@@ -114,15 +116,43 @@ def test_bom_crlf_semicolons_and_embedded_newlines(tmp_path: Path) -> None:
 
 def test_latin1_file_needs_encoding(tmp_path: Path) -> None:
     path = tmp_path / "u.csv"
-    path.write_bytes("identity,Phone,Name\nu1,+14155552671,Jos\xe9\n".encode("latin-1"))
-    report = dry(path)
+    path.write_bytes("identity,Phone,Name\nu1,+14155552671,Jos\xe9\nu2,+14155552672,Zoë\n"
+                     .encode("latin-1"))
+    report = dry(path)  # every row: the encoding is wrong, the run stops naming --encoding
     assert report.exit_code == ExitCode.USAGE and "--encoding" in report.error
+    assert "2 of the 2 rows read are not utf-8-sig text (the first at row 2)" in report.error
     assert dry(path, encoding="latin-1").first_batch[0]["profileData"]["Name"] == "José"
+
+
+def test_one_row_that_is_not_text_is_rejected_alone(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    path.write_bytes(b"identity,Phone,Name\nu1,+14155552671,Jos\xe9\nu2,+14155552672,Ann\n")
+    report = dry(path)
+    assert report.error is None and report.counts.would_upload == 1
+    assert report.counts.rejected == 1 and report.counts.adds_up
+    [(row, reason)] = report.rejected_sample
+    assert row == 2 and reason == ("not text in the file's encoding: byte 0xE9 in field 3; "
+                                   "if the file is not UTF-8, pass --encoding (e.g. cp1252)")
+
+
+def test_a_row_that_is_not_text_reaches_the_rejects_file_as_utf8(tmp_path: Path) -> None:
+    import respx
+
+    path = tmp_path / "u.csv"
+    path.write_bytes(b"identity,Phone,Name\nu1,+14155552671,Jos\xe9\nu2,+14155552672,Ann\n")
+    url = "https://in1.api.clevertap.com/1/upload"
+    with respx.mock:
+        respx.post(url).respond(json={"status": "success", "processed": 1, "unprocessed": []})
+        with make_client() as client:
+            report = Uploader(UploadOptions(path, workers=1), client, url).run()
+    assert report.counts.uploaded == 1 and report.counts.rejected == 1
+    text = path.with_name("u.rejects.csv").read_text(encoding="utf-8")
+    assert "u1,+14155552671,Jos\ufffd" in text
 
 
 def test_row_numbers_count_the_header_as_row_1(tmp_path: Path) -> None:
     path = tmp_path / "u.csv"
-    path.write_text("identity,Phone\nu1,+14155552671\n\nu2,bad\n")
+    path.write_text("identity,Phone\nu1,+14155552671\n\nu2,4155552672\n")
     report = dry(path)
     assert report.rejected_sample == [(4, "phone has no + and country code; write it as "
                                           "+<country><number>, or pass --default-region")]
@@ -162,3 +192,27 @@ def test_malformed_csv_gives_rejects_or_a_clear_error(tmp_path_factory, rows) ->
     report = dry(path)
     assert report.counts.adds_up
     assert report.error is None or "\n" not in report.error
+
+
+DEMOGRAPHIC = ["Identity", "Phone", "Employed", "Education", "Married", "Age"]
+
+
+@pytest.mark.parametrize(("values", "words", "code"), [
+    (["u1", "+14155552671", "perhaps", "", "", ""], "Employed 'perhaps'", 517),
+    (["u1", "+14155552671", "", "PhD", "", ""], "Education 'PhD'", 518),
+    (["u1", "+14155552671", "", "", "divorced", ""], "Married 'divorced'", 519),
+    (["u1", "+14155552671", "", "", "", "twenty"], "Age 'twenty' is not an age", 520),
+    (["u1", "+14155552671", "", "", "", "400"], "Age 400 is not an age", 520),
+])
+def test_demographics_are_refused_as_clevertap_does(values, words, code) -> None:
+    plan = plan_columns(DEMOGRAPHIC, {}, set(), None)
+    checked = check_row(plan, 2, values)
+    assert checked.record is None and words in checked.reason and checked.code == code
+
+
+def test_demographics_in_the_words_users_write_become_clevertaps() -> None:
+    plan = plan_columns(DEMOGRAPHIC, {}, set(), None)
+    checked = check_row(plan, 2, ["u1", "+14155552671", "yes", "graduate", "N", "28"])
+    assert json.loads(checked.record)["profileData"] == {
+        "Phone": "+14155552671", "Employed": "Y", "Education": "Graduate", "Married": "N",
+        "Age": 28}

@@ -279,8 +279,14 @@ def test_an_earlier_journal_asks_for_resume_or_restart(tmp_path, cli) -> None:
         assert _cli_upload(cli, path, server).exit_code == 0
         again = _cli_upload(cli, path, server)
         assert again.exit_code == ExitCode.USAGE
-        assert "users.journal.jsonl exists" in again.stderr and "--resume" in again.stderr \
-            and "--restart" in again.stderr
+        assert "users.journal.jsonl exists: an earlier upload of this file finished (1 of 1 " \
+            "rows uploaded)" in again.stderr and "pass --restart" in again.stderr
+        assert "--resume" not in again.stderr  # nothing is left to finish
+        journal = path.with_name("users.journal.jsonl")
+        journal.write_text("\n".join(journal.read_text().splitlines()[:-1]) + "\n")
+        unfinished = _cli_upload(cli, path, server)  # the same journal, cut before its end
+        assert "an earlier upload of this file did not finish" in unfinished.stderr
+        assert "pass --resume" in unfinished.stderr and "--restart" in unfinished.stderr
         assert _cli_upload(cli, path, server, "--restart").exit_code == 0
         assert _cli_upload(cli, path, server, "--resume").exit_code == 0
 
@@ -290,8 +296,8 @@ def test_an_encoding_error_names_its_row(tmp_path, cli) -> None:
     path.write_bytes(b'identity,Phone,Note\nu1,+14155552671,"two\nlines"\nu2,+14155552672,x\n'
                      b"u3,+1415555\xff2673,y\n")
     result = cli("upload-users", str(path), "--dry-run")
-    assert result.exit_code == ExitCode.USAGE
-    assert "users.csv: row 4: not utf-8-sig text" in result.stderr
+    assert result.exit_code == ExitCode.FAILED  # that row alone is rejected
+    assert "row 4: not text in the file's encoding: byte 0xFF in field 2" in result.stderr
 
 
 def test_dry_run_uses_the_profiles_account_and_shows_an_unset_passcode(tmp_path, cli) -> None:

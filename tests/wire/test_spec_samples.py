@@ -36,7 +36,7 @@ EXPECTED: dict[str, tuple[str, list[int], list[int]]] = {
     "status-failed": ("status", [], []),
     "status-clicked": ("status", [11, 11], []),
     "status-delivered-sample": ("status", [], []),
-    "status-failed-sample": ("status", [], []),
+    "status-failed-sample": ("status", [19], []),  # 1004 titled "Invalid phone number."
     "status-click-generic": ("status", [11, 11, 12], []),
     "inbound-document": ("inbound", [], []),
     "inbound-location": ("inbound", [2], []),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import functools
 import hmac
 import json
 import random
@@ -25,20 +26,34 @@ from ctwa.sandbox.meta.user import REPLY_KINDS, SAMPLE_MEDIA, USER_NAME, Media, 
 from ctwa.sandbox.meta.webhooks import Update, WebhookSender
 from ctwa.wire.cloudapi import (
     ERRORS,
+    GRAPH_VERSION,
     ButtonComponent,
+    MarkRead,
     SendRequest,
     error_body,
     http_status,
     new_wamid,
-    request_problems,
+    parse_request,
     status_error,
     success_body,
 )
 
 VERSION = re.compile(r"^v\d{1,2}\.\d$")
+#: The ways the mock Cloud API can fail a send as Meta (or what stands in front of it) does,
+#: each for a share of sends (``faults``): the bridge's bad-weather cases.
+FAULTS = {
+    "html": "answers HTTP 502 with an HTML page (a proxy in front of Graph); not sent",
+    "hang": "sends the message (its statuses come) but answers only after hang_seconds, so "
+            "the client times out not knowing",
+    "slow": "answers after slow_seconds",
+    "500": "answers 131000 (something went wrong) with HTTP 500; not sent",
+}
+HTML_PAGE = (b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>"
+             b"<h1>Bad Gateway</h1></body></html>")
 #: Requests bigger than this are refused (Graph refuses large bodies too).
 MAX_BODY = 256 * 1024
 MAX_PAGE = 500
+TICK = 0.01  # the timing wheel's slot, seconds
 DAY = 24 * 3600
 
 
@@ -53,6 +68,8 @@ class MetaSettings:
     waba_id: str = "200000000000001"
     #: Where signed webhooks go (the bridge's ``/webhook``); None: none are sent.
     webhook_url: str | None = None
+    #: With it, the webhook URL is first verified as Meta does (hub.challenge); None: not.
+    verify_token: str | None = None
     #: Messages/s the number may send (Meta's default throughput is 80); 0: no limit.
     mps: float = 80.0
     #: Token-bucket depth: how many may come at once after a quiet spell (default: ``mps``).
@@ -65,6 +82,9 @@ class MetaSettings:
     #: Delays of sent, delivered and read after the send is accepted, seconds.
     status_delays: tuple[float, float, float] = (0.05, 0.15, 0.3)
     read: bool = True  # users with read receipts on
+    #: Post each message's statuses newest first (read, delivered, sent): Meta does not
+    #: promise the order webhooks arrive in, so a receiver must order them itself.
+    out_of_order: bool = False
     #: Number suffix -> Meta error code, sent asynchronously as a failed status (131026:
     #: not on WhatsApp; 131050: the user stopped marketing messages).
     failing_numbers: dict[str, int] = field(
@@ -77,15 +97,23 @@ class MetaSettings:
     #: Meta code -> share of accepted-looking sends failed with it (sync codes in the
     #: answer, async ones as a failed status).
     fail_rates: dict[int, float] = field(default_factory=dict)
+    #: Fault name (:data:`FAULTS`) -> share of sends it hits.
+    faults: dict[str, float] = field(default_factory=dict)
+    hang_seconds: float = 30.0
+    slow_seconds: float = 2.0
     #: The user behind each number replies to each template (once per number and template)
     #: with every kind, and taps URL buttons whose URL starts with one of ``tap_prefixes``.
     simulated_user: bool = False
     tap_prefixes: tuple[str, ...] = ()
     reply_delay: float = 0.05
-    #: Updates per webhook POST (Meta sends one or a few), gathered for up to
-    #: ``webhook_batch_wait`` seconds.
-    webhook_batch: int = 1
-    webhook_batch_wait: float = 0.05
+    #: The app's webhook version (App Dashboard > Webhooks): from v24.0 statuses carry
+    #: ``pricing.type`` and no ``conversation`` (status webhook reference).
+    webhook_version: str = GRAPH_VERSION
+    #: Updates per webhook POST at most: what has queued up goes together (Meta sends one at
+    #: a time when it keeps up, several in one ``value`` under load), and a POST may also
+    #: wait up to ``webhook_batch_wait`` seconds for more (0: it never waits).
+    webhook_batch: int = 100
+    webhook_batch_wait: float = 0.0
     webhook_concurrency: int = 16
     webhook_timeout: float = 10.0
     webhook_retry_base: float = 0.5
@@ -112,7 +140,9 @@ class MetaState:
     requests: int = 0
     accepted: int = 0
     refused: Counter[int] = field(default_factory=Counter)  # Meta code -> count
-    sends_by_key: Counter[str] = field(default_factory=Counter)
+    sends_by_key: Counter[str] = field(default_factory=Counter)  # accepted, by key
+    requests_by_key: Counter[str] = field(default_factory=Counter)  # valid requests, by
+    # biz_opaque_callback_data (refused ones too: a 130429 retried counts each time)
     sent: dict[str, SentRecord] = field(default_factory=dict)  # by wamid
     accepted_at: list[float] = field(default_factory=list)  # monotonic, in order
     statuses_queued: Counter[str] = field(default_factory=Counter)
@@ -120,12 +150,20 @@ class MetaState:
     taps: list[dict[str, Any]] = field(default_factory=list)
     media_downloads: int = 0
     template_pages: int = 0
+    faults: Counter[str] = field(default_factory=Counter)  # faults shown, by name
+    marked_read: set[str] = field(default_factory=set)  # user messages marked read
     last_request: Any = None
 
     def duplicates(self) -> dict[str, int]:
         """Keys (CleverTap msgIds, when the sender puts them in biz_opaque_callback_data)
         accepted more than once."""
-        return {key: n for key, n in self.sends_by_key.items() if n > 1}
+        return {key: n for key, n in list(self.sends_by_key.items()) if n > 1}  # a snapshot:
+        # tests read it from their thread while the server's loop writes
+
+    def requests_per_wamid(self) -> dict[str, int]:
+        """For each wamid handed out: how many times the message it answered was accepted
+        (its key's count; more than 1 is a message sent twice)."""
+        return {wamid: self.sends_by_key[record.key] for wamid, record in list(self.sent.items())}
 
     def per_second(self) -> list[int]:
         """Accepted sends in each whole second since the first."""
@@ -172,17 +210,23 @@ class MockMeta:
         self.state = MetaState()
         self.random = random.Random(settings.seed)
         self.media: dict[str, Media] = {}
-        self.bucket = (_Bucket(settings.mps, settings.burst or settings.mps)
+        self.bucket = (_Bucket(settings.mps, max(1.0, settings.burst or settings.mps))
                        if settings.mps > 0 else None)
         self.last_to: dict[str, float] = {}
         self.wrote_at: dict[str, float] = {}  # number -> when the user last wrote
+        self.inbound: set[str] = set()  # wamids of the messages users sent
         self.answered: set[tuple[str, str]] = set()
         self.conversations: dict[tuple[str, str], tuple[str, float]] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.wheel: dict[int, list[tuple[Any, ...]]] = {}  # slot -> statuses due in it
+        self.scheduled = 0
+        self.ticker: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.sender: WebhookSender | None = None
         self._tap_client: Any = None
         self._expected = f"Bearer {settings.token}".encode()
+        match = re.match(r"^v(\d+)", settings.webhook_version)
+        self.webhook_major = int(match.group(1)) if match else 0
 
     # --- routes ---------------------------------------------------------------------------
 
@@ -191,7 +235,9 @@ class MockMeta:
                 Route("/media-download/{media_id}", self.download, methods=["GET"]),
                 Route("/{version}/{node}/messages", self.messages, methods=["POST"]),
                 Route("/{version}/{node}/message_templates", self.templates, methods=["GET"]),
-                Route("/{version}/{node}", self.node, methods=["GET"])]
+                Route("/{version}/{node}", self.node, methods=["GET"]),
+                Route("/{path:path}", self.unknown,
+                      methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
 
     def _authorised(self, request: Request) -> bool:
         given = request.headers.get("authorization", "").encode()
@@ -214,10 +260,9 @@ class MockMeta:
         low, high = self.settings.latency
         if high > 0:
             await asyncio.sleep(self.random.uniform(low, high))
-        refusal = self._node_error(request.path_params["version"], request.path_params["node"],
-                                   self.settings.phone_number_id)
-        if refusal is None and not self._authorised(request):
-            refusal = _graph_error(190)
+        refusal = (_graph_error(190) if not self._authorised(request) else self._node_error(
+            request.path_params["version"], request.path_params["node"],
+            self.settings.phone_number_id))  # Graph checks the token first
         if refusal is not None:
             return self._count(refusal)
         body = await request.body()
@@ -229,10 +274,13 @@ class MockMeta:
         except (json.JSONDecodeError, UnicodeDecodeError):
             return self._refuse(100, "The request body is not valid JSON")
         state.last_request = document
-        problems = request_problems(document)
-        if problems:
+        if isinstance(document, dict) and "status" in document and "to" not in document:
+            return self._mark_read(document)
+        send, problems = parse_request(document)
+        if send is None:
             return self._refuse(*problems[0])
-        send = SendRequest.model_validate(document)
+        if send.biz_opaque_callback_data:
+            state.requests_by_key[send.biz_opaque_callback_data] += 1
         digits = send.to.lstrip("+").replace(" ", "").replace("-", "")
         if not digits.isdecimal():
             return self._refuse(100, f"Param to ({send.to}) is not a phone number")
@@ -243,6 +291,13 @@ class MockMeta:
             if now - self.last_to.get(digits, -1e9) < self.settings.pair_interval:
                 return self._refuse(131056)
             self.last_to[digits] = now
+        fault = self._fault()
+        if fault == "html":
+            return Response(HTML_PAGE, status_code=502, media_type="text/html")
+        if fault == "500":
+            return self._refuse(131000)
+        if fault == "slow":
+            await asyncio.sleep(self.settings.slow_seconds)
         failure = self._chance()
         if failure is not None and ERRORS[failure].delivery == "sync":
             return self._refuse(failure)
@@ -255,7 +310,39 @@ class MockMeta:
             missing = self._missing_media(send)
             if missing:
                 return self._refuse(131009, f"media id {missing} does not exist")
-        return self._accept(send, digits, body, failure)
+        answer = self._accept(send, digits, body, failure)
+        if fault == "hang":
+            await asyncio.sleep(self.settings.hang_seconds)
+        return answer
+
+    def _mark_read(self, document: dict[str, Any]) -> Response:
+        """A user's message marked read: it must be one the user sent."""
+        from pydantic import ValidationError
+
+        try:
+            mark = MarkRead.model_validate(document)
+        except ValidationError:
+            return self._refuse(100, "Param status must be read, with messaging_product and "
+                                "message_id")
+        if mark.message_id not in self.inbound:
+            return self._refuse(100, f"Param message_id ({mark.message_id}) is not a message "
+                                "this number received")
+        self.state.marked_read.add(mark.message_id)
+        return JSONResponse({"success": True})
+
+    async def unknown(self, request: Request) -> Response:
+        """Any other Graph path: Graph's own answer for one it does not have."""
+        return self._refuse(100, f"Unsupported {request.method.lower()} request. Object with "
+                            f"ID '{request.path_params.get('path', '')}' does not exist, cannot "
+                            "be loaded due to missing permissions, or does not support this "
+                            "operation")
+
+    def _fault(self) -> str | None:
+        for name, rate in sorted(self.settings.faults.items()):
+            if self.random.random() < rate:
+                self.state.faults[name] += 1
+                return name
+        return None
 
     def _chance(self) -> int | None:
         for code, rate in sorted(self.settings.fail_rates.items()):
@@ -292,7 +379,7 @@ class MockMeta:
         state.sends_by_key[key] += 1
         state.sent[wamid] = record
         state.accepted_at.append(record.at)
-        self._spawn(self._lifecycle(send, record))
+        self._lifecycle(send, record)
         return JSONResponse(success_body(send.to, wamid, digits))
 
     def _async_failure(self, send: SendRequest, digits: str) -> int | None:
@@ -330,7 +417,7 @@ class MockMeta:
                 batch=s.webhook_batch, concurrency=s.webhook_concurrency,
                 timeout=s.webhook_timeout, retry_base=s.webhook_retry_base,
                 retry_max=s.webhook_retry_max, retry_for=s.webhook_retry_for,
-                batch_wait=s.webhook_batch_wait)
+                batch_wait=s.webhook_batch_wait, verify_token=s.verify_token)
         return self.sender
 
     def _conversation(self, digits: str, category: str) -> tuple[str, float]:
@@ -349,18 +436,24 @@ class MockMeta:
         if status == "failed" and record.failure is not None:
             item["errors"] = [status_error(record.failure)]
         else:
-            conversation, expires = self._conversation(record.to, category)
-            item["conversation"] = {"id": conversation, "origin": {"type": category}}
-            if status == "sent":
-                item["conversation"]["expiration_timestamp"] = str(int(expires))
-            item["pricing"] = {"billable": category != "service",
-                               "pricing_model": "CBP", "category": category}
+            # per-message pricing since July 2025 (pricing_model PMP); webhooks v24.0 and
+            # later add pricing.type and leave the conversation object out
+            free = category == "service"
+            item["pricing"] = {"billable": not free, "pricing_model": "PMP",
+                               "category": category}
+            if self.webhook_major >= 24:
+                item["pricing"]["type"] = "free_customer_service" if free else "regular"
+            else:
+                conversation, expires = self._conversation(record.to, category)
+                item["conversation"] = {"id": conversation, "origin": {"type": category}}
+                if status == "sent":
+                    item["conversation"]["expiration_timestamp"] = str(int(expires))
         if send.biz_opaque_callback_data:
             item["biz_opaque_callback_data"] = send.biz_opaque_callback_data
         return item
 
-    async def _lifecycle(self, send: SendRequest, record: SentRecord) -> None:
-        sender = self._webhooks()
+    def _lifecycle(self, send: SendRequest, record: SentRecord) -> None:
+        """Schedule the message's statuses (and, after the last, the simulated user)."""
         category = "service"
         meta_template = None
         if send.template is not None:
@@ -369,19 +462,47 @@ class MockMeta:
                         "marketing").lower()
         steps = (["failed"] if record.failure is not None else
                  ["sent", "delivered"] + (["read"] if self.settings.read else []))
-        previous = 0.0
-        for step, delay in zip(steps, self.settings.status_delays, strict=False):
-            await asyncio.sleep(max(0.0, delay - previous))
-            previous = delay
-            self.state.statuses_queued[step] += 1
-            if sender is not None:
-                sender.submit(Update("statuses", self._status(record, send, step, category)))
-        if record.failure is not None or not self.settings.simulated_user \
-                or send.template is None or meta_template is None:
+        if self.settings.out_of_order:
+            steps.reverse()
+        now = time.monotonic()
+        for n, (step, delay) in enumerate(zip(steps, self.settings.status_delays,
+                                              strict=False)):
+            last = n == len(steps) - 1
+            self._at(now + delay, (record, send, step, category, meta_template if last else None))
+
+    def _at(self, due: float, entry: tuple[Any, ...]) -> None:
+        """One timing wheel for every status instead of a task and three timers a message:
+        at 1000 messages/s the event loop's timer heap was the mock's bottleneck."""
+        slot = int(due / TICK)
+        self.wheel.setdefault(slot, []).append(entry)
+        self.scheduled += 1
+        if self.ticker is None or self.ticker.done():
+            self.ticker = asyncio.ensure_future(self._tick())
+
+    async def _tick(self) -> None:
+        while self.wheel:
+            await asyncio.sleep(TICK)
+            now = int(time.monotonic() / TICK)
+            for slot in sorted(s for s in self.wheel if s <= now):
+                for entry in self.wheel.pop(slot):
+                    self.scheduled -= 1
+                    self._emit(*entry)
+
+    def _emit(self, record: SentRecord, send: SendRequest, step: str, category: str,
+              meta_template: Any) -> None:
+        self.state.statuses_queued[step] += 1
+        sender = self._webhooks()
+        if sender is not None:
+            sender.submit(Update("statuses", self._status(record, send, step, category)))
+        if meta_template is None or record.failure is not None or send.template is None \
+                or not self.settings.simulated_user:
             return
         if (record.to, send.template.name) in self.answered:
             return  # a person answers a template once, not every copy of a campaign
         self.answered.add((record.to, send.template.name))
+        self._spawn(self._user(send, record, meta_template))
+
+    async def _user(self, send: SendRequest, record: SentRecord, meta_template: Any) -> None:
         await self._taps(send, meta_template)
         await self._replies(record, meta_template)
 
@@ -410,6 +531,7 @@ class MockMeta:
         import httpx
 
         from ctwa.http import make_async_client
+        from ctwa.infra.safetext import safe_text
 
         if self._tap_client is None:
             self._tap_client = make_async_client(timeout=10.0, max_connections=20)
@@ -417,10 +539,13 @@ class MockMeta:
                  "Gecko) Chrome/124.0 Mobile Safari/537.36 WhatsApp/2.24")
         try:
             answer = await self._tap_client.get(url, headers={"User-Agent": agent})
-            self.state.taps.append({"url": url, "status": answer.status_code,
-                                    "location": answer.headers.get("location")})
+            location = answer.headers.get("location")
+            self.state.taps.append({"url": url, "status": answer.status_code, "location":
+                                    safe_text(location, keep_lines=False, limit=2000)
+                                    if location else None})
         except httpx.HTTPError as exc:  # a tap that fails is counted, not raised
-            self.state.taps.append({"url": url, "status": None, "error": str(exc)[:200]})
+            self.state.taps.append({"url": url, "status": None, "error": safe_text(
+                str(exc), keep_lines=False, limit=200)})
 
     async def _replies(self, record: SentRecord, meta_template: Any) -> None:
         quick = next((b.text for c in meta_template.components if c.type.upper() == "BUTTONS"
@@ -448,6 +573,7 @@ class MockMeta:
         if answers and meta_type != "reaction":
             message["context"] = {"from": self.settings.display_phone_number, "id": answers}
         self.wrote_at[number] = time.time()
+        self.inbound.add(wamid)
         self.state.replies_queued += 1
         sender = self._webhooks()
         if sender is not None:
@@ -473,10 +599,9 @@ class MockMeta:
         ``before``; ``paging.cursors.before/after``, ``paging.next`` while more remain) and
         its ``name``, ``status`` and ``language`` filters."""
         self.loop = asyncio.get_running_loop()
-        refusal = self._node_error(request.path_params["version"], request.path_params["node"],
-                                   self.settings.waba_id)
-        if refusal is None and not self._authorised(request):
-            refusal = _graph_error(190)
+        refusal = (_graph_error(190) if not self._authorised(request) else self._node_error(
+            request.path_params["version"], request.path_params["node"],
+            self.settings.waba_id))
         if refusal is not None:
             return self._count(refusal)
         query = request.query_params
@@ -508,12 +633,20 @@ class MockMeta:
 
     async def node(self, request: Request) -> Response:
         """``GET /{media-id}``: the media's URL (valid for a few minutes, as Meta's) and what
-        it is."""
+        it is; ``GET /{phone-number-id}``: the number (a cheap "is Meta there" check)."""
         version, media_id = request.path_params["version"], request.path_params["node"]
         if not VERSION.match(version):
             return self._refuse(100, f"Unknown path components: /{version}/{media_id}")
         if not self._authorised(request):
             return self._count(_graph_error(190))
+        if media_id == self.settings.phone_number_id:  # cloud-api/reference/phone-numbers
+            return JSONResponse({"verified_name": "ctwa sandbox",
+                                 "display_phone_number": self.settings.display_phone_number,
+                                 "id": media_id, "quality_rating": "GREEN",
+                                 "code_verification_status": "VERIFIED",
+                                 "platform_type": "CLOUD_API", "throughput": {
+                                     "level": "STANDARD" if self.settings.mps <= 80
+                                     else "HIGH"}})
         media = self.media.get(media_id)
         if media is None:
             return self._refuse(100, f"Unsupported get request. Object with ID '{media_id}' "
@@ -555,10 +688,12 @@ class MockMeta:
             "replies_queued": state.replies_queued,
             "webhooks": {"posted": hooks.posted, "delivered": dict(hooks.updates),
                          "failed_attempts": hooks.failures, "retries": hooks.retries,
-                         "given_up": hooks.given_up, "pending": self.sender.pending
+                         "given_up": hooks.given_up, "verification": hooks.verification,
+                         "pending": self.sender.pending
                          if self.sender else 0, "last_error": hooks.last_error}
             if hooks else None,
             "taps": len(state.taps), "media_downloads": state.media_downloads,
+            "faults": dict(state.faults),
             "template_pages": state.template_pages}
 
     async def stats(self, request: Request) -> JSONResponse:
@@ -567,7 +702,7 @@ class MockMeta:
     async def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every status and reply is queued and posted."""
         deadline = time.monotonic() + timeout
-        while self.tasks:
+        while self.tasks or self.scheduled:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.02)
@@ -585,6 +720,8 @@ class MockMeta:
     async def close(self) -> None:
         for task in list(self.tasks):
             task.cancel()
+        if self.ticker is not None:
+            self.ticker.cancel()
         if self.sender is not None:
             await self.sender.close()
         if self._tap_client is not None:
@@ -612,6 +749,7 @@ def _offset(cursor: str) -> int:
     return int(number) if kind == "offset" and number.isdecimal() else -1
 
 
+@functools.lru_cache(maxsize=65536)
 def _possible(number: str) -> bool:
     import phonenumbers
 

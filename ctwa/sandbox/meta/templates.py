@@ -11,10 +11,12 @@ the template has one, and every carousel card the same way.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from ctwa.send.build import is_named, placeholders
+from ctwa.send.build import is_named
+from ctwa.send.build import placeholders as _placeholders
 from ctwa.wire.cloudapi import (
     BodyComponent,
     ButtonComponent,
@@ -31,15 +33,24 @@ _HEADER_KINDS = {"IMAGE": "image", "VIDEO": "video", "DOCUMENT": "document",
 _BUTTON_SUBTYPES = {"QUICK_REPLY": "quick_reply", "URL": "url", "COPY_CODE": "copy_code"}
 
 
+@functools.lru_cache(maxsize=4096)
+def placeholders(text: str | None, named: bool) -> tuple[str, ...]:
+    """The template text's placeholder keys (cached: a campaign checks one template many
+    times)."""
+    return tuple(_placeholders(text, named))
+
+
 class TemplateBook:
     """The mock's templates by (name, language), parsed once."""
 
     def __init__(self, templates: Sequence[dict[str, Any]]) -> None:
         self.raw = list(templates)
         self.by_key: dict[tuple[str, str], MetaTemplate] = {}
+        self.named: dict[tuple[str, str], bool] = {}
         for item in templates:
             template = MetaTemplate.model_validate(item)
             self.by_key[(template.name, template.language)] = template
+            self.named[(template.name, template.language)] = is_named(template)
 
     def find(self, name: str, language: str) -> MetaTemplate | None:
         return self.by_key.get((name, language))
@@ -63,7 +74,8 @@ def check_send(content: TemplateContent, book: TemplateBook) -> Refusal | None:
     carousels = [c for c in given if isinstance(c, CarouselComponent)]
     offers = [c for c in given if isinstance(c, OfferComponent)]
     own = [c for c in given if isinstance(c, (HeaderComponent, BodyComponent, ButtonComponent))]
-    problem = _check_parts(template.components, own, is_named(template), "")
+    named = book.named[(template.name, template.language)]
+    problem = _check_parts(template.components, own, named, "")
     if problem:
         return problem
     offer = next((c for c in template.components if c.type.upper() == "LIMITED_TIME_OFFER"),
@@ -86,7 +98,7 @@ def check_send(content: TemplateContent, book: TemplateBook) -> Refusal | None:
         if card.card_index >= len(cards):
             return 132000, f"carousel: card_index {card.card_index} is not in the template"
         problem = _check_parts(cards[card.card_index].components, list(card.components),
-                               is_named(template), f"card {card.card_index} ")
+                               named, f"card {card.card_index} ")
         if problem:
             return problem
     return None
