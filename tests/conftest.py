@@ -17,7 +17,8 @@ def _guard_the_session() -> Path:
     or write the user's real config, keyring files, store or template library."""
     root = Path(tempfile.mkdtemp(prefix="ctwa-tests-"))
     for name in list(os.environ):
-        if name.startswith(("CTWA_", "XDG_")):
+        # CTWA_TEST_* configure the suite itself (a PostgreSQL to use, the cluster tests' size)
+        if name.startswith(("CTWA_", "XDG_")) and not name.startswith("CTWA_TEST_"):
             del os.environ[name]
     for name, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "home/.config"),
                       ("XDG_DATA_HOME", "home/.local/share"), ("XDG_CACHE_HOME", "home/.cache"),

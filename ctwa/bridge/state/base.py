@@ -100,8 +100,11 @@ RANK: dict[str, int] = {"inbound": 0, "sent": 10, "delivered": 20, "read": 30,
 EXPECTS: dict[int, int] = {RANK["delivered"]: RANK["sent"], RANK["read"]: RANK["delivered"],
                            RANK["clicked"]: RANK["read"], RANK["failed"]: RANK["sent"]}
 
-#: How long a callback that implies an earlier one waits for it (see the module docstring).
-ORDER_HOLD_SECONDS = 30.0
+#: How long a callback that implies an earlier one waits for it at most (see the module
+#: docstring): longer than a webhook can stay unprocessed for a known reason (the bridge defers
+#: one with an unmapped wamid for up to 30 s; a dead replica's claim comes back after its 15 s
+#: lease), so those delays never reorder.
+ORDER_HOLD_SECONDS = 60.0
 #: The least a callback missing the status it implies waits for it (see the docstring).
 ORDER_SETTLE_SECONDS = 3.0
 

@@ -540,10 +540,26 @@ class PostgresState:
                     raise
                 continue
             seen: set[str] = set()
+            given_up: list[int] = []
             for msg_id, _, _, future, _ in live:
                 id_, duplicate = found.get(msg_id, (0, True))
+                if future.done() and not duplicate and msg_id not in seen:
+                    given_up.append(id_)  # its caller was already told "not stored"
                 settle(future, Enqueued(id_, duplicate or msg_id in seen), None)
                 seen.add(msg_id)
+            if given_up:
+                await self._withdraw(given_up)
+
+    async def _withdraw(self, ids: list[int]) -> None:
+        """Undo rows committed after their callers timed out (a starved loop can run the
+        caller's timer before the commit's answer): CleverTap was answered 2004, so they must
+        not be sent. A row a worker claimed in between is sent all the same (rare)."""
+        async def run(conn: Conn) -> None:
+            await conn.execute("DELETE FROM bridge_sends WHERE id = ANY(%s) AND "
+                               "state = 'queued'", (ids,))
+
+        with contextlib.suppress(StateError):
+            await self._direct(run, ack=True)
 
     # --- wake-ups ----------------------------------------------------------------------------
 

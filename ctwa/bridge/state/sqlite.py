@@ -425,7 +425,19 @@ class SqliteState:
                                (msg_id,)).fetchone()
             return Enqueued(int(row[0]), True)
 
-        result = await self._call(run, ack=True)
+        started = time.time()
+        try:
+            result = await self._call(run, ack=True)
+        except StateUnavailable:
+            # the caller answers CleverTap 2004: if the row was committed all the same (the
+            # commit's answer came after the timer), take it back so it is never sent
+            def withdraw(conn: sqlite3.Connection) -> None:
+                conn.execute("DELETE FROM bridge_sends WHERE msg_id = ? AND state = 'queued' "
+                             "AND created_at >= ?", (msg_id, started))
+
+            with contextlib.suppress(StateError):
+                await self._call(withdraw)
+            raise
         if not result.duplicate:
             self._wake("sends")
         return result

@@ -6,7 +6,7 @@ containers), the server runs as the ``postgres`` user through ``runuser``, which
 directory (PostgreSQL refuses to run as root).
 
 Debian installs the server under /usr/lib/postgresql/<version>/bin, off the PATH; that is
-searched first (newest version), then ``pg_config --bindir``, then the PATH. ``CTWA_PG_BIN``
+searched first (newest version), then ``pg_config --bindir``, then the PATH. ``CTWA_TEST_PG_BIN``
 names the directory when it lives elsewhere.
 """
 
@@ -28,7 +28,7 @@ class ClusterUnavailable(Exception):
 
 
 def find_bin_dir() -> Path:
-    override = os.environ.get("CTWA_PG_BIN")
+    override = os.environ.get("CTWA_TEST_PG_BIN")
     if override:
         return Path(override)
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),

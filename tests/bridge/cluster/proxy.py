@@ -15,6 +15,7 @@ class RoundRobinProxy:
     def __init__(self, backends: list[tuple[str, int]]) -> None:
         self.backends = backends
         self.port = 0
+        self.listen_port = 0  # 0: any free port
         self.connections: Counter[int] = Counter()  # backend index -> connections made
         self._next = itertools.cycle(range(len(backends)))
         self._loop = asyncio.new_event_loop()
@@ -42,7 +43,8 @@ class RoundRobinProxy:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._client, "127.0.0.1", 0, backlog=4096)
+        server = await asyncio.start_server(self._client, "127.0.0.1", self.listen_port,
+                                            backlog=4096)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         async with server:
@@ -80,3 +82,22 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     finally:
         with contextlib.suppress(OSError, RuntimeError):
             writer.close()
+
+
+def main() -> None:
+    """``python -m tests.bridge.cluster.proxy PORT BACKEND_PORT...`` (benchmarks: the proxy in
+    a process of its own); serves until killed."""
+    import sys
+    import time
+
+    port, backends = int(sys.argv[1]), [("127.0.0.1", int(p)) for p in sys.argv[2:]]
+    proxy = RoundRobinProxy(backends)
+    proxy.listen_port = port
+    with proxy:
+        print(proxy.url, flush=True)
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ _cluster: Cluster | None = None
 _failure: str | None = None
 # read at import: the tests' isolation clears CTWA_* variables before each test
 _GIVEN = os.environ.get("CTWA_TEST_POSTGRES_URL")
-_BIN = os.environ.get("CTWA_PG_BIN")
+_BIN = os.environ.get("CTWA_TEST_PG_BIN")
 _CI = os.environ.get("CI") == "true"
 
 
