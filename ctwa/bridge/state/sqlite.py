@@ -204,6 +204,8 @@ class SqliteState:
         self.url = str(path)
         self.timeout = timeout
         self.ack_timeout = ack_timeout
+        #: withdrawals of late enqueues, kept referenced until they end
+        self._background: set[asyncio.Task[None]] = set()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
         self._thread: threading.Thread | None = None
@@ -435,8 +437,15 @@ class SqliteState:
                 conn.execute("DELETE FROM bridge_sends WHERE msg_id = ? AND state = 'queued' "
                              "AND created_at >= ?", (msg_id, started))
 
-            with contextlib.suppress(StateError):
-                await self._call(withdraw)
+            async def withdrawn() -> None:
+                with contextlib.suppress(StateError):
+                    await self._call(withdraw)
+
+            # in the background: CleverTap is answered 2004 now, not after the state's own
+            # timeout (the withdrawal waits for the same lock that made the enqueue late)
+            task = asyncio.get_running_loop().create_task(withdrawn())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             raise
         if not result.duplicate:
             self._wake("sends")
