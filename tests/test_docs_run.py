@@ -61,7 +61,8 @@ def commands(path: Path) -> list[str]:
 class Docs:
     """The sandbox, a listener standing in for the README's 127.0.0.1:8787, and the swaps."""
 
-    def __init__(self, box: RunningSandbox, listener_url: str, workdir: Path) -> None:
+    def __init__(self, box: RunningSandbox, listener_url: str, workdir: Path,
+                 postgres_url: str) -> None:
         urls = box.urls()
         creds = box.credentials()
         self.workdir = workdir
@@ -88,6 +89,9 @@ class Docs:
             ("https://clevertap.example/dlr", f"{listener_url}/status"),
             ("https://clevertap.example/inbound", f"{listener_url}/inbound"),
             ("--listen 127.0.0.1:8780", "--listen 127.0.0.1:0"),
+            ("--listen 127.0.0.1:8781", "--listen 127.0.0.1:0"),
+            # the replicas' PostgreSQL: a fresh schema of the tests' throw-away cluster
+            ("postgresql://bridge@127.0.0.1:5432/bridge", postgres_url),
             ("--port 8787", "--port 0"),
             *SCALE.items(),
         ]
@@ -154,7 +158,13 @@ def docs(tmp_path_factory):
             bsp = BspSettings(status_url=f"{live.url}/status", inbound_url=f"{live.url}/inbound",
                               dlr_delays=(0.02, 0.05, 0.08))
             with RunningSandbox(SandboxSettings(port=0, bsp=bsp, store_callbacks=False)) as box:
-                yield Docs(box, live.url, workdir)
+                from tests.bridge.state import pg
+
+                postgres_url, schema = pg.fresh_schema_url()
+                try:
+                    yield Docs(box, live.url, workdir, postgres_url)
+                finally:
+                    pg.drop_schema(schema)
     finally:
         writer.close()
 
