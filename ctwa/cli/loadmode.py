@@ -102,7 +102,7 @@ def export_locust(out: Output, request: Any, folder: Path) -> None:
     flags = request.load
     flags.check(exporting=True)
     request.awaiting.check()
-    endpoint = request.endpoint()
+    endpoint = request.endpoint(secrets=False)  # the scenario holds no secret: none is asked
     headers = dict(endpoint.headers)
     for name in headers:
         if is_secret_header(name):
