@@ -45,3 +45,12 @@ def test_a_locust_export_asks_for_no_secret(cli, tmp_path, monkeypatch, auth) ->
     assert done.exit_code == 0, done.stderr
     assert (tmp_path / "lt" / "scenario.yaml").is_file()
     assert "export CTWA_" in done.stderr  # the next step says where the secret comes from
+
+
+@pytest.mark.parametrize(("given", "said"), [(["--duration", "1"], "load: for 1s to "),
+                                             (["--count", "3"], "load: 3 message(s) to ")])
+def test_the_load_line_says_a_time_or_a_count(cli, given, said) -> None:
+    done = cli("send-template", "--sample", "text", "--to", "919000000001", "--endpoint",
+               f"http://127.0.0.1:{free_port()}/bsp", "--auth", "none", "--concurrency", "1",
+               *given)
+    assert said in done.stderr, done.stderr
