@@ -317,7 +317,7 @@ def _epilogue(out: Output) -> None:
         "ctwa profile set-secret acme password        # and: passcode, import-token",
         "ctwa validate-endpoint",
         "ctwa import-templates --url https://VENDOR/templates/import",
-        "ctwa send-template --template NAME --var ... --to NUMBER",
+        "ctwa send-template --template NAME --var VALUE --to NUMBER",
         "ctwa send-template --sample lto --to NUMBER --count 10000   # load: 1500 in flight",
         "ctwa upload-users users.csv",
         "ctwa callback listen --port 8787   # point your BSP's callbacks here to check them",

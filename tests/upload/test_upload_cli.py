@@ -166,3 +166,9 @@ def test_the_run_verdict_tells_rows_read_from_rows_sent(cli, tmp_path, mock_ct) 
     dry = cli("upload-users", str(path), "--dry-run", "--journal", str(tmp_path / "j.jsonl"))
     said = dry.stdout + dry.stderr
     assert "3 row(s) read and checked, to the end; none sent (a dry run)" in said, said
+
+
+def test_dev_null_is_not_a_regular_file(cli) -> None:
+    done = cli("upload-users", "/dev/null", "--dry-run")
+    assert done.exit_code == ExitCode.USAGE
+    assert "/dev/null: not a regular file" in done.stderr and "no such file" not in done.stderr
