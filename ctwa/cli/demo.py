@@ -209,7 +209,9 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
         _wait_for(settled, 15)
         tallies = stats()
         out.say(f"  sent {tallies['sent']}, delivered {tallies['delivered']}, read "
-                f"{tallies['read']}, failed {tallies['failed']}, invalid callbacks "
+                f"{tallies['read']}, failed "
+                + (", ".join(f"{code}: {n}" for code, n in sorted(tallies['failed'].items()))
+                   or "0") + ", invalid callbacks "
                 f"{tallies['invalid']}")
         demo.expect("dlr", tallies["sent"] == expected and tallies["read"] == expected - 1
                     and tallies["delivered"] == expected - 1

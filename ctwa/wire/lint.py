@@ -401,8 +401,8 @@ def parse_json(text: str, source: str) -> Any:
             hint = 'replace typographic quotes “ ” with plain " (ERRATA 3, 5)'
         elif 0 < exc.lineno <= len(lines) and "//" in lines[exc.lineno - 1]:
             hint = "JSON has no comments: remove the // ... part (ERRATA 5)"
-        raise InputError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}",
-                         hint=hint) from exc
+        raise InputError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno}"
+                         f": {_json_problem(exc.msg)}", hint=hint) from None
     except ValueError:  # an integer past Python's 4300-digit limit
         raise InputError(f"{source}: not JSON ctwa can read: a number of thousands of digits",
                          hint="no wire format has a number that long") from None
@@ -434,3 +434,24 @@ def lint_paths(paths: Sequence[Path], kind: str | None = None) -> list[LintResul
         for source, doc in expand_arrays(documents):
             results.append(lint_document(doc, kind, source))
     return results
+
+
+#: json's messages, in ctwa's words (json's own wording never reaches the user)
+_JSON_PROBLEMS = (
+    ("Expecting value", "a value was expected here (an empty file, or not JSON at all?)"),
+    ("Expecting property name", "a key in double quotes was expected"),
+    ("Expecting ',' delimiter", "a comma was expected"),
+    ("Expecting ':' delimiter", "a colon was expected after the key"),
+    ("Extra data", "more text follows the end of the document"),
+    ("Unterminated string", "a string is not closed"),
+    ("Invalid control character", "a control character inside a string (escape it)"),
+    ("Invalid \\escape", "a backslash escape JSON does not have"),
+    ("Invalid \\u", "a \\u escape without four hex digits"),
+)
+
+
+def _json_problem(message: str) -> str:
+    for start, said in _JSON_PROBLEMS:
+        if message.startswith(start):
+            return said
+    return "the text cannot be read as JSON"

@@ -94,3 +94,14 @@ def test_schema_list_is_on_stdout(cli) -> None:
     result = cli("schema")
     assert [line.split()[0] for line in result.stdout.splitlines()][:3] == [
         "template", "freeform", "validation"]
+
+
+def test_json_that_does_not_parse_is_said_in_ctwas_words(cli, tmp_path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "statuses": [1,, 2]\n}\n')
+    done = cli("lint", str(bad))
+    assert done.exit_code != 0
+    said = done.stdout + done.stderr
+    assert f"{bad}: not valid JSON at line 2 column 18: a value was expected" in said, said
+    assert "Expecting" not in said
+
