@@ -339,6 +339,14 @@ _WORDS = {
 }
 
 
+def in_words(error: Any) -> str:
+    """One pydantic error (``ValidationError.errors()[0]``) in ctwa's words: the value given,
+    then what it must be (the command line's options are checked by pydantic too)."""
+    given = error.get("input")
+    shown = repr(given) if isinstance(given, str) else _shown(error)
+    return f"{shown} {_plain(str(error.get('type')), error.get('ctx') or {})}"
+
+
 def _plain(kind_of_error: str, ctx: dict[str, Any]) -> str:
     if kind_of_error in _WORDS:
         return _WORDS[kind_of_error]

@@ -105,3 +105,14 @@ def test_json_that_does_not_parse_is_said_in_ctwas_words(cli, tmp_path) -> None:
     assert f"{bad}: not valid JSON at line 2 column 18: a value was expected" in said, said
     assert "Expecting" not in said
 
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["send-template", "--sample", "lto", "--to", "919876543210", "--count", "abc"],
+     "--count': 'abc' must be a whole number"),
+    (["callback", "listen", "--port", "99999"], "--port': '99999' must be at most 65535"),
+])
+def test_option_values_are_checked_in_ctwas_words(cli, args, said) -> None:
+    done = cli(*args)
+    assert done.exit_code == ExitCode.USAGE, done.output
+    assert said in done.stderr and "Input should be" not in done.stderr
