@@ -116,3 +116,9 @@ def test_option_values_are_checked_in_ctwas_words(cli, args, said) -> None:
     done = cli(*args)
     assert done.exit_code == ExitCode.USAGE, done.output
     assert said in done.stderr and "Input should be" not in done.stderr
+
+
+def test_schemas_carry_no_pydantic_auto_titles(cli) -> None:
+    done = cli("schema", "status")
+    assert done.exit_code == 0
+    assert '"Msgid"' not in done.stdout and '"Shorturl"' not in done.stdout
