@@ -60,6 +60,39 @@ class InvalidDocument(InputError):
         self.result = result
 
 
+#: every kind lint checks: the wire formats, and Meta's webhooks (which it detects too)
+KIND_NAMES = (*KINDS, webhook.KIND)
+
+
+def _ctwa_file(doc: Any, source: str) -> LintResult | None:
+    """ctwa's own files, which are no wire format: a callback fixture (checked as replay
+    reads it) or a params file (checked as send-template reads it); else None."""
+    from pathlib import Path
+
+    if not isinstance(doc, dict) or not doc:
+        return None
+    if isinstance(doc.get("events"), list) and set(doc) <= {"vars", "defaults", "events"}:
+        from ctwa.callbacks.fixtures import load_fixture
+
+        problems = []
+        if Path(source).is_file():
+            try:
+                load_fixture(Path(source))
+            except InputError as exc:
+                problems.append(Problem("error", "$", exc.message, hint=exc.hint))
+        return LintResult(source, "callback-fixture", problems)
+    from ctwa.send.params import _FILE_KEYS, params_from_mapping
+
+    if set(doc) <= _FILE_KEYS:
+        try:
+            params_from_mapping(doc, source)
+        except InputError as exc:
+            return LintResult(source, "params", [Problem("error", "$", exc.message,
+                                                         hint=exc.hint)])
+        return LintResult(source, "params", [])
+    return None
+
+
 def lint_document(doc: Any, kind: str | None = None, source: str = "<document>") -> LintResult:
     """Check one parsed document against its (given or detected) wire format."""
     name = kind or detect_kind(doc)
@@ -75,11 +108,14 @@ def lint_document(doc: Any, kind: str | None = None, source: str = "<document>")
             "error", "$", f"a JSON array of {len(doc)} item(s), not a document of a wire format",
             hint="lint each document in its own file, or give an array of objects")])
     if name is None:
+        own = _ctwa_file(doc, source)
+        if own is not None:
+            return own
         return LintResult(source, None, [Problem(
             "error", "$", "cannot tell which wire format this is",
-            hint=f"pass --kind (one of {', '.join(KINDS)})")])
+            hint=f"pass --kind (one of {', '.join(KIND_NAMES)})")])
     if name not in KINDS:
-        raise InputError(f"unknown kind {name!r}", hint=f"use one of {', '.join(KINDS)}")
+        raise InputError(f"unknown kind {name!r}", hint=f"use one of {', '.join(KIND_NAMES)}")
     spec = KINDS[name]
     try:
         canonical, notes = spec.normalize(doc)

@@ -122,3 +122,26 @@ def test_schemas_carry_no_pydantic_auto_titles(cli) -> None:
     done = cli("schema", "status")
     assert done.exit_code == 0
     assert '"Msgid"' not in done.stdout and '"Shorturl"' not in done.stdout
+
+
+def test_lint_recognises_ctwas_own_fixtures_and_params_files(cli) -> None:
+    from tests.conftest import EXAMPLES
+
+    done = cli("lint", str(EXAMPLES / "callbacks"), str(EXAMPLES / "params"))
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert "cannot tell which wire format" not in done.stdout
+    assert "(callback-fixture)" in done.stdout and "(params)" in done.stdout
+
+
+def test_a_broken_params_file_is_an_error(cli, tmp_path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("buttons:\n  x: 1\n")
+    done = cli("lint", str(bad))
+    assert done.exit_code == ExitCode.FAILED and "button keys are indexes" in done.stdout
+
+
+def test_every_detected_kind_is_accepted_by_kind(cli) -> None:
+    from tests.conftest import EXAMPLES
+
+    done = cli("lint", "--kind", "meta-webhook", str(EXAMPLES / "webhooks"))
+    assert "unknown kind" not in done.stderr and "(meta-webhook)" in done.stdout
