@@ -9,7 +9,7 @@ from ctwa.cli.demo import run_demo
 from ctwa.cli.output import Output
 
 
-def test_demo_every_step_behaves(tmp_path) -> None:
+def test_demo_every_step_behaves(tmp_path, capsys) -> None:
     started = time.monotonic()
     import typer.main
 
@@ -29,6 +29,8 @@ def test_demo_every_step_behaves(tmp_path) -> None:
     assert results["replay"] == {"clicked": 1, "replies": 1}
     assert results["round_trip"][:3] == ["sent", "delivered", "read"]
     assert results["bridge"] == {"sent": 1, "delivered": 1, "read": 1}
+    said = capsys.readouterr()
+    assert "failed 1006: 1," in said.err + said.out and "{'1006'" not in said.err + said.out
 
 
 def test_demo_command_json(cli) -> None:

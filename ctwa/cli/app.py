@@ -181,6 +181,22 @@ def _output(ctx: typer.Context) -> Output:
     return obj if obj is not None else Output()
 
 
+def _options_in_ctwas_words() -> None:
+    """Typer checks option values with pydantic and shows pydantic's wording ("Input should
+    be a valid integer"); its one place for that message is given ctwa's translation."""
+    from typer import _coercion
+
+    from ctwa.wire.lint import in_words
+
+    def error_message(exc: Any) -> str:
+        errors = exc.errors()
+        return scrub(in_words(errors[0])) if errors else "is not valid here"
+
+    _coercion.get_error_msg = error_message
+
+
+_options_in_ctwas_words()
+
 app = typer.Typer(
     cls=CtwaGroup,
     name="ctwa",

@@ -209,7 +209,9 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
         _wait_for(settled, 15)
         tallies = stats()
         out.say(f"  sent {tallies['sent']}, delivered {tallies['delivered']}, read "
-                f"{tallies['read']}, failed {tallies['failed']}, invalid callbacks "
+                f"{tallies['read']}, failed "
+                + (", ".join(f"{code}: {n}" for code, n in sorted(tallies['failed'].items()))
+                   or "0") + ", invalid callbacks "
                 f"{tallies['invalid']}")
         demo.expect("dlr", tallies["sent"] == expected and tallies["read"] == expected - 1
                     and tallies["delivered"] == expected - 1
@@ -317,7 +319,7 @@ def _epilogue(out: Output) -> None:
         "ctwa profile set-secret acme password        # and: passcode, import-token",
         "ctwa validate-endpoint",
         "ctwa import-templates --url https://VENDOR/templates/import",
-        "ctwa send-template --template NAME --var ... --to NUMBER",
+        "ctwa send-template --template NAME --var VALUE --to NUMBER",
         "ctwa send-template --sample lto --to NUMBER --count 10000   # load: 1500 in flight",
         "ctwa upload-users users.csv",
         "ctwa callback listen --port 8787   # point your BSP's callbacks here to check them",

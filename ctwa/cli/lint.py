@@ -9,7 +9,7 @@ from ctwa.cli.output import Output, problem_line
 from ctwa.infra.errors import ExitCode, InputError
 
 KIND_NAMES = ("template", "freeform", "validation", "response", "status", "inbound",
-              "meta-template", "meta-page", "upload", "upload-response")
+              "meta-template", "meta-page", "upload", "upload-response", "meta-webhook")
 
 
 def complete_kind(incomplete: str) -> list[str]:

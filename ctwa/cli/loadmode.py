@@ -102,7 +102,7 @@ def export_locust(out: Output, request: Any, folder: Path) -> None:
     flags = request.load
     flags.check(exporting=True)
     request.awaiting.check()
-    endpoint = request.endpoint()
+    endpoint = request.endpoint(secrets=False)  # the scenario holds no secret: none is asked
     headers = dict(endpoint.headers)
     for name in headers:
         if is_secret_header(name):
@@ -143,7 +143,10 @@ def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
         if out.json_mode:
             return
         load = job.load
-        target = f"{load.count} messages" if load.count else f"{flags.duration}"
+        # a count reads as messages, a duration as a time (never a bare number)
+        target = (f"{load.count:,} message(s)" if load.count else
+                  f"for {load.duration:g}s" if load.duration is not None else
+                  f"for {flags.duration}")
         pace = f" at {load.rate:g}/s" if load.rate else ""
         out.say(f"load: {target}{pace} to {plan.url}, {plan.concurrency} in flight, "
                 f"{plan.workers} worker process(es)", "bold")

@@ -80,16 +80,18 @@ def _profile(out: Output):
     return ConfigStore().get(out.profile)
 
 
-def _endpoint_of(name: str | None, profile: Any, **flags: Any) -> Callable[[], Any]:
-    """The endpoint, resolved only when something is sent: a dry run needs no credentials."""
+def _endpoint_of(name: str | None, profile: Any, **flags: Any) -> Callable[..., Any]:
+    """The endpoint, resolved only when something is sent: a dry run needs no credentials
+    (and an export, ``secrets=False``, asks for none)."""
     from ctwa.infra.secrets import SecretResolver, SecretStore
     from ctwa.send.endpoint import EndpointFlags, Service, resolve_endpoint
 
     flags["headers"] = tuple(flags.get("headers") or ())
 
-    def resolve() -> Any:
+    def resolve(secrets: bool = True) -> Any:
         resolver = SecretResolver(name, SecretStore())
-        return resolve_endpoint(EndpointFlags(**flags), Service.messaging(profile), resolver)
+        return resolve_endpoint(EndpointFlags(**flags), Service.messaging(profile), resolver,
+                                secrets=secrets)
 
     return resolve
 
@@ -108,7 +110,7 @@ class SendRequest:
     to: str | None
     timeout: float
     deadline: float
-    endpoint: Callable[[], Any]
+    endpoint: Callable[..., Any]
     #: the files the payload was read from (--payload, --template-file, --params): a load
     #: run's --report or --junit must not be written over one of them
     inputs: tuple[Path, ...] = ()

@@ -225,6 +225,7 @@ def list_templates(
     library = _library(out, folder)
     categories = {c.upper() for c in category} if category else None
     statuses = {s.upper() for s in status} if status else None
+    _check_statuses(statuses)
     languages = {lang.lower() for lang in language} if language else None
     entries = [e for e in library.index().values()
                if (categories is None or (e.category or "").upper() in categories)
@@ -335,3 +336,16 @@ def lint_templates(
 def register(root: typer.Typer) -> None:
     root.command("import-templates")(import_templates)
     root.add_typer(app, name="templates")
+
+
+def _check_statuses(statuses: set[str] | None) -> None:
+    """An unknown ``--status`` is refused naming the known ones (it would match nothing)."""
+    from ctwa.infra.suggest import did_you_mean
+    from ctwa.wire.meta import KNOWN_STATUSES
+
+    known = sorted(KNOWN_STATUSES)
+    for given in sorted(statuses or ()):
+        if given not in KNOWN_STATUSES:
+            raise InputError(f"--status {given}: not a template status",
+                             hint=did_you_mean(given, known, otherwise="known: "
+                                               + ", ".join(known)))

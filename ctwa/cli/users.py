@@ -104,6 +104,9 @@ def upload_users(
         raise InputError(f"{csv_path}: is a folder, not a CSV file",
                          hint="give the users file itself, e.g. "
                          f"{csv_path.as_posix().rstrip('/')}/users.csv")
+    if csv_path.exists() and not csv_path.is_file():
+        raise InputError(f"{csv_path}: not a regular file",
+                         hint="give the users CSV file itself")
     if not csv_path.is_file():
         raise InputError(f"{csv_path}: no such file")
     if resume and restart:

@@ -118,6 +118,14 @@ def upload_verdict(report: Any) -> Verdict:
         criteria[0] = criterion("run complete", FAIL, f"the upload stopped after "
                                 f"{counts.rows_read:,} row(s): {report.error}",
                                 counts.rows_read, "the whole file")
+    elif criteria[0].status == PASS:
+        # rows are read and checked to the end; what went out is told apart from what was read
+        told = ("none sent (a dry run)" if report.dry_run else
+                f"{counts.uploaded:,} uploaded" + (f", {counts.refused:,} refused by CleverTap"
+                                                  if counts.refused else ""))
+        criteria[0] = criterion("run complete", PASS, f"{counts.rows_read:,} row(s) read and "
+                                f"checked, to the end; {told}", counts.rows_read,
+                                "the whole file")
     checked = counts.rows_read
     valid = criterion("rows valid", PASS if not counts.rejected else FAIL,
                       f"all {checked:,} row(s) passed the checks" if not counts.rejected else

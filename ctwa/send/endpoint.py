@@ -115,7 +115,10 @@ def _overrides(flags: EndpointFlags, service: Service, kind: str) -> tuple[str, 
 
 
 def resolve_endpoint(flags: EndpointFlags, service: Service,
-                     resolver: SecretResolver) -> Endpoint:
+                     resolver: SecretResolver, *, secrets: bool = True) -> Endpoint:
+    """The endpoint and its auth; with ``secrets=False`` (an export that writes no secret,
+    each process taking it from its environment) the password or token is left empty and
+    never asked for."""
     url = choose((service.url_flag, flags.endpoint), ("profile", service.url)).value
     if not url:
         raise ConfigError(f"no {service.what} given",
@@ -125,12 +128,13 @@ def resolve_endpoint(flags: EndpointFlags, service: Service,
     kind = _auth_kind(flags, service)
     headers = parse_extra_headers(flags.headers)
     notes = _overrides(flags, service, kind)
-    found = _authenticated(url, kind, flags, service, resolver, headers)
+    found = _authenticated(url, kind, flags, service, resolver, headers, secrets)
     return Endpoint(found.url, found.auth, found.headers, notes)
 
 
 def _authenticated(url: str, kind: str, flags: EndpointFlags, service: Service,
-                   resolver: SecretResolver, headers: tuple[tuple[str, str], ...]) -> Endpoint:
+                   resolver: SecretResolver, headers: tuple[tuple[str, str], ...],
+                   secrets: bool = True) -> Endpoint:
     if kind == "none":
         return Endpoint(url, Auth(), headers)
     if kind == "basic":
@@ -138,11 +142,12 @@ def _authenticated(url: str, kind: str, flags: EndpointFlags, service: Service,
         if not username:
             raise ConfigError("basic auth needs a username",
                               hint="pass --username or set it in the profile")
-        password = resolver.require(service.password, flags.password).value
+        password = (resolver.require(service.password, flags.password).value if secrets
+                    else "")
         return Endpoint(url, Auth("basic", username, password), headers)
     if kind not in ("bearer", "header"):
         raise InputError(f"unknown auth kind {kind!r}", hint="use basic, bearer, header or none")
-    token = resolver.require(service.token, flags.token).value
+    token = resolver.require(service.token, flags.token).value if secrets else ""
     if kind == "bearer":
         return Endpoint(url, Auth("bearer", secret=token), headers)
     name = flags.header_name or service.header_name

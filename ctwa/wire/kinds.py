@@ -37,7 +37,15 @@ class Kind:
         return _adapter(self.name)
 
     def json_schema(self) -> dict[str, Any]:
-        schema = self.adapter.json_schema(by_alias=True)
+        from pydantic.json_schema import GenerateJsonSchema
+
+        class _NoAutoTitles(GenerateJsonSchema):
+            """pydantic titles each field after its name ("Msgid"): noise, left out."""
+
+            def field_title_should_be_set(self, schema: Any) -> bool:
+                return False
+
+        schema = self.adapter.json_schema(by_alias=True, schema_generator=_NoAutoTitles)
         schema.setdefault("title", self.title)
         return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 

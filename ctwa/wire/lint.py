@@ -60,6 +60,39 @@ class InvalidDocument(InputError):
         self.result = result
 
 
+#: every kind lint checks: the wire formats, and Meta's webhooks (which it detects too)
+KIND_NAMES = (*KINDS, webhook.KIND)
+
+
+def _ctwa_file(doc: Any, source: str) -> LintResult | None:
+    """ctwa's own files, which are no wire format: a callback fixture (checked as replay
+    reads it) or a params file (checked as send-template reads it); else None."""
+    from pathlib import Path
+
+    if not isinstance(doc, dict) or not doc:
+        return None
+    if isinstance(doc.get("events"), list) and set(doc) <= {"vars", "defaults", "events"}:
+        from ctwa.callbacks.fixtures import load_fixture
+
+        problems = []
+        if Path(source).is_file():
+            try:
+                load_fixture(Path(source))
+            except InputError as exc:
+                problems.append(Problem("error", "$", exc.message, hint=exc.hint))
+        return LintResult(source, "callback-fixture", problems)
+    from ctwa.send.params import _FILE_KEYS, params_from_mapping
+
+    if set(doc) <= _FILE_KEYS:
+        try:
+            params_from_mapping(doc, source)
+        except InputError as exc:
+            return LintResult(source, "params", [Problem("error", "$", exc.message,
+                                                         hint=exc.hint)])
+        return LintResult(source, "params", [])
+    return None
+
+
 def lint_document(doc: Any, kind: str | None = None, source: str = "<document>") -> LintResult:
     """Check one parsed document against its (given or detected) wire format."""
     name = kind or detect_kind(doc)
@@ -75,11 +108,14 @@ def lint_document(doc: Any, kind: str | None = None, source: str = "<document>")
             "error", "$", f"a JSON array of {len(doc)} item(s), not a document of a wire format",
             hint="lint each document in its own file, or give an array of objects")])
     if name is None:
+        own = _ctwa_file(doc, source)
+        if own is not None:
+            return own
         return LintResult(source, None, [Problem(
             "error", "$", "cannot tell which wire format this is",
-            hint=f"pass --kind (one of {', '.join(KINDS)})")])
+            hint=f"pass --kind (one of {', '.join(KIND_NAMES)})")])
     if name not in KINDS:
-        raise InputError(f"unknown kind {name!r}", hint=f"use one of {', '.join(KINDS)}")
+        raise InputError(f"unknown kind {name!r}", hint=f"use one of {', '.join(KIND_NAMES)}")
     spec = KINDS[name]
     try:
         canonical, notes = spec.normalize(doc)
@@ -339,6 +375,14 @@ _WORDS = {
 }
 
 
+def in_words(error: Any) -> str:
+    """One pydantic error (``ValidationError.errors()[0]``) in ctwa's words: the value given,
+    then what it must be (the command line's options are checked by pydantic too)."""
+    given = error.get("input")
+    shown = repr(given) if isinstance(given, str) else _shown(error)
+    return f"{shown} {_plain(str(error.get('type')), error.get('ctx') or {})}"
+
+
 def _plain(kind_of_error: str, ctx: dict[str, Any]) -> str:
     if kind_of_error in _WORDS:
         return _WORDS[kind_of_error]
@@ -401,8 +445,8 @@ def parse_json(text: str, source: str) -> Any:
             hint = 'replace typographic quotes “ ” with plain " (ERRATA 3, 5)'
         elif 0 < exc.lineno <= len(lines) and "//" in lines[exc.lineno - 1]:
             hint = "JSON has no comments: remove the // ... part (ERRATA 5)"
-        raise InputError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}",
-                         hint=hint) from exc
+        raise InputError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno}"
+                         f": {_json_problem(exc.msg)}", hint=hint) from None
     except ValueError:  # an integer past Python's 4300-digit limit
         raise InputError(f"{source}: not JSON ctwa can read: a number of thousands of digits",
                          hint="no wire format has a number that long") from None
@@ -434,3 +478,24 @@ def lint_paths(paths: Sequence[Path], kind: str | None = None) -> list[LintResul
         for source, doc in expand_arrays(documents):
             results.append(lint_document(doc, kind, source))
     return results
+
+
+#: json's messages, in ctwa's words (json's own wording never reaches the user)
+_JSON_PROBLEMS = (
+    ("Expecting value", "a value was expected here (an empty file, or not JSON at all?)"),
+    ("Expecting property name", "a key in double quotes was expected"),
+    ("Expecting ',' delimiter", "a comma was expected"),
+    ("Expecting ':' delimiter", "a colon was expected after the key"),
+    ("Extra data", "more text follows the end of the document"),
+    ("Unterminated string", "a string is not closed"),
+    ("Invalid control character", "a control character inside a string (escape it)"),
+    ("Invalid \\escape", "a backslash escape JSON does not have"),
+    ("Invalid \\u", "a \\u escape without four hex digits"),
+)
+
+
+def _json_problem(message: str) -> str:
+    for start, said in _JSON_PROBLEMS:
+        if message.startswith(start):
+            return said
+    return "the text cannot be read as JSON"

@@ -94,3 +94,54 @@ def test_schema_list_is_on_stdout(cli) -> None:
     result = cli("schema")
     assert [line.split()[0] for line in result.stdout.splitlines()][:3] == [
         "template", "freeform", "validation"]
+
+
+def test_json_that_does_not_parse_is_said_in_ctwas_words(cli, tmp_path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "statuses": [1,, 2]\n}\n')
+    done = cli("lint", str(bad))
+    assert done.exit_code != 0
+    said = done.stdout + done.stderr
+    assert f"{bad}: not valid JSON at line 2 column 18: a value was expected" in said, said
+    assert "Expecting" not in said
+
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["send-template", "--sample", "lto", "--to", "919876543210", "--count", "abc"],
+     "--count': 'abc' must be a whole number"),
+    (["callback", "listen", "--port", "99999"], "--port': '99999' must be at most 65535"),
+])
+def test_option_values_are_checked_in_ctwas_words(cli, args, said) -> None:
+    done = cli(*args)
+    assert done.exit_code == ExitCode.USAGE, done.output
+    assert said in done.stderr and "Input should be" not in done.stderr
+
+
+def test_schemas_carry_no_pydantic_auto_titles(cli) -> None:
+    done = cli("schema", "status")
+    assert done.exit_code == 0
+    assert '"Msgid"' not in done.stdout and '"Shorturl"' not in done.stdout
+
+
+def test_lint_recognises_ctwas_own_fixtures_and_params_files(cli) -> None:
+    from tests.conftest import EXAMPLES
+
+    done = cli("lint", str(EXAMPLES / "callbacks"), str(EXAMPLES / "params"))
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert "cannot tell which wire format" not in done.stdout
+    assert "(callback-fixture)" in done.stdout and "(params)" in done.stdout
+
+
+def test_a_broken_params_file_is_an_error(cli, tmp_path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("buttons:\n  x: 1\n")
+    done = cli("lint", str(bad))
+    assert done.exit_code == ExitCode.FAILED and "button keys are indexes" in done.stdout
+
+
+def test_every_detected_kind_is_accepted_by_kind(cli) -> None:
+    from tests.conftest import EXAMPLES
+
+    done = cli("lint", "--kind", "meta-webhook", str(EXAMPLES / "webhooks"))
+    assert "unknown kind" not in done.stderr and "(meta-webhook)" in done.stdout

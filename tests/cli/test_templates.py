@@ -77,3 +77,22 @@ def test_lint_meta_files_and_pages(cli, tmp_path) -> None:
     result = cli("templates", "lint", str(bad))
     assert result.exit_code == ExitCode.FAILED
     assert "no BODY component" in result.stdout and "Meta allows 60" in result.stdout
+
+
+def test_an_unknown_status_is_refused_naming_the_known_ones(cli, library) -> None:
+    done = cli("templates", "list", "--status", "bogus")
+    assert done.exit_code == ExitCode.USAGE, done.output
+    assert "--status BOGUS: not a template status" in done.stderr
+    assert "APPROVED" in done.stderr and "REJECTED" in done.stderr
+    near = cli("templates", "list", "--status", "aproved")
+    assert "did you mean 'APPROVED'?" in near.stderr
+    assert cli("templates", "list", "--status", "approved").exit_code == 0
+
+
+def test_the_demo_epilogue_has_no_literal_dots(capsys) -> None:
+    from ctwa.cli.demo import _epilogue
+    from ctwa.cli.output import Output
+
+    _epilogue(Output())
+    said = capsys.readouterr()
+    assert "--var VALUE" in said.err + said.out and "--var ..." not in said.err + said.out

@@ -153,3 +153,22 @@ def test_the_progress_bar_on_a_terminal_shows_the_line(monkeypatch) -> None:
         while "2,000 rows" not in buffer.getvalue() and time.monotonic() < deadline:
             time.sleep(0.05)
     assert "2.0 MB of 4.0 MB (50%), 2,000 rows, 2 batches" in buffer.getvalue()
+
+
+def test_the_run_verdict_tells_rows_read_from_rows_sent(cli, tmp_path, mock_ct) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text("identity,Phone\nu1,+14155550001\nu2,abc\nu3,+14155550003\n")
+    real = cli("upload-users", str(path), "--base-url", mock_ct.url, "--account-id", "ACC",
+               "--passcode", "pc-CANARY-55e0", "--rejects", str(tmp_path / "r.csv"))
+    said = real.stdout + real.stderr
+    assert "run complete: 3 row(s) read and checked, to the end; 2 uploaded" in said, said
+    assert "sent, to the end" not in said
+    dry = cli("upload-users", str(path), "--dry-run", "--journal", str(tmp_path / "j.jsonl"))
+    said = dry.stdout + dry.stderr
+    assert "3 row(s) read and checked, to the end; none sent (a dry run)" in said, said
+
+
+def test_dev_null_is_not_a_regular_file(cli) -> None:
+    done = cli("upload-users", "/dev/null", "--dry-run")
+    assert done.exit_code == ExitCode.USAGE
+    assert "/dev/null: not a regular file" in done.stderr and "no such file" not in done.stderr

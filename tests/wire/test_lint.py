@@ -217,7 +217,8 @@ def test_lint_paths_reports_broken_files_without_hiding_others(tmp_path: Path) -
     assert set(results) == {"good.json", "broken.json", "multi.yaml#1", "multi.yaml#2"}
     assert results["good.json"].ok and results["multi.yaml#2"].ok
     broken = results["broken.json"].errors[0]
-    assert "broken.json:1:" in broken.message and "typographic" in (broken.hint or "")
+    assert "broken.json: not valid JSON at line 1 column" in broken.message
+    assert "typographic" in (broken.hint or "")
     assert not results["multi.yaml#1"].ok
 
 
