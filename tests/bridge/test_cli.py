@@ -38,6 +38,27 @@ def test_the_config_file_holds_no_secret_and_no_unknown_key(cli, tmp_path: Path)
     assert bad.exit_code == ExitCode.USAGE and "mps" in bad.stderr
 
 
+def test_a_config_value_of_the_wrong_kind_is_one_line_naming_file_and_key(
+        cli, tmp_path: Path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text("mps: fast\n")
+    bad = cli("bridge", "--config", str(config), env=SECRETS)
+    assert bad.exit_code == ExitCode.USAGE
+    assert f"{config}: mps: 'fast' is not a number" in bad.stderr
+    assert "mps: 80" in bad.stderr and "could not convert" not in bad.stderr
+    for bare in ("10", "1.5", "'10'"):
+        config.write_text(f"meta_timeout: {bare}\n")
+        unitless = cli("bridge", "--config", str(config), env=SECRETS)
+        assert unitless.exit_code == ExitCode.USAGE, bare
+        assert f"{config}: meta_timeout:" in unitless.stderr and "has no unit" in \
+            unitless.stderr and "meta_timeout: " in unitless.stderr.split("has no unit")[1]
+    config.write_text("meta_timeout: 10s\nunmapped_wait: 500ms\n")
+    from ctwa.bridge.config import load_config
+
+    settings = load_config(config, {})
+    assert settings.meta_timeout == 10.0 and settings.unmapped_wait == 0.5
+
+
 def test_bad_options_are_one_line(cli, tmp_path: Path) -> None:
     listen = cli("bridge", *OPTIONS, "--listen", "nowhere", env=SECRETS)
     assert listen.exit_code == ExitCode.USAGE and "HOST:PORT" in listen.stderr
