@@ -13,9 +13,9 @@ app = typer.Typer(help="Run the middleware between CleverTap and Meta's WhatsApp
                   invoke_without_command=True, no_args_is_help=False)
 
 StateOpt = Annotated[str | None, typer.Option(
-    "--state", metavar="URL", help="Where the durable state lives: a file path, "
-    "sqlite:///path or postgresql://user@host/db (default: bridge.sqlite3 in the data "
-    "directory).")]
+    "--state", metavar="URL",
+    help="Where the durable state lives: a file path, sqlite:///path or "
+    "postgresql://user@host/db.  [default: bridge.sqlite3 in the data directory]")]
 
 
 def default_state() -> str:
@@ -72,11 +72,13 @@ def _on_state(url: str, use: Callable[[Any], Awaitable[Any]]) -> Any:
 def bridge(
     ctx: typer.Context,
     listen: Annotated[str | None, typer.Option(
-        "--listen", metavar="HOST:PORT", help="Where to listen (default 127.0.0.1:8780; "
-        "0.0.0.0:PORT only when asked).")] = None,
+        "--listen", metavar="HOST:PORT",
+        help="Where to listen (0.0.0.0:PORT only when asked).  "
+        "[default: 127.0.0.1:8780]")] = None,
     graph_url: Annotated[str | None, typer.Option(
-        "--graph-url", metavar="URL", help="Meta's Graph API base with its version (default "
-        "https://graph.facebook.com/v23.0).")] = None,
+        "--graph-url", metavar="URL",
+        help="Meta's Graph API base with its version.  "
+        "[default: https://graph.facebook.com/v23.0]")] = None,
     phone_number_id: Annotated[str | None, typer.Option(
         "--phone-number-id", metavar="ID", help="The Cloud API phone number id messages are "
         "sent from.")] = None,
@@ -93,8 +95,8 @@ def bridge(
         "password: CTWA_BRIDGE_PASSWORD).")] = None,
     state: StateOpt = None,
     mps: Annotated[float | None, typer.Option(
-        "--mps", metavar="N", help="Messages per second Meta allows the number (default "
-        "80).")] = None,
+        "--mps", metavar="N",
+        help="Messages per second Meta allows the number.  [default: 80]")] = None,
     public_url: Annotated[str | None, typer.Option(
         "--public-url", metavar="URL", help="How CleverTap and Meta reach the bridge (for "
         "media and click links), e.g. https://wa.example.com.")] = None,

@@ -132,3 +132,19 @@ def test_the_advice_after_a_run_is_runnable_and_holds_no_password() -> None:
     command, note = advice_state("postgresql://ctwa:pw-CANARY-7f3a@db.example:5433/bridge")
     assert command == "postgresql://ctwa@db.example:5433/bridge"
     assert note is not None and "PGPASSWORD" in note
+
+
+def test_help_shows_defaults_and_duration_metavars_as_the_conventions_say(cli) -> None:
+    import re
+
+    shown = cli("bridge", "--help", env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    text = " ".join(shown.stdout.split())
+    assert "(default " not in text and "default: (" not in text
+    for default in ("[default: 80]", "[default: 127.0.0.1:8780]",
+                    "[default: https://graph.facebook.com/v23.0]",
+                    "[default: bridge.sqlite3 in the data directory]"):
+        assert default in text, default
+    sandbox = " ".join(cli("sandbox", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "--latency DURATION" in sandbox and "--meta-latency DURATION" in sandbox
+    assert not re.search(r"--[a-z-]+ [A-Z_]*LATENCY\b", sandbox)
