@@ -148,3 +148,34 @@ def test_help_shows_defaults_and_duration_metavars_as_the_conventions_say(cli) -
     sandbox = " ".join(cli("sandbox", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "--latency DURATION" in sandbox and "--meta-latency DURATION" in sandbox
     assert not re.search(r"--[a-z-]+ [A-Z_]*LATENCY\b", sandbox)
+
+
+def test_sigterm_stops_the_bridge_with_its_summary_as_ctrl_c_does(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ctwa.infra.ports import free_port
+
+    log = tmp_path / "bridge.log"
+    env = {**os.environ, **SECRETS, "CTWA_CONFIG_DIR": str(tmp_path / "cfg")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctwa", "bridge", *OPTIONS, "--graph-url", "http://127.0.0.1:9",
+         "--listen", f"127.0.0.1:{free_port()}", "--state", str(tmp_path / "b.sqlite3")],
+        env=env, stdout=subprocess.PIPE, stderr=log.open("wb"))
+    try:
+        deadline = time.monotonic() + 20
+        while "ctwa bridge on" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    text = log.read_text()
+    assert "stopped after" in text and "see it with: ctwa bridge status" in text, text
+    assert process.returncode == 0 and "Traceback" not in text
