@@ -96,7 +96,8 @@ def test_status_shows_a_running_bridge(cli, harness: Harness) -> None:
     assert len(shown["replicas"]) == 1 and shown["backend"] == "sqlite"
     assert shown["sent"] == 1
     human = cli("bridge", "status", "--state", state)
-    assert "alive" in human.stdout and "1 sent" in human.stdout
+    assert "alive" in human.stdout and "1 sent to Meta (their DLRs may still fail), 0 " \
+        "failed before reaching Meta" in human.stdout
 
 
 def test_an_unreachable_postgresql_is_exit_4(cli) -> None:
@@ -150,7 +151,9 @@ def test_help_shows_defaults_and_duration_metavars_as_the_conventions_say(cli) -
     assert not re.search(r"--[a-z-]+ [A-Z_]*LATENCY\b", sandbox)
 
 
-def test_sigterm_stops_the_bridge_with_its_summary_as_ctrl_c_does(tmp_path: Path) -> None:
+def _run_until_sigterm(tmp_path: Path, *extra: str) -> tuple[int, str]:
+    """A real ``ctwa bridge`` process, stopped with SIGTERM once it is up: its exit code and
+    its stderr."""
     import os
     import signal
     import subprocess
@@ -160,22 +163,38 @@ def test_sigterm_stops_the_bridge_with_its_summary_as_ctrl_c_does(tmp_path: Path
     from ctwa.infra.ports import free_port
 
     log = tmp_path / "bridge.log"
-    env = {**os.environ, **SECRETS, "CTWA_CONFIG_DIR": str(tmp_path / "cfg")}
     process = subprocess.Popen(
         [sys.executable, "-m", "ctwa", "bridge", *OPTIONS, "--graph-url", "http://127.0.0.1:9",
-         "--listen", f"127.0.0.1:{free_port()}", "--state", str(tmp_path / "b.sqlite3")],
-        env=env, stdout=subprocess.PIPE, stderr=log.open("wb"))
+         "--listen", f"127.0.0.1:{free_port()}", "--state", str(tmp_path / "b.sqlite3"),
+         *extra], env={**os.environ, **SECRETS}, stdout=subprocess.PIPE, stderr=log.open("wb"))
     try:
         deadline = time.monotonic() + 20
-        while "ctwa bridge on" not in log.read_text() and time.monotonic() < deadline:
+        while "Meta webhook" not in log.read_text() and time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()
             time.sleep(0.05)
+        time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
         process.wait(15)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(5)
-    text = log.read_text()
+    return process.returncode, log.read_text()
+
+
+def test_sigterm_stops_the_bridge_with_its_summary_as_ctrl_c_does(tmp_path: Path) -> None:
+    code, text = _run_until_sigterm(tmp_path)
     assert "stopped after" in text and "see it with: ctwa bridge status" in text, text
-    assert process.returncode == 0 and "Traceback" not in text
+    assert code == 0 and "Traceback" not in text
+    # no --public-url: the banner says where its URLs come from, and one line warns
+    assert "(the listen address; no --public-url)" in text
+    warning = [line for line in text.splitlines() if "no --public-url:" in line]
+    assert len(warning) == 1 and "give --public-url" in warning[0], text
+
+
+def test_the_banner_says_its_urls_are_the_public_url(tmp_path: Path) -> None:
+    code, text = _run_until_sigterm(tmp_path, "--public-url", "https://wa.example.com")
+    assert code == 0, text
+    assert "CleverTap endpoint  https://wa.example.com/messages" in text
+    assert "(as CleverTap and Meta reach it, --public-url)" in text
+    assert "no --public-url" not in text
