@@ -149,10 +149,26 @@ def load_secrets() -> BridgeSecrets:
 
 _FIELDS = {f.name: f for f in fields(BridgeSettings)}
 #: Settings that are durations: written with units in the config file (``7d``, ``5m``,
-#: ``500ms``), a bare number in seconds.
+#: ``500ms``; a bare number there is refused, naming the key); in seconds from code.
 DURATIONS = frozenset({"media_link_ttl", "template_sync_every", "meta_timeout",
                        "callback_timeout", "callback_max_backoff", "unmapped_wait",
                        "meta_silence"})
+
+
+_EXPECTED = {bool: "true or false", float: "a number", int: "a whole number",
+             dict: "a mapping", str: "text"}
+_EXAMPLES = {"mps": "write a number of messages per second, e.g. mps: 80",
+             "body_limit": "write a size in bytes, e.g. body_limit: 262144",
+             "clicks": "write template name: destination URL lines under clicks:"}
+
+
+def _unitless(value: Any) -> bool:
+    """A bare number (``10``, ``"1.5"``): the config file's durations take units."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return str(value).strip().replace(".", "", 1).isdecimal()
 
 
 def load_config(path: Path | None, given: dict[str, Any]) -> BridgeSettings:
@@ -179,10 +195,14 @@ def load_config(path: Path | None, given: dict[str, Any]) -> BridgeSettings:
     settings = BridgeSettings()
     for name, value in values.items():
         default = getattr(settings, name)
+        where = f"{path}: {name}" if path else name
         if name in DURATIONS:
             from ctwa.infra.durations import parse_duration
 
-            where = f"{path}: {name}" if path else name
+            if path is not None and _unitless(value):
+                raise InputError(f"{where}: {value!r} has no unit",
+                                 hint=f"write it with one, e.g. {name}: {value}s (or 500ms, "
+                                 "5m, 12h, 7d)")
             setattr(settings, name, parse_duration(value, where))
             continue
         try:
@@ -198,9 +218,10 @@ def load_config(path: Path | None, given: dict[str, Any]) -> BridgeSettings:
                 value = {str(k): str(v) for k, v in value.items()}
             else:
                 value = str(value)
-        except (TypeError, ValueError) as exc:
-            where = f"{path}: " if path else ""
-            raise InputError(f"{where}{name}: {value!r} is not valid ({exc})") from None
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: {value!r} is not {_EXPECTED[type(default)]}",
+                             hint=_EXAMPLES.get(name, "see the README's \"Run the bridge\"")
+                             ) from None
         setattr(settings, name, value)
     return settings
 

@@ -128,6 +128,28 @@ async def _serve(settings: BridgeSettings, secrets: BridgeSecrets,
         await bridge.state.close()
 
 
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """SIGTERM (systemd, Docker, Kubernetes) ends the bridge as Ctrl-C does. uvicorn catches
+    both and shuts down gracefully (no new requests, workers stopped, claims left to their
+    leases), then raises the signal again under the handler it found: for SIGTERM that was
+    the default one, which killed the process before the summary. Found as this handler, it
+    becomes the KeyboardInterrupt :func:`serve` ends on. What undoes it is returned."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
 def serve(settings: BridgeSettings, secrets: BridgeSecrets,
           on_ready: Callable[[Any, tuple[str, int]], None] | None = None) -> Summary:
     """Run the bridge in this thread until SIGINT/SIGTERM; what it did."""
@@ -140,11 +162,13 @@ def serve(settings: BridgeSettings, secrets: BridgeSecrets,
     except ImportError:  # pragma: no cover - Windows
         runner_loop = asyncio.new_event_loop
     loop = runner_loop()
+    restore = _sigterm_as_interrupt()
     try:
         loop.run_until_complete(_serve(settings, secrets, on_ready, holder))
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down for
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C (or SIGTERM) it shut down for
         pass
     finally:
+        restore()
         loop.close()
     bridge = holder.get("bridge")
     return summary_of(bridge, started) if bridge else Summary(0, 0, 0, 0, 0, 0.0)

@@ -13,9 +13,9 @@ app = typer.Typer(help="Run the middleware between CleverTap and Meta's WhatsApp
                   invoke_without_command=True, no_args_is_help=False)
 
 StateOpt = Annotated[str | None, typer.Option(
-    "--state", metavar="URL", help="Where the durable state lives: a file path, "
-    "sqlite:///path or postgresql://user@host/db (default: bridge.sqlite3 in the data "
-    "directory).")]
+    "--state", metavar="URL",
+    help="Where the durable state lives: a file path, sqlite:///path or "
+    "postgresql://user@host/db.  [default: bridge.sqlite3 in the data directory]")]
 
 
 def default_state() -> str:
@@ -72,11 +72,13 @@ def _on_state(url: str, use: Callable[[Any], Awaitable[Any]]) -> Any:
 def bridge(
     ctx: typer.Context,
     listen: Annotated[str | None, typer.Option(
-        "--listen", metavar="HOST:PORT", help="Where to listen (default 127.0.0.1:8780; "
-        "0.0.0.0:PORT only when asked).")] = None,
+        "--listen", metavar="HOST:PORT",
+        help="Where to listen (0.0.0.0:PORT only when asked).  "
+        "[default: 127.0.0.1:8780]")] = None,
     graph_url: Annotated[str | None, typer.Option(
-        "--graph-url", metavar="URL", help="Meta's Graph API base with its version (default "
-        "https://graph.facebook.com/v23.0).")] = None,
+        "--graph-url", metavar="URL",
+        help="Meta's Graph API base with its version.  "
+        "[default: https://graph.facebook.com/v23.0]")] = None,
     phone_number_id: Annotated[str | None, typer.Option(
         "--phone-number-id", metavar="ID", help="The Cloud API phone number id messages are "
         "sent from.")] = None,
@@ -93,8 +95,8 @@ def bridge(
         "password: CTWA_BRIDGE_PASSWORD).")] = None,
     state: StateOpt = None,
     mps: Annotated[float | None, typer.Option(
-        "--mps", metavar="N", help="Messages per second Meta allows the number (default "
-        "80).")] = None,
+        "--mps", metavar="N",
+        help="Messages per second Meta allows the number.  [default: 80]")] = None,
     public_url: Annotated[str | None, typer.Option(
         "--public-url", metavar="URL", help="How CleverTap and Meta reach the bridge (for "
         "media and click links), e.g. https://wa.example.com.")] = None,
@@ -129,9 +131,15 @@ def bridge(
 
     def ready(bridge: Any, address: tuple[str, int]) -> None:
         out.say(f"ctwa bridge on http://{address[0]}:{address[1]} (Ctrl-C to stop)", "bold")
+        reached = ("as CleverTap and Meta reach it, --public-url" if settings.public_url
+                   else "the listen address; no --public-url")
         out.say(f"  CleverTap endpoint  {settings.base_url()}/messages   templates "
-                f"{settings.base_url()}/templates")
+                f"{settings.base_url()}/templates   ({reached})")
         out.say(f"  Meta webhook        {settings.base_url()}/webhook")
+        if not settings.public_url:
+            out.warn(f"no --public-url: media and click links point at {settings.base_url()}, "
+                     "which CleverTap and Meta may not reach; give --public-url "
+                     "https://wa.example.com")
         out.say(f"  state               {safe_url(settings.state)} ({bridge.state.backend})"
                 f"   {settings.mps:g} messages/s to number {settings.phone_number_id}")
 
@@ -143,8 +151,9 @@ def bridge(
         out.data(result)
     else:
         out.say(f"stopped after {summary.seconds:.0f} s: {summary.accepted} accepted, "
-                f"{summary.sent} sent, {summary.failed} failed, {summary.callbacks} callbacks "
-                "delivered; what is queued stays in the state and goes on at the next start")
+                f"{summary.sent} sent to Meta, {summary.failed} failed before reaching Meta, "
+                f"{summary.callbacks} callbacks delivered; what is queued stays in the state "
+                "and goes on at the next start")
         command, note = advice_state(settings.state)
         out.say(f"  see it with: ctwa bridge status --state {command}", "dim")
         if note:
@@ -204,7 +213,8 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
         out.line(f"replica {r.name}: {alive}, last seen {r.age:.0f} s ago "
                  f"({r.info.get('listen', '?')}, {r.info.get('mps', '?')} mps)")
     out.line(f"sends: {d.sends_queued} queued, {d.sends_claimed} claimed, {d.sends_in_flight} "
-             f"in flight; {cluster.sent} sent, {cluster.failed} failed")
+             f"in flight; {cluster.sent} sent to Meta (their DLRs may still fail), "
+             f"{cluster.failed} failed before reaching Meta")
     out.line(f"webhooks pending: {d.webhooks_pending}; callbacks pending: "
              f"{d.callbacks_pending} ({cluster.callbacks_delivered} delivered)")
     oldest = "-" if cluster.oldest_send_age is None else f"{cluster.oldest_send_age:.1f} s"

@@ -176,7 +176,8 @@ def sandbox(
     config: Annotated[Path | None, typer.Option(
         "--config", help="YAML settings (any option below, by its long name).")] = None,
     latency: Annotated[str | None, typer.Option(
-        "--latency", help="BSP answer delay: 50ms, or a range 20ms-80ms.")] = None,
+        "--latency", metavar="DURATION",
+        help="BSP answer delay: 50ms, or a range 20ms-80ms.")] = None,
     fail: Annotated[list[str] | None, typer.Option(
         "--fail", metavar="CODE=RATE", help="Answer a share of messages with a 2000-2004 "
         "failure, e.g. 2004=0.05 (repeatable).")] = None,
@@ -227,7 +228,8 @@ def sandbox(
         "--meta-fail", metavar="CODE=RATE", help="Fail a share of sends with a Meta error "
         "code, e.g. 131026=0.05 or 130429=0.1 (repeatable).")] = None,
     meta_latency: Annotated[str | None, typer.Option(
-        "--meta-latency", help="Mock Cloud API answer delay: 50ms, or a range 20ms-80ms.")]
+        "--meta-latency", metavar="DURATION",
+        help="Mock Cloud API answer delay: 50ms, or a range 20ms-80ms.")]
     = None,
     meta_batch: Annotated[int, typer.Option(
         "--meta-batch", min=1, max=1000, help="Updates per webhook POST at most, when they "

@@ -38,6 +38,27 @@ def test_the_config_file_holds_no_secret_and_no_unknown_key(cli, tmp_path: Path)
     assert bad.exit_code == ExitCode.USAGE and "mps" in bad.stderr
 
 
+def test_a_config_value_of_the_wrong_kind_is_one_line_naming_file_and_key(
+        cli, tmp_path: Path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text("mps: fast\n")
+    bad = cli("bridge", "--config", str(config), env=SECRETS)
+    assert bad.exit_code == ExitCode.USAGE
+    assert f"{config}: mps: 'fast' is not a number" in bad.stderr
+    assert "mps: 80" in bad.stderr and "could not convert" not in bad.stderr
+    for bare in ("10", "1.5", "'10'"):
+        config.write_text(f"meta_timeout: {bare}\n")
+        unitless = cli("bridge", "--config", str(config), env=SECRETS)
+        assert unitless.exit_code == ExitCode.USAGE, bare
+        assert f"{config}: meta_timeout:" in unitless.stderr and "has no unit" in \
+            unitless.stderr and "meta_timeout: " in unitless.stderr.split("has no unit")[1]
+    config.write_text("meta_timeout: 10s\nunmapped_wait: 500ms\n")
+    from ctwa.bridge.config import load_config
+
+    settings = load_config(config, {})
+    assert settings.meta_timeout == 10.0 and settings.unmapped_wait == 0.5
+
+
 def test_bad_options_are_one_line(cli, tmp_path: Path) -> None:
     listen = cli("bridge", *OPTIONS, "--listen", "nowhere", env=SECRETS)
     assert listen.exit_code == ExitCode.USAGE and "HOST:PORT" in listen.stderr
@@ -75,7 +96,8 @@ def test_status_shows_a_running_bridge(cli, harness: Harness) -> None:
     assert len(shown["replicas"]) == 1 and shown["backend"] == "sqlite"
     assert shown["sent"] == 1
     human = cli("bridge", "status", "--state", state)
-    assert "alive" in human.stdout and "1 sent" in human.stdout
+    assert "alive" in human.stdout and "1 sent to Meta (their DLRs may still fail), 0 " \
+        "failed before reaching Meta" in human.stdout
 
 
 def test_an_unreachable_postgresql_is_exit_4(cli) -> None:
@@ -111,3 +133,68 @@ def test_the_advice_after_a_run_is_runnable_and_holds_no_password() -> None:
     command, note = advice_state("postgresql://ctwa:pw-CANARY-7f3a@db.example:5433/bridge")
     assert command == "postgresql://ctwa@db.example:5433/bridge"
     assert note is not None and "PGPASSWORD" in note
+
+
+def test_help_shows_defaults_and_duration_metavars_as_the_conventions_say(cli) -> None:
+    import re
+
+    shown = cli("bridge", "--help", env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    text = " ".join(shown.stdout.split())
+    assert "(default " not in text and "default: (" not in text
+    for default in ("[default: 80]", "[default: 127.0.0.1:8780]",
+                    "[default: https://graph.facebook.com/v23.0]",
+                    "[default: bridge.sqlite3 in the data directory]"):
+        assert default in text, default
+    sandbox = " ".join(cli("sandbox", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "--latency DURATION" in sandbox and "--meta-latency DURATION" in sandbox
+    assert not re.search(r"--[a-z-]+ [A-Z_]*LATENCY\b", sandbox)
+
+
+def _run_until_sigterm(tmp_path: Path, *extra: str) -> tuple[int, str]:
+    """A real ``ctwa bridge`` process, stopped with SIGTERM once it is up: its exit code and
+    its stderr."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ctwa.infra.ports import free_port
+
+    log = tmp_path / "bridge.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctwa", "bridge", *OPTIONS, "--graph-url", "http://127.0.0.1:9",
+         "--listen", f"127.0.0.1:{free_port()}", "--state", str(tmp_path / "b.sqlite3"),
+         *extra], env={**os.environ, **SECRETS}, stdout=subprocess.PIPE, stderr=log.open("wb"))
+    try:
+        deadline = time.monotonic() + 20
+        while "Meta webhook" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    return process.returncode, log.read_text()
+
+
+def test_sigterm_stops_the_bridge_with_its_summary_as_ctrl_c_does(tmp_path: Path) -> None:
+    code, text = _run_until_sigterm(tmp_path)
+    assert "stopped after" in text and "see it with: ctwa bridge status" in text, text
+    assert code == 0 and "Traceback" not in text
+    # no --public-url: the banner says where its URLs come from, and one line warns
+    assert "(the listen address; no --public-url)" in text
+    warning = [line for line in text.splitlines() if "no --public-url:" in line]
+    assert len(warning) == 1 and "give --public-url" in warning[0], text
+
+
+def test_the_banner_says_its_urls_are_the_public_url(tmp_path: Path) -> None:
+    code, text = _run_until_sigterm(tmp_path, "--public-url", "https://wa.example.com")
+    assert code == 0, text
+    assert "CleverTap endpoint  https://wa.example.com/messages" in text
+    assert "(as CleverTap and Meta reach it, --public-url)" in text
+    assert "no --public-url" not in text
