@@ -8,12 +8,20 @@ import typer
 from ctwa.cli.output import Output, problem_line
 from ctwa.infra.errors import ExitCode, InputError
 
-KIND_NAMES = ("template", "freeform", "validation", "response", "status", "inbound",
-              "meta-template", "meta-page", "upload", "upload-response", "meta-webhook")
+#: The wire formats with a JSON Schema (``ctwa schema``; ctwa.wire.kinds.KINDS, named here so
+#: that start-up does not import the models).
+SCHEMA_KINDS = ("template", "freeform", "validation", "response", "status", "inbound",
+                "meta-template", "meta-page", "upload", "upload-response")
+#: What lint checks: those, and Meta's webhooks (Meta's format: ctwa publishes no schema).
+KIND_NAMES = (*SCHEMA_KINDS, "meta-webhook")
 
 
 def complete_kind(incomplete: str) -> list[str]:
     return [k for k in KIND_NAMES if k.startswith(incomplete)]
+
+
+def complete_schema_kind(incomplete: str) -> list[str]:
+    return [k for k in SCHEMA_KINDS if k.startswith(incomplete)]
 
 
 def lint(

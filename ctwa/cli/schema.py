@@ -2,7 +2,7 @@
 
 import typer
 
-from ctwa.cli.lint import complete_kind
+from ctwa.cli.lint import complete_schema_kind
 from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
 
@@ -10,7 +10,7 @@ from ctwa.infra.errors import InputError
 def schema(
     ctx: typer.Context,
     kind: str = typer.Argument(
-        None, autocompletion=complete_kind, help="Wire format; omit to list them."
+        None, autocompletion=complete_schema_kind, help="Wire format; omit to list them."
     ),
 ) -> None:
     """Print the JSON Schema of a wire format, to validate payloads in your own services."""

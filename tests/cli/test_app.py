@@ -9,7 +9,7 @@ import pytest
 
 from ctwa import __version__
 from ctwa.cli import app as app_module
-from ctwa.cli.lint import KIND_NAMES
+from ctwa.cli.lint import SCHEMA_KINDS
 from ctwa.infra.errors import ExitCode
 from ctwa.wire.kinds import KINDS
 
@@ -32,7 +32,7 @@ def test_usage_error_exits_2(cli) -> None:
 
 
 def test_cli_kind_names_match_the_registry() -> None:
-    assert tuple(KINDS) == KIND_NAMES
+    assert tuple(KINDS) == SCHEMA_KINDS
 
 
 @pytest.fixture
