@@ -351,10 +351,11 @@ class BridgeState(Protocol):
 
 
 def crash_dlr(msg_id: str, reason: str, now: float | None = None) -> dict[str, Any]:
-    """The failed DLR the crash rule enqueues, in CleverTap's status callback format."""
+    """The failed DLR the crash rule enqueues, in CleverTap's status callback format (its
+    timestamp in epoch seconds, as the spec's samples and the bridge's other DLRs have it)."""
     from ctwa.wire.callbacks import StatusCallback
 
-    stamp = str(int((time.time() if now is None else now) * 1000))
+    stamp = str(int(time.time() if now is None else now))
     callback = StatusCallback.model_validate({"statuses": [{
         "msgId": msg_id, "status": "failed", "timestamp": stamp,
         "error": {"code": CRASH_CODE, "title": reason[:200]}}]})

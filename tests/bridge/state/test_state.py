@@ -665,3 +665,11 @@ def test_raw_slots_sent_late_go_over_mps(state_url: str) -> None:
     for thread in threads:
         thread.join(60)
     assert _max_in_any_second(sent) > mps
+
+
+def test_the_crash_rules_dlr_carries_epoch_seconds() -> None:
+    from ctwa.bridge.state.base import crash_dlr
+
+    dlr = crash_dlr("1|2|3|4|0", "the bridge stopped while this send was in flight",
+                    now=1_764_600_000.7)
+    assert dlr["statuses"][0]["timestamp"] == "1764600000"
