@@ -159,20 +159,21 @@ class CtwaGroup(TyperGroup):
         except (typer.Exit, typer.TyperException):  # typer's own exits and usage errors
             raise
         except (KeyboardInterrupt, typer.Abort):
-            _output(ctx).error("interrupted")
+            _output(ctx).stderr_error("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
         except CtwaError as exc:
             out = _output(ctx)
             if out.debug:
                 raise
-            out.error(str(exc))
+            out.stderr_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:
             out = _output(ctx)
             if out.debug:
                 raise
-            out.error(f"unexpected {type(exc).__name__}: {scrub(str(exc))}; this is a bug in "
-                      "ctwa, rerun with --debug for the traceback and report it")
+            out.stderr_error(
+                f"unexpected {type(exc).__name__}: {scrub(str(exc))}; this is a bug in "
+                "ctwa, rerun with --debug for the traceback and report it")
             raise typer.Exit(ExitCode.INTERNAL) from None
 
 

@@ -130,34 +130,36 @@ def bridge(
     setup_logging(out.verbose)
 
     def ready(bridge: Any, address: tuple[str, int]) -> None:
-        out.say(f"ctwa bridge on http://{address[0]}:{address[1]} (Ctrl-C to stop)", "bold")
+        out.stderr_line(f"ctwa bridge on http://{address[0]}:{address[1]} (Ctrl-C to stop)", "bold")
         reached = ("as CleverTap and Meta reach it, --public-url" if settings.public_url
                    else "the listen address; no --public-url")
-        out.say(f"  CleverTap endpoint  {settings.base_url()}/messages   templates "
-                f"{settings.base_url()}/templates   ({reached})")
-        out.say(f"  Meta webhook        {settings.base_url()}/webhook")
+        out.stderr_line(f"  CleverTap endpoint  {settings.base_url()}/messages   templates "
+                        f"{settings.base_url()}/templates   ({reached})")
+        out.stderr_line(f"  Meta webhook        {settings.base_url()}/webhook")
         if not settings.public_url:
-            out.warn(f"no --public-url: media and click links point at {settings.base_url()}, "
-                     "which CleverTap and Meta may not reach; give --public-url "
-                     "https://wa.example.com")
-        out.say(f"  state               {safe_url(settings.state)} ({bridge.state.backend})"
-                f"   {settings.mps:g} messages/s to number {settings.phone_number_id}")
+            out.stderr_warn(
+                f"no --public-url: media and click links point at {settings.base_url()}, "
+                "which CleverTap and Meta may not reach; give --public-url "
+                "https://wa.example.com")
+        out.stderr_line(f"  state               {safe_url(settings.state)} ({bridge.state.backend})"
+                        f"   {settings.mps:g} messages/s to number {settings.phone_number_id}")
 
     summary = serve(settings, secrets, ready)
     result = {"accepted": summary.accepted, "sent": summary.sent, "failed": summary.failed,
               "retried": summary.retried, "callbacks_delivered": summary.callbacks,
               "seconds": round(summary.seconds, 1)}
     if out.json_mode:
-        out.data(result)
+        out.stdout_json(result)
     else:
-        out.say(f"stopped after {summary.seconds:.0f} s: {summary.accepted} accepted, "
-                f"{summary.sent} sent to Meta, {summary.failed} failed before reaching Meta, "
-                f"{summary.callbacks} callbacks delivered; what is queued stays in the state "
-                "and goes on at the next start")
+        out.stderr_line(
+            f"stopped after {summary.seconds:.0f} s: {summary.accepted} accepted, "
+            f"{summary.sent} sent to Meta, {summary.failed} failed before reaching Meta, "
+            f"{summary.callbacks} callbacks delivered; what is queued stays in the state "
+            "and goes on at the next start")
         command, note = advice_state(settings.state)
-        out.say(f"  see it with: ctwa bridge status --state {command}", "dim")
+        out.stderr_line(f"  see it with: ctwa bridge status --state {command}", "dim")
         if note:
-            out.say(f"  {note}", "dim")
+            out.stderr_line(f"  {note}", "dim")
 
 
 @app.command("migrate")
@@ -174,12 +176,12 @@ def migrate(ctx: typer.Context, state: StateOpt = None) -> None:
 
     done, backend = _on_state(url, migrated)
     if out.json_mode:
-        out.data({"state": safe_url(url), "backend": backend, "before": done.before,
-                  "after": done.after})
+        out.stdout_json({"state": safe_url(url), "backend": backend, "before": done.before,
+                         "after": done.after})
     elif done.before == done.after:
-        out.success(f"{safe_url(url)} ({backend}): schema {done.after}, up to date")
+        out.stderr_success(f"{safe_url(url)} ({backend}): schema {done.after}, up to date")
     else:
-        out.success(f"{safe_url(url)} ({backend}): schema {done.before} -> {done.after}")
+        out.stderr_success(f"{safe_url(url)} ({backend}): schema {done.before} -> {done.after}")
 
 
 @app.command("status")
@@ -203,23 +205,24 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
             "sent": cluster.sent, "failed": cluster.failed,
             "callbacks_delivered": cluster.callbacks_delivered}
     if out.json_mode:
-        out.data(data)
+        out.stdout_json(data)
         return
-    out.line(f"state {safe_url(url)} ({cluster.backend}, schema {cluster.schema_version})")
+    out.stdout_line(f"state {safe_url(url)} ({cluster.backend}, schema {cluster.schema_version})")
     if not cluster.replicas:
-        out.line("replicas: none seen")
+        out.stdout_line("replicas: none seen")
     for r in cluster.replicas:
         alive = "alive" if r.age < 30 else "silent"
-        out.line(f"replica {r.name}: {alive}, last seen {r.age:.0f} s ago "
-                 f"({r.info.get('listen', '?')}, {r.info.get('mps', '?')} mps)")
-    out.line(f"sends: {d.sends_queued} queued, {d.sends_claimed} claimed, {d.sends_in_flight} "
-             f"in flight; {cluster.sent} sent to Meta (their DLRs may still fail), "
-             f"{cluster.failed} failed before reaching Meta")
-    out.line(f"webhooks pending: {d.webhooks_pending}; callbacks pending: "
-             f"{d.callbacks_pending} ({cluster.callbacks_delivered} delivered)")
+        out.stdout_line(f"replica {r.name}: {alive}, last seen {r.age:.0f} s ago "
+                        f"({r.info.get('listen', '?')}, {r.info.get('mps', '?')} mps)")
+    out.stdout_line(
+        f"sends: {d.sends_queued} queued, {d.sends_claimed} claimed, {d.sends_in_flight} "
+        f"in flight; {cluster.sent} sent to Meta (their DLRs may still fail), "
+        f"{cluster.failed} failed before reaching Meta")
+    out.stdout_line(f"webhooks pending: {d.webhooks_pending}; callbacks pending: "
+                    f"{d.callbacks_pending} ({cluster.callbacks_delivered} delivered)")
     oldest = "-" if cluster.oldest_send_age is None else f"{cluster.oldest_send_age:.1f} s"
     lag = "-" if cluster.callback_lag is None else f"{cluster.callback_lag:.1f} s"
-    out.line(f"oldest unsent message: {oldest}; callback lag: {lag}")
+    out.stdout_line(f"oldest unsent message: {oldest}; callback lag: {lag}")
 
 
 def register(root: typer.Typer) -> None:

@@ -150,7 +150,7 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
                           password=given["password"], token=given["token"],
                           header_name=given["header_name"], headers=given["header"])()
     for note in target.notes:  # which profile values the options given overrode
-        out.trace(note)
+        out.stderr_trace(note)
     options = CertifyOptions(
         to=to, waba=_waba(given["waba"], profile), endpoint=target,
         library=TemplateLibrary(given["library"] or default_root(profile_name)),
@@ -190,10 +190,10 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
     created = not folder.exists()  # a folder the user made (empty) is never removed
     folder.mkdir(parents=True, exist_ok=True)
     exchanges = Exchanges(folder / "exchanges.ndjson")
-    out.say(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "
-            f"{folder}/", "bold")
+    out.stderr_line(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "
+                    f"{folder}/", "bold")
     try:
-        result = Certifier(options, exchanges, lambda text: out.say(text),
+        result = Certifier(options, exchanges, lambda text: out.stderr_line(text),
                            _confirm(out, yes)).run()
     except CtwaError:  # nothing to certify (unreachable, no template): no evidence left
         exchanges.close()
@@ -205,11 +205,11 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
         exchanges.close()
     code = _conclude(out, options, folder, result, strict, key)
     if result.interrupted:
-        out.say("interrupted: the report above covers the checks that ran", "bold")
+        out.stderr_line("interrupted: the report above covers the checks that ran", "bold")
     untested = [c for c in result.checks if c.status == "not tested"]
     if untested and not result.interrupted and result.verdict.outcome != "failed":
-        out.warn(f"{len(untested)} automated check(s) not tested: "
-                 + ", ".join(c.name for c in untested))
+        out.stderr_warn(f"{len(untested)} automated check(s) not tested: "
+                        + ", ".join(c.name for c in untested))
     if code:
         raise typer.Exit(code)
 
@@ -253,14 +253,16 @@ def _conclude(out: Output, options: Any, folder: Path, result: Any, strict: bool
         return code
     where = shlex.quote(str(folder))
     if signer:
-        out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
-                 f"exchanges.ndjson, manifest.json, signed: manifest.sig, signer.pub)", "dim")
-        out.line(f"signed by {signer}; give CleverTap this fingerprint apart from the folder, "
-                 f"and check it with `ctwa certify verify {where} --fingerprint {signer}`")
+        out.stdout_line(
+            f"evidence: {folder}/ (report.html, results.json, junit.xml, "
+            f"exchanges.ndjson, manifest.json, signed: manifest.sig, signer.pub)", "dim")
+        out.stdout_line(
+            f"signed by {signer}; give CleverTap this fingerprint apart from the folder, "
+            f"and check it with `ctwa certify verify {where} --fingerprint {signer}`")
     else:
-        out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
-                 f"exchanges.ndjson, manifest.json); check it with "
-                 f"`ctwa certify verify {where}` (unsigned: sign with --sign-key)", "dim")
+        out.stdout_line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
+                        f"exchanges.ndjson, manifest.json); check it with "
+                        f"`ctwa certify verify {where}` (unsigned: sign with --sign-key)", "dim")
     return code
 
 
@@ -289,13 +291,13 @@ def keygen(ctx: typer.Context, out_path: Annotated[Path, typer.Option(
     out: Output = ctx.obj
     private, public, print_ = make(out_path)
     if out.json_mode:
-        out.data({"private_key": str(private), "public_key": str(public),
-                  "fingerprint": print_})
+        out.stdout_json({"private_key": str(private), "public_key": str(public),
+                         "fingerprint": print_})
         return
-    out.result(print_)
-    out.say(f"private key: {private} (readable by you only; never share it)")
-    out.say(f"public key: {public}; give `ctwa certify` the option --sign-key "
-            f"{shlex.quote(str(private))} to sign its evidence")
+    out.stdout_result(print_)
+    out.stderr_line(f"private key: {private} (readable by you only; never share it)")
+    out.stderr_line(f"public key: {public}; give `ctwa certify` the option --sign-key "
+                    f"{shlex.quote(str(private))} to sign its evidence")
 
 
 @app.command("verify")
@@ -322,19 +324,19 @@ def verify(
     manifest = check(folder, key, fingerprint)
     signed = manifest["signed"]
     if out.json_mode:
-        out.data({"ok": True, **manifest})
+        out.stdout_json({"ok": True, **manifest})
         return
-    out.result(f"ok: {len(manifest['sha256'])} file(s) match the manifest (ctwa "
-               f"{manifest['ctwa_version']}, {manifest['spec']})")
+    out.stdout_result(f"ok: {len(manifest['sha256'])} file(s) match the manifest (ctwa "
+                      f"{manifest['ctwa_version']}, {manifest['spec']})")
     if signed is None:
-        out.warn("the folder is not signed: this proves it was not damaged by accident, not "
-                 "who wrote it (anyone can rewrite it and its manifest)")
+        out.stderr_warn("the folder is not signed: this proves it was not damaged by accident, not "
+                        "who wrote it (anyone can rewrite it and its manifest)")
     elif signed["trusted"]:
-        out.result(f"signed by {signed['fingerprint']}, as required")
+        out.stdout_result(f"signed by {signed['fingerprint']}, as required")
     else:
-        out.warn(f"signed by {signed['fingerprint']}, with the key in the folder itself: "
-                 "compare that fingerprint with the one the BSP gave you, or pass "
-                 "--fingerprint / --key")
+        out.stderr_warn(f"signed by {signed['fingerprint']}, with the key in the folder itself: "
+                        "compare that fingerprint with the one the BSP gave you, or pass "
+                        "--fingerprint / --key")
 
 
 def register(root: typer.Typer) -> None:

@@ -56,7 +56,7 @@ def lint(
                          "*.json, *.yaml or *.yml")
     failed = [r for r in results if not r.ok or (strict and r.warnings)]
     if out.json_mode:
-        out.data({"ok": not failed, "documents": [r.as_dict() for r in results]})
+        out.stdout_json({"ok": not failed, "documents": [r.as_dict() for r in results]})
     else:
         render_lint(out, results)
     if failed:
@@ -90,16 +90,16 @@ def render_lint(out: Output, results: list) -> None:
     for result in results:
         kind = result.kind or "unknown"
         if not result.problems:
-            out.line(f"ok    {result.source} ({kind})", "green")
+            out.stdout_line(f"ok    {result.source} ({kind})", "green")
             continue
         label = "FAIL " if result.errors else "warn "
-        out.line(f"{label} {result.source} ({kind})", "red" if result.errors else "yellow")
+        out.stdout_line(f"{label} {result.source} ({kind})", "red" if result.errors else "yellow")
         for problem in result.problems:
             line, style = problem_line(problem)
-            out.line(f"  {line}", style)
+            out.stdout_line(f"  {line}", style)
         errors += len(result.errors)
         warnings += len(result.warnings)
-    out.say(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")
+    out.stderr_line(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")
 
 
 def register(app: typer.Typer) -> None:

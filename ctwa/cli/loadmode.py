@@ -120,17 +120,17 @@ def export_locust(out: Output, request: Any, folder: Path) -> None:
         headers=headers, ctwa_version=__version__)
     written = write_project(folder, scenario)
     if out.json_mode:
-        out.data({"written": [str(p) for p in written]})
+        out.stdout_json({"written": [str(p) for p in written]})
         return
     for path in written:
-        out.result(f"wrote {path}")
+        out.stdout_result(f"wrote {path}")
     users = scenario.concurrency
     env = SECRET_ENV.get(auth.kind)
-    out.say("next (pip install 'ctwa[locust]'" + (f"; export {env} on every process" if env
-                                                 else "") + "):", "dim")
-    out.line(f"locust -f {folder}/locustfile.py --headless --processes 2 -u {users} "
-             f"-r {users} -t 60s --stop-timeout 10 --ctwa-json run.json "
-             "--ctwa-report run.html")
+    out.stderr_line("next (pip install 'ctwa[locust]'" + (f"; export {env} on every process" if env
+                                                         else "") + "):", "dim")
+    out.stdout_line(f"locust -f {folder}/locustfile.py --headless --processes 2 -u {users} "
+                    f"-r {users} -t 60s --stop-timeout 10 --ctwa-json run.json "
+                    "--ctwa-report run.html")
 
 
 def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
@@ -148,11 +148,11 @@ def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
                   f"for {load.duration:g}s" if load.duration is not None else
                   f"for {flags.duration}")
         pace = f" at {load.rate:g}/s" if load.rate else ""
-        out.say(f"load: {target}{pace} to {plan.url}, {plan.concurrency} in flight, "
-                f"{plan.workers} worker process(es)", "bold")
+        out.stderr_line(f"load: {target}{pace} to {plan.url}, {plan.concurrency} in flight, "
+                        f"{plan.workers} worker process(es)", "bold")
 
     with _load_progress(out) as on_progress:
-        hooks = Hooks(say=out.say, warn=out.warn, on_progress=on_progress,
+        hooks = Hooks(say=out.stderr_line, warn=out.stderr_warn, on_progress=on_progress,
                       on_wait=wait_progress(out, job.awaiting) if job.awaiting else None,
                       on_start=starting)
         done = run_job(job, hooks)
@@ -169,17 +169,17 @@ def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
                     document=report.as_dict(), render=render, report=flags.report,
                     junit=flags.junit)
     if report.interrupted:
-        out.say("interrupted: the report above covers what was sent; run the command again "
-                "for a full run", "bold")
+        out.stderr_line("interrupted: the report above covers what was sent; run the command again "
+                        "for a full run", "bold")
     elif report.stopped_on_auth:
-        out.error("the endpoint refused the credentials; check --username/--password or "
-                  "--token (or the profile's secrets) and run again")
+        out.stderr_error("the endpoint refused the credentials; check --username/--password or "
+                         "--token (or the profile's secrets) and run again")
     if code:
         raise typer.Exit(code)
 
 
 def _load_progress(out: Output):
-    if out.json_mode or not out.console.is_terminal:
+    if out.json_mode or not out.stderr_console.is_terminal:
         return contextlib.nullcontext()
     from contextlib import contextmanager
 
@@ -188,7 +188,7 @@ def _load_progress(out: Output):
 
     @contextmanager
     def live():
-        with Live(Text("starting..."), console=out.console, transient=True,
+        with Live(Text("starting..."), console=out.stderr_console, transient=True,
                   refresh_per_second=4) as view:
             def update(p: Any) -> None:
                 rate = p.answered / p.elapsed if p.elapsed else 0.0
@@ -249,6 +249,6 @@ def _render_load(out: Output, report: Any) -> None:
              ("time", f"{report.elapsed:.1f} s ({report.workers} process(es), {report.loop})")]
     for label, value in rows:
         table.add_row(label, value)
-    out.table(table)
+    out.stdout_table(table)
     for sample in report.error_samples[:5]:
-        out.line(f"  e.g. {sample}", "dim")
+        out.stdout_line(f"  e.g. {sample}", "dim")

@@ -106,11 +106,11 @@ def add(
     store.put(name, profile, make_current=use)
     verb = "updated" if existing else "created"
     if out.json_mode:
-        out.data({"profile": name, "action": verb, "settings": profile.model_dump()})
+        out.stdout_json({"profile": name, "action": verb, "settings": profile.model_dump()})
         return
-    out.success(f"profile {name!r} {verb} in {store.path}")
+    out.stderr_success(f"profile {name!r} {verb} in {store.path}")
     for needed in _secrets_needed(profile):
-        out.say(f"  set its {needed} with: ctwa profile set-secret {name} {needed}")
+        out.stderr_line(f"  set its {needed} with: ctwa profile set-secret {name} {needed}")
 
 
 def _secrets_needed(profile: Any) -> list[str]:
@@ -135,12 +135,13 @@ def list_profiles(ctx: typer.Context) -> None:
     out: Output = ctx.obj
     config = ConfigStore().load()
     if out.json_mode:
-        out.data({"current": config.current,
-                  "profiles": {n: p.model_dump(exclude_none=True)
-                               for n, p in config.profiles.items()}})
+        out.stdout_json({"current": config.current,
+                         "profiles": {n: p.model_dump(exclude_none=True)
+                                      for n, p in config.profiles.items()}})
         return
     if not config.profiles:
-        out.say("no profiles yet; create one with `ctwa profile add NAME --endpoint URL ...`")
+        out.stderr_line(
+            "no profiles yet; create one with `ctwa profile add NAME --endpoint URL ...`")
         return
     from rich.table import Table
 
@@ -149,7 +150,7 @@ def list_profiles(ctx: typer.Context) -> None:
         account = " ".join(x for x in (profile.account_id, profile.region) if x)
         table.add_row("*" if name == config.current else "", name, profile.endpoint or "",
                       profile.auth, account)
-    out.table(table)
+    out.stdout_table(table)
 
 
 @app.command("show")
@@ -176,7 +177,7 @@ def show(
                                  "value": mask_value(found.value), "note": found.note}
     settings = profile.model_dump()
     if out.json_mode:
-        out.data({"profile": chosen, "settings": settings, "secrets": secrets})
+        out.stdout_json({"profile": chosen, "settings": settings, "secrets": secrets})
         return
     from rich.table import Table
 
@@ -189,7 +190,7 @@ def show(
         shown = (f"{info['value']}  from {info['source']}{note}" if info["set"]
                  else f"(not set){note}")
         table.add_row(f"secret {key}", shown)
-    out.table(table)
+    out.stdout_table(table)
 
 
 @app.command("use")
@@ -201,9 +202,9 @@ def use(ctx: typer.Context,
     out: Output = ctx.obj
     ConfigStore().use(name)
     if out.json_mode:
-        out.data({"current": name})
+        out.stdout_json({"current": name})
     else:
-        out.success(f"now using profile {name!r}")
+        out.stderr_success(f"now using profile {name!r}")
 
 
 @app.command("remove")
@@ -218,9 +219,9 @@ def remove(ctx: typer.Context,
     store = SecretStore()
     cleared = [s.value for s in SecretName if store.delete(name, s)]
     if out.json_mode:
-        out.data({"removed": name, "secrets_cleared": cleared})
+        out.stdout_json({"removed": name, "secrets_cleared": cleared})
     else:
-        out.success(f"removed profile {name!r}")
+        out.stderr_success(f"removed profile {name!r}")
 
 
 @app.command("set-secret")
@@ -256,6 +257,6 @@ def set_secret(
                           hint=f"export {which.env_var}=... instead, or pass it as a flag") \
             from exc
     if out.json_mode:
-        out.data({"profile": name, "secret": which.value, "stored": "keyring"})
+        out.stdout_json({"profile": name, "secret": which.value, "stored": "keyring"})
     else:
-        out.success(f"stored the {which.value} of {name!r} in the OS keyring")
+        out.stderr_success(f"stored the {which.value} of {name!r} in the OS keyring")

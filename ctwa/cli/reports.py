@@ -40,12 +40,12 @@ def render_verdict(out: Output, verdict: Any) -> None:
     """The verdict's warnings on stderr, then on stdout one line per criterion and the
     outcome (nothing of it in --json mode: the document carries the verdict)."""
     for warning in verdict.warnings:
-        out.warn(warning)
+        out.stderr_warn(warning)
     if out.json_mode:
         return
     for criterion in verdict.criteria:
-        out.line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
-    out.line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
+        out.stdout_line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
+    out.stdout_line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
 
 
 def render_send_verdict(out: Output, verdict: Any) -> None:
@@ -55,8 +55,8 @@ def render_send_verdict(out: Output, verdict: Any) -> None:
         return
     for criterion in verdict.criteria:
         if criterion.status != "pass":
-            out.line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
-    out.line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
+            out.stdout_line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
+    out.stdout_line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
 
 
 def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
@@ -72,7 +72,7 @@ def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
             with Store() as store:
                 store.add_run(summary["id"], summary["kind"], verdict.outcome, summary)
         except StoreError as exc:
-            out.warn(f"the run's summary was not kept in the store: {exc}")
+            out.stderr_warn(f"the run's summary was not kept in the store: {exc}")
     write_reports(out, summary, report, junit)
     return verdict.exit_code()
 
@@ -89,7 +89,7 @@ def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
     verdict = of_summary(summary)
     if out.json_mode:
         if document is not None:
-            out.data(document)
+            out.stdout_json(document)
     elif render is not None:
         render()
     render_verdict(out, verdict)
@@ -106,7 +106,7 @@ def write_reports(out: Output, summary: dict[str, Any], report: Path | None,
         from ctwa.report.html import render
 
         _write(report, render(summary))
-        out.say(f"report: {report}")
+        out.stderr_line(f"report: {report}")
     if junit is not None:
         from ctwa.report.junit import write_junit
 
@@ -114,7 +114,7 @@ def write_reports(out: Output, summary: dict[str, Any], report: Path | None,
             write_junit(summary, junit)
         except OSError as exc:
             raise InputError(f"{junit}: cannot write ({exc.strerror})") from exc
-        out.say(f"JUnit: {junit}")
+        out.stderr_line(f"JUnit: {junit}")
 
 
 def _write(path: Path, text: str) -> None:
@@ -142,15 +142,16 @@ def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(
     with Store(readonly=True) as store:
         runs = store.runs(limit)
     if out.json_mode:
-        out.data(runs)
+        out.stdout_json(runs)
         return
     if not runs:
-        out.say("no run kept yet: load runs, uploads, imports, replays and listens keep one")
+        out.stderr_line(
+            "no run kept yet: load runs, uploads, imports, replays and listens keep one")
         return
     for run in runs:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["at"]))
         outcome = run.get("outcome") or {1: "passed", 0: "failed"}.get(run["passed"], "-")
-        out.line(f"{run['id']:32} {when}  {run['command']:8} {outcome}")
+        out.stdout_line(f"{run['id']:32} {when}  {run['command']:8} {outcome}")
 
 
 @report_app.command("diff")
@@ -175,9 +176,9 @@ def report_diff(
     regressed = [row for row in rows if row.regressed]
     base_outcome, new_outcome, outcome_worse = outcomes(first, second)
     if out.json_mode:
-        out.data({"base": first.get("id"), "new": second.get("id"), "regressed":
-                  bool(regressed) or outcome_worse, "base_outcome": base_outcome,
-                  "new_outcome": new_outcome, "metrics": [row.__dict__ for row in rows]})
+        out.stdout_json({"base": first.get("id"), "new": second.get("id"), "regressed":
+                         bool(regressed) or outcome_worse, "base_outcome": base_outcome,
+                         "new_outcome": new_outcome, "metrics": [row.__dict__ for row in rows]})
     else:
         from rich.table import Table
 
@@ -189,14 +190,14 @@ def report_diff(
         for row in rows:
             table.add_row(row.metric, _num(row.base), _num(row.new), row.change, row.limit,
                           "REGRESSED" if row.regressed else "")
-        out.table(table)
+        out.stdout_table(table)
         named = [f"{r.metric} {r.change}" for r in regressed]
         if outcome_worse:
             named.insert(0, f"its verdict is {new_outcome} (BASE: {base_outcome})")
         if named:
-            out.error("NEW regressed: " + ", ".join(named))
+            out.stderr_error("NEW regressed: " + ", ".join(named))
         else:
-            out.say("no regression past the thresholds", "green")
+            out.stderr_line("no regression past the thresholds", "green")
     if regressed or outcome_worse:
         raise typer.Exit(ExitCode.FAILED)
 

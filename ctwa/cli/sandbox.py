@@ -290,34 +290,38 @@ def sandbox(
         secrets.update(meta_token=_shown(secrets["meta_token"], "token"),
                        meta_app_secret=_shown(secrets["meta_app_secret"], "app_secret"))
         if out.json_mode:
-            out.data({"urls": urls, "credentials": secrets})
+            out.stdout_json({"urls": urls, "credentials": secrets})
         else:
-            out.say(f"ctwa sandbox on {box.base_url} (Ctrl-C to stop)", "bold")
+            out.stderr_line(f"ctwa sandbox on {box.base_url} (Ctrl-C to stop)", "bold")
             for name, url in urls.items():
-                out.say(f"  {name:18} {url}")
-            out.say(f"  BSP basic auth     {secrets['bsp_username']} / {secrets['bsp_password']}"
-                    f"   vendor token {secrets['vendor_token']}")
-            out.say(f"  CleverTap account  {secrets['account_id']}   passcode "
-                    f"{secrets['passcode']}")
+                out.stderr_line(f"  {name:18} {url}")
+            out.stderr_line(
+                f"  BSP basic auth     {secrets['bsp_username']} / {secrets['bsp_password']}"
+                f"   vendor token {secrets['vendor_token']}")
+            out.stderr_line(f"  CleverTap account  {secrets['account_id']}   passcode "
+                            f"{secrets['passcode']}")
             meta = settings.meta
-            out.say(f"  Meta Cloud API     phone number id {meta.phone_number_id}   WABA id "
-                    f"{meta.waba_id}   {meta.mps:g} mps")
-            out.say(f"  Meta token         {secrets['meta_token']}   app secret "
-                    f"{secrets['meta_app_secret']}")
-            out.say(f"  Meta webhooks to   {meta.webhook_url or '(none: --meta-webhook-url)'}"
-                    + ("   verified first (CTWA_META_VERIFY_TOKEN)" if meta.verify_token
-                       else ""))
+            out.stderr_line(
+                f"  Meta Cloud API     phone number id {meta.phone_number_id}   WABA id "
+                f"{meta.waba_id}   {meta.mps:g} mps")
+            out.stderr_line(f"  Meta token         {secrets['meta_token']}   app secret "
+                            f"{secrets['meta_app_secret']}")
+            out.stderr_line(
+                f"  Meta webhooks to   {meta.webhook_url or '(none: --meta-webhook-url)'}"
+                + ("   verified first (CTWA_META_VERIFY_TOKEN)" if meta.verify_token
+                   else ""))
             if bsp.misbehave:
-                out.say("  misbehaving: " + "; ".join(
+                out.stderr_line("  misbehaving: " + "; ".join(
                     f"{name}" + (f"={bsp.shares[name]:g}" if name in bsp.shares else "")
                     + f" ({FAULTS[name]})" for name in bsp.misbehave), "yellow")
-            out.say("next, in another terminal (the sandbox's secrets are not secret):", "dim")
-            out.line(profile_command(urls, secrets))
+            out.stderr_line(
+                "next, in another terminal (the sandbox's secrets are not secret):", "dim")
+            out.stdout_line(profile_command(urls, secrets))
         try:
             while running.thread.is_alive():
                 running.thread.join(timeout=0.5)
         except KeyboardInterrupt:
-            out.say("stopping the sandbox")
+            out.stderr_line("stopping the sandbox")
 
 
 def _shown(value: str, name: str) -> str:

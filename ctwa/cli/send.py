@@ -147,10 +147,10 @@ def _finish(out: Output, request: SendRequest) -> None:
         return
     job = request.job()
     for note in getattr(job.endpoint, "notes", ()):  # profile values the options overrode
-        out.trace(note)
+        out.stderr_trace(note)
     if job.load is not None:
         for warning in job.warnings:
-            out.warn(warning)
+            out.stderr_warn(warning)
         run_load_mode(out, job, request.load)
         return
     _deliver_and_report(out, job)
@@ -193,7 +193,8 @@ def _deliver_and_report(out: Output, job: Any) -> None:
     from ctwa.cli.roundtrip import render_single_trip, wait_progress
     from ctwa.send.job import Hooks, run_job
 
-    hooks = Hooks(say=out.say, warn=out.warn, trace=out.trace if out.verbose else None,
+    hooks = Hooks(say=out.stderr_line, warn=out.stderr_warn,
+                  trace=out.stderr_trace if out.verbose else None,
                   on_wait=wait_progress(out, job.awaiting) if job.awaiting else None)
     done = run_job(job, hooks)
     result, verdict = done.result, done.verdict
@@ -207,12 +208,12 @@ def _deliver_and_report(out: Output, job: Any) -> None:
             raise typer.Exit(code)
         return
     if job.awaiting is not None:
-        out.warn("not waiting for callbacks: the message was not accepted, so CleverTap "
-                 "would not count any for it" + (f" ({result.verdict.summary})"
-                                                 if done.msg_id else " (it has no msgId)"))
+        out.stderr_warn("not waiting for callbacks: the message was not accepted, so CleverTap "
+                        "would not count any for it" + (f" ({result.verdict.summary})"
+                                                        if done.msg_id else " (it has no msgId)"))
     if out.json_mode:
-        out.data({**result.as_dict(), "outcome": verdict.outcome,
-                  "criteria": [c.as_dict() for c in verdict.criteria]})
+        out.stdout_json({**result.as_dict(), "outcome": verdict.outcome,
+                         "criteria": [c.as_dict() for c in verdict.criteria]})
     else:
         _render(out, result)
     render_send_verdict(out, verdict)
@@ -229,10 +230,11 @@ def _render(out: Output, result: Any) -> None:
     from ctwa.infra.masking import MASK, is_secret_header
 
     for warning in result.warnings:
-        out.warn(warning)
+        out.stderr_warn(warning)
     if not any(is_secret_header(k) or MASK in v for k, v in result.request_headers.items()):
-        out.say("note: no credentials were sent (auth: none); pass --username/--password or "
-                "--token, or use a profile, if the endpoint needs them", "yellow")
+        out.stderr_line(
+            "note: no credentials were sent (auth: none); pass --username/--password or "
+            "--token, or use a profile, if the endpoint needs them", "yellow")
     verdict = result.verdict
     from ctwa.wire.outbound import inner_payload
 
@@ -241,21 +243,21 @@ def _render(out: Output, result: Any) -> None:
     status = f"HTTP {result.response_status}, " if result.response_status is not None else ""
     where = f" msgId {msg_id}" if msg_id else ""
     latency = f"{verdict.latency_ms:g} ms" if verdict.latency_ms is not None else "no answer"
-    out.result(f"{verdict.outcome} ({status}{latency}){where}")
+    out.stdout_result(f"{verdict.outcome} ({status}{latency}){where}")
     for note in verdict.notes:
-        out.say(f"  also: {note}", "yellow")
+        out.stderr_line(f"  also: {note}", "yellow")
     if not verdict.accepted:
         if result.response_status is not None and not out.verbose:
             body = result.response_body
             shown = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-            out.say(f"  answer: {shown[:500]}", "dim")
-        out.error(verdict.describe())
+            out.stderr_line(f"  answer: {shown[:500]}", "dim")
+        out.stderr_error(verdict.describe())
 
 
 def _print_payload(out: Output, payload: Any, warnings: list[str]) -> None:
     for warning in warnings:
-        out.warn(warning)
-    out.data(payload)
+        out.stderr_warn(warning)
+    out.stdout_json(payload)
 
 
 # --- send-template ---------------------------------------------------------------------------

@@ -22,14 +22,14 @@ def store_info(ctx: typer.Context) -> None:
     with Store(readonly=True) as store:
         info = store.info()
     if out.json_mode:
-        out.data(info)
+        out.stdout_json(info)
         return
-    out.result(f"store {info['path']}")
-    out.line(f"  {info['bytes'] / 1e6:,.1f} MB, schema {info['schema']}")
-    out.line(f"  sends {info['sends']:,}, load runs {info['load_runs']:,}, callbacks "
-             f"{info['callbacks']:,}, runs {info['runs']:,}")
+    out.stdout_result(f"store {info['path']}")
+    out.stdout_line(f"  {info['bytes'] / 1e6:,.1f} MB, schema {info['schema']}")
+    out.stdout_line(f"  sends {info['sends']:,}, load runs {info['load_runs']:,}, callbacks "
+                    f"{info['callbacks']:,}, runs {info['runs']:,}")
     if info["oldest"]:
-        out.line(f"  oldest entry {when(info['oldest'])}")
+        out.stdout_line(f"  oldest entry {when(info['oldest'])}")
 
 
 @store_app.command("prune")
@@ -46,10 +46,10 @@ def store_prune(
     with Store() as store:
         removed = store.prune(time.time() - older_than)
     if out.json_mode:
-        out.data({"removed": removed})
+        out.stdout_json({"removed": removed})
         return
-    out.result("removed " + ", ".join(f"{n:,} {table.replace('_', ' ')}"
-                                      for table, n in removed.items()))
+    out.stdout_result("removed " + ", ".join(f"{n:,} {table.replace('_', ' ')}"
+                                             for table, n in removed.items()))
 
 
 def register(app: typer.Typer) -> None:

@@ -112,7 +112,7 @@ def test_the_import_summary_never_breaks_its_url() -> None:
     url = "https://vendor.example/templates/import?waba=919999999998&fields=" + "x" * 80
     buffer = io.StringIO()
     out = Output(_stdout=Console(file=buffer, width=60, force_terminal=True, no_color=True),
-                 _console=Console(file=io.StringIO(), width=60))
+                 _stderr=Console(file=io.StringIO(), width=60))
     _report_import(out, ImportReport(url=url, pages=1, fetched=2), Path("lib"))
     assert f"import from {url}" in buffer.getvalue().splitlines()
 
