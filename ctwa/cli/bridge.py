@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.commands import Typer
+from ctwa.cli.options import float_option
 from ctwa.cli.output import Output
 
-app = typer.Typer(help="Run the middleware between CleverTap and Meta's WhatsApp Cloud API.",
-                  invoke_without_command=True, no_args_is_help=False)
+app = Typer(help="Run the middleware between CleverTap and Meta's WhatsApp Cloud API.",
+            invoke_without_command=True, no_args_is_help=False)
 
 StateOpt = Annotated[str | None, typer.Option(
     "--state", metavar="URL",
@@ -94,7 +96,7 @@ def bridge(
         "--username", metavar="NAME", help="The Basic auth username CleverTap sends (the "
         "password: CTWA_BRIDGE_PASSWORD).")] = None,
     state: StateOpt = None,
-    mps: Annotated[float | None, typer.Option(
+    mps: Annotated[float | None, float_option(
         "--mps", metavar="N",
         help="Messages per second Meta allows the number.  [default: 80]")] = None,
     public_url: Annotated[str | None, typer.Option(

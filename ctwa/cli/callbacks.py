@@ -7,15 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa.cli.options import seconds
+from ctwa.cli.commands import Typer
+from ctwa.cli.options import float_option, int_option, seconds
 from ctwa.cli.output import Output, problem_line
 from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths
 from ctwa.infra.errors import InputError
 
-app = typer.Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
-                  "check them in a strict local listener (listen), and turn Meta's webhooks "
-                  "into them (convert).", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
+            "check them in a strict local listener (listen), and turn Meta's webhooks "
+            "into them (convert).", no_args_is_help=True,
+            rich_markup_mode=None)
 
 
 def _clock(at: float) -> str:
@@ -33,19 +34,19 @@ def replay(
         "--inbound-url", metavar="URL", help="Inbound callback URL (default: the profile's).")]
     = None,
     no_delay: Annotated[bool, typer.Option("--no-delay", help="Ignore every `after`.")] = False,
-    speed: Annotated[float, typer.Option("--speed", min=0.01,
+    speed: Annotated[float, float_option("--speed", min=0.01,
                                          help="Play `after` waits this much faster.")] = 1.0,
-    group: Annotated[int, typer.Option(
+    group: Annotated[int, int_option(
         "--group", min=1, help="Put up to N consecutive statuses in one statuses[] request.")]
     = 1,
-    concurrency: Annotated[int, typer.Option(
+    concurrency: Annotated[int, int_option(
         "--concurrency", min=1, max=256,
         help="Requests in parallel; each msgId's callbacks stay in order.")] = 1,
     allow_invalid: Annotated[bool, typer.Option(
         "--allow-invalid", help="Send events that break the contract (raw tests).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the bodies; send nothing.")]
     = False,
-    max_events: Annotated[int, typer.Option(
+    max_events: Annotated[int, int_option(
         "--max-events", min=1, help="Refuse fixtures that expand to more events than this.")]
     = 1_000_000,
     timeout: Annotated[float, typer.Option(
@@ -143,7 +144,7 @@ def _say_answer(out: Output, answer: Any) -> None:
 def listen(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8787,
+    port: Annotated[int, int_option("--port", min=0, max=65535, help="Port.")] = 8787,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Answer 400 with the problems to a callback that breaks the contract.")]
     = False,

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa.cli.options import seconds
+from ctwa.cli.commands import Typer
+from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.roundtrip import CallbackTimeoutOpt, ListenOpt
 from ctwa.cli.send import (
@@ -25,8 +26,8 @@ from ctwa.cli.send import (
 )
 from ctwa.infra.errors import CtwaError, InputError
 
-app = typer.Typer(help="Certify a BSP integration against the spec's acceptance criteria.",
-                  invoke_without_command=True, no_args_is_help=False)
+app = Typer(help="Certify a BSP integration against the spec's acceptance criteria.",
+            invoke_without_command=True, no_args_is_help=False)
 
 
 @app.callback(invoke_without_command=True)
@@ -44,7 +45,7 @@ def certify(
     public_url: Annotated[str | None, typer.Option(
         "--public-url", metavar="URL", help="The public URL that reaches --listen (a tunnel), "
         "as configured at the BSP; said in the instructions.")] = None,
-    scale: Annotated[int | None, typer.Option(
+    scale: Annotated[int | None, int_option(
         "--scale", min=1, help="Also send N messages at 1500 in flight (real messages).")]
     = None,
     to_file: Annotated[Path | None, typer.Option(

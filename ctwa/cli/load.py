@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.commands import Typer
 from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
 
 SEND_COMMANDS = ("send-template", "send-freeform", "validate-endpoint")
 
-app = typer.Typer(help="Load runs beyond one machine.", no_args_is_help=True)
+app = Typer(help="Load runs beyond one machine.", no_args_is_help=True)
 
 
 @app.command("export", context_settings={"allow_extra_args": True,

@@ -8,22 +8,23 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.options import float_option, int_option
 from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
 
 LOAD = "Load mode (campaign-like volume)"
-CountOpt = Annotated[int | None, typer.Option(
+CountOpt = Annotated[int | None, int_option(
     "--count", min=1, help="Send this many messages (load mode).", rich_help_panel=LOAD)]
 DurationOpt = Annotated[str | None, typer.Option(
     "--duration", help="Send for this long, e.g. 30s or 2m (load mode).",
     rich_help_panel=LOAD)]
-RateOpt = Annotated[float | None, typer.Option(
+RateOpt = Annotated[float | None, float_option(
     "--rate", min=0.1, help="Arrivals per second, whatever the endpoint's speed.",
     rich_help_panel=LOAD)]
-ConcurrencyOpt = Annotated[int | None, typer.Option(
+ConcurrencyOpt = Annotated[int | None, int_option(
     "--concurrency", min=1, max=20_000,
     help="Requests in flight (default: min(count, 1500), CleverTap's).", rich_help_panel=LOAD)]
-WorkersOpt = Annotated[int | None, typer.Option(
+WorkersOpt = Annotated[int | None, int_option(
     "--workers", min=1, max=64, help="Client processes (default: the number of cores).",
     rich_help_panel=LOAD)]
 ToFileOpt = Annotated[Path | None, typer.Option(

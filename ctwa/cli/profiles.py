@@ -7,12 +7,13 @@ from typing import Any
 import typer
 
 from ctwa.cli import complete
+from ctwa.cli.commands import Typer
 from ctwa.cli.output import Output
 from ctwa.infra.errors import ConfigError, InputError
 
-app = typer.Typer(help="Manage profiles: endpoint, auth, CleverTap account, callback and "
-                  "import URLs. Secrets go to the OS keyring, never to the config file.",
-                  no_args_is_help=True, rich_markup_mode=None)
+app = Typer(help="Manage profiles: endpoint, auth, CleverTap account, callback and "
+            "import URLs. Secrets go to the OS keyring, never to the config file.",
+            no_args_is_help=True, rich_markup_mode=None)
 
 AUTH_KINDS = ("basic", "bearer", "header", "none")
 SECRET_WORDS = ("password", "token", "passcode", "import-token", "import-password")

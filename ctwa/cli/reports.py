@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.commands import Typer
+from ctwa.cli.options import int_option
 from ctwa.cli.output import Output
 from ctwa.infra.errors import ExitCode, InputError
 
@@ -124,14 +126,14 @@ def _write(path: Path, text: str) -> None:
         raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
 
 
-runs_app = typer.Typer(help="Runs kept in the store (load, upload, import, replay, listen, "
-                       "certify).", no_args_is_help=True)
-report_app = typer.Typer(help="Render a kept run again, or compare two runs.",
-                         no_args_is_help=True)
+runs_app = Typer(help="Runs kept in the store (load, upload, import, replay, listen, "
+                 "certify).", no_args_is_help=True)
+report_app = Typer(help="Render a kept run again, or compare two runs.",
+                   no_args_is_help=True)
 
 
 @runs_app.command("list")
-def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(
+def runs_list(ctx: typer.Context, limit: Annotated[int, int_option(
         "--limit", min=1, help="How many of the latest runs.")] = 20) -> None:
     """The latest runs, newest first: id, when, kind, outcome (passed, incomplete, failed)."""
     import time

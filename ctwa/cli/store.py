@@ -5,12 +5,13 @@ from typing import Annotated
 
 import typer
 
+from ctwa.cli.commands import Typer
 from ctwa.cli.options import seconds
 from ctwa.cli.output import Output
 from ctwa.cli.trace import when
 
-store_app = typer.Typer(help="The local store of sends, callbacks and runs.",
-                        no_args_is_help=True)
+store_app = Typer(help="The local store of sends, callbacks and runs.",
+                  no_args_is_help=True)
 
 
 @store_app.command("info")

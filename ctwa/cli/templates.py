@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli import complete
-from ctwa.cli.options import seconds
+from ctwa.cli.commands import Typer
+from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.reports import (
     JunitOpt,
@@ -18,8 +19,8 @@ from ctwa.cli.reports import (
 from ctwa.infra import envvars
 from ctwa.infra.errors import ExitCode, InputError
 
-app = typer.Typer(help="The local template library that import-templates fills and "
-                  "send-template reads.", no_args_is_help=True, rich_markup_mode=None)
+app = Typer(help="The local template library that import-templates fills and "
+            "send-template reads.", no_args_is_help=True, rich_markup_mode=None)
 
 
 def _library(out: Output, folder: Path | None):
@@ -38,7 +39,7 @@ def import_templates(
     url: Annotated[str | None, typer.Option(
         "--url", metavar="URL", help="Vendor's template import URL (default: the profile's).")]
     = None,
-    limit: Annotated[int, typer.Option(
+    limit: Annotated[int, int_option(
         "--limit", min=1, max=10_000, help="Templates per page (the spec recommends 50-500).")]
     = 50,
     out_dir: Annotated[Path | None, typer.Option(
@@ -50,8 +51,8 @@ def import_templates(
     status: Annotated[list[str] | None, typer.Option(
         "--status", help="Keep only templates with this status (repeatable), e.g. APPROVED.")]
     = None,
-    max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Stop after this many "
-                                           "pages.")] = 1000,
+    max_pages: Annotated[int, int_option("--max-pages", min=1, help="Stop after this many "
+                                         "pages.")] = 1000,
     prune: Annotated[bool, typer.Option(
         "--prune", help="Delete library templates the vendor no longer offers.")] = False,
     no_next: Annotated[bool, typer.Option(

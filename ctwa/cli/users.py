@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli import complete
-from ctwa.cli.options import seconds
+from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.reports import (
     JunitOpt,
@@ -46,10 +46,10 @@ def upload_users(
         "--account-id", help=f"CleverTap account id. [env var: {envvars.ACCOUNT_ID}]")] = None,
     passcode: Annotated[str | None, typer.Option(
         "--passcode", help=f"CleverTap passcode. [env var: {envvars.PASSCODE}]")] = None,
-    batch_size: Annotated[int, typer.Option(
+    batch_size: Annotated[int, int_option(
         "--batch-size", min=1, max=1000, help="Records per request (CleverTap allows 1000).")]
     = 1000,
-    concurrency: Annotated[int, typer.Option(
+    concurrency: Annotated[int, int_option(
         "--concurrency", min=1, max=15,
         help="Requests in parallel (CleverTap allows 15 per account).")] = 5,
     encoding: Annotated[str, typer.Option(
@@ -75,7 +75,7 @@ def upload_users(
         "journal and rejects file are replaced).")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check everything, show the first batch, send nothing.")] = False,
-    workers: Annotated[int | None, typer.Option(
+    workers: Annotated[int | None, int_option(
         "--workers", min=1, help="Processes checking rows (default: cores, for big files).")]
     = None,
     timeout: Annotated[float, typer.Option(
