@@ -13,6 +13,7 @@ import typer
 from ctwa import __version__
 from ctwa.cli import complete
 from ctwa.cli.commands import PlainGroup, Typer, duration_text
+from ctwa.cli.context import Invocation, of
 from ctwa.cli.output import Output
 from ctwa.infra import envvars
 from ctwa.infra.errors import CtwaError, ExitCode
@@ -116,8 +117,7 @@ class CtwaGroup(PlainGroup):
 
 
 def _output(ctx: typer.Context) -> Output:
-    obj = ctx.find_object(Output)
-    return obj if obj is not None else Output()
+    return of(ctx).out
 
 
 app = Typer(
@@ -168,8 +168,8 @@ def root(
         import os
 
         os.environ[envvars.STORE] = store
-    ctx.obj = Output(json_mode=json_output, verbose=verbose or debug, debug=debug,
-                     profile=profile)
+    ctx.obj = Invocation(Output(json_mode=json_output, verbose=verbose or debug, debug=debug),
+                         profile_name=profile)
 
 
 def _register() -> None:

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.commands import Typer
+from ctwa.cli.context import of
 from ctwa.cli.options import float_option
-from ctwa.cli.output import Output
 
 app = Typer(help="Run the middleware between CleverTap and Meta's WhatsApp Cloud API.",
             invoke_without_command=True, no_args_is_help=False)
@@ -117,7 +117,7 @@ def bridge(
     from ctwa.bridge.state.base import safe_url
     from ctwa.infra.ports import check_port_free
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     settings = load_config(config, {
         "listen": listen, "graph_url": graph_url, "phone_number_id": phone_number_id,
         "waba_id": waba_id, "status_url": status_url, "inbound_url": inbound_url,
@@ -169,7 +169,7 @@ def migrate(ctx: typer.Context, state: StateOpt = None) -> None:
     """Create or upgrade the state's schema (both backends; refuses a newer one)."""
     from ctwa.bridge.state.base import safe_url
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     url = state or default_state()
     _make_parent(url)
 
@@ -191,7 +191,7 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
     """The whole cluster from its state: replicas seen, outbox depths, oldest message, lag."""
     from ctwa.bridge.state.base import safe_url
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     url = state or default_state()
     cluster = _on_state(url, lambda opened: opened.cluster_status())
     d = cluster.depths

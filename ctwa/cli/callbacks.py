@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.commands import Typer
+from ctwa.cli.context import of
 from ctwa.cli.options import float_option, int_option, seconds
 from ctwa.cli.output import Output, problem_line
 from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths
@@ -63,9 +64,9 @@ def replay(
     from ctwa.callbacks.fixtures import load_fixture
     from ctwa.callbacks.replay import Replayer, group_statuses, validate
     from ctwa.http import make_client
-    from ctwa.infra.config import ConfigStore
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     check_report_paths(report_file, junit, inputs=files)
     events = []
     for path in files:
@@ -81,7 +82,7 @@ def replay(
         out.stdout_json([{"target": e.target, "after_ms": round(e.after * 1000), "body": e.body}
                          for e in events])
         return
-    _, profile = ConfigStore().get(out.profile)
+    _, profile = inv.profile()
     with make_client(timeout=timeout, max_connections=max(concurrency, 10),
                      trace=out.stderr_trace if out.verbose else None) as client:
         replayer = Replayer(client, status_url or profile.status_callback_url,
@@ -113,7 +114,7 @@ def replay(
          "interrupted": interrupted},
         {"requests": float(len(answers)), "failed": float(len(failed)),
          "requests_per_second": round(len(answers) / elapsed, 1)})
-    code = conclude(out, summary, document={
+    code = conclude(inv, summary, document={
         "events": len(events), "sent": len(answers), "failed": len(failed),
         "interrupted": interrupted, "outcome": verdict.outcome, "verdict": verdict.as_dict(),
         "answers": [a.as_dict() for a in answers]},
@@ -169,7 +170,8 @@ def listen(
     from ctwa.callbacks.listener import Listener, Recorder
     from ctwa.infra.ports import check_port_free
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     check_report_paths(report_file, junit, record=record)
     check_port_free(host, port)
     started = time.time()
@@ -240,7 +242,7 @@ def listen(
         "listen", f"http://{host}:{real_port}", started, time.time(), verdict, tallies,
         {"callbacks": float(tallies["callbacks"]), "invalid": float(invalid),
          "anomalies": float(tallies["anomaly_count"])})
-    code = conclude(out, summary, document={**tallies, "outcome": verdict.outcome,
+    code = conclude(inv, summary, document={**tallies, "outcome": verdict.outcome,
                                             "verdict": verdict.as_dict()},
                     render=lambda: _print_stats(out, tallies), report=report_file,
                     junit=junit, keep=not no_store)
@@ -342,7 +344,7 @@ def convert(
     from ctwa.wire.lint import load_documents
     from ctwa.wire.numbers import check_phone
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     converter = Converter(load_msgid_map(msgid_map) if msgid_map else {},
                           check_phone(waba, "--waba") if waba else None)
     for path in files:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.commands import Typer
+from ctwa.cli.context import Invocation, of
 from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.roundtrip import CallbackTimeoutOpt, ListenOpt
@@ -101,7 +102,8 @@ def certify(
     1 when one failed, 130 on Ctrl-C (the report of what ran is still written)."""
     if ctx.invoked_subcommand is not None:
         return
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if not to:
         raise InputError("no test number given", hint="pass --to NUMBER (a phone you hold)")
     key = None
@@ -109,16 +111,17 @@ def certify(
         from ctwa.certify.evidence import load_private_key
 
         key = load_private_key(sign_key)
-    options, folder = _options(out, locals())
-    _run(out, options, folder, yes, strict, key)
+    options, folder = _options(inv, locals())
+    _run(inv, options, folder, yes, strict, key)
 
 
-def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
+def _options(inv: Invocation, given: dict[str, Any]) -> tuple[Any, Path]:
     from ctwa.certify.run import CertifyOptions
-    from ctwa.cli.send import _endpoint_of, _profile, _waba
+    from ctwa.cli.send import _endpoint_of, _waba
     from ctwa.templates.library import TemplateLibrary, default_root
     from ctwa.wire.numbers import check_phone
 
+    out = inv.out
     to = check_phone(given["to"], "--to")
     invalid = given["invalid_to"].lstrip("+")
     if not invalid.isdecimal():
@@ -143,10 +146,10 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
     if not given["scale"] and (given["expect_errors"] or given["platform_counts"]):
         raise InputError("--expect-errors and --platform-counts judge the scale run",
                          hint="add --scale N --to-file NUMBERS")
-    profile_name, profile = _profile(out)
+    profile_name, profile = inv.profile()
     names = None if given["templates"] == "all-sendable" else [
         n.strip() for n in given["templates"].split(",") if n.strip()]
-    target = _endpoint_of(profile_name, profile, endpoint=given["endpoint"],
+    target = _endpoint_of(inv, profile_name, profile, endpoint=given["endpoint"],
                           auth=given["auth"], username=given["username"],
                           password=given["password"], token=given["token"],
                           header_name=given["header_name"], headers=given["header"])()
@@ -182,8 +185,9 @@ def _confirm(out: Output, yes: bool) -> Any:
     return confirm
 
 
-def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
+def _run(inv: Invocation, options: Any, folder: Path, yes: bool, strict: bool,
          key: Any = None) -> None:
+    out = inv.out
     from ctwa.certify.evidence import Exchanges
     from ctwa.certify.run import Certifier, chosen_templates
 
@@ -204,7 +208,7 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
         raise
     finally:
         exchanges.close()
-    code = _conclude(out, options, folder, result, strict, key)
+    code = _conclude(inv, options, folder, result, strict, key)
     if result.interrupted:
         out.stderr_line("interrupted: the report above covers the checks that ran", "bold")
     untested = [c for c in result.checks if c.status == "not tested"]
@@ -215,11 +219,12 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
         raise typer.Exit(code)
 
 
-def _conclude(out: Output, options: Any, folder: Path, result: Any, strict: bool,
+def _conclude(inv: Invocation, options: Any, folder: Path, result: Any, strict: bool,
               key: Any = None) -> int:
     """The evidence: results.json, then the shared end of every run (the verdict rendered,
     the summary kept, report.html and junit.xml written), then the manifest of it all
     (signed with ``key`` when given)."""
+    out = inv.out
     import shlex
 
     from ctwa.certify.evidence import SPEC_VERSION, write_manifest
@@ -244,7 +249,7 @@ def _conclude(out: Output, options: Any, folder: Path, result: Any, strict: bool
               "interrupted": result.interrupted})
     (folder / "results.json").write_text(dumps_safe(summary, indent=2) + "\n",
                                          encoding="utf-8")
-    code = conclude(out, summary, document={
+    code = conclude(inv, summary, document={
         **{k: v for k, v in summary.items() if k != "data"}, "checks": checks,
         "evidence": str(folder), "signer": _signer(key)},
         report=folder / "report.html", junit=folder / "junit.xml", strict=strict)
@@ -289,7 +294,7 @@ def keygen(ctx: typer.Context, out_path: Annotated[Path, typer.Option(
 
     from ctwa.certify.evidence import keygen as make
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     private, public, print_ = make(out_path)
     if out.json_mode:
         out.stdout_json({"private_key": str(private), "public_key": str(public),
@@ -319,7 +324,7 @@ def verify(
     author: anyone can rewrite it and its manifest."""
     from ctwa.certify.evidence import verify as check
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     if key is not None and fingerprint is not None:
         raise InputError("give --key or --fingerprint, not both")
     manifest = check(folder, key, fingerprint)

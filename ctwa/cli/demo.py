@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.context import of
 from ctwa.cli.output import Output
 from ctwa.infra.errors import CheckFailed
 
@@ -345,7 +346,7 @@ def demo(
     = False,
 ) -> None:
     """Walk through the whole integration against the embedded sandbox, offline."""
-    out: Output = ctx.obj
+    out = of(ctx).out
     human = StoryOutput(json_mode=False, verbose=False, debug=out.debug,
                         story_to_stdout=not out.json_mode)
     folder = Path(tempfile.mkdtemp(prefix="ctwa-demo-"))

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from ctwa.cli.context import of
 from ctwa.cli.output import Output, problem_line
 from ctwa.infra.errors import ExitCode, InputError
 
@@ -42,7 +43,7 @@ def lint(
     """
     from ctwa.wire.lint import lint_paths
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     if kind is not None and kind not in KIND_NAMES:
         from ctwa.infra.suggest import did_you_mean
 

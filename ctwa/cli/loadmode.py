@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.context import Invocation
 from ctwa.cli.options import float_option, int_option
 from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
@@ -134,9 +135,10 @@ def export_locust(out: Output, request: Any, folder: Path) -> None:
                     "--ctwa-report run.html")
 
 
-def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
+def run_load_mode(inv: Invocation, job: Any, flags: LoadFlags) -> None:
     """A load run (ctwa.send.job.SendJob with ``load``): run it, then its verdict, the
     summary kept in the store with its report files, the rendering, the exit code."""
+    out = inv.out
     from ctwa.cli.roundtrip import render_round_trip, wait_progress
     from ctwa.send.job import Hooks, run_job
 
@@ -166,7 +168,7 @@ def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
         if report.round_trip is not None:
             render_round_trip(out, report.round_trip)
 
-    code = conclude(out, load_summary(report, done.started, done.ended),
+    code = conclude(inv, load_summary(report, done.started, done.ended),
                     document=report.as_dict(), render=render, report=flags.report,
                     junit=flags.junit)
     if report.interrupted:

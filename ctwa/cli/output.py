@@ -88,7 +88,6 @@ class Output:
     json_mode: bool = False
     verbose: bool = False
     debug: bool = False
-    profile: str | None = None
     _stderr: Console | None = field(default=None, repr=False)
     _stdout: Console | None = field(default=None, repr=False)
     _log_to_terminal: bool | None = field(default=None, repr=False)

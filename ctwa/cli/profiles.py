@@ -8,7 +8,7 @@ import typer
 
 from ctwa.cli import complete
 from ctwa.cli.commands import Typer
-from ctwa.cli.output import Output
+from ctwa.cli.context import of
 from ctwa.infra.errors import ConfigError, InputError
 
 app = Typer(help="Manage profiles: endpoint, auth, CleverTap account, callback and "
@@ -45,13 +45,7 @@ def _check_auth(value: str | None) -> str | None:
 
 
 def _complete_profile(incomplete: str) -> list[str]:
-    from ctwa.infra.config import ConfigStore
-
-    try:
-        names = ConfigStore().load().profiles
-    except Exception:
-        return []
-    return [name for name in names if name.startswith(incomplete)]
+    return complete.profiles(incomplete)
 
 
 @app.command("add")
@@ -82,9 +76,10 @@ def add(
     """Create a profile, or update the given fields of an existing one."""
     from pydantic import ValidationError
 
-    from ctwa.infra.config import ConfigStore, Profile
+    from ctwa.infra.config import Profile
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     given: dict[str, Any] = {
         "endpoint": endpoint, "auth": auth, "username": username, "auth_header": header_name,
         "waba_number": waba, "account_id": account_id, "region": region, "base_url": base_url,
@@ -93,7 +88,7 @@ def add(
         "import_username": import_username, "import_header": import_header,
         "track_clicks": track_clicks,
     }
-    store = ConfigStore()
+    store = inv.config
     existing = store.load().profiles.get(name)
     merged = (existing.model_dump() if existing else {}) | {
         k: v for k, v in given.items() if v is not None
@@ -131,10 +126,9 @@ def _secrets_needed(profile: Any) -> list[str]:
 @app.command("list")
 def list_profiles(ctx: typer.Context) -> None:
     """List profiles; the current one is marked with *."""
-    from ctwa.infra.config import ConfigStore
-
-    out: Output = ctx.obj
-    config = ConfigStore().load()
+    inv = of(ctx)
+    out = inv.out
+    config = inv.config.load()
     if out.json_mode:
         out.stdout_json({"current": config.current,
                          "profiles": {n: p.model_dump(exclude_none=True)
@@ -161,16 +155,16 @@ def show(
                                help="Profile (default: the current one)."),
 ) -> None:
     """Show a profile's settings and where each secret comes from (values masked)."""
-    from ctwa.infra.config import ConfigStore
     from ctwa.infra.masking import mask_value
-    from ctwa.infra.secrets import SecretName, SecretResolver, SecretStore
+    from ctwa.infra.secrets import SecretName, SecretResolver
 
-    out: Output = ctx.obj
-    chosen, profile = ConfigStore().get(name or out.profile)
+    inv = of(ctx)
+    out = inv.out
+    chosen, profile = inv.profile(name)
     if chosen is None:
         raise ConfigError("no profile is selected",
                           hint="create one with `ctwa profile add NAME ...`")
-    resolver = SecretResolver(chosen, SecretStore(), interactive=False)
+    resolver = SecretResolver(chosen, inv.secrets, interactive=False)
     secrets = {}
     for secret in SecretName:
         found = resolver.resolve(secret)
@@ -198,10 +192,10 @@ def show(
 def use(ctx: typer.Context,
         name: str = typer.Argument(..., autocompletion=_complete_profile)) -> None:
     """Make a profile the current one."""
-    from ctwa.infra.config import ConfigStore
 
-    out: Output = ctx.obj
-    ConfigStore().use(name)
+    inv = of(ctx)
+    out = inv.out
+    inv.config.use(name)
     if out.json_mode:
         out.stdout_json({"current": name})
     else:
@@ -212,12 +206,12 @@ def use(ctx: typer.Context,
 def remove(ctx: typer.Context,
            name: str = typer.Argument(..., autocompletion=_complete_profile)) -> None:
     """Remove a profile and its keyring entries."""
-    from ctwa.infra.config import ConfigStore
-    from ctwa.infra.secrets import SecretName, SecretStore
+    from ctwa.infra.secrets import SecretName
 
-    out: Output = ctx.obj
-    ConfigStore().remove(name)
-    store = SecretStore()
+    inv = of(ctx)
+    out = inv.out
+    inv.config.remove(name)
+    store = inv.secrets
     cleared = [s.value for s in SecretName if store.delete(name, s)]
     if out.json_mode:
         out.stdout_json({"removed": name, "secrets_cleared": cleared})
@@ -233,16 +227,16 @@ def set_secret(
     stdin: bool = typer.Option(False, "--stdin", help="Read the value from standard input."),
 ) -> None:
     """Store a secret for a profile in the OS keyring (prompted, hidden, or from stdin)."""
-    from ctwa.infra.config import ConfigStore
-    from ctwa.infra.secrets import KeyringUnavailable, SecretName, SecretStore
+    from ctwa.infra.secrets import KeyringUnavailable, SecretName
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     try:
         which = SecretName(secret)
     except ValueError:
         raise InputError(f"unknown secret {secret!r}",
                          hint=f"use one of {', '.join(SECRET_WORDS)}") from None
-    ConfigStore().get(name)  # the profile must exist
+    inv.profile(name)  # the profile must exist
     if stdin:
         value = sys.stdin.readline().strip()  # a CR from a Windows-edited file is no part of it
     elif sys.stdin.isatty():
@@ -252,7 +246,7 @@ def set_secret(
     if not value:
         raise InputError("empty secret; nothing stored")
     try:
-        SecretStore().set(name, which, value)
+        inv.secrets.set(name, which, value)
     except KeyringUnavailable as exc:
         raise ConfigError(f"the {which.value} was not stored: {exc}",
                           hint=f"export {which.env_var}=... instead, or pass it as a flag") \

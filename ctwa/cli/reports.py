@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli.commands import Typer
+from ctwa.cli.context import Invocation, of
 from ctwa.cli.options import int_option
 from ctwa.cli.output import Output
 from ctwa.infra.errors import ExitCode, InputError
@@ -61,17 +62,18 @@ def render_send_verdict(out: Output, verdict: Any) -> None:
     out.stdout_line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
 
 
-def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
+def finish_run(inv: Invocation, summary: dict[str, Any], report: Path | None,
                junit: Path | None, keep: bool = True) -> int:
     """Keep the summary in the store (unless told not to use it), write the report files
     asked for, and return the exit code the summary's verdict gives."""
     from ctwa.report.verdict import of_summary
-    from ctwa.store.db import Store, StoreError
+    from ctwa.store.db import StoreError
 
+    out = inv.out
     verdict = of_summary(summary)
     if keep:
         try:
-            with Store() as store:
+            with inv.store() as store:
                 store.add_run(summary["id"], summary["kind"], verdict.outcome, summary)
         except StoreError as exc:
             out.stderr_warn(f"the run's summary was not kept in the store: {exc}")
@@ -79,7 +81,7 @@ def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
     return verdict.exit_code()
 
 
-def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
+def conclude(inv: Invocation, summary: dict[str, Any], *, document: Any = None,
              render: Any = None, report: Path | None = None, junit: Path | None = None,
              keep: bool = True, strict: bool = False) -> int:
     """The end every long run shares, once its summary (with its verdict) is made:
@@ -88,6 +90,7 @@ def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
     verdict gives (``strict``: incomplete fails), for the command to raise after its hints."""
     from ctwa.report.verdict import of_summary
 
+    out = inv.out
     verdict = of_summary(summary)
     if out.json_mode:
         if document is not None:
@@ -95,7 +98,7 @@ def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
     elif render is not None:
         render()
     render_verdict(out, verdict)
-    finish_run(out, summary, report, junit, keep)
+    finish_run(inv, summary, report, junit, keep)
     return verdict.exit_code(strict)
 
 
@@ -138,10 +141,10 @@ def runs_list(ctx: typer.Context, limit: Annotated[int, int_option(
     """The latest runs, newest first: id, when, kind, outcome (passed, incomplete, failed)."""
     import time
 
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
-    with Store(readonly=True) as store:
+    inv = of(ctx)
+    out = inv.out
+    with inv.store(readonly=True) as store:
         runs = store.runs(limit)
     if out.json_mode:
         out.stdout_json(runs)
@@ -168,11 +171,11 @@ def report_diff(
 ) -> None:
     """Compare two runs side by side; exit 1 when NEW regressed past a threshold."""
     from ctwa.report.diff import compare, outcomes, parse_thresholds, resolve
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     thresholds = parse_thresholds(max_regression)
-    with Store(readonly=True) as store:
+    with inv.store(readonly=True) as store:
         first, second = resolve(base, store), resolve(new, store)
     rows = compare(first, second, thresholds)
     regressed = [row for row in rows if row.regressed]
@@ -218,13 +221,13 @@ def report_render(
     """Write the HTML report (and JUnit XML) of a run kept in the store."""
     import json
 
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if report is None and junit is None:
         raise InputError("nothing to write", hint="give --report FILE.html and/or --junit FILE")
     check_report_paths(report, junit)
-    with Store(readonly=True) as store:
+    with inv.store(readonly=True) as store:
         kept = store.run(run)
     if kept is None:
         raise InputError(f"no run {run!r} in the store", hint="`ctwa runs list` shows them")

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.context import of
 from ctwa.cli.options import float_option, int_option
-from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
 
 
@@ -248,7 +248,7 @@ def sandbox(
     from ctwa.sandbox.bsp import FAULTS, BspSettings
     from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     options: dict[str, Any] = _settings_from_file(config) if config else {}
 
     def pick(name: str, flag: Any) -> Any:

@@ -2,8 +2,8 @@
 
 import typer
 
+from ctwa.cli.context import of
 from ctwa.cli.lint import complete_schema_kind
-from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
 
 
@@ -16,7 +16,7 @@ def schema(
     """Print the JSON Schema of a wire format, to validate payloads in your own services."""
     from ctwa.wire.kinds import KINDS
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     if kind is None:
         if out.json_mode:
             out.stdout_json({name: spec.title for name, spec in KINDS.items()})

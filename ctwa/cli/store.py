@@ -6,8 +6,8 @@ from typing import Annotated
 import typer
 
 from ctwa.cli.commands import Typer
+from ctwa.cli.context import of
 from ctwa.cli.options import seconds
-from ctwa.cli.output import Output
 from ctwa.cli.trace import when
 
 store_app = Typer(help="The local store of sends, callbacks and runs.",
@@ -17,10 +17,10 @@ store_app = Typer(help="The local store of sends, callbacks and runs.",
 @store_app.command("info")
 def store_info(ctx: typer.Context) -> None:
     """Where the store is, its size, and how many sends, callbacks and runs it holds."""
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
-    with Store(readonly=True) as store:
+    inv = of(ctx)
+    out = inv.out
+    with inv.store(readonly=True) as store:
         info = store.info()
     if out.json_mode:
         out.stdout_json(info)
@@ -41,10 +41,10 @@ def store_prune(
         help="Delete what is older than this, e.g. 30d or 12h.")],
 ) -> None:
     """Delete sends, callbacks and runs older than --older-than, and give the space back."""
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
-    with Store() as store:
+    inv = of(ctx)
+    out = inv.out
+    with inv.store() as store:
         removed = store.prune(time.time() - older_than)
     if out.json_mode:
         out.stdout_json({"removed": removed})

@@ -8,6 +8,7 @@ import typer
 
 from ctwa.cli import complete
 from ctwa.cli.commands import Typer
+from ctwa.cli.context import Invocation, of
 from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.reports import (
@@ -23,11 +24,10 @@ app = Typer(help="The local template library that import-templates fills and "
             "send-template reads.", no_args_is_help=True, rich_markup_mode=None)
 
 
-def _library(out: Output, folder: Path | None):
-    from ctwa.infra.config import ConfigStore
+def _library(inv: Invocation, folder: Path | None):
     from ctwa.templates.library import TemplateLibrary, default_root
 
-    name, _ = ConfigStore().get(out.profile)
+    name, _ = inv.profile()
     return TemplateLibrary(folder or default_root(name))
 
 
@@ -86,18 +86,18 @@ def import_templates(
     import time
 
     from ctwa.http import make_client
-    from ctwa.infra.config import ConfigStore
-    from ctwa.infra.secrets import SecretResolver, SecretStore
+    from ctwa.infra.secrets import SecretResolver
     from ctwa.send.endpoint import EndpointFlags, Service, resolve_endpoint
     from ctwa.templates.importer import IMPORT_RETRY, Importer
     from ctwa.templates.library import TemplateLibrary, default_root
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     check_report_paths(report_file, junit)
-    profile_name, profile = ConfigStore().get(out.profile)
+    profile_name, profile = inv.profile()
     flags = EndpointFlags(url, auth, username, password, token, header_name, tuple(header or ()))
     target = resolve_endpoint(flags, Service.template_import(profile),
-                              SecretResolver(profile_name, SecretStore()))
+                              SecretResolver(profile_name, inv.secrets))
     for note in target.notes:  # which profile values the options given overrode
         out.stderr_trace(note)
     library = TemplateLibrary(out_dir or default_root(profile_name))
@@ -114,7 +114,7 @@ def import_templates(
 
     summary = import_summary(report, started, time.time())
     summary["data"].update(_library_counts(library, report))
-    code = conclude(out, summary, document={
+    code = conclude(inv, summary, document={
         **report.as_dict(), "library": str(library.root), "verdict": summary["verdict"],
         "outcome": summary["outcome"]}, render=lambda: _report_import(out, report,
                                                                        library.root),
@@ -226,8 +226,8 @@ def list_templates(
     """List the templates in the library (names whole, one per line, on stdout)."""
     from fnmatch import fnmatchcase
 
-    out: Output = ctx.obj
-    library = _library(out, folder)
+    out = of(ctx).out
+    library = _library(of(ctx), folder)
     categories = {c.upper() for c in category} if category else None
     statuses = {s.upper() for s in status} if status else None
     _check_statuses(statuses)
@@ -280,8 +280,8 @@ def show_template(
     from ctwa.send.build import is_named, parse_template
     from ctwa.send.params import parse_vars
 
-    out: Output = ctx.obj
-    raw = _library(out, folder).get(name, language)
+    out = of(ctx).out
+    raw = _library(of(ctx), folder).get(name, language)
     if out.json_mode:
         out.stdout_json(raw)
         return
@@ -321,7 +321,7 @@ def lint_templates(
     from ctwa.wire.kinds import detect_kind
     from ctwa.wire.lint import expand_arrays, iter_files, lint_document, load_documents
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     results = []
     for path in iter_files(paths):
         for source, doc in expand_arrays(load_documents(path)):

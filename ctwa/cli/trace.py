@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ctwa.cli.output import Output
+from ctwa.cli.context import of
 from ctwa.cli.roundtrip import _event_line, diagnosis_lines
 from ctwa.infra.errors import InputError
 
@@ -20,12 +20,12 @@ def trace(
     """One message's whole story from the store: what was sent and answered, then every
     callback in arrival order with its delay and problems, and the replies to it."""
     from ctwa.roundtrip.story import story
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if (msg_id is None) == (not last):
         raise InputError("give a MSGID or --last", hint="e.g. `ctwa trace --last`")
-    with Store(readonly=True) as store:
+    with inv.store(readonly=True) as store:
         told = story(store, msg_id, last=last)
     if out.json_mode:
         out.stdout_json(told)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli import complete
+from ctwa.cli.context import Invocation, of
 from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.reports import (
@@ -92,7 +93,8 @@ def upload_users(
     """
     from ctwa.upload.run import Uploader, UploadOptions
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if default_region is not None and not (len(default_region) == 2 and
                                            default_region.isalpha()):
         raise InputError(f"--default-region {default_region!r}: use a two-letter country "
@@ -123,7 +125,7 @@ def upload_users(
     _check_journal(options, restart)
     client, url = None, None
     headers: dict[str, str] = {}
-    url, headers = _target(out, region, base_url, account_id, passcode, dry_run)
+    url, headers = _target(inv, region, base_url, account_id, passcode, dry_run)
     if not dry_run:
         from ctwa.http import make_client
         from ctwa.upload.clevertap import UPLOAD_RETRY
@@ -148,7 +150,7 @@ def upload_users(
     from ctwa.infra.masking import redact_header_value
 
     masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
-    code = conclude(out, summary, document={
+    code = conclude(inv, summary, document={
         **report.as_dict(), "request": {"url": url, "headers": masked},
         "verdict": summary["verdict"], "outcome": summary["outcome"]},
         render=lambda: _render(out, report, url, masked, csv_path), report=report_file,
@@ -165,16 +167,16 @@ def upload_users(
         raise typer.Exit(code)
 
 
-def _target(out: Output, region: str | None, base_url: str | None, account_id: str | None,
+def _target(inv: Invocation, region: str | None, base_url: str | None, account_id: str | None,
             passcode: str | None, dry_run: bool) -> tuple[str | None, dict[str, str]]:
-    from ctwa.infra.config import ConfigStore
     from ctwa.infra.errors import ConfigError
-    from ctwa.infra.secrets import SecretResolver, SecretStore
+    from ctwa.infra.secrets import SecretResolver
     from ctwa.send.endpoint import resolve_upload_target
 
-    name, profile = ConfigStore().get(out.profile)
+    out = inv.out
+    name, profile = inv.profile()
     try:
-        target = resolve_upload_target(profile, SecretResolver(name, SecretStore()),
+        target = resolve_upload_target(profile, SecretResolver(name, inv.secrets),
                                        account_id=account_id, passcode=passcode,
                                        region=region, base_url=base_url,
                                        require_passcode=not dry_run)
