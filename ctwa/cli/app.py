@@ -66,8 +66,8 @@ def _default_with_unit(param: Any) -> None:
 
 
 def _document(command: Any) -> None:
-    """Every command's help shows plain metavars and ends with the global options and the
-    exit codes."""
+    """Every command's help ends with the global options and the exit codes (its plain
+    metavars are the command classes' doing: ctwa.cli.commands)."""
     extra = f"{GLOBAL_HELP}\n\n{EXIT_HELP}"
     command.epilog = f"{command.epilog}\n\n{extra}" if command.epilog else extra
     if command.help and not command.short_help:  # `ctwa --help` shows summaries whole
