@@ -189,6 +189,7 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
 
     out: Output = ctx.obj
     url = state or default_state()
+    _must_exist(url)
     cluster = _on_state(url, lambda opened: opened.cluster_status())
     d = cluster.depths
     data = {"state": safe_url(url), "backend": cluster.backend,
@@ -220,6 +221,24 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
     oldest = "-" if cluster.oldest_send_age is None else f"{cluster.oldest_send_age:.1f} s"
     lag = "-" if cluster.callback_lag is None else f"{cluster.callback_lag:.1f} s"
     out.line(f"oldest unsent message: {oldest}; callback lag: {lag}")
+
+
+def _must_exist(url: str) -> None:
+    """A reading command creates no state: a SQLite file that is not there is refused (opening
+    it would create it, and its folder). A PostgreSQL database without the bridge's tables
+    is refused by the state itself ("not migrated"), creating nothing either."""
+    if "://" in url and not url.startswith("sqlite://"):
+        return
+    from ctwa.bridge.state import StateError
+    from ctwa.bridge.state.sqlite import sqlite_path
+
+    path = sqlite_path(url)
+    if not path.exists():
+        command, _ = advice_state(url)
+        raise StateError(f"no bridge state at {path} (the file does not exist)",
+                         hint="name the state a bridge runs with (`ctwa bridge --state "
+                         f"PATH`), or create an empty one: `ctwa bridge migrate --state "
+                         f"{command}`")
 
 
 def register(root: typer.Typer) -> None:
