@@ -236,9 +236,8 @@ def _must_exist(url: str) -> None:
     if not path.exists():
         command, _ = advice_state(url)
         raise StateError(f"no bridge state at {path} (the file does not exist)",
-                         hint="name the state a bridge runs with (`ctwa bridge --state "
-                         f"PATH`), or create an empty one: `ctwa bridge migrate --state "
-                         f"{command}`")
+                         hint="give --state the state a bridge runs on, or create an empty "
+                         f"one: `ctwa bridge migrate --state {command}`")
 
 
 def register(root: typer.Typer) -> None:
