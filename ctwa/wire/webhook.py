@@ -222,8 +222,9 @@ def check(doc: Any) -> list[Problem]:
     enveloped = "entry" in doc or "object" in doc
     if enveloped:
         if doc.get("object") != "whatsapp_business_account":
-            error(["object"], f"`object` must be \"whatsapp_business_account\", got "
-                  f"{_shown(doc.get('object'))}", hint='write "object": '
+            error(["object"], "missing `object`" if "object" not in doc else
+                  f"`object` must be \"whatsapp_business_account\", got "
+                  f"{_shown(doc['object'])}", hint='write "object": '
                   '"whatsapp_business_account"')
         entries = doc.get("entry")
         if not isinstance(entries, list) or not entries:
@@ -261,8 +262,11 @@ def check(doc: Any) -> list[Problem]:
             text(status, "id", where)
             text(status, "recipient_id", where)
             epoch(status, where)
-            if status.get("status") not in META_STATUSES:
-                error([*where, "status"], f"`status` {_shown(status.get('status'))} is not "
+            if "status" not in status:
+                error([*where, "status"], "missing `status`",
+                      hint=f"one of {', '.join(META_STATUSES)}")
+            elif status["status"] not in META_STATUSES:
+                error([*where, "status"], f"`status` {_shown(status['status'])} is not "
                       "one Meta sends", hint=f"one of {', '.join(META_STATUSES)}")
             errors = status.get("errors")
             if status.get("status") == "failed" and not (isinstance(errors, list) and errors):

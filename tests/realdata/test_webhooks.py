@@ -117,6 +117,25 @@ def test_a_malformed_webhook_is_an_error_at_its_path(doc, paths) -> None:
     assert not any(word in text for word in INTERNALS)
 
 
+def test_what_a_webhook_lacks_is_named_missing() -> None:
+    result = lint_document({"entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1",
+                                                      "phone_number_id": "2"},
+        "statuses": [{"id": "wamid.1", "timestamp": "1", "recipient_id": "1650"}]}}]}]})
+    said = {p.path: p.message for p in result.errors}
+    assert said == {"$.object": "missing `object`",
+                    "$.entry[0].changes[0].value.statuses[0].status": "missing `status`"}
+
+
+def test_other_webhook_fields_are_not_read_as_messages() -> None:
+    update = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "message_template_status_update",
+        "value": {"event": "APPROVED", "message_template_id": 1, "message_template_name": "x",
+                  "message_template_language": "en_US", "reason": "NONE"}}]}]}
+    result = lint_document(update)
+    assert result.kind == "meta-webhook" and result.ok, result.problems
+
+
 def test_kind_meta_webhook_on_a_clevertap_callback_says_it_is_none(cli, tmp_path) -> None:
     ours = tmp_path / "ours.json"
     ours.write_text(json.dumps({"payloadVersion": "0.1", "statuses": [
