@@ -551,7 +551,10 @@ class Bridge:
             self.metrics.callback_lag.observe(max(0.0, now() - item.created_at))
             return
         self.metrics.callback_failures.labels(item.route).inc()
-        delay = backoff(item.attempts, self.settings.callback_max_backoff)
+        # the cap holds after the jitter too: once CleverTap is back, each waiting callback
+        # is tried again within callback_max_backoff, however long it was down
+        cap = self.settings.callback_max_backoff
+        delay = min(cap, backoff(item.attempts, cap))
         if item.attempts == 0 or item.attempts % 10 == 0:
             log.warning("callback %s to CleverTap's %s URL: %s; again in %.1f s",
                         item.msg_id, item.route, error, delay)
