@@ -30,8 +30,12 @@ no answer within ``meta_timeout``             failed 1009: Meta may have sent it
 any other Meta error                          failed with its 1000-1010 code (1009 if unknown)
 ============================================  ================================================
 
-A send in flight when the bridge died follows the state's crash rule (failed with 1009 naming
-the crash, never resent; ``ctwa.bridge.state.base``).
+A send in flight when the bridge died follows the state's crash rule (``ctwa.bridge.state.base``):
+never resent; *in doubt* until a status from Meta names its msgId (``biz_opaque_callback_data``;
+the webhook processor then records its wamid and its statuses go to CleverTap) or until
+``in_doubt_window`` has passed (then failed with 1009 naming the crash). A status naming a
+message already failed is recorded, logged and counted (``ctwa_bridge_late_statuses``), not
+forwarded: the failed DLR was that message's one outcome.
 """
 
 from __future__ import annotations
@@ -60,7 +64,13 @@ from ctwa.bridge.state import (
     WebhookItem,
 )
 from ctwa.bridge.translate import ClickSettings, UnsendableRequest, translate
-from ctwa.bridge.webhooks import convert_webhook, status_wamids, wamids
+from ctwa.bridge.webhooks import (
+    convert_webhook,
+    named_msg_ids,
+    status_entries,
+    status_wamids,
+    wamids,
+)
 from ctwa.wire.codes import CALLBACK_ERRORS
 from ctwa.wire.meta import MetaTemplate
 from ctwa.wire.webhook import clevertap_code
@@ -259,7 +269,9 @@ class Bridge:
         except StateError:
             return
         self.metrics.outbox.labels("sends").set(depths.sends_queued + depths.sends_claimed
-                                                + depths.sends_in_flight)
+                                                + depths.sends_in_flight
+                                                + depths.sends_in_doubt)
+        self.metrics.in_doubt.set(depths.sends_in_doubt)
         self.metrics.outbox.labels("webhooks").set(depths.webhooks_pending)
         self.metrics.outbox.labels("callbacks").set(depths.callbacks_pending)
 
@@ -340,6 +352,7 @@ class Bridge:
                                       timeout=s.callback_timeout)
         for queue in ("sends", "webhooks", "callbacks"):
             self._wake[queue] = asyncio.Event()
+        self.state.in_doubt_window = s.in_doubt_window  # the crash rule's window
         await self.state.heartbeat(self.replica, self._info())
         for worker in (self._heartbeats, self._sender, self._webhook_processor,
                        self._callback_deliverer, self._template_sync):
@@ -501,17 +514,33 @@ class Bridge:
             await self.state.finish_webhook(item.id, [])
             return
         found: dict[str, str] = {}
+        late: set[str] = set()
         for wamid in wamids(doc):
-            msg_id = await self.state.lookup_msg_id(wamid)
-            if msg_id is not None:
-                found[wamid] = msg_id
+            mapped = await self.state.lookup_wamid(wamid)
+            if mapped is not None:
+                found[wamid] = mapped.msg_id
+                if mapped.late:
+                    late.add(wamid)
         missing = status_wamids(doc) - set(found)
-        if missing and now() - item.received_at < self.settings.unmapped_wait:
-            # Meta's webhook can overtake the commit of the send's wamid: look again soon
+        open_send = bool(missing) and await self._named_sends(doc, missing, found, late)
+        missing -= set(found)
+        waited = now() - item.received_at
+        if missing and (waited < self.settings.unmapped_wait
+                        or (open_send and waited < self.settings.unmapped_wait + 2 * LEASE)):
+            # Meta's webhook can overtake the commit of the send's wamid, or the send it names
+            # was in flight on a replica that died (its lease, then the crash rule, settles
+            # it): look again soon
             await self.state.defer_webhook(item.id, now() + 0.5)
             return
+        for status in status_entries(doc):
+            if str(status["id"]) in late:
+                self.metrics.late_statuses.labels(str(status["status"])).inc()
+                log.warning("webhook %d: Meta's %s status for msgId %s (wamid %s) came after "
+                            "the bridge had failed that message; recorded, not forwarded "
+                            "(its failed DLR was its one outcome)", item.id, status["status"],
+                            found.get(str(status["id"]), "?"), status["id"])
         callbacks, notes = convert_webhook(doc, found, self.media_link,
-                                           self.settings.waba_number or None)
+                                           self.settings.waba_number or None, late)
         for note in notes:
             log.info("webhook %d: %s", item.id, note)
         self.metrics.skipped.inc(sum(1 for n in notes if "no CleverTap" in n
@@ -521,6 +550,40 @@ class Bridge:
         await self.state.finish_webhook(item.id, specs)
         if specs:
             self.wake("callbacks")
+
+    async def _named_sends(self, doc: Any, missing: set[str], found: dict[str, str],
+                           late: set[str]) -> bool:
+        """Statuses whose wamid is not in the map, resolved by the msgId their
+        ``biz_opaque_callback_data`` names (the crash rule, ctwa.bridge.state.base): a send
+        in doubt is completed with that wamid (Meta took it); for a failed one the wamid is
+        recorded late. Adds what it resolves to ``found`` (and ``late``); True when a named
+        send is still open (queued, claimed, in flight), so the webhook should wait."""
+        named = named_msg_ids(doc)
+        still_open = False
+        for wamid in sorted(missing):
+            msg_id = named.get(wamid)
+            send = await self.state.accepted(msg_id) if msg_id else None
+            if send is None or msg_id is None:
+                continue  # not a message this bridge accepted
+            if send.state in ("queued", "claimed", "in_flight"):
+                still_open = True
+            elif send.state == "in_doubt":
+                if await self.state.complete_send(send.id, wamid):
+                    self.metrics.in_doubt_settled.inc()
+                    self.metrics.send_outcomes.labels("sent").inc()
+                    log.warning("send %s: in doubt since a bridge stopped while sending it; "
+                                "Meta's status names it (wamid %s): recorded as sent, its "
+                                "statuses go to CleverTap", msg_id, wamid)
+                else:  # settled meanwhile: by another status of it, or failed by the window
+                    mapped = await self.state.lookup_wamid(wamid)
+                    if mapped is None or mapped.late:
+                        late.add(wamid)
+                found[wamid] = msg_id
+            elif send.state == "failed" and send.wamid in (None, wamid):
+                await self.state.complete_send(send.id, wamid)  # recorded, marked late
+                found[wamid] = msg_id
+                late.add(wamid)
+        return still_open
 
     # --- callbacks -----------------------------------------------------------------------
 
