@@ -7,6 +7,7 @@ the suite runs the full ten minutes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -147,3 +148,129 @@ def test_clevertap_down_ten_minutes_loses_nothing_and_keeps_order(tmp_path: Path
     # the deliverer's backoff is capped: delivery resumed within the cap (plus one claim round
     # and a loaded machine's slack), not after a backoff grown over ten minutes
     assert first_lag <= CAP + 15, first_lag
+
+
+# --- the same schedule in simulated time ------------------------------------------------------
+
+
+@dataclass
+class Clock:
+    """Epoch seconds that move only when told to (the bridge's ``now`` and the state's)."""
+
+    t: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class OutagePool:
+    """CleverTap's callback URL as the deliverer's pool: refusing (503) in the first half of
+    the outage, unreachable in the second, taking everything outside it; every attempt kept."""
+
+    clock: Clock
+    start: float
+    end: float
+    attempts: list[tuple[float, str, str, bool]] = field(default_factory=list)
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        from ctwa.http.raw import HttpError
+
+        entry = json.loads(body)["statuses"][0]
+        now = self.clock()
+        up = not self.start <= now < self.end
+        self.attempts.append((now, entry["msgId"], entry["status"], up))
+        if up:
+            return 200, b'{"status": "success"}'
+        if now < (self.start + self.end) / 2:
+            return 503, b"down"
+        raise HttpError("could not connect to 127.0.0.1:9: connection refused")
+
+    def close(self) -> None:
+        pass
+
+
+def test_retry_schedule_in_simulated_time_caps_backoff_never_gives_up_keeps_order(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    import asyncio
+    import random
+
+    from ctwa.bridge import service
+    from ctwa.bridge.config import BridgeSecrets, BridgeSettings
+    from ctwa.bridge.state import RANK
+    from ctwa.bridge.state.sqlite import SqliteState
+
+    clock = Clock()
+    monkeypatch.setattr(service, "now", clock)
+    start, outage = clock.t, 600.0
+    pool = OutagePool(clock, start, start + outage)
+    random.seed(26)
+
+    async def body() -> None:
+        state = await SqliteState.open(str(tmp_path / "b.sqlite3"))
+        state.clock = clock
+        await state.migrate()
+        settings = BridgeSettings(callback_max_backoff=CAP, listen="127.0.0.1:1")
+        bridge = service.Bridge(settings, BridgeSecrets(), state)
+        bridge._pools = {"status": pool, "inbound": pool}
+        messages = [f"m{n}" for n in range(30)]
+
+        async def enqueue(batch: list[str]) -> None:
+            # Meta's webhooks come in any order: each message's statuses shuffled
+            for msg_id in batch:
+                kinds = list(ORDER)
+                random.shuffle(kinds)
+                for kind in kinds:
+                    await state.enqueue_callback(msg_id, "status", {"statuses": [{
+                        "msgId": msg_id, "status": kind,
+                        "timestamp": str(int(clock()))}]}, RANK[kind])
+
+        def next_due(conn: Any) -> float | None:
+            return conn.execute("SELECT MIN(not_before) FROM bridge_callbacks WHERE "
+                                "state = 'pending' AND not_before > ?",
+                                (clock(),)).fetchone()[0]
+
+        await enqueue(messages[:10])  # before the outage, as it begins
+        later = messages[10:]
+        replicas = iter(lambda: random.choice(["replica-a", "replica-b"]), None)
+        try:
+            while clock() < start + outage + 10 * CAP:
+                if later and clock() >= start + 120:
+                    await enqueue(later)  # during it
+                    later = []
+                items = await state.claim_callbacks(next(replicas), 7, service.LEASE)
+                if items:
+                    await asyncio.gather(*(bridge._deliver(item) for item in items))
+                    continue
+                due = await state._call(next_due)  # nothing due now: on to the next one
+                if due is None and not later:
+                    break
+                clock.t = min(due or start + 120, start + 120 if later else due)
+        finally:
+            await state.close()
+
+    asyncio.run(body())
+    ok = [(t, m, s) for t, m, s, up in pool.attempts if up]
+    # nothing lost, nothing given up: every status of every message delivered, after the end
+    assert sorted((m, s) for _, m, s in ok) == sorted(
+        (f"m{n}", s) for n in range(30) for s in ORDER)
+    assert all(t >= start + outage for t, _, _ in ok)
+    # the cap: no callback waited longer than callback_max_backoff between two attempts
+    tried: dict[tuple[str, str], list[float]] = {}
+    for t, m, s, _ in pool.attempts:
+        tried.setdefault((m, s), []).append(t)
+    gaps = [b - a for times in tried.values() for a, b in itertools.pairwise(times)]
+    assert max(gaps) <= CAP + 0.01 and max(gaps) >= CAP * 0.8  # it grew to the cap
+    assert all(len(times) > 1 for (m, s), times in tried.items() if s == "sent")
+    # order per message, across replicas and retries: a status is tried only once the one
+    # before it was delivered (claims hand out each message's next callback only)
+    for n in range(30):
+        msg = [(t, s, up) for t, m, s, up in pool.attempts if m == f"m{n}"]
+        delivered = [s for _, s, up in msg if up]
+        assert delivered == ["sent", "delivered", "read"], (n, msg)
+        assert all(s == "sent" for _, s, up in msg if not up)
+    lag = max(t for t, _, _ in ok) - (start + outage)
+    first = min(t for t, _, _ in ok) - (start + outage)
+    assert first <= CAP + 0.01 and lag <= CAP + 0.5, (first, lag)
+    print(f"\nsimulated {outage:.0f} s outage: first DLR {first:.1f} s, last {lag:.1f} s "
+          f"after CleverTap was back; {len(pool.attempts) - len(ok)} attempts refused")
