@@ -157,3 +157,16 @@ def test_with_no_status_ever_the_window_fails_it(tmp_path: Path,
             wait_until(lambda: world.statuses() == ["failed"], timeout=20,
                        what="the failed DLR")
         assert box.meta.state.requests_by_key[MSG_ID] == 1
+
+
+def test_in_doubt_window_is_a_duration_setting_with_units(tmp_path: Path) -> None:
+    from ctwa.bridge.config import load_config
+    from ctwa.infra.errors import InputError
+
+    assert BridgeSettings().in_doubt_window == 120.0  # the README's 2m
+    config = tmp_path / "bridge.yaml"
+    config.write_text("in_doubt_window: 5m\n")
+    assert load_config(config, {}).in_doubt_window == 300.0
+    config.write_text("in_doubt_window: 300\n")
+    with pytest.raises(InputError, match=r"in_doubt_window.*no unit"):
+        load_config(config, {})
