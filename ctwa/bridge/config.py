@@ -57,7 +57,8 @@ class BridgeSettings:
     #: the longest wait between two deliveries of a callback CleverTap refused
     callback_max_backoff: float = 30.0
     #: a webhook whose statuses name wamids not mapped yet waits this long for the send's
-    #: commit before they are skipped as "not sent by the bridge"
+    #: commit before they are skipped as "not sent by the bridge" (longer, by two leases,
+    #: while the msgId a status names is still being sent: see in_doubt_window)
     unmapped_wait: float = 30.0
     #: how long a send in flight when a bridge died waits for a status from Meta naming its
     #: msgId (then it is sent, its wamid recorded) before it is failed with 1009 (the crash
