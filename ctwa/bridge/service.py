@@ -200,6 +200,10 @@ class Bridge:
     _pools: dict[str, Any] = field(default_factory=dict)
     _stopping: bool = False
     pacer: Any = None
+    #: routes whose last delivery CleverTap did not take, and when each route's waiting
+    #: callbacks were last hastened (see _deliver)
+    _refusing: set[str] = field(default_factory=set)
+    _hastened: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.replica = self.replica or self.settings.replica_name()
@@ -612,7 +616,21 @@ class Bridge:
             await self.state.complete_callback(item.id)
             self.metrics.callbacks.labels(item.route).inc()
             self.metrics.callback_lag.observe(max(0.0, now() - item.created_at))
+            # CleverTap is back after refusals: the backlog goes now, not over the backoff cap
+            # (at most once per cap, so one callback CleverTap keeps refusing among others
+            # it takes is not retried faster than its backoff)
+            cap = self.settings.callback_max_backoff
+            if item.route in self._refusing and \
+                    now() - self._hastened.get(item.route, -cap) >= cap:
+                self._refusing.discard(item.route)
+                self._hastened[item.route] = now()
+                hastened = await self.state.hasten_callbacks(item.route)
+                if hastened:
+                    log.info("CleverTap's %s URL takes callbacks again: %d waiting ones "
+                             "sent now", item.route, hastened)
+                    self.wake("callbacks")
             return
+        self._refusing.add(item.route)
         self.metrics.callback_failures.labels(item.route).inc()
         # the cap holds after the jitter too: once CleverTap is back, each waiting callback
         # is tried again within callback_max_backoff, however long it was down

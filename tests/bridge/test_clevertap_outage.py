@@ -271,6 +271,8 @@ def test_retry_schedule_in_simulated_time_caps_backoff_never_gives_up_keeps_orde
         assert all(s == "sent" for _, s, up in msg if not up)
     lag = max(t for t, _, _ in ok) - (start + outage)
     first = min(t for t, _, _ in ok) - (start + outage)
-    assert first <= CAP + 0.01 and lag <= CAP + 0.5, (first, lag)
+    # the first callback CleverTap takes again hastens the whole backlog (hasten_callbacks):
+    # the rest follows at once, not over another backoff
+    assert first <= CAP + 0.01 and lag <= first + 1.0, (first, lag)
     print(f"\nsimulated {outage:.0f} s outage: first DLR {first:.1f} s, last {lag:.1f} s "
           f"after CleverTap was back; {len(pool.attempts) - len(ok)} attempts refused")

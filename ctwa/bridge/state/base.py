@@ -358,6 +358,12 @@ class BridgeState(Protocol):
 
     async def retry_callback(self, id: int, not_before: float, error: str) -> None: ...
 
+    async def hasten_callbacks(self, route: Route) -> int:
+        """CleverTap took a callback on ``route`` again after refusals: every callback of that
+        route waiting out a retry delay (grown while CleverTap was down) is due now, so the
+        backlog drains at once rather than over the backoff cap. Returns how many."""
+        ...
+
     # templates cache
     async def replace_templates(self, templates: list[dict[str, Any]]) -> int:
         """Replace the whole cache with Meta-format templates (``name``, ``language``) in one

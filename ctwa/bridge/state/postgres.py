@@ -861,6 +861,15 @@ class PostgresState:
 
         await self._grouped(run)
 
+    async def hasten_callbacks(self, route: Route) -> int:
+        async def run(conn: Conn) -> int:
+            cur = await conn.execute(f"UPDATE bridge_callbacks SET not_before = {NOW} WHERE "
+                                     "state = 'pending' AND route = %s AND "
+                                     f"not_before > {NOW} AND attempts > 0", (route,))
+            return int(cur.rowcount)
+
+        return int(await self._grouped(run, notify=("callbacks",)))
+
     # --- templates ---------------------------------------------------------------------------
 
     async def replace_templates(self, templates: list[dict[str, Any]]) -> int:

@@ -681,6 +681,19 @@ class SqliteState:
             "not_before = ?, last_error = ? WHERE id = ? AND state = 'claimed'",
             (not_before, error[:500], id)))
 
+    async def hasten_callbacks(self, route: Route) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            now = self.clock()
+            cur = conn.execute("UPDATE bridge_callbacks SET not_before = ? WHERE "
+                               "state = 'pending' AND route = ? AND not_before > ? "
+                               "AND attempts > 0", (now, route, now))
+            return int(cur.rowcount)
+
+        count = await self._call(run)
+        if count:
+            self._wake("callbacks")
+        return count
+
     # --- templates ---------------------------------------------------------------------------
 
     async def replace_templates(self, templates: list[dict[str, Any]]) -> int:

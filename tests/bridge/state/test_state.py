@@ -469,6 +469,31 @@ def test_a_callback_being_retried_holds_back_the_next_one(state_url: str) -> Non
     run(body())
 
 
+def test_hasten_makes_a_routes_retries_due_now_keeping_order(state_url: str) -> None:
+    async def body() -> None:
+        async with opened(state_url) as state:
+            await state.enqueue_callback("m1", "status", {"s": "sent"}, RANK["sent"])
+            await state.enqueue_callback("m1", "status", {"s": "delivered"},
+                                         RANK["delivered"])
+            await state.enqueue_callback("in:w1", "inbound", {"s": "reply"}, RANK["inbound"])
+            claimed = await state.claim_callbacks("r", 10, 30)
+            assert sorted(c.payload["s"] for c in claimed) == ["reply", "sent"]
+            for item in claimed:  # CleverTap down: both wait out a long backoff
+                await state.retry_callback(item.id, time.time() + 300, "HTTP 503")
+            assert await state.claim_callbacks("r", 10, 30) == []
+            assert await state.hasten_callbacks("status") == 1  # the one retried only
+            (again,) = await state.claim_callbacks("r", 10, 30)
+            assert again.payload["s"] == "sent" and again.attempts == 1
+            assert await state.claim_callbacks("r", 10, 30) == []  # delivered after sent
+            await state.complete_callback(again.id)
+            assert [c.payload["s"] for c in await drain_callbacks(state)] == ["delivered"]
+            assert await state.hasten_callbacks("status") == 0
+            assert await state.hasten_callbacks("inbound") == 1
+            assert [c.payload["s"] for c in await drain_callbacks(state)] == ["reply"]
+
+    run(body())
+
+
 def test_clicks_are_not_deduplicated_when_asked(state_url: str) -> None:
     async def body() -> None:
         async with opened(state_url) as state:
