@@ -58,7 +58,10 @@ What the bridge relies on, whichever backend:
   agree), spaced ``1/mps`` apart with no burst: N replicas together stay at ``mps``.
   ``slow_down`` pushes the bucket back for everyone (Meta's rate-limit answer).
 
-Compatible changes only after the first commit; a change that is not says so here.
+Compatible changes only after the first commit; a change that is not says so here. Schema 2
+(the in-doubt rule) only adds columns and an index: a replica of the older code already
+running keeps working on it (it refuses to start on it), but only replicas of this code
+settle or fail sends in doubt, so upgrade every replica.
 """
 
 from __future__ import annotations
