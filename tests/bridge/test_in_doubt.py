@@ -170,3 +170,29 @@ def test_in_doubt_window_is_a_duration_setting_with_units(tmp_path: Path) -> Non
     config.write_text("in_doubt_window: 300\n")
     with pytest.raises(InputError, match=r"in_doubt_window.*no unit"):
         load_config(config, {})
+
+
+def test_bridge_status_shows_sends_in_doubt(cli: Any, tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from ctwa.bridge.state import open_state
+
+    state_path = tmp_path / "b.sqlite3"
+
+    async def crash() -> None:
+        state = await open_state(str(state_path))
+        await state.migrate()
+        await state.enqueue_send("m1", "freeform", {})
+        (item,) = await state.claim_sends("gone", 5, 0.2)
+        await state.mark_in_flight(item.id)
+        await asyncio.sleep(0.4)
+        assert await state.claim_sends("alive", 5, 30) == []  # the crash rule: in doubt
+        await state.close()
+
+    asyncio.run(crash())
+    shown = cli("--json", "bridge", "status", "--state", str(state_path))
+    assert shown.exit_code == 0, shown.stderr
+    assert json.loads(shown.stdout)["depths"]["sends_in_doubt"] == 1
+    human = cli("bridge", "status", "--state", str(state_path))
+    assert "1 in doubt (in flight at a crash, waiting for Meta's status)" in human.stdout
