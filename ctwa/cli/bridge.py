@@ -198,6 +198,7 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
                          for r in cluster.replicas],
             "depths": {"sends_queued": d.sends_queued, "sends_claimed": d.sends_claimed,
                        "sends_in_flight": d.sends_in_flight,
+                       "sends_in_doubt": d.sends_in_doubt,
                        "webhooks_pending": d.webhooks_pending,
                        "callbacks_pending": d.callbacks_pending},
             "oldest_send_age": cluster.oldest_send_age, "callback_lag": cluster.callback_lag,
@@ -213,8 +214,10 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
         alive = "alive" if r.age < 30 else "silent"
         out.line(f"replica {r.name}: {alive}, last seen {r.age:.0f} s ago "
                  f"({r.info.get('listen', '?')}, {r.info.get('mps', '?')} mps)")
+    doubt = (f", {d.sends_in_doubt} in doubt (in flight at a crash, waiting for Meta's "
+             "status)") if d.sends_in_doubt else ""
     out.line(f"sends: {d.sends_queued} queued, {d.sends_claimed} claimed, {d.sends_in_flight} "
-             f"in flight; {cluster.sent} sent to Meta (their DLRs may still fail), "
+             f"in flight{doubt}; {cluster.sent} sent to Meta (their DLRs may still fail), "
              f"{cluster.failed} failed before reaching Meta")
     out.line(f"webhooks pending: {d.webhooks_pending}; callbacks pending: "
              f"{d.callbacks_pending} ({cluster.callbacks_delivered} delivered)")
