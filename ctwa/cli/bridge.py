@@ -193,6 +193,7 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
 
     out = of(ctx).out
     url = state or default_state()
+    _must_exist(url)
     cluster = _on_state(url, lambda opened: opened.cluster_status())
     d = cluster.depths
     data = {"state": safe_url(url), "backend": cluster.backend,
@@ -201,6 +202,7 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
                          for r in cluster.replicas],
             "depths": {"sends_queued": d.sends_queued, "sends_claimed": d.sends_claimed,
                        "sends_in_flight": d.sends_in_flight,
+                       "sends_in_doubt": d.sends_in_doubt,
                        "webhooks_pending": d.webhooks_pending,
                        "callbacks_pending": d.callbacks_pending},
             "oldest_send_age": cluster.oldest_send_age, "callback_lag": cluster.callback_lag,
@@ -216,15 +218,34 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
         alive = "alive" if r.age < 30 else "silent"
         out.stdout_line(f"replica {r.name}: {alive}, last seen {r.age:.0f} s ago "
                         f"({r.info.get('listen', '?')}, {r.info.get('mps', '?')} mps)")
+    doubt = (f", {d.sends_in_doubt} in doubt (in flight at a crash, waiting for Meta's "
+             "status)") if d.sends_in_doubt else ""
     out.stdout_line(
         f"sends: {d.sends_queued} queued, {d.sends_claimed} claimed, {d.sends_in_flight} "
-        f"in flight; {cluster.sent} sent to Meta (their DLRs may still fail), "
+        f"in flight{doubt}; {cluster.sent} sent to Meta (their DLRs may still fail), "
         f"{cluster.failed} failed before reaching Meta")
     out.stdout_line(f"webhooks pending: {d.webhooks_pending}; callbacks pending: "
                     f"{d.callbacks_pending} ({cluster.callbacks_delivered} delivered)")
     oldest = "-" if cluster.oldest_send_age is None else f"{cluster.oldest_send_age:.1f} s"
     lag = "-" if cluster.callback_lag is None else f"{cluster.callback_lag:.1f} s"
     out.stdout_line(f"oldest unsent message: {oldest}; callback lag: {lag}")
+
+
+def _must_exist(url: str) -> None:
+    """A reading command creates no state: a SQLite file that is not there is refused (opening
+    it would create it, and its folder). A PostgreSQL database without the bridge's tables
+    is refused by the state itself ("not migrated"), creating nothing either."""
+    if "://" in url and not url.startswith("sqlite://"):
+        return
+    from ctwa.bridge.state import StateError
+    from ctwa.bridge.state.sqlite import sqlite_path
+
+    path = sqlite_path(url)
+    if not path.exists():
+        command, _ = advice_state(url)
+        raise StateError(f"no bridge state at {path} (the file does not exist)",
+                         hint="give --state the state a bridge runs on, or create an empty "
+                         f"one: `ctwa bridge migrate --state {command}`")
 
 
 def register(root: typer.Typer) -> None:

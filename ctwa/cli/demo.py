@@ -128,7 +128,11 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
         status_delays=(0.02, 0.05, 0.08)))
     with RunningSandbox(settings) as box:
         urls, secrets = box.urls(), box.credentials()
+        # the user's CTWA_STORE too: the steps' sends go to the scratch store, beside the
+        # sandbox's callbacks (else the round trip finds them apart, and the user's store
+        # gets the demo's messages)
         env = {"CTWA_CONFIG_DIR": str(folder / "config"), "CTWA_DATA_DIR": str(folder / "data"),
+               "CTWA_STORE": str(folder / "data" / "store.sqlite3"),
                "CTWA_NO_KEYRING": "1", "CTWA_PASSWORD": secrets["bsp_password"],
                "CTWA_IMPORT_TOKEN": secrets["vendor_token"],
                "CTWA_PASSCODE": secrets["passcode"], "CTWA_PROFILE": "",

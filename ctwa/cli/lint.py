@@ -101,6 +101,10 @@ def render_lint(out: Output, results: list) -> None:
         errors += len(result.errors)
         warnings += len(result.warnings)
     out.stderr_line(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")
+    webhooks = sum(1 for r in results if r.kind == "meta-webhook" and r.ok)
+    if webhooks:
+        out.stderr_line(f"{webhooks} Meta webhook(s) checked as Meta's format; CleverTap "
+                        "takes them only as its own callbacks: `ctwa callback convert FILE`")
 
 
 def register(app: typer.Typer) -> None:

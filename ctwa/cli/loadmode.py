@@ -204,8 +204,37 @@ def _load_progress(out: Output):
     return live()
 
 
-def _figures(values: dict[str, float], names: tuple[str, ...]) -> str:
-    return " / ".join(f"{values[name]:g}" for name in names)
+#: The percentiles the latency table has a column for; set-up and loop lag fill three.
+SPREAD = ("p50", "p90", "p95", "p99", "p99.9", "max")
+
+
+def _latency_table(report: Any) -> Any:
+    """The report's timings as a table of their own, one column per percentile: a row of six
+    figures reads across at 80 columns (in the counts table its figures wrapped mid-row), and
+    at 40 it stacks as one figure a line."""
+    from rich.table import Table
+
+    table = Table(box=None, show_header=True)
+    timings = []
+    if report.latency_ms:
+        timings.append(("from due" if report.service_ms else "answer time", report.latency_ms))
+    if report.service_ms:
+        timings.append(("from write", report.service_ms))
+    if report.connect_ms:
+        timings.append(("connection set-up", report.connect_ms))
+    if report.loop_lag_ms:
+        timings.append(("client loop lag", report.loop_lag_ms))
+    figures = [[f"{values[name]:g}" if name in values else "" for name in SPREAD]
+               for _, values in timings]
+    # right-aligned here (Output.stdout_table lays cells out unjustified, so that none is cut), all
+    # to one width: stacked at 40 columns, the `p50: 11.07` lines align as well
+    width = max(len(text) for text in (*SPREAD, *(f for row in figures for f in row)))
+    table.add_column("latency ms")
+    for name in SPREAD:
+        table.add_column(name.rjust(width))
+    for (label, _), row in zip(timings, figures, strict=True):
+        table.add_row(label, *(f.rjust(width) if f else "" for f in row))
+    return table
 
 
 def _render_load(out: Output, report: Any) -> None:
@@ -230,19 +259,8 @@ def _render_load(out: Output, report: Any) -> None:
         rows.append((f"failure {code} ({meaning})", f"{n:,}"))
     for status, n in report.http_statuses.items():
         rows.append((f"HTTP {status}", f"{n:,}"))
-    spread = ("p50", "p90", "p95", "p99", "p99.9", "max")
-    if report.latency_ms:
-        label = "latency ms from due" if report.service_ms else "latency ms"
-        rows.append((f"{label} p50/p90/p95/p99/p99.9/max", _figures(report.latency_ms, spread)))
-    if report.service_ms:
-        rows.append(("latency ms from write p50/p90/p95/p99/p99.9/max",
-                     _figures(report.service_ms, spread)))
     if report.connect_ms:
-        rows.append((f"connection set-up ms p50/p99/max ({report.connections:,} opened "
-                     "before the start)", _figures(report.connect_ms, ("p50", "p99", "max"))))
-    if report.loop_lag_ms:
-        rows.append(("client loop lag ms p50/p99/max",
-                     _figures(report.loop_lag_ms, ("p50", "p99", "max"))))
+        rows.append(("connections opened before the start", f"{report.connections:,}"))
     if report.gc_pause_ms:
         gc = report.gc_pause_ms
         rows.append(("client GC pauses: count / longest ms",
@@ -253,5 +271,8 @@ def _render_load(out: Output, report: Any) -> None:
     for label, value in rows:
         table.add_row(label, value)
     out.stdout_table(table)
+    latency = _latency_table(report)
+    if latency.row_count:
+        out.stdout_table(latency)
     for sample in report.error_samples[:5]:
         out.stdout_line(f"  e.g. {sample}", "dim")
