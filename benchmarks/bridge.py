@@ -146,6 +146,14 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    out = [pid]
+    for child in children(pid):
+        out += tree(child)
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a live process (0 once it is gone)."""
     try:
@@ -222,10 +230,11 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
         # CPU each side spent on this run: the bridge's processes, the load generator's
         bridge_pids = [bridge_proc.pid, *children(bridge_proc.pid)]
         cpu_before = {pid: cpu_seconds(pid) for pid in bridge_pids}
-        client_cpu = 0.0
+        client_cpu: dict[int, float] = {}  # the load generator's processes (it forks workers)
         still = 0
         while True:
-            client_cpu = max(client_cpu, cpu_seconds(load.pid))
+            for pid in tree(load.pid):
+                client_cpu[pid] = max(client_cpu.get(pid, 0.0), cpu_seconds(pid))
             time.sleep(1.0)
             now = meta_stats(sandbox)
             # per second of the time that really passed (a starved mock answers slowly)
@@ -273,7 +282,7 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
             "drain_seconds": len(full),
             "bridge_cpu_s": list(bridge_cpu.values()),
             "bridge_cpu_ms_per_message": round(1000 * sum(bridge_cpu.values()) / count, 3),
-            "client_cpu_s": round(client_cpu, 2), "wall_s": round(wall, 1),
+            "client_cpu_s": round(sum(client_cpu.values()), 2), "wall_s": round(wall, 1),
             "callback_lag_s": {"p50": lag[0.5], "p99": lag[0.99]},
             "webhook_intake_per_s": round(intake) if intake else None,
             "peer_mock_bsp": {"latency_ms": peer_report.get("latency_ms"),
