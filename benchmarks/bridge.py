@@ -301,6 +301,8 @@ def main() -> None:
     parser.add_argument("--compare", action="append", default=[], metavar="ARGS",
                         help="also run the bridge with these extra options, alternately "
                         "(e.g. --compare=--no-workers-process)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the variants this many "
+                        "times, alternately")
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -312,7 +314,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ctwa-bench-bridge-") as folder:
         tmp = Path(folder)
         for n, (count, mps, hooks) in enumerate(runs):
-            for v, extra in enumerate(variants):
+            for v, extra in enumerate(variants * args.repeat):
                 sub = tmp / f"{n}-{v}"
                 sub.mkdir()
                 result = run(count, mps, sub, hooks, extra, args.profile)

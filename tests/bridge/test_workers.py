@@ -281,3 +281,39 @@ def test_sigkill_of_either_process_mid_run_loses_nothing(tmp_path: Path, victim:
     assert set(sent) | set(failed) == set(accepted)
     assert set(sends) <= set(accepted) | set(unanswered)
     assert out == b""  # results on stdout only with --json; the summary is on stderr
+
+
+def test_ctrl_c_to_the_terminal_group_stops_both_with_one_summary(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches both processes: the workers ignore it and stop when the
+    listening one tells them; one summary, exit 0, no traceback."""
+    from tests.bridge.test_cli import OPTIONS
+    from tests.bridge.test_cli import SECRETS as ENV
+
+    log = tmp_path / "bridge.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctwa", "bridge", *OPTIONS, "--workers-process",
+         "--graph-url", "http://127.0.0.1:9", "--listen", f"127.0.0.1:{free_port()}",
+         "--state", str(tmp_path / "b.sqlite3")], env={**os.environ, **ENV},
+        stdout=subprocess.PIPE, stderr=log.open("wb"), start_new_session=True)
+    try:
+        wait_until(lambda: "Meta webhook" in log.read_text() or process.poll() is not None,
+                   timeout=30, what="the banner")
+        workers = children(process.pid)
+        assert process.poll() is None and len(workers) == 1, log.read_text()
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal sends it: to the whole group
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    text = log.read_text()
+    assert process.returncode == 0, text
+    assert text.count("stopped after") == 1 and "Traceback" not in text, text
+    assert not alive(workers[0])
+
+
+def test_the_option_is_in_the_help_and_the_readme(cli) -> None:
+    shown = " ".join(cli("bridge", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "--workers-process" in shown and "--one-process" in shown
+    readme = (Path(__file__).parent.parent.parent / "README.md").read_text()
+    assert "`ctwa bridge --workers-process`" in readme and "`--one-process`" in readme
