@@ -115,6 +115,13 @@ async def _serve(settings: BridgeSettings, secrets: BridgeSecrets,
         from ctwa.bridge.workers import open_front
 
         bridge = await open_front(settings, secrets)
+        holder["bridge"] = bridge
+        try:
+            await bridge.start()
+        except BaseException:
+            await bridge.stop()
+            await bridge.state.close()
+            raise
     else:
         bridge = await open_bridge(settings, secrets)
     holder["bridge"] = bridge

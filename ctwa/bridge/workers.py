@@ -132,8 +132,12 @@ class FrontBridge(Bridge):
             self.link.wake(queue)
 
     async def start(self) -> None:
+        """Start the workers process (once: :func:`ctwa.bridge.run` starts it before it
+        listens, so a failure is one line and an exit code, not uvicorn's lifespan error)."""
         from ctwa.infra.masking import register_secret
 
+        if self.link is not None:
+            return
         register_secret(self.secrets.meta_token)
         self.link = WorkersLink(self)
         await self.link.start()
@@ -151,6 +155,11 @@ class FrontBridge(Bridge):
                              "restarts": self.link.restarts if self.link is not None else 0}
         report["ready"] = bool(report["ready"] and alive)
         return report
+
+
+def workers_command(fd: int) -> list[str]:
+    """How the workers process is started (its end of the socket pair is ``fd``)."""
+    return [sys.executable, "-m", "ctwa.bridge.workers", str(fd)]
 
 
 class WorkersLink:
@@ -200,7 +209,7 @@ class WorkersLink:
                   "verbose": logging.getLogger("ctwa.bridge").isEnabledFor(logging.DEBUG)}
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ctwa.bridge.workers", str(theirs.fileno())],
+                workers_command(theirs.fileno()),
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=[theirs.fileno()],
                 start_new_session=False)
             assert self.process.stdin is not None
@@ -234,7 +243,15 @@ class WorkersLink:
 
     async def _supervise(self) -> None:
         while not self._stopping:
-            sock = self._spawn()
+            try:
+                sock = self._spawn()
+            except WorkersFailed as exc:
+                if self._ready is not None and not self._ready.done():
+                    self._ready.set_exception(exc)
+                    return
+                log.error("%s; again in %g s", exc.message, RESTART_DELAY * 5)
+                await asyncio.sleep(RESTART_DELAY * 5)
+                continue
             reader, self._writer = await asyncio.open_unix_connection(sock=sock)
             if self._pending:
                 self._flush()
@@ -308,10 +325,9 @@ class WorkersLink:
             with contextlib.suppress(OSError, RuntimeError):
                 self._writer.write(STOP)
         if self._supervisor is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._supervisor), STOP_TIMEOUT + 5)
-            except asyncio.TimeoutError:
-                self._supervisor.cancel()
+            _, pending = await asyncio.wait({self._supervisor}, timeout=STOP_TIMEOUT + 5)
+            for task in pending:
+                task.cancel()
         self._kill()
 
 

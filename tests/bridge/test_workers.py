@@ -317,3 +317,21 @@ def test_the_option_is_in_the_help_and_the_readme(cli) -> None:
     assert "--workers-process" in shown and "--one-process" in shown
     readme = (Path(__file__).parent.parent.parent / "README.md").read_text()
     assert "`ctwa bridge --workers-process`" in readme and "`--one-process`" in readme
+
+
+def test_workers_that_cannot_start_are_one_clear_error(tmp_path: Path, monkeypatch) -> None:
+    from ctwa.bridge import workers
+    from ctwa.bridge.state import StateError
+
+    monkeypatch.setattr(workers, "workers_command",
+                        lambda fd: [sys.executable, "-c", "import sys; sys.exit(3)"])
+    meta, clevertap = FakeMeta(), FakeCleverTap()
+    settings = settings_for(meta, clevertap, tmp_path / "bridge.sqlite3",
+                            listen=f"127.0.0.1:{free_port()}")
+    running = BridgeThread(settings, SECRETS, workers_process=True)
+    with pytest.raises(StateError) as failed:
+        running.__enter__()
+    running.__exit__()
+    assert "workers process failed: it exited (exit code 3) before it was ready" in \
+        str(failed.value)
+    assert "--workers-process" in str(failed.value)  # how to go on without it
