@@ -187,7 +187,7 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
         stack.enter_context(process(
             [sys.executable, "-m", "ctwa", "callback", "listen", "--port", str(listen_port),
              "--no-store"], f"http://127.0.0.1:{listen_port}/stats", env))
-        stack.enter_context(process(
+        sandbox_proc = stack.enter_context(process(
             [sys.executable, "-c", SANDBOX.format(webhook=f"{bridge}/webhook", mps=0,
                                                   port=sandbox_port)],
             f"{sandbox}/meta/stats"))
@@ -200,7 +200,8 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
              "--state", str(state), "--mps", str(mps), *(extra or [])], f"{bridge}/health",
             env, log=tmp / f"bridge-{int(mps)}.log"))
         # the peer first, same run, same load: the sandbox's mock BSP (answers from memory, keeps
-        # nothing durable, calls nobody back)
+        # nothing durable, calls nobody back); what it costs is the sandbox's CPU meanwhile
+        peer_cpu = cpu_seconds(sandbox_proc.pid)
         peer_run = subprocess.run(
             [sys.executable, "-m", "ctwa", "--json", "send-template", "--sample", "lto",
              "--to-file", str(numbers), "--count", str(count), "--concurrency", "1500",
@@ -208,6 +209,7 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
             env={**os.environ, **env, "CTWA_PASSWORD": "sandbox"}, capture_output=True,
             text=True)
         peer_report = json.loads(peer_run.stdout) if peer_run.stdout.strip() else {}
+        peer_cpu = cpu_seconds(sandbox_proc.pid) - peer_cpu
         time.sleep(1.0)
         spies = []
         if profile is not None:  # py-spy (pip install py-spy) on every bridge process
@@ -286,6 +288,7 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
             "callback_lag_s": {"p50": lag[0.5], "p99": lag[0.99]},
             "webhook_intake_per_s": round(intake) if intake else None,
             "peer_mock_bsp": {"latency_ms": peer_report.get("latency_ms"),
+                              "cpu_ms_per_request": round(1000 * peer_cpu / count, 3),
                               "too_slow": peer_report.get("too_slow")}}
 
 
