@@ -42,3 +42,29 @@ def test_a_chunked_body_is_read_whole_and_other_methods_stay_starlettes(
     assert harness.client.get(f"{harness.url}/messages").status_code == 405
     metrics = harness.client.get(f"{harness.url}/metrics").text
     assert "ctwa_bridge_answer_seconds_count 1.0" in metrics  # the POST is timed
+
+
+def test_post_webhook_on_the_fast_path_checks_the_signature_and_the_size(
+        harness: Harness) -> None:
+    body = harness.meta.webhook(statuses=[{"id": "wamid.none", "status": "delivered",
+                                           "timestamp": "1700000000", "recipient_id": TO}])
+    good = harness.webhook(body)
+    assert good.status_code == 200 and good.text == "ok"
+    assert good.headers["content-type"] == "text/plain; charset=utf-8"
+    assert harness.webhook(body, signature=None).status_code == 401
+    assert harness.webhook(body, signature="sha256=" + "0" * 64).status_code == 401
+    limit = harness.running.settings.body_limit * 4
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(limit // 65536 + 2):
+            yield b" " * 65536
+
+    big = harness.client.post(f"{harness.url}/webhook", content=chunks())
+    assert big.status_code == 413
+    # Meta's verification request is still Starlette's route
+    assert harness.client.get(f"{harness.url}/webhook", params={
+        "hub.mode": "subscribe", "hub.verify_token": "wrong",
+        "hub.challenge": "x"}).status_code == 403
+    metrics = harness.client.get(f"{harness.url}/metrics").text
+    assert "ctwa_bridge_webhooks_stored_total 1.0" in metrics
+    assert "ctwa_bridge_webhook_signature_failures_total 2.0" in metrics
