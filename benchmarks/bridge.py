@@ -171,7 +171,7 @@ def uptime() -> str:
 
 
 def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | None = None,
-        profile: Path | None = None) -> dict[str, Any]:
+        profile: Path | None = None, state_url: str | None = None) -> dict[str, Any]:
     bridge_port, sandbox_port, listen_port = free_port(), free_port(), free_port()
     bridge = f"http://127.0.0.1:{bridge_port}"
     sandbox = f"http://127.0.0.1:{sandbox_port}"
@@ -182,7 +182,7 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
     numbers = tmp / "numbers.txt"
     numbers.write_text("".join(f"9190000{n:05d}\n" for n in range(1, 1001)
                                if not str(n).endswith(("26", "50", "47"))))
-    state = tmp / f"bridge-{int(mps)}.sqlite3"
+    state = state_url or str(tmp / f"bridge-{int(mps)}.sqlite3")
     with ExitStack() as stack:
         stack.enter_context(process(
             [sys.executable, "-m", "ctwa", "callback", "listen", "--port", str(listen_port),
@@ -197,7 +197,7 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
              "--waba-id", "200000000000001", "--status-url",
              f"http://127.0.0.1:{listen_port}/status", "--inbound-url",
              f"http://127.0.0.1:{listen_port}/inbound", "--username", "clevertap",
-             "--state", str(state), "--mps", str(mps), *(extra or [])], f"{bridge}/health",
+             "--state", state, "--mps", str(mps), *(extra or [])], f"{bridge}/health",
             env, log=tmp / f"bridge-{int(mps)}.log"))
         # the peer first, same run, same load: the sandbox's mock BSP (answers from memory, keeps
         # nothing durable, calls nobody back); what it costs is the sandbox's CPU meanwhile
@@ -274,6 +274,7 @@ def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | Non
         intake = asyncio.run(post_webhooks(f"{bridge}/webhook", "sandbox-app-secret",
                                            webhooks)) if webhooks else None
     return {"mps": mps, "count": count, "bridge_args": extra or [], "uptime": uptime(),
+            "state": "postgresql" if state_url else "sqlite",
             "latency_ms": report.get("latency_ms"),
             "too_slow": report.get("too_slow"), "sent": report.get("sent"),
             "accepted": report.get("accepted"),
@@ -306,6 +307,10 @@ def main() -> None:
                         "(e.g. --compare=--no-workers-process)")
     parser.add_argument("--repeat", type=int, default=1, help="run the variants this many "
                         "times, alternately")
+    parser.add_argument("--postgres", action="store_true", help="the state on a throw-away "
+                        "PostgreSQL cluster (fsync on), a schema per run, instead of SQLite")
+    parser.add_argument("--keep", type=Path, help="keep the runs' logs and state in this "
+                        "folder (default: a temporary one, deleted)")
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -314,13 +319,31 @@ def main() -> None:
     if not args.no_slow:
         runs.append((max(1000, args.count // 10), args.slow_mps, 0))
     print(uptime(), flush=True)
-    with tempfile.TemporaryDirectory(prefix="ctwa-bench-bridge-") as folder:
+    with tempfile.TemporaryDirectory(prefix="ctwa-bench-bridge-") as folder, \
+            ExitStack() as stack:
         tmp = Path(folder)
+        if args.keep:
+            tmp = args.keep
+            tmp.mkdir(parents=True, exist_ok=True)
+        cluster = None
+        if args.postgres:
+            from ctwa.bridge.state.throwaway import start_cluster
+
+            cluster = start_cluster(fsync=True)
+            stack.callback(cluster.destroy)
         for n, (count, mps, hooks) in enumerate(runs):
             for v, extra in enumerate(variants * args.repeat):
                 sub = tmp / f"{n}-{v}"
                 sub.mkdir()
-                result = run(count, mps, sub, hooks, extra, args.profile)
+                state_url = None
+                if cluster is not None:
+                    import psycopg
+
+                    schema = f"bench{n}_{v}"
+                    with psycopg.connect(cluster.url, autocommit=True) as conn:
+                        conn.execute(f"CREATE SCHEMA {schema}")
+                    state_url = f"{cluster.url}?options=-csearch_path%3D{schema}"
+                result = run(count, mps, sub, hooks, extra, args.profile, state_url)
                 print(json.dumps(result, indent=None), flush=True)
 
 
