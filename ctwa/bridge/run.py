@@ -113,7 +113,11 @@ async def _serve(settings: BridgeSettings, secrets: BridgeSecrets,
 
     if workers_process:  # the accept path here, the workers in a child (bridge/workers.py)
         from ctwa.bridge.workers import open_front
+        from ctwa.infra.ports import free_port
 
+        host, port = settings.host_port()
+        if port == 0:  # the workers' links need the real port before either process starts
+            settings.listen = f"{host}:{free_port(host)}"
         bridge = await open_front(settings, secrets)
         holder["bridge"] = bridge
         try:

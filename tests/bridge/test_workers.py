@@ -92,11 +92,12 @@ def test_both_processes_work_and_a_killed_workers_process_comes_back(tmp_path: P
     clevertap = FakeCleverTap()
     with LiveServer(meta.app()) as meta_server, LiveServer(clevertap.app()) as ct_server:
         meta.url, clevertap.url = meta_server.url, ct_server.url
-        settings = settings_for(meta, clevertap, tmp_path / "bridge.sqlite3",
-                                listen=f"127.0.0.1:{free_port()}")
+        # a free port asked for (:0): both processes use the one it listens on
+        settings = settings_for(meta, clevertap, tmp_path / "bridge.sqlite3")
         with BridgeThread(settings, SECRETS, workers_process=True) as running, \
                 httpx.Client(timeout=10) as client:
             url = running.url
+            assert settings.listen == f"127.0.0.1:{running.address[1]}" != "127.0.0.1:0"
             health = client.get(f"{url}/health").json()
             workers = health["workers"]
             assert workers["ok"] and workers["process"] == "separate"
@@ -133,6 +134,18 @@ def test_both_processes_work_and_a_killed_workers_process_comes_back(tmp_path: P
                         and metric(text, "ctwa_bridge_messages_accepted_total") == 1)
 
             wait_until(counted, what="the workers' counts in /metrics")
+
+            # an inbound image: the workers make its media link on the port really listened on
+            inbound = meta.webhook(messages=[{
+                "from": "919000000001", "id": "wamid.in1", "timestamp": "1700000000",
+                "type": "image", "image": {"id": "MEDIA1", "mime_type": "image/jpeg"}}])
+            assert client.post(f"{url}/webhook", content=inbound, headers={
+                "X-Hub-Signature-256": sign(APP_SECRET, inbound),
+                "Content-Type": "application/json"}).status_code == 200
+            link = wait_until(lambda: next((json.dumps(doc) for route, doc in clevertap.received
+                                            if route == "inbound"), None),
+                              what="the inbound callback")
+            assert f"{url}/media/MEDIA1" in link, link
 
             # SIGKILL the workers: the accept side starts them again, and goes on
             os.kill(first, signal.SIGKILL)
