@@ -60,6 +60,8 @@ REPORT_EVERY = 0.5
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 RESTART_DELAY = 1.0
+#: the longest report line read (its metrics grow with Meta's distinct answers: kilobytes)
+REPORT_LIMIT = 16 * 1024 * 1024
 
 
 class WorkersFailed(StateError):
@@ -85,14 +87,23 @@ class MergedMetrics(Metrics):
 
     def __init__(self) -> None:
         super().__init__()
+        #: the running workers process's last report
         self.theirs: dict[str, list[list[Any]]] = {}
+        #: what workers processes that died or were restarted had counted
+        self.retired: dict[str, list[list[Any]]] = {}
+
+    def retire(self) -> None:
+        """The workers process is gone: keep its counts (the next one starts from zero)."""
+        self.retired = _added(self.retired, self.theirs)
+        self.theirs = {}
 
     def merged(self) -> list[Any]:
         from prometheus_client.metrics_core import Metric
 
+        theirs = _added(self.retired, self.theirs)
         families = []
         for family in self.registry.collect():
-            extra = self.theirs.get(family.name)
+            extra = theirs.get(family.name)
             if family.type == "gauge" or not extra:
                 families.append(family)
                 continue
@@ -115,6 +126,19 @@ class MergedMetrics(Metrics):
         from prometheus_client import generate_latest
 
         return generate_latest(self)
+
+
+def _added(a: dict[str, list[list[Any]]],
+           b: dict[str, list[list[Any]]]) -> dict[str, list[list[Any]]]:
+    """Two processes' samples, family by family, summed."""
+    out: dict[str, list[list[Any]]] = {}
+    for name in {*a, *b}:
+        totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for sample, labels, value in [*a.get(name, []), *b.get(name, [])]:
+            key = (sample, tuple(sorted(labels.items())))
+            totals[key] = totals.get(key, 0.0) + value
+        out[name] = [[sample, dict(labels), value] for (sample, labels), value in totals.items()]
+    return out
 
 
 # --- the accept side --------------------------------------------------------------------------
@@ -171,7 +195,6 @@ class WorkersLink:
         self.process: subprocess.Popen[bytes] | None = None
         self.alive = False
         self.restarts = 0
-        self._sock: socket.socket | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending = bytearray()
         self._flush_scheduled = False
@@ -252,11 +275,14 @@ class WorkersLink:
                 log.error("%s; again in %g s", exc.message, RESTART_DELAY * 5)
                 await asyncio.sleep(RESTART_DELAY * 5)
                 continue
-            reader, self._writer = await asyncio.open_unix_connection(sock=sock)
+            reader, self._writer = await asyncio.open_unix_connection(sock=sock,
+                                                                      limit=REPORT_LIMIT)
             if self._pending:
                 self._flush()
             await self._read(reader)
             self.alive = False
+            if isinstance(self.front.metrics, MergedMetrics):
+                self.front.metrics.retire()
             code = await self._reap()
             self._writer.close()
             self._writer = None

@@ -80,6 +80,13 @@ def test_the_metrics_and_the_summary_add_the_workers_counts() -> None:
     assert 'ctwa_bridge_callback_lag_seconds_bucket{le="0.1"} 1.0' in text
     assert "ctwa_bridge_callback_lag_seconds_count 1.0" in text
 
+    # a workers process that died: its counts stay; the next one counts from zero
+    front.retire()
+    again = Metrics()
+    again.sends.inc(3)
+    front.theirs = metric_samples(again)
+    assert "ctwa_bridge_sends_total 10.0" in front.render().decode()
+
     class Running:
         metrics = front
 
@@ -160,6 +167,10 @@ def test_both_processes_work_and_a_killed_workers_process_comes_back(tmp_path: P
                                  auth=("clevertap", PASSWORD))
             assert answer.json() == {"status": "success"}
             wait_until(lambda: len(meta.requests) == 2, what="the send after the restart")
+            # the killed process's counts are kept, the new one's added
+            wait_until(lambda: metric(client.get(f"{url}/metrics").text,
+                                      "ctwa_bridge_sends_total") == 2,
+                       what="both processes' sends in /metrics")
             second = again["pid"]
         assert not alive(second), "the workers process outlived the bridge"
 
