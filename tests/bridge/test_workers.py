@@ -177,6 +177,16 @@ def test_both_processes_work_and_a_killed_workers_process_comes_back(tmp_path: P
 
 def start(port: int, box: Any, status_url: str, inbound_url: str, state: Path,
           log: Path) -> subprocess.Popen[bytes]:
+    import dataclasses
+
+    from ctwa.bridge.config import BridgeSettings
+
+    extra: list[str] = []
+    if "in_doubt_window" in {f.name for f in dataclasses.fields(BridgeSettings)}:
+        # a send in flight at the kill waits this long for Meta's status before it is failed
+        config = state.parent / "bridge.yaml"
+        config.write_text("in_doubt_window: 20s\n")
+        extra = ["--config", str(config)]
     creds = box.credentials()
     env = {**os.environ, "CTWA_BRIDGE_PASSWORD": PASSWORD,
            "CTWA_META_TOKEN": creds["meta_token"],
@@ -186,7 +196,7 @@ def start(port: int, box: Any, status_url: str, inbound_url: str, state: Path,
          "--listen", f"127.0.0.1:{port}", "--graph-url", box.urls()["meta_graph"],
          "--phone-number-id", creds["meta_phone_number_id"], "--waba-id",
          creds["meta_waba_id"], "--status-url", status_url, "--inbound-url", inbound_url,
-         "--username", "clevertap", "--state", str(state), "--mps", "1000"],
+         "--username", "clevertap", "--state", str(state), "--mps", "1000", *extra],
         env=env, stdout=subprocess.PIPE, stderr=log.open("ab"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
