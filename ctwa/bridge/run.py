@@ -54,19 +54,25 @@ class Summary:
 
 
 def summary_of(bridge: Any, started: float) -> Summary:
+    # every family, the workers process's counts included when it ran apart
+    # (ctwa.bridge.workers.MergedMetrics)
     m = bridge.metrics
+    families = {f.name: f for f in (m.collect() if hasattr(m, "collect")
+                                    else m.registry.collect())}
 
-    def total(counter: Any) -> int:
-        return int(sum(s.value for metric in counter.collect() for s in metric.samples
-                       if s.name.endswith("_total")))
+    def total(name: str) -> int:
+        family = families.get(name)
+        return int(sum(s.value for s in family.samples if s.name.endswith("_total"))
+                   if family is not None else 0)
 
     outcomes = dict.fromkeys(("sent", "failed", "retried"), 0)
-    for metric in m.send_outcomes.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total"):
-                outcomes[sample.labels["outcome"]] = int(sample.value)
-    return Summary(total(m.accepted), outcomes["sent"], outcomes["failed"],
-                   outcomes["retried"], total(m.callbacks), time.monotonic() - started)
+    family = families.get("ctwa_bridge_send_outcomes")
+    for sample in family.samples if family is not None else []:
+        if sample.name.endswith("_total"):
+            outcomes[sample.labels["outcome"]] = int(sample.value)
+    return Summary(total("ctwa_bridge_messages_accepted"), outcomes["sent"], outcomes["failed"],
+                   outcomes["retried"], total("ctwa_bridge_callbacks_delivered"),
+                   time.monotonic() - started)
 
 
 def tune_gc() -> None:
@@ -102,10 +108,26 @@ def _server(app: Any, settings: BridgeSettings) -> Any:
 
 async def _serve(settings: BridgeSettings, secrets: BridgeSecrets,
                  on_ready: Callable[[Any, tuple[str, int]], None] | None,
-                 holder: dict[str, Any]) -> None:
+                 holder: dict[str, Any], workers_process: bool = False) -> None:
     from ctwa.bridge.app import make_app
 
-    bridge = await open_bridge(settings, secrets)
+    if workers_process:  # the accept path here, the workers in a child (bridge/workers.py)
+        from ctwa.bridge.workers import open_front
+        from ctwa.infra.ports import free_port
+
+        host, port = settings.host_port()
+        if port == 0:  # the workers' links need the real port before either process starts
+            settings.listen = f"{host}:{free_port(host)}"
+        bridge = await open_front(settings, secrets)
+        holder["bridge"] = bridge
+        try:
+            await bridge.start()
+        except BaseException:
+            await bridge.stop()
+            await bridge.state.close()
+            raise
+    else:
+        bridge = await open_bridge(settings, secrets)
     holder["bridge"] = bridge
     server = _server(make_app(bridge), settings)
     holder["server"] = server
@@ -151,8 +173,11 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
 
 
 def serve(settings: BridgeSettings, secrets: BridgeSecrets,
-          on_ready: Callable[[Any, tuple[str, int]], None] | None = None) -> Summary:
-    """Run the bridge in this thread until SIGINT/SIGTERM; what it did."""
+          on_ready: Callable[[Any, tuple[str, int]], None] | None = None,
+          workers_process: bool = False) -> Summary:
+    """Run the bridge in this thread until SIGINT/SIGTERM; what it did. With
+    ``workers_process`` the sender, webhook processor, callback deliverer and template sync
+    run in a child process (:mod:`ctwa.bridge.workers`), this one only accepts."""
     started = time.monotonic()
     holder: dict[str, Any] = {}
     try:
@@ -164,7 +189,7 @@ def serve(settings: BridgeSettings, secrets: BridgeSecrets,
     loop = runner_loop()
     restore = _sigterm_as_interrupt()
     try:
-        loop.run_until_complete(_serve(settings, secrets, on_ready, holder))
+        loop.run_until_complete(_serve(settings, secrets, on_ready, holder, workers_process))
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C (or SIGTERM) it shut down for
         pass
     finally:
@@ -178,8 +203,10 @@ class BridgeThread:
     """The bridge on a background thread (tests, the demo): ``with BridgeThread(...) as b``
     gives the running :class:`~ctwa.bridge.service.Bridge`; ``b_url`` its base URL."""
 
-    def __init__(self, settings: BridgeSettings, secrets: BridgeSecrets) -> None:
+    def __init__(self, settings: BridgeSettings, secrets: BridgeSecrets,
+                 workers_process: bool = False) -> None:
         self.settings, self.secrets = settings, secrets
+        self.workers_process = workers_process
         self.holder: dict[str, Any] = {}
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -195,7 +222,8 @@ class BridgeThread:
         loop = asyncio.new_event_loop()
         self.loop = loop
         try:
-            loop.run_until_complete(_serve(self.settings, self.secrets, ready, self.holder))
+            loop.run_until_complete(_serve(self.settings, self.secrets, ready, self.holder,
+                                           self.workers_process))
         except BaseException as exc:
             self.error = exc
             self.ready.set()

@@ -105,6 +105,11 @@ def bridge(
     config: Annotated[Path | None, typer.Option(
         "--config", metavar="FILE", help="YAML settings: any option above by its name "
         "(phone_number_id: ...), and clicks: {template: destination URL}.")] = None,
+    workers_process: Annotated[bool, typer.Option(
+        "--workers-process/--one-process",
+        help="Run the sender, webhook processor, callback deliverer and template sync in a "
+        "second process, so answering CleverTap never waits behind them (uses a second "
+        "core).")] = False,
 ) -> None:
     """Serve CleverTap's messaging endpoint (POST /messages) and Meta's webhook (/webhook),
     sending to Meta at --mps and delivering DLRs and replies to CleverTap, until Ctrl-C.
@@ -146,7 +151,7 @@ def bridge(
         out.stderr_line(f"  state               {safe_url(settings.state)} ({bridge.state.backend})"
                         f"   {settings.mps:g} messages/s to number {settings.phone_number_id}")
 
-    summary = serve(settings, secrets, ready)
+    summary = serve(settings, secrets, ready, workers_process=workers_process)
     result = {"accepted": summary.accepted, "sent": summary.sent, "failed": summary.failed,
               "retried": summary.retried, "callbacks_delivered": summary.callbacks,
               "seconds": round(summary.seconds, 1)}
