@@ -1,11 +1,17 @@
 """The running bridge: its state, its HTTP clients, and the four workers behind the app.
 
-- **sender**: claims queued sends, takes each one's slot from the number's token bucket
-  (shared by every replica through the state, paced by ``ctwa.bridge.state.pacing.Pacer``:
-  a late slot is forfeited, never sent in a burst, and a one-second window on top), marks
-  each in flight just before the request, and
-  records Meta's answer: a wamid, a failed DLR with the 1000-1010 code of
-  ``ctwa.wire.webhook.META_ERROR_CODES`` (the ``callback convert`` table), or a retry.
+- **sender**: claims queued sends, marks each in flight, then takes its slot from the
+  number's token bucket (shared by every replica through the state, paced by
+  ``ctwa.bridge.state.pacing.Pacer``: a late slot is forfeited, never sent in a burst, and a
+  one-second window on top) and sends it at once; records Meta's answer: a wamid, a failed
+  DLR with the 1000-1010 code of ``ctwa.wire.webhook.META_ERROR_CODES`` (the ``callback
+  convert`` table), or a retry. The slot comes after ``mark_in_flight`` because that write
+  is grouped with others and commits when it can (tens of ms, seconds on a loaded machine):
+  taken before it, slots passed while the commit waited and its sends left together, up to
+  1,929 in one second at ``--mps`` 1000. At most :data:`LOOKAHEAD` seconds of sends wait
+  for their slot marked in flight (the crash rule fails them too, never resends them).
+  ``CTWA_BRIDGE_SEND_TRACE=FILE`` appends one line per request to Meta (``time.monotonic()``
+  as it leaves, and the msgId) for measuring the rate from the outside.
 - **webhook processor**: turns stored webhooks into CleverTap callbacks (``webhooks.py``).
 - **callback deliverer**: posts callbacks to CleverTap's status and inbound URLs; a refusal
   or an unreachable CleverTap is retried with backoff (capped, never given up: CleverTap down
@@ -72,6 +78,8 @@ RETRY_LIMIT = 5
 #: How long a claim is held; heartbeats renew it, so it only runs out when a replica dies.
 LEASE = 15.0
 HEARTBEAT = 3.0
+#: How many seconds of sends (at ``--mps``) may be marked in flight waiting for their slot.
+LOOKAHEAD = 0.25
 TEMPLATE_CACHE_SECONDS = 10.0
 MEDIA_CHUNK = 64 * 1024
 
@@ -173,6 +181,41 @@ class SecondWindow:
             await asyncio.sleep(self.sent[0] + 1.0 - now)
 
 
+class _Turn:
+    """One send's place in the sender's lookahead: released once its slot is taken (or the
+    send ends before), and the moment written to the send trace."""
+
+    def __init__(self, ahead: asyncio.Semaphore, trace: Any) -> None:
+        self.ahead, self.trace, self.held = ahead, trace, True
+
+    def taken(self, msg_id: str) -> None:
+        if self.trace is not None:
+            self.trace.write(f"{time.monotonic():.6f} {msg_id}\n")
+        self.done()
+
+    def done(self) -> None:
+        if self.held:
+            self.held = False
+            self.ahead.release()
+
+
+def _send_trace() -> Any:
+    """``CTWA_BRIDGE_SEND_TRACE``: a file to append each request's departure to (line by
+    line, so that a ``kill -9`` loses none written), or None."""
+    import os
+    from pathlib import Path
+
+    path = os.environ.get("CTWA_BRIDGE_SEND_TRACE")
+    if not path:
+        return None
+    try:
+        return Path(path).open("a", buffering=1, encoding="utf-8")
+    except OSError as exc:
+        log.error("CTWA_BRIDGE_SEND_TRACE: cannot write %s (%s); no trace",
+                  path, exc.strerror or exc)
+        return None
+
+
 @dataclass
 class Bridge:
     settings: BridgeSettings
@@ -190,6 +233,7 @@ class Bridge:
     _pools: dict[str, Any] = field(default_factory=dict)
     _stopping: bool = False
     pacer: Any = None
+    _window: Any = None
 
     def __post_init__(self) -> None:
         self.replica = self.replica or self.settings.replica_name()
@@ -392,24 +436,30 @@ class Bridge:
         # the shared bucket, each slot used on time or forfeited (every replica together
         # stays at or under --mps), and this replica's own one-second window on top
         self.pacer = Pacer(self.state, s.phone_number_id, s.mps)
-        window = SecondWindow(s.mps)
-        while True:
-            items = await self.state.claim_sends(self.replica, batch, LEASE)
-            if not items:
-                await self._idle("sends", 1.0)
-                continue
-            for item in items:
-                await self.pacer.turn()
-                await window.admit()
-                await gate.acquire()
-                task = asyncio.ensure_future(self._send_one(item))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                task.add_done_callback(lambda _: gate.release())
-
-    async def _send_one(self, item: SendItem) -> None:
+        self._window = SecondWindow(s.mps)
+        ahead = asyncio.Semaphore(int(max(4, s.mps * LOOKAHEAD)))
+        trace = _send_trace()
         try:
-            await self._send(item)
+            while True:
+                items = await self.state.claim_sends(self.replica, batch, LEASE)
+                if not items:
+                    await self._idle("sends", 1.0)
+                    continue
+                for item in items:
+                    await ahead.acquire()
+                    await gate.acquire()
+                    turn = _Turn(ahead, trace)
+                    task = asyncio.ensure_future(self._send_one(item, turn))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                    task.add_done_callback(lambda _: gate.release())
+        finally:
+            if trace is not None:
+                trace.close()
+
+    async def _send_one(self, item: SendItem, turn: _Turn | None = None) -> None:
+        try:
+            await self._send(item, turn)
         except asyncio.CancelledError:
             raise
         except StateError as exc:
@@ -417,8 +467,11 @@ class Bridge:
                       item.msg_id, exc)
         except Exception:
             log.exception("send %s failed in the bridge", item.msg_id)
+        finally:
+            if turn is not None:
+                turn.done()
 
-    async def _send(self, item: SendItem) -> None:
+    async def _send(self, item: SendItem, turn: _Turn | None = None) -> None:
         from ctwa.http.raw import HttpError
 
         try:
@@ -438,6 +491,11 @@ class Bridge:
             await self.state.put_click(click.token, item.msg_id, click.destination)
         body = orjson.dumps(translation.body)
         await self.state.mark_in_flight(item.id)
+        # the slot now, when nothing but the request is left (see the module's docstring)
+        await self.pacer.turn()
+        await self._window.admit()
+        if turn is not None:
+            turn.taken(item.msg_id)
         self.metrics.sends.inc()
         pool = self._pools["meta"]
         try:
