@@ -63,6 +63,7 @@ from ctwa.bridge.state import (
     CallbackSpec,
     SendItem,
     StateError,
+    StateUnavailable,
     WebhookItem,
 )
 from ctwa.bridge.translate import ClickSettings, UnsendableRequest, translate
@@ -523,7 +524,7 @@ class Bridge:
         self.metrics.meta_answers.labels(str(status), str(meta_code(status, answer))).inc()
         if verdict.outcome == "sent":
             assert verdict.wamid is not None
-            await self.state.complete_send(item.id, verdict.wamid)
+            await self._record_wamid(item, verdict.wamid)
             self.metrics.send_outcomes.labels("sent").inc()
         elif verdict.outcome == "retry":
             if verdict.slow_down:  # Meta said: too fast; every replica waits
@@ -534,6 +535,27 @@ class Bridge:
                      verdict.delay)
         else:
             await self._fail(item, verdict.code, verdict.reason)
+
+    async def _record_wamid(self, item: SendItem, wamid: str) -> None:
+        """Meta took the message: its wamid must be recorded, or Meta's statuses for it find
+        no msgId. A state that did not answer in time (a loaded machine: the statement's
+        own timeout) is asked again, with backoff, while this replica's heartbeats still hold
+        the claim (:data:`LEASE`); ``complete_send`` is idempotent. After that the error
+        goes up and the crash rule takes the send (never resent)."""
+        deadline = time.monotonic() + LEASE
+        attempt = 0
+        while True:
+            try:
+                await self.state.complete_send(item.id, wamid)
+                return
+            except StateUnavailable as exc:
+                attempt += 1
+                pause = backoff(attempt, 2.0, 0.1)
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("send %s: recording its wamid failed (%s); again in %.1f s",
+                            item.msg_id, exc, pause)
+                await asyncio.sleep(pause)
 
     async def _fail(self, item: SendItem, code: int, reason: str) -> None:
         await self.state.fail_send(item.id, code, reason, failed_dlr(item.msg_id, code))

@@ -66,3 +66,37 @@ def test_a_slow_mark_in_flight_commit_does_not_release_sends_in_a_burst(
     assert busiest(left) <= MPS, f"{busiest(left)} sends left in one second at --mps {MPS:g}"
     # at Meta (a server in this process): one of slack for the arrival's own jitter
     assert busiest(harness.meta.times) <= MPS + 1
+
+
+def test_a_wamid_the_state_did_not_take_in_time_is_recorded_on_a_later_try(
+        harness: Harness) -> None:
+    """Meta took the message; the state's ``complete_send`` timed out (a loaded machine):
+    the sender asks again rather than leave the wamid unrecorded, which would leave Meta's
+    statuses for it without a msgId."""
+    from ctwa.bridge.state import StateUnavailable
+
+    bridge = harness.running.bridge
+    state = bridge.state
+    original = state.complete_send
+    calls: list[tuple[Any, ...]] = []
+
+    async def times_out_twice(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) <= 2:
+            raise StateUnavailable("PostgreSQL at x is unreachable: did not answer in time")
+        return await original(*args)
+
+    state.complete_send = times_out_twice  # type: ignore[method-assign]
+    assert harness.post({"payloadVersion": 0.1, "to": "919876543210",
+                         "wabaNumber": "919999999998", "msgId": "27|w|1|1",
+                         "isTemplate": False, "type": "text",
+                         "text": {"body": "hello"}}).json() == {"status": "success"}
+    wait_until(lambda: len(calls) >= 3, timeout=10, what="a third try")
+
+    def recorded() -> Any:
+        future = asyncio.run_coroutine_threadsafe(state.lookup_msg_id("wamid.T1"),
+                                                  harness.running.loop)
+        return future.result(5)
+
+    assert wait_until(recorded, timeout=5, what="the wamid recorded") == "27|w|1|1"
+    assert len(harness.meta.requests) == 1  # recorded, never resent
