@@ -74,6 +74,7 @@ SETTLE = 60 + MESSAGES / MPS * 3
 #: bridge that refuses most of what it is sent and so tests little of the sending.
 ACCEPTED_FLOOR = 0.5
 ORDER = ("sent", "delivered", "read")
+WEBHOOK_BATCH = 10  # statuses per webhook POST at most, as Meta gathers them under load
 
 
 @pytest.fixture
@@ -230,7 +231,8 @@ class Cluster:
         meta = {"webhook_url": f"{self.proxy.url}/webhook", "mps": 0,
                 "accept_times": str(self.accept_times),
                 "status_delays": [0.05, 0.1, 0.15], "read": True, "webhook_concurrency": 16,
-                "webhook_batch": 10, "webhook_batch_wait": 0.05, "failing_numbers": {},
+                "webhook_batch": WEBHOOK_BATCH, "webhook_batch_wait": 0.05,
+                "failing_numbers": {},
                 "closed_window": []}
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
         self.meta = subprocess.Popen([sys.executable, "-m", "tests.bridge.cluster.meta_process",
@@ -382,9 +384,22 @@ def test_kill_9_of_one_replica_loses_nothing_and_sends_nothing_twice(
     # off may have been stored, as CleverTap's timeout would leave it)
     assert meta["accepted"] <= len(accepted) + len(run.unanswered)
     assert meta["accepted"] >= len(accepted) - len(failed)
+    late = []
     for msg_id in accepted - failed:
-        # in order; a callback the victim delivered but had not recorded may come twice
-        assert _collapse_repeats(seen[msg_id]) == list(ORDER), (msg_id, seen[msg_id], logs)
+        # every status, once; a callback the victim delivered but had not recorded may come
+        # twice (callbacks are delivered at least once)
+        got = _collapse_repeats(seen[msg_id])
+        assert set(got) == set(ORDER), (msg_id, seen[msg_id], logs)
+        if got != list(ORDER):
+            late.append((msg_id, seen[msg_id]))
+    # in order, but for the bridge's documented exception (ctwa.bridge.state.base): a status
+    # in a webhook the victim took in but had not stored when it died comes in Meta's retry
+    # of that webhook; if that is after the settling time the later statuses went ahead,
+    # and it is delivered late, not dropped. Only those can be late: at most the statuses
+    # of the webhooks Meta had to send again.
+    retried = meta["webhooks"]["retries"]
+    assert len(late) <= retried * WEBHOOK_BATCH, (late[:5], meta["webhooks"], logs)
     print(f"\ncluster: {len(accepted)} accepted, {len(run.refused)} answered 2004, "
-          f"{len(failed)} failed 1009 by the crash rule, {len(run.unanswered)} cut off")
+          f"{len(failed)} failed 1009 by the crash rule, {len(run.unanswered)} cut off, "
+          f"{len(late)} with a status late (of {retried} webhooks Meta sent again)")
     check_rate(cluster.rate())
