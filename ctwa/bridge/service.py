@@ -188,8 +188,10 @@ class _Turn:
 
     def __init__(self, ahead: asyncio.Semaphore, trace: Any) -> None:
         self.ahead, self.trace, self.held = ahead, trace, True
+        self.left = False  # the request to Meta has left
 
     def taken(self, msg_id: str) -> None:
+        self.left = True
         if self.trace is not None:
             self.trace.write(f"{time.monotonic():.6f} {msg_id}\n")
         self.done()
@@ -464,13 +466,40 @@ class Bridge:
         except asyncio.CancelledError:
             raise
         except StateError as exc:
-            log.error("send %s: the state failed: %s (its lease will bring it back)",
-                      item.msg_id, exc)
+            if turn is not None and not turn.left:
+                # nothing went to Meta: back to the queue now (this replica is alive, so its
+                # heartbeats would hold the claim, and the send with it, until it stops)
+                await self._give_back(item, exc)
+            else:
+                log.error("send %s: the state failed: %s (the crash rule takes it when this "
+                          "replica stops)", item.msg_id, exc)
         except Exception:
             log.exception("send %s failed in the bridge", item.msg_id)
         finally:
             if turn is not None:
                 turn.done()
+
+    async def _give_back(self, item: SendItem, error: StateError) -> None:
+        """A send the state failed for before its request left: queued again in a moment,
+        asked again with backoff while the claim holds."""
+        deadline = time.monotonic() + LEASE
+        attempt = 0
+        while True:
+            try:
+                await self.state.retry_send(item.id, now() + 1.0)
+                log.warning("send %s: the state failed before the request (%s); queued again",
+                            item.msg_id, error)
+                self.wake("sends")
+                return
+            except StateUnavailable as exc:
+                attempt += 1
+                pause = backoff(attempt, 2.0, 0.1)
+                if time.monotonic() + pause > deadline:
+                    log.error("send %s: the state failed (%s) and could not queue it again "
+                              "(%s); it goes on when this replica restarts", item.msg_id,
+                              error, exc)
+                    return
+                await asyncio.sleep(pause)
 
     async def _send(self, item: SendItem, turn: _Turn | None = None) -> None:
         from ctwa.http.raw import HttpError

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,30 @@ def test_a_wamid_the_state_did_not_take_in_time_is_recorded_on_a_later_try(
 
     assert wait_until(recorded, timeout=5, what="the wamid recorded") == "27|w|1|1"
     assert len(harness.meta.requests) == 1  # recorded, never resent
+
+
+def test_a_send_the_state_failed_before_its_request_left_is_queued_again(
+        harness: Harness) -> None:
+    """``mark_in_flight`` did not answer in time: nothing went to Meta, so the send goes back
+    to the queue (a live replica's heartbeats hold its claims: left claimed, it would wait
+    for the replica to stop) and is sent once."""
+    from ctwa.bridge.state import StateUnavailable
+
+    state = harness.running.bridge.state
+    original = state.mark_in_flight
+    calls: list[Any] = []
+
+    async def times_out_once(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:
+            raise StateUnavailable("PostgreSQL at x is unreachable: did not answer in time")
+        return await original(*args)
+
+    state.mark_in_flight = times_out_once  # type: ignore[method-assign]
+    assert harness.post({"payloadVersion": 0.1, "to": "919876543210",
+                         "wabaNumber": "919999999998", "msgId": "27|b|1|1",
+                         "isTemplate": False, "type": "text",
+                         "text": {"body": "hello"}}).json() == {"status": "success"}
+    wait_until(lambda: harness.meta.requests, timeout=10, what="the send")
+    time.sleep(0.5)
+    assert [r["biz_opaque_callback_data"] for r in harness.meta.requests] == ["27|b|1|1"]
