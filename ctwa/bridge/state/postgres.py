@@ -16,7 +16,9 @@
 * **Bounded**: the pool waits at most ``timeout`` (``ack_timeout`` for acknowledging writes)
   for a connection, statements time out server-side at ``timeout``, and every call is bounded
   on the client as well, so a lost database gives :class:`StateUnavailable` quickly, and the
-  pool reconnects in the background so the first call after it is back works again.
+  pool reconnects in the background so the first call after it is back works again. One
+  exception: an ``enqueue_send`` whose commit has begun by its ack deadline waits for the
+  commit's outcome (up to ``timeout``), so that "not stored" is never said of a stored row.
 * The rate-limit bucket and heartbeats are written with ``synchronous_commit = off``: losing
   their last few hundred milliseconds in a database crash costs nothing, and they are the
   only writes made many times a second that no one acknowledges.
