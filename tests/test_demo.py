@@ -33,9 +33,12 @@ def test_demo_every_step_behaves(tmp_path, capsys) -> None:
     assert "failed 1006: 1," in said.err + said.out and "{'1006'" not in said.err + said.out
 
 
-def test_demo_command_json(cli) -> None:
+def test_demo_command_json(cli, tmp_path, monkeypatch) -> None:
+    users_store = tmp_path / "users-own-store.sqlite3"
+    monkeypatch.setenv("CTWA_STORE", str(users_store))  # the demo keeps to its scratch store
     result = cli("--json", "demo")
     assert result.exit_code == 0, result.stderr
+    assert not users_store.exists()
     data = json.loads(result.stdout)
     assert data["upload"]["adds_up"] and data["elapsed"] < 60
     assert "Every step behaved as expected" in result.stderr

@@ -35,7 +35,8 @@ def test_short_values_are_not_registered() -> None:
     assert masking.scrub("about") == "about"
 
 
-@given(st.text(min_size=3, max_size=30).filter(lambda s: s.strip() == s and s),
+@given(st.text(min_size=3, max_size=30).filter(  # a secret inside the mask ("***") is not
+           lambda s: s.strip() == s and s and s not in masking.MASK),  # a leak
        st.text(max_size=30), st.text(max_size=30))
 def test_a_registered_secret_never_survives_scrub(secret: str, before: str, after: str) -> None:
     masking.forget_all()
@@ -59,3 +60,27 @@ def test_escaped_and_percent_encoded_forms_are_masked() -> None:
     for form in ('{"password": "pw-CANARY-7f3a/\\"q&x"}', "pass=pw-CANARY-7f3a%2F%22q%26x",
                  "pass=pw-CANARY-7f3a%2F%22q%26x&x=1".replace("%2F", "%2F")):
         assert "pw-CANARY-7f3a" not in masking.scrub(form), form
+
+
+def test_the_sandboxs_published_password_is_no_secret() -> None:
+    from ctwa.sandbox.bsp import BspSettings
+
+    assert BspSettings().password in masking.PUBLIC_CREDENTIALS  # the two stay in step
+    masking.register_basic_auth("ctwa", "sandbox")
+    masking.register_secret("sandbox")
+    masking.register_secret("sandbox-passcode")  # long and unique: still masked
+    assert masking.scrub("profile sandbox, passcode sandbox-passcode") == (
+        "profile sandbox, passcode ****")
+
+
+def test_the_sandbox_profile_is_named_in_output(cli, monkeypatch) -> None:
+    added = cli("profile", "add", "sandbox", "--endpoint", "http://127.0.0.1:9/bsp/messages",
+                "--auth", "basic", "--username", "ctwa", "--use")
+    assert added.exit_code == 0, added.stderr
+    monkeypatch.setenv("CTWA_PASSWORD", "sandbox")
+    shown = cli("profile", "show", "sandbox")
+    assert shown.exit_code == 0, shown.stderr
+    assert "profile sandbox" in shown.stdout and "profile ****" not in shown.stdout
+    monkeypatch.setenv("CTWA_PASSWORD", "pw-CANARY-7f3a")  # a real password is still masked
+    shown = cli("--json", "profile", "show", "sandbox")
+    assert "pw-CANARY-7f3a" not in shown.stdout + shown.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,18 @@ def test_flags_override_the_file() -> None:
     base = TemplateParams(vars={"1": "file", "2": "file"}, coupon="FILE")
     merged = base.overlay(TemplateParams(vars={"1": "flag"}))
     assert merged.vars == {"1": "flag", "2": "file"} and merged.coupon == "FILE"
+
+
+@pytest.mark.parametrize("key", ["cards", "location"])
+@pytest.mark.parametrize("value", [5, -10**20, 1.5, True, [1], [[1]]])
+def test_a_params_file_value_of_the_wrong_kind_is_one_line(key, value, cli, tmp_path) -> None:
+    from ctwa.send.params import params_from_mapping
+
+    if key == "cards" and isinstance(value, list):
+        value = {"a": value}  # a mapping where the list of cards belongs
+    with pytest.raises(InputError, match=f"p.yaml: {key}"):
+        params_from_mapping({key: value}, "p.yaml")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({key: value}))
+    done = cli("lint", str(path))  # lint reads a params file as send-template does
+    assert done.exit_code == 1 and "(params)" in done.stdout, done.stdout + done.stderr

@@ -63,7 +63,7 @@ def test_every_json_document_parses_back_masked_and_clean(doc, secret) -> None:
     masking.forget_all()
     masking.register_secret(secret)
     with contextlib.redirect_stdout(io.StringIO()) as captured:
-        Output(json_mode=True).data({"body": json.dumps(doc), "doc": doc,
+        Output(json_mode=True).stdout_json({"body": json.dumps(doc), "doc": doc,
                                      "url": f"https://x/media/1?sig={secret}\""})
     printed = captured.getvalue()
     parsed = json.loads(printed)
@@ -161,5 +161,5 @@ def test_json_masks_unregistered_url_credentials_even_behind_an_escape() -> None
     from ctwa.cli.output import Output
 
     with contextlib.redirect_stdout(io.StringIO()) as captured:
-        Output(json_mode=True).data({"u": "http://u:p\x01w@h/x?sig=a\x01b", "n": 1})
+        Output(json_mode=True).stdout_json({"u": "http://u:p\x01w@h/x?sig=a\x01b", "n": 1})
     assert json.loads(captured.getvalue()) == {"u": "http://u:****@h/x?sig=****", "n": 1}

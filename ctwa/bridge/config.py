@@ -57,8 +57,13 @@ class BridgeSettings:
     #: the longest wait between two deliveries of a callback CleverTap refused
     callback_max_backoff: float = 30.0
     #: a webhook whose statuses name wamids not mapped yet waits this long for the send's
-    #: commit before they are skipped as "not sent by the bridge"
+    #: commit before they are skipped as "not sent by the bridge" (longer, by two leases,
+    #: while the msgId a status names is still being sent: see in_doubt_window)
     unmapped_wait: float = 30.0
+    #: how long a send in flight when a bridge died waits for a status from Meta naming its
+    #: msgId (then it is sent, its wamid recorded) before it is failed with 1009 (the crash
+    #: rule, ctwa.bridge.state.base)
+    in_doubt_window: float = 120.0
     #: how long Meta may stay silent before /health says not ready
     meta_silence: float = 600.0
     replica: str = ""
@@ -152,7 +157,7 @@ _FIELDS = {f.name: f for f in fields(BridgeSettings)}
 #: ``500ms``; a bare number there is refused, naming the key); in seconds from code.
 DURATIONS = frozenset({"media_link_ttl", "template_sync_every", "meta_timeout",
                        "callback_timeout", "callback_max_backoff", "unmapped_wait",
-                       "meta_silence"})
+                       "in_doubt_window", "meta_silence"})
 
 
 _EXPECTED = {bool: "true or false", float: "a number", int: "a whole number",

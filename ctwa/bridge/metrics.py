@@ -44,6 +44,15 @@ class Metrics:
                                           "X-Hub-Signature-256", registry=r)
         self.skipped = Counter("ctwa_bridge_webhook_items_skipped", "webhook statuses and "
                                "messages with no CleverTap callback", registry=r)
+        self.in_doubt = Gauge("ctwa_bridge_sends_in_doubt", "sends in flight when a bridge "
+                              "died, waiting for a status from Meta (the crash rule)",
+                              registry=r)
+        self.in_doubt_settled = Counter("ctwa_bridge_in_doubt_settled", "sends in doubt "
+                                        "after a crash that a status from Meta showed were "
+                                        "sent", registry=r)
+        self.late_statuses = Counter("ctwa_bridge_late_statuses", "Meta statuses for a "
+                                     "message the bridge had already failed (recorded, not "
+                                     "forwarded to CleverTap)", ["status"], registry=r)
         self.clicks = Counter("ctwa_bridge_clicks", "tracked URL button taps", registry=r)
 
     def render(self) -> bytes:

@@ -36,8 +36,12 @@ no answer within ``meta_timeout``             failed 1009: Meta may have sent it
 any other Meta error                          failed with its 1000-1010 code (1009 if unknown)
 ============================================  ================================================
 
-A send in flight when the bridge died follows the state's crash rule (failed with 1009 naming
-the crash, never resent; ``ctwa.bridge.state.base``).
+A send in flight when the bridge died follows the state's crash rule (``ctwa.bridge.state.base``):
+never resent; *in doubt* until a status from Meta names its msgId (``biz_opaque_callback_data``;
+the webhook processor then records its wamid and its statuses go to CleverTap) or until
+``in_doubt_window`` has passed (then failed with 1009 naming the crash). A status naming a
+message already failed is recorded, logged and counted (``ctwa_bridge_late_statuses``), not
+forwarded: the failed DLR was that message's one outcome.
 """
 
 from __future__ import annotations
@@ -67,7 +71,13 @@ from ctwa.bridge.state import (
     WebhookItem,
 )
 from ctwa.bridge.translate import ClickSettings, UnsendableRequest, translate
-from ctwa.bridge.webhooks import convert_webhook, status_wamids, wamids
+from ctwa.bridge.webhooks import (
+    convert_webhook,
+    named_msg_ids,
+    status_entries,
+    status_wamids,
+    wamids,
+)
 from ctwa.wire.codes import CALLBACK_ERRORS
 from ctwa.wire.meta import MetaTemplate
 from ctwa.wire.webhook import clevertap_code
@@ -237,6 +247,10 @@ class Bridge:
     _stopping: bool = False
     pacer: Any = None
     _window: Any = None
+    #: routes whose last delivery CleverTap did not take, and when each route's waiting
+    #: callbacks were last hastened (see _deliver)
+    _refusing: set[str] = field(default_factory=set)
+    _hastened: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.replica = self.replica or self.settings.replica_name()
@@ -306,7 +320,9 @@ class Bridge:
         except StateError:
             return
         self.metrics.outbox.labels("sends").set(depths.sends_queued + depths.sends_claimed
-                                                + depths.sends_in_flight)
+                                                + depths.sends_in_flight
+                                                + depths.sends_in_doubt)
+        self.metrics.in_doubt.set(depths.sends_in_doubt)
         self.metrics.outbox.labels("webhooks").set(depths.webhooks_pending)
         self.metrics.outbox.labels("callbacks").set(depths.callbacks_pending)
 
@@ -387,6 +403,7 @@ class Bridge:
                                       timeout=s.callback_timeout)
         for queue in ("sends", "webhooks", "callbacks"):
             self._wake[queue] = asyncio.Event()
+        self.state.in_doubt_window = s.in_doubt_window  # the crash rule's window
         await self.state.heartbeat(self.replica, self._info())
         for worker in (self._heartbeats, self._sender, self._webhook_processor,
                        self._callback_deliverer, self._template_sync):
@@ -621,17 +638,33 @@ class Bridge:
             await self.state.finish_webhook(item.id, [])
             return
         found: dict[str, str] = {}
+        late: set[str] = set()
         for wamid in wamids(doc):
-            msg_id = await self.state.lookup_msg_id(wamid)
-            if msg_id is not None:
-                found[wamid] = msg_id
+            mapped = await self.state.lookup_wamid(wamid)
+            if mapped is not None:
+                found[wamid] = mapped.msg_id
+                if mapped.late:
+                    late.add(wamid)
         missing = status_wamids(doc) - set(found)
-        if missing and now() - item.received_at < self.settings.unmapped_wait:
-            # Meta's webhook can overtake the commit of the send's wamid: look again soon
+        open_send = bool(missing) and await self._named_sends(doc, missing, found, late)
+        missing -= set(found)
+        waited = now() - item.received_at
+        if missing and (waited < self.settings.unmapped_wait
+                        or (open_send and waited < self.settings.unmapped_wait + 2 * LEASE)):
+            # Meta's webhook can overtake the commit of the send's wamid, or the send it names
+            # was in flight on a replica that died (its lease, then the crash rule, settles
+            # it): look again soon
             await self.state.defer_webhook(item.id, now() + 0.5)
             return
+        for status in status_entries(doc):
+            if str(status["id"]) in late:
+                self.metrics.late_statuses.labels(str(status["status"])).inc()
+                log.warning("webhook %d: Meta's %s status for msgId %s (wamid %s) came after "
+                            "the bridge had failed that message; recorded, not forwarded "
+                            "(its failed DLR was its one outcome)", item.id, status["status"],
+                            found.get(str(status["id"]), "?"), status["id"])
         callbacks, notes = convert_webhook(doc, found, self.media_link,
-                                           self.settings.waba_number or None)
+                                           self.settings.waba_number or None, late)
         for note in notes:
             log.info("webhook %d: %s", item.id, note)
         self.metrics.skipped.inc(sum(1 for n in notes if "no CleverTap" in n
@@ -641,6 +674,40 @@ class Bridge:
         await self.state.finish_webhook(item.id, specs)
         if specs:
             self.wake("callbacks")
+
+    async def _named_sends(self, doc: Any, missing: set[str], found: dict[str, str],
+                           late: set[str]) -> bool:
+        """Statuses whose wamid is not in the map, resolved by the msgId their
+        ``biz_opaque_callback_data`` names (the crash rule, ctwa.bridge.state.base): a send
+        in doubt is completed with that wamid (Meta took it); for a failed one the wamid is
+        recorded late. Adds what it resolves to ``found`` (and ``late``); True when a named
+        send is still open (queued, claimed, in flight), so the webhook should wait."""
+        named = named_msg_ids(doc)
+        still_open = False
+        for wamid in sorted(missing):
+            msg_id = named.get(wamid)
+            send = await self.state.accepted(msg_id) if msg_id else None
+            if send is None or msg_id is None:
+                continue  # not a message this bridge accepted
+            if send.state in ("queued", "claimed", "in_flight"):
+                still_open = True
+            elif send.state == "in_doubt":
+                if await self.state.complete_send(send.id, wamid):
+                    self.metrics.in_doubt_settled.inc()
+                    self.metrics.send_outcomes.labels("sent").inc()
+                    log.warning("send %s: in doubt since a bridge stopped while sending it; "
+                                "Meta's status names it (wamid %s): recorded as sent, its "
+                                "statuses go to CleverTap", msg_id, wamid)
+                else:  # settled meanwhile: by another status of it, or failed by the window
+                    mapped = await self.state.lookup_wamid(wamid)
+                    if mapped is None or mapped.late:
+                        late.add(wamid)
+                found[wamid] = msg_id
+            elif send.state == "failed" and send.wamid in (None, wamid):
+                await self.state.complete_send(send.id, wamid)  # recorded, marked late
+                found[wamid] = msg_id
+                late.add(wamid)
+        return still_open
 
     # --- callbacks -----------------------------------------------------------------------
 
@@ -680,9 +747,26 @@ class Bridge:
             await self.state.complete_callback(item.id)
             self.metrics.callbacks.labels(item.route).inc()
             self.metrics.callback_lag.observe(max(0.0, now() - item.created_at))
+            # CleverTap is back after refusals: the backlog goes now, not over the backoff cap
+            # (at most once per cap, so one callback CleverTap keeps refusing among others
+            # it takes is not retried faster than its backoff)
+            cap = self.settings.callback_max_backoff
+            if item.route in self._refusing and \
+                    now() - self._hastened.get(item.route, -cap) >= cap:
+                self._refusing.discard(item.route)
+                self._hastened[item.route] = now()
+                hastened = await self.state.hasten_callbacks(item.route)
+                if hastened:
+                    log.info("CleverTap's %s URL takes callbacks again: %d waiting ones "
+                             "sent now", item.route, hastened)
+                    self.wake("callbacks")
             return
+        self._refusing.add(item.route)
         self.metrics.callback_failures.labels(item.route).inc()
-        delay = backoff(item.attempts, self.settings.callback_max_backoff)
+        # the cap holds after the jitter too: once CleverTap is back, each waiting callback
+        # is tried again within callback_max_backoff, however long it was down
+        cap = self.settings.callback_max_backoff
+        delay = min(cap, backoff(item.attempts, cap))
         if item.attempts == 0 or item.attempts % 10 == 0:
             log.warning("callback %s to CleverTap's %s URL: %s; again in %.1f s",
                         item.msg_id, item.route, error, delay)

@@ -28,7 +28,10 @@
 
   A status for a wamid the bridge never sent (a message sent from Meta's own tools) has no
   CleverTap msgId: it is skipped and logged, never sent with a made-up id. A reply whose
-  ``context`` is not in the map is sent without ``context``.
+  ``context`` is not in the map is sent without ``context``. A status whose wamid is not in
+  the map but whose ``biz_opaque_callback_data`` names a message the bridge accepted follows
+  the crash rule (ctwa.bridge.state.base): it settles a send in doubt; for a message already
+  failed it is recorded, not forwarded (``late``).
 """
 
 from __future__ import annotations
@@ -79,13 +82,26 @@ def wamids(doc: Any) -> set[str]:
     return found
 
 
-def status_wamids(doc: Any) -> set[str]:
+def status_entries(doc: Any) -> list[dict[str, Any]]:
+    """The webhook's status entries that become CleverTap statuses (an id and a known kind)."""
     from ctwa.wire.webhook import STATUS_MAP, values
 
     if not isinstance(doc, dict):
-        return set()
-    return {str(s["id"]) for _, value in values(doc) for s in value.get("statuses") or []
-            if isinstance(s, dict) and s.get("id") and s.get("status") in STATUS_MAP}
+        return []
+    return [s for _, value in values(doc) for s in value.get("statuses") or []
+            if isinstance(s, dict) and s.get("id") and s.get("status") in STATUS_MAP]
+
+
+def status_wamids(doc: Any) -> set[str]:
+    return {str(s["id"]) for s in status_entries(doc)}
+
+
+def named_msg_ids(doc: Any) -> dict[str, str]:
+    """wamid -> the CleverTap msgId its status names in ``biz_opaque_callback_data`` (the
+    bridge sends every message with it; Meta returns it in each status webhook)."""
+    return {str(s["id"]): str(s["biz_opaque_callback_data"]) for s in status_entries(doc)
+            if isinstance(s.get("biz_opaque_callback_data"), str)
+            and s["biz_opaque_callback_data"]}
 
 
 #: Callback order ranks within one order key: the state's (ctwa.bridge.state.base.RANK).
@@ -109,11 +125,15 @@ class WebhookConverter(Converter):
     media_link: Callable[[str], str] = field(default=lambda media_id: media_id)
     #: the wamid of each inbound callback made, in order (its order key)
     inbound_ids: list[str] = field(default_factory=list)
+    #: wamids recorded after their message was failed: their statuses are not forwarded
+    late: set[str] = field(default_factory=set)
 
     def _id(self, provider_id: Any) -> str:
         return self.msgid_map.get(str(provider_id), "")
 
     def _status(self, status: Any, where: str) -> dict[str, Any] | None:
+        if isinstance(status, dict) and str(status.get("id")) in self.late:
+            return None  # the caller logs and counts these (the crash rule)
         if isinstance(status, dict) and str(status.get("id")) not in self.msgid_map:
             self.result.skipped.append(f"{where}: status for wamid {status.get('id')} that "
                                        "the bridge did not send; no CleverTap msgId")
@@ -211,12 +231,15 @@ def _with_contacts(doc: Any) -> Any:
 
 
 def convert_webhook(doc: Any, msgid_map: dict[str, str], media_link: Callable[[str], str],
-                    waba: str | None = None) -> tuple[list[BridgeCallback], list[str]]:
+                    waba: str | None = None, late: set[str] | None = None,
+                    ) -> tuple[list[BridgeCallback], list[str]]:
     """The CleverTap callbacks of one stored webhook, each with the msgId it is ordered
-    under and its rank; and what was skipped or noted, named."""
+    under and its rank; and what was skipped or noted, named. Statuses of the ``late``
+    wamids are left out (their message was failed already)."""
     from ctwa.infra.errors import CtwaError
 
-    converter = WebhookConverter(msgid_map=msgid_map, waba=waba, media_link=media_link)
+    converter = WebhookConverter(msgid_map=msgid_map, waba=waba, media_link=media_link,
+                                 late=set(late or ()))
     try:
         converter.convert(_with_contacts(doc), "webhook")
     except CtwaError as exc:

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from ctwa.callbacks.stats import CampaignStats
 from ctwa.infra.asgi import BodyTooLarge, read_limited
+from ctwa.wire import webhook
 from ctwa.wire.callbacks import check_callback_url
 from ctwa.wire.kinds import detect_kind
 from ctwa.wire.lint import LintResult, lint_document
@@ -146,7 +147,10 @@ class Listener:
             if kind not in ("status", "inbound", "meta-webhook"):
                 return self._refuse(received, _not_a_callback(document), 400, body, document)
             received.kind = kind
-        result = lint_document(document, kind, path)
+        if kind == webhook.KIND:  # correct as Meta's, but a callback URL takes CleverTap's
+            result = LintResult(path, kind, webhook.explain(document))
+        else:
+            result = lint_document(document, kind, path)
         result.problems += check_callback_url(str(request.url), "the URL this callback was "
                                               "posted to")
         received.result = result

@@ -509,14 +509,16 @@ class Certifier:
         self.say(f"scale: {check.status.upper()} ({check.detail})")
 
     def _run_scale(self, n: int) -> tuple[str, str]:
-        from ctwa.http import load_headers
-        from ctwa.load.engine import run_load
-        from ctwa.load.plan import CAMPAIGN_CONCURRENCY, LoadPlan
-        from ctwa.roundtrip.record import finish_load_run, load_round_trip, start_load_run
-        from ctwa.roundtrip.waiting import wait_for
+        """The scale run as the send commands run theirs: one SendJob (load mode, the
+        callbacks awaited) through :func:`ctwa.send.job.run_job`, so every message is
+        classified and the run judged by the same rules; then the spec's scale criterion
+        (errors per expectation, DLRs complete) on top of the runner's verdict."""
+        from ctwa.load.plan import CAMPAIGN_CONCURRENCY
+        from ctwa.report.verdict import FAIL as CRITERION_FAILED
+        from ctwa.report.verdict import NOT_TESTED as CRITERION_NOT_TESTED
         from ctwa.send.freeform import build_freeform
+        from ctwa.send.job import AwaitSettings, Hooks, LoadSettings, SendJob, run_job
 
-        assert self.store is not None
         numbers = self.o.scale_numbers or (self.o.to,)
         if self.templates_sent:
             template = next(iter(self.templates_sent.values()))
@@ -529,22 +531,23 @@ class Certifier:
         else:
             payload = build_freeform("text", to=numbers[0], waba=self.o.waba, msg_id="x",
                                      text="ctwa certify: scale").to_wire()
-        endpoint = self.o.endpoint
-        plan = LoadPlan(endpoint.url, load_headers(endpoint.auth, endpoint.headers), payload,
-                        numbers, count=n, concurrency=min(n, CAMPAIGN_CONCURRENCY),
-                        workers=1 if n < 500 else 2, deadline=self.o.deadline,
-                        timeout=self.o.timeout, record=True)
-        run_id = start_load_run(self.store, plan, payload, name="certify")
-        self.say(f"scale: {n:,} messages, {plan.concurrency} in flight")
-        report = run_load(plan)
-        finish_load_run(self.store, run_id, report)
+        job = SendJob(payload, self.o.endpoint, recipients=numbers, timeout=self.o.timeout,
+                      deadline=self.o.deadline,
+                      load=LoadSettings(count=n, concurrency=min(n, CAMPAIGN_CONCURRENCY),
+                                        workers=1 if n < 500 else 2),
+                      awaiting=AwaitSettings(until="delivered",
+                                             timeout=self.o.callback_timeout,
+                                             listen=self.o.listen),
+                      run_name="certify")
+        hooks = Hooks(say=self.say, on_start=lambda plan: self.say(
+            f"scale: {n:,} messages, {plan.concurrency} in flight"))
+        done = run_job(job, hooks)
+        report = done.result
         self.scale_report = report
-        self.exchanges.add("scale", {"report": report.as_dict()})
-        expected = report.outcomes.accepted_count() if report.outcomes is not None else 0
-        wait_for(self.store, "delivered", self.o.callback_timeout, prefix=plan.prefix,
-                 expected=expected)
-        trip = load_round_trip(self.store, plan, report, "delivered")
-        report.round_trip = trip.as_dict()
+        self.exchanges.add("scale", {"report": report.as_dict(),
+                                     "verdict": done.verdict.as_dict()})
+        if done.interrupted:  # Ctrl-C: the run stops here, this check not judged
+            raise KeyboardInterrupt
         p99 = report.latency_ms.get("p99", 0.0)
         from ctwa.certify.scale import (
             Expectations,
@@ -555,21 +558,34 @@ class Certifier:
         )
 
         expectations = self.o.expectations or Expectations()
-        trip_data = report.round_trip
+        trip = done.trip
+        trip_data = report.round_trip or {}
         expected = expectations.codes(numbers, report.sent)
+        runner = {c.name: c for c in done.verdict.criteria}
         problems = []
-        if report.peak_in_flight < min(n, CAMPAIGN_CONCURRENCY):
-            problems.append(f"only {report.peak_in_flight} in flight")
-        if p99 >= self.o.deadline * 1000:
+        # the runner's criteria of the run itself; its "failures" is judged here instead,
+        # by code against the expected errors (an expected, correctly coded refusal passes)
+        for name in ("run complete", "credentials", "concurrency", "deadline"):
+            criterion = runner.get(name)
+            if criterion is None:
+                continue
+            if criterion.status == CRITERION_FAILED or (
+                    name == "run complete" and criterion.status == CRITERION_NOT_TESTED):
+                problems.append(criterion.reason)
+        concurrency = runner.get("concurrency")
+        if concurrency is not None and concurrency.status == CRITERION_NOT_TESTED and \
+                report.sent and report.peak_in_flight < min(n, CAMPAIGN_CONCURRENCY):
+            problems.append(f"only {report.peak_in_flight} in flight")  # fewer than 1500 sent
+        deadline = runner.get("deadline")
+        if p99 >= self.o.deadline * 1000 and not (
+                deadline is not None and deadline.status == CRITERION_FAILED):
             problems.append(f"p99 {p99:g} ms")
-        if report.not_in_time:
-            from ctwa.load.ceiling import throughput_ceiling
-
-            ceiling = throughput_ceiling(report)
-            problems.append(f"{report.not_in_time:,} not answered within the deadline"
-                            + (f" ({ceiling.removeprefix('DIAGNOSIS: ')})" if ceiling else ""))
         problems += judge_errors(report, trip_data, expected)
         problems += self._misdirected(report, numbers, expectations)
+        if trip is None:
+            problems.append("DLRs: the run kept no outcomes, so its callbacks could not be "
+                            "awaited")
+            return FAIL, "; ".join(problems)
         if trip.complete < trip.accepted or trip.problems:
             causes = "; ".join(diagnosis_line(d) for d in trip.diagnoses
                                if d["cause"] != "warning")

@@ -6,14 +6,14 @@ inside the command functions, so ``ctwa --help`` stays fast.
 """
 
 
-import re
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from ctwa import __version__
 from ctwa.cli import complete
+from ctwa.cli.commands import PlainGroup, Typer, duration_text
+from ctwa.cli.context import Invocation, of
 from ctwa.cli.output import Output
 from ctwa.infra import envvars
 from ctwa.infra.errors import CtwaError, ExitCode
@@ -57,89 +57,28 @@ def hoist_globals(args: list[str]) -> list[str]:
     return hoisted + rest
 
 
-def _plain_metavar(param: Any, shown: str) -> str | None:
-    """A word for what an option takes instead of Typer's Python type names (``<str>``,
-    ``<int range>``, ``<list[str]>``): N for numbers, FILE for paths, the choices, or the
-    option's own name."""
-    if param.metavar:
-        return str(param.metavar)
-    inner = shown.strip("<>")
-    if inner.startswith(("int", "float")):
-        return "N"
-    if inner in ("path", "file", "directory") or inner.startswith("list[path"):
-        return "DIR" if _is_folder(param) else "FILE"
-    if "|" in inner:
-        return inner.removeprefix("list[").removesuffix("]")
-    name = param.name or "value"
-    for ending, word in _WORDS_BY_NAME:
-        if name == ending or name.endswith("_" + ending):
-            return word
-    return name.upper()
-
-
-def _is_folder(param: Any) -> bool:
-    """A path option for a folder: its help speaks of a folder and of no file."""
-    words = set(re.findall(r"[a-z]+", (getattr(param, "help", None) or "").lower()))
-    return bool(words & {"folder", "directory"}) and not words & {"file", "files"}
-
-
-def duration_text(seconds: float) -> str:
-    """A duration as an option takes it: 500ms, 10s, 2m."""
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
-
-
-#: What an option takes, by the end of its name: one word per idea across commands.
-_WORDS_BY_NAME = (("url", "URL"), ("endpoint", "URL"), ("to", "NUMBER"), ("waba", "NUMBER"),
-                  ("header", "NAME"), ("header_name", "NAME"), ("username", "USER"),
-                  ("auth", "basic|bearer|header|none"), ("track_clicks", "DOMAIN"),
-                  ("id", "ID"), ("token", "TOKEN"), ("password", "PASSWORD"),
-                  ("passcode", "PASSCODE"), ("language", "CODE"), ("host", "HOST"),
-                  ("filename", "NAME"), ("expires", "TIME"), ("coupon", "CODE"),
-                  ("location", "LAT,LONG"))
-
-
-def _plain_param(param: Any) -> None:
-    """Per parameter (not the library's classes): help and usage show plain words."""
-    if param.param_type_name == "argument":
-        word = str(param.metavar or (param.name or "value").upper())
-        usage = word + ("..." if param.nargs != 1 and not word.endswith("...") else "")
-        param._usage_display_name = lambda: usage if param.required else f"[{usage}]"
-        param.display_type = lambda ctx: None
-        param.display_type_rich = lambda ctx: None
-        return
-    if getattr(param, "is_flag", False) or getattr(param, "count", False):
-        return
+def _default_with_unit(param: Any) -> None:
+    """A duration option's default shown with its unit, ``[default: 10s]``: the duration
+    parser reads it back the same."""
     if param.metavar == "DURATION" and isinstance(param.default, (int, float)) and not \
             isinstance(param.default, bool):
-        # shown with its unit, [default: 10s]; the duration parser reads it back the same
         param.default = duration_text(float(param.default))
-    original = param.display_type
-
-    def display_type(ctx: Any) -> str | None:
-        return _plain_metavar(param, original(ctx))
-
-    param.display_type = display_type
-    param.display_type_rich = display_type
 
 
 def _document(command: Any) -> None:
-    """Every command's help shows plain metavars and ends with the global options and the
-    exit codes."""
+    """Every command's help ends with the global options and the exit codes (its plain
+    metavars are the command classes' doing: ctwa.cli.commands)."""
     extra = f"{GLOBAL_HELP}\n\n{EXIT_HELP}"
     command.epilog = f"{command.epilog}\n\n{extra}" if command.epilog else extra
     if command.help and not command.short_help:  # `ctwa --help` shows summaries whole
         command.short_help = " ".join(command.help.strip().split("\n\n")[0].split())
     for param in getattr(command, "params", []):
-        _plain_param(param)
+        _default_with_unit(param)
     for sub in getattr(command, "commands", {}).values():
         _document(sub)
 
 
-class CtwaGroup(TyperGroup):
+class CtwaGroup(PlainGroup):
     """Turns every exception from any sub-command into a message and an exit code, takes the
     global options anywhere on the line, and documents them in every command's help."""
 
@@ -148,7 +87,7 @@ class CtwaGroup(TyperGroup):
         for command in self.commands.values():
             _document(command)
         for param in self.params:
-            _plain_param(param)
+            _default_with_unit(param)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_globals(list(args)))
@@ -159,45 +98,29 @@ class CtwaGroup(TyperGroup):
         except (typer.Exit, typer.TyperException):  # typer's own exits and usage errors
             raise
         except (KeyboardInterrupt, typer.Abort):
-            _output(ctx).error("interrupted")
+            _output(ctx).stderr_error("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
         except CtwaError as exc:
             out = _output(ctx)
             if out.debug:
                 raise
-            out.error(str(exc))
+            out.stderr_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:
             out = _output(ctx)
             if out.debug:
                 raise
-            out.error(f"unexpected {type(exc).__name__}: {scrub(str(exc))}; this is a bug in "
-                      "ctwa, rerun with --debug for the traceback and report it")
+            out.stderr_error(
+                f"unexpected {type(exc).__name__}: {scrub(str(exc))}; this is a bug in "
+                "ctwa, rerun with --debug for the traceback and report it")
             raise typer.Exit(ExitCode.INTERNAL) from None
 
 
 def _output(ctx: typer.Context) -> Output:
-    obj = ctx.find_object(Output)
-    return obj if obj is not None else Output()
+    return of(ctx).out
 
 
-def _options_in_ctwas_words() -> None:
-    """Typer checks option values with pydantic and shows pydantic's wording ("Input should
-    be a valid integer"); its one place for that message is given ctwa's translation."""
-    from typer import _coercion
-
-    from ctwa.wire.lint import in_words
-
-    def error_message(exc: Any) -> str:
-        errors = exc.errors()
-        return scrub(in_words(errors[0])) if errors else "is not valid here"
-
-    _coercion.get_error_msg = error_message
-
-
-_options_in_ctwas_words()
-
-app = typer.Typer(
+app = Typer(
     cls=CtwaGroup,
     name="ctwa",
     help="Operations tool for CleverTap's Generic WhatsApp integration: send CleverTap's "
@@ -245,8 +168,8 @@ def root(
         import os
 
         os.environ[envvars.STORE] = store
-    ctx.obj = Output(json_mode=json_output, verbose=verbose or debug, debug=debug,
-                     profile=profile)
+    ctx.obj = Invocation(Output(json_mode=json_output, verbose=verbose or debug, debug=debug),
+                         profile_name=profile)
 
 
 def _register() -> None:

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa.cli.output import Output
+from ctwa.cli.commands import Typer
+from ctwa.cli.context import of
+from ctwa.cli.options import float_option
 
-app = typer.Typer(help="Run the middleware between CleverTap and Meta's WhatsApp Cloud API.",
-                  invoke_without_command=True, no_args_is_help=False)
+app = Typer(help="Run the middleware between CleverTap and Meta's WhatsApp Cloud API.",
+            invoke_without_command=True, no_args_is_help=False)
 
 StateOpt = Annotated[str | None, typer.Option(
     "--state", metavar="URL",
@@ -94,7 +96,7 @@ def bridge(
         "--username", metavar="NAME", help="The Basic auth username CleverTap sends (the "
         "password: CTWA_BRIDGE_PASSWORD).")] = None,
     state: StateOpt = None,
-    mps: Annotated[float | None, typer.Option(
+    mps: Annotated[float | None, float_option(
         "--mps", metavar="N",
         help="Messages per second Meta allows the number.  [default: 80]")] = None,
     public_url: Annotated[str | None, typer.Option(
@@ -115,7 +117,7 @@ def bridge(
     from ctwa.bridge.state.base import safe_url
     from ctwa.infra.ports import check_port_free
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     settings = load_config(config, {
         "listen": listen, "graph_url": graph_url, "phone_number_id": phone_number_id,
         "waba_id": waba_id, "status_url": status_url, "inbound_url": inbound_url,
@@ -130,34 +132,36 @@ def bridge(
     setup_logging(out.verbose)
 
     def ready(bridge: Any, address: tuple[str, int]) -> None:
-        out.say(f"ctwa bridge on http://{address[0]}:{address[1]} (Ctrl-C to stop)", "bold")
+        out.stderr_line(f"ctwa bridge on http://{address[0]}:{address[1]} (Ctrl-C to stop)", "bold")
         reached = ("as CleverTap and Meta reach it, --public-url" if settings.public_url
                    else "the listen address; no --public-url")
-        out.say(f"  CleverTap endpoint  {settings.base_url()}/messages   templates "
-                f"{settings.base_url()}/templates   ({reached})")
-        out.say(f"  Meta webhook        {settings.base_url()}/webhook")
+        out.stderr_line(f"  CleverTap endpoint  {settings.base_url()}/messages   templates "
+                        f"{settings.base_url()}/templates   ({reached})")
+        out.stderr_line(f"  Meta webhook        {settings.base_url()}/webhook")
         if not settings.public_url:
-            out.warn(f"no --public-url: media and click links point at {settings.base_url()}, "
-                     "which CleverTap and Meta may not reach; give --public-url "
-                     "https://wa.example.com")
-        out.say(f"  state               {safe_url(settings.state)} ({bridge.state.backend})"
-                f"   {settings.mps:g} messages/s to number {settings.phone_number_id}")
+            out.stderr_warn(
+                f"no --public-url: media and click links point at {settings.base_url()}, "
+                "which CleverTap and Meta may not reach; give --public-url "
+                "https://wa.example.com")
+        out.stderr_line(f"  state               {safe_url(settings.state)} ({bridge.state.backend})"
+                        f"   {settings.mps:g} messages/s to number {settings.phone_number_id}")
 
     summary = serve(settings, secrets, ready)
     result = {"accepted": summary.accepted, "sent": summary.sent, "failed": summary.failed,
               "retried": summary.retried, "callbacks_delivered": summary.callbacks,
               "seconds": round(summary.seconds, 1)}
     if out.json_mode:
-        out.data(result)
+        out.stdout_json(result)
     else:
-        out.say(f"stopped after {summary.seconds:.0f} s: {summary.accepted} accepted, "
-                f"{summary.sent} sent to Meta, {summary.failed} failed before reaching Meta, "
-                f"{summary.callbacks} callbacks delivered; what is queued stays in the state "
-                "and goes on at the next start")
+        out.stderr_line(
+            f"stopped after {summary.seconds:.0f} s: {summary.accepted} accepted, "
+            f"{summary.sent} sent to Meta, {summary.failed} failed before reaching Meta, "
+            f"{summary.callbacks} callbacks delivered; what is queued stays in the state "
+            "and goes on at the next start")
         command, note = advice_state(settings.state)
-        out.say(f"  see it with: ctwa bridge status --state {command}", "dim")
+        out.stderr_line(f"  see it with: ctwa bridge status --state {command}", "dim")
         if note:
-            out.say(f"  {note}", "dim")
+            out.stderr_line(f"  {note}", "dim")
 
 
 @app.command("migrate")
@@ -165,7 +169,7 @@ def migrate(ctx: typer.Context, state: StateOpt = None) -> None:
     """Create or upgrade the state's schema (both backends; refuses a newer one)."""
     from ctwa.bridge.state.base import safe_url
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     url = state or default_state()
     _make_parent(url)
 
@@ -174,12 +178,12 @@ def migrate(ctx: typer.Context, state: StateOpt = None) -> None:
 
     done, backend = _on_state(url, migrated)
     if out.json_mode:
-        out.data({"state": safe_url(url), "backend": backend, "before": done.before,
-                  "after": done.after})
+        out.stdout_json({"state": safe_url(url), "backend": backend, "before": done.before,
+                         "after": done.after})
     elif done.before == done.after:
-        out.success(f"{safe_url(url)} ({backend}): schema {done.after}, up to date")
+        out.stderr_success(f"{safe_url(url)} ({backend}): schema {done.after}, up to date")
     else:
-        out.success(f"{safe_url(url)} ({backend}): schema {done.before} -> {done.after}")
+        out.stderr_success(f"{safe_url(url)} ({backend}): schema {done.before} -> {done.after}")
 
 
 @app.command("status")
@@ -187,8 +191,9 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
     """The whole cluster from its state: replicas seen, outbox depths, oldest message, lag."""
     from ctwa.bridge.state.base import safe_url
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     url = state or default_state()
+    _must_exist(url)
     cluster = _on_state(url, lambda opened: opened.cluster_status())
     d = cluster.depths
     data = {"state": safe_url(url), "backend": cluster.backend,
@@ -197,29 +202,50 @@ def status(ctx: typer.Context, state: StateOpt = None) -> None:
                          for r in cluster.replicas],
             "depths": {"sends_queued": d.sends_queued, "sends_claimed": d.sends_claimed,
                        "sends_in_flight": d.sends_in_flight,
+                       "sends_in_doubt": d.sends_in_doubt,
                        "webhooks_pending": d.webhooks_pending,
                        "callbacks_pending": d.callbacks_pending},
             "oldest_send_age": cluster.oldest_send_age, "callback_lag": cluster.callback_lag,
             "sent": cluster.sent, "failed": cluster.failed,
             "callbacks_delivered": cluster.callbacks_delivered}
     if out.json_mode:
-        out.data(data)
+        out.stdout_json(data)
         return
-    out.line(f"state {safe_url(url)} ({cluster.backend}, schema {cluster.schema_version})")
+    out.stdout_line(f"state {safe_url(url)} ({cluster.backend}, schema {cluster.schema_version})")
     if not cluster.replicas:
-        out.line("replicas: none seen")
+        out.stdout_line("replicas: none seen")
     for r in cluster.replicas:
         alive = "alive" if r.age < 30 else "silent"
-        out.line(f"replica {r.name}: {alive}, last seen {r.age:.0f} s ago "
-                 f"({r.info.get('listen', '?')}, {r.info.get('mps', '?')} mps)")
-    out.line(f"sends: {d.sends_queued} queued, {d.sends_claimed} claimed, {d.sends_in_flight} "
-             f"in flight; {cluster.sent} sent to Meta (their DLRs may still fail), "
-             f"{cluster.failed} failed before reaching Meta")
-    out.line(f"webhooks pending: {d.webhooks_pending}; callbacks pending: "
-             f"{d.callbacks_pending} ({cluster.callbacks_delivered} delivered)")
+        out.stdout_line(f"replica {r.name}: {alive}, last seen {r.age:.0f} s ago "
+                        f"({r.info.get('listen', '?')}, {r.info.get('mps', '?')} mps)")
+    doubt = (f", {d.sends_in_doubt} in doubt (in flight at a crash, waiting for Meta's "
+             "status)") if d.sends_in_doubt else ""
+    out.stdout_line(
+        f"sends: {d.sends_queued} queued, {d.sends_claimed} claimed, {d.sends_in_flight} "
+        f"in flight{doubt}; {cluster.sent} sent to Meta (their DLRs may still fail), "
+        f"{cluster.failed} failed before reaching Meta")
+    out.stdout_line(f"webhooks pending: {d.webhooks_pending}; callbacks pending: "
+                    f"{d.callbacks_pending} ({cluster.callbacks_delivered} delivered)")
     oldest = "-" if cluster.oldest_send_age is None else f"{cluster.oldest_send_age:.1f} s"
     lag = "-" if cluster.callback_lag is None else f"{cluster.callback_lag:.1f} s"
-    out.line(f"oldest unsent message: {oldest}; callback lag: {lag}")
+    out.stdout_line(f"oldest unsent message: {oldest}; callback lag: {lag}")
+
+
+def _must_exist(url: str) -> None:
+    """A reading command creates no state: a SQLite file that is not there is refused (opening
+    it would create it, and its folder). A PostgreSQL database without the bridge's tables
+    is refused by the state itself ("not migrated"), creating nothing either."""
+    if "://" in url and not url.startswith("sqlite://"):
+        return
+    from ctwa.bridge.state import StateError
+    from ctwa.bridge.state.sqlite import sqlite_path
+
+    path = sqlite_path(url)
+    if not path.exists():
+        command, _ = advice_state(url)
+        raise StateError(f"no bridge state at {path} (the file does not exist)",
+                         hint="give --state the state a bridge runs on, or create an empty "
+                         f"one: `ctwa bridge migrate --state {command}`")
 
 
 def register(root: typer.Typer) -> None:

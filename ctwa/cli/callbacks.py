@@ -7,15 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa.cli.options import seconds
+from ctwa.cli.commands import Typer
+from ctwa.cli.context import of
+from ctwa.cli.options import float_option, int_option, seconds
 from ctwa.cli.output import Output, problem_line
 from ctwa.cli.reports import JunitOpt, ReportOpt, check_report_paths
 from ctwa.infra.errors import InputError
 
-app = typer.Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
-                  "check them in a strict local listener (listen), and turn Meta's webhooks "
-                  "into them (convert).", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = Typer(help="Send DLR and inbound callbacks from fixtures (replay), receive and "
+            "check them in a strict local listener (listen), and turn Meta's webhooks "
+            "into them (convert).", no_args_is_help=True,
+            rich_markup_mode=None)
 
 
 def _clock(at: float) -> str:
@@ -33,19 +35,19 @@ def replay(
         "--inbound-url", metavar="URL", help="Inbound callback URL (default: the profile's).")]
     = None,
     no_delay: Annotated[bool, typer.Option("--no-delay", help="Ignore every `after`.")] = False,
-    speed: Annotated[float, typer.Option("--speed", min=0.01,
+    speed: Annotated[float, float_option("--speed", min=0.01,
                                          help="Play `after` waits this much faster.")] = 1.0,
-    group: Annotated[int, typer.Option(
+    group: Annotated[int, int_option(
         "--group", min=1, help="Put up to N consecutive statuses in one statuses[] request.")]
     = 1,
-    concurrency: Annotated[int, typer.Option(
+    concurrency: Annotated[int, int_option(
         "--concurrency", min=1, max=256,
         help="Requests in parallel; each msgId's callbacks stay in order.")] = 1,
     allow_invalid: Annotated[bool, typer.Option(
         "--allow-invalid", help="Send events that break the contract (raw tests).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the bodies; send nothing.")]
     = False,
-    max_events: Annotated[int, typer.Option(
+    max_events: Annotated[int, int_option(
         "--max-events", min=1, help="Refuse fixtures that expand to more events than this.")]
     = 1_000_000,
     timeout: Annotated[float, typer.Option(
@@ -62,9 +64,9 @@ def replay(
     from ctwa.callbacks.fixtures import load_fixture
     from ctwa.callbacks.replay import Replayer, group_statuses, validate
     from ctwa.http import make_client
-    from ctwa.infra.config import ConfigStore
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     check_report_paths(report_file, junit, inputs=files)
     events = []
     for path in files:
@@ -72,21 +74,21 @@ def replay(
     problems = validate(events)
     if problems and not allow_invalid:
         for problem in problems[:50]:
-            out.error(problem)
+            out.stderr_error(problem)
         raise InputError(f"{len(problems)} problem(s) in the fixtures; nothing was sent",
                          hint="fix them, or pass --allow-invalid to send them as they are")
     if dry_run:
         events = group_statuses(events, group)
-        out.data([{"target": e.target, "after_ms": round(e.after * 1000), "body": e.body}
-                  for e in events])
+        out.stdout_json([{"target": e.target, "after_ms": round(e.after * 1000), "body": e.body}
+                         for e in events])
         return
-    _, profile = ConfigStore().get(out.profile)
+    _, profile = inv.profile()
     with make_client(timeout=timeout, max_connections=max(concurrency, 10),
-                     trace=out.trace if out.verbose else None) as client:
+                     trace=out.stderr_trace if out.verbose else None) as client:
         replayer = Replayer(client, status_url or profile.status_callback_url,
                             inbound_url or profile.inbound_callback_url, speed, not no_delay)
         if not out.json_mode:  # printed under the replayer's lock, so lines are in time order
-            replayer.on_send = lambda a: out.say(
+            replayer.on_send = lambda a: out.stderr_line(
                 f"{_clock(time.time())} -> {a.planned.label:22} {a.planned.msg_id}", "dim")
             replayer.on_answer = lambda a: _say_answer(out, a)
         started = time.time()
@@ -97,8 +99,8 @@ def replay(
             replayer.stop()
             answers, interrupted = list(replayer.answers), True
     if replayer.gave_up:
-        out.warn(f"{replayer.gave_up}; the rest of the {len(events):,} event(s) were not "
-                 "sent: run the command again once the URL answers")
+        out.stderr_warn(f"{replayer.gave_up}; the rest of the {len(events):,} event(s) were not "
+                        "sent: run the command again once the URL answers")
     from ctwa.cli.reports import conclude
     from ctwa.report.summary import replay_verdict, simple_summary
 
@@ -112,18 +114,18 @@ def replay(
          "interrupted": interrupted},
         {"requests": float(len(answers)), "failed": float(len(failed)),
          "requests_per_second": round(len(answers) / elapsed, 1)})
-    code = conclude(out, summary, document={
+    code = conclude(inv, summary, document={
         "events": len(events), "sent": len(answers), "failed": len(failed),
         "interrupted": interrupted, "outcome": verdict.outcome, "verdict": verdict.as_dict(),
         "answers": [a.as_dict() for a in answers]},
-        render=lambda: out.line(
+        render=lambda: out.stdout_line(
             f"{len(answers)} request(s), {len(answers) - len(failed)} answered 2xx, "
             f"{len(failed)} not" + (f", interrupted (the fixtures hold {len(events)} "
                                     "event(s))" if interrupted else ""), "bold"),
         report=report_file, junit=junit)
     if interrupted:
-        out.say("interrupted: run the command again to send the fixtures from the start",
-                "bold")
+        out.stderr_line("interrupted: run the command again to send the fixtures from the start",
+                        "bold")
     if code:
         raise typer.Exit(code)
 
@@ -131,19 +133,19 @@ def replay(
 def _say_answer(out: Output, answer: Any) -> None:
     label = f"{answer.planned.label:22} {answer.planned.msg_id}"
     if answer.status is None:
-        out.say(f"{_clock(time.time())} <- ERR  {label}  {answer.error}", "red")
+        out.stderr_line(f"{_clock(time.time())} <- ERR  {label}  {answer.error}", "red")
     else:
         style = "green" if answer.ok else "red"
         detail = "" if answer.ok else f"  {answer.body[:120]}"
-        out.say(f"{_clock(time.time())} <- {answer.status}  {label}  "
-                f"({answer.elapsed_ms:g} ms){detail}", style)
+        out.stderr_line(f"{_clock(time.time())} <- {answer.status}  {label}  "
+                        f"({answer.elapsed_ms:g} ms){detail}", style)
 
 
 @app.command("listen")
 def listen(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port.")] = 8787,
+    port: Annotated[int, int_option("--port", min=0, max=65535, help="Port.")] = 8787,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Answer 400 with the problems to a callback that breaks the contract.")]
     = False,
@@ -168,7 +170,8 @@ def listen(
     from ctwa.callbacks.listener import Listener, Recorder
     from ctwa.infra.ports import check_port_free
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     check_report_paths(report_file, junit, record=record)
     check_port_free(host, port)
     started = time.time()
@@ -209,8 +212,8 @@ def listen(
     sock.bind((host, port))
     sock.listen(2048)  # connections wait in the backlog until the server takes them
     real_port = sock.getsockname()[1]
-    out.say(f"listening on http://{host}:{real_port}  (POST /status, /inbound or /; "
-            "GET /stats)", "bold")
+    out.stderr_line(f"listening on http://{host}:{real_port}  (POST /status, /inbound or /; "
+                    "GET /stats)", "bold")
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
@@ -226,10 +229,10 @@ def listen(
         tallies["store"] = {"path": str(writer.path), "written": writer.written,
                             "lost": writer.lost, "orphans_not_kept": writer.orphans_dropped}
         if writer.error:
-            out.warn(f"{writer.lost:,} callback(s) not kept in the store: {writer.error}")
+            out.stderr_warn(f"{writer.lost:,} callback(s) not kept in the store: {writer.error}")
         if writer.orphans_dropped:
-            out.warn(f"{writer.orphans_dropped:,} callback(s) about msgIds ctwa never sent "
-                     f"were counted but not kept (the first {writer.orphan_limit:,} were)")
+            out.stderr_warn(f"{writer.orphans_dropped:,} callback(s) about msgIds ctwa never sent "
+                            f"were counted but not kept (the first {writer.orphan_limit:,} were)")
     from ctwa.cli.reports import conclude
     from ctwa.report.summary import listen_verdict, simple_summary
 
@@ -239,7 +242,7 @@ def listen(
         "listen", f"http://{host}:{real_port}", started, time.time(), verdict, tallies,
         {"callbacks": float(tallies["callbacks"]), "invalid": float(invalid),
          "anomalies": float(tallies["anomaly_count"])})
-    code = conclude(out, summary, document={**tallies, "outcome": verdict.outcome,
+    code = conclude(inv, summary, document={**tallies, "outcome": verdict.outcome,
                                             "verdict": verdict.as_dict()},
                     render=lambda: _print_stats(out, tallies), report=report_file,
                     junit=junit, keep=not no_store)
@@ -264,8 +267,8 @@ class _LineBudget:
         second = int(now)
         if second != self.second:
             if self.hidden:
-                self.out.log(f"  ... {self.hidden:,} more valid callback(s) not shown "
-                             "(all are counted in GET /stats and kept in the store)", "dim")
+                self.out.stderr_log(f"  ... {self.hidden:,} more valid callback(s) not shown "
+                                    "(all are counted in GET /stats and kept in the store)", "dim")
             self.second, self.shown, self.hidden = second, 0, 0
         if self.shown < self.LINES_PER_SECOND:
             self.shown += 1
@@ -276,7 +279,7 @@ class _LineBudget:
 
 def _say_received(out: Output, received: Any, budget: _LineBudget | None = None) -> None:
     if received.error:
-        out.log(f"{_clock(received.at)} {received.path:9} INVALID  {received.error}", "red")
+        out.stderr_log(f"{_clock(received.at)} {received.path:9} INVALID  {received.error}", "red")
         return
     result = received.result
     if result.ok and not received.notes and budget is not None and not budget.allow(
@@ -290,15 +293,15 @@ def _say_received(out: Output, received: Any, budget: _LineBudget | None = None)
     elif what == "inbound" and value is not None:
         what = f"inbound {value.type} from {value.from_}"
     if not result.ok:
-        out.log(f"{stamp} {received.path:9} INVALID  {what}", "red")
+        out.stderr_log(f"{stamp} {received.path:9} INVALID  {what}", "red")
     else:
-        out.log(f"{stamp} {received.path:9} ok       {what}",
-                "yellow" if result.warnings else "green")
+        out.stderr_log(f"{stamp} {received.path:9} ok       {what}",
+                       "yellow" if result.warnings else "green")
     for problem in result.problems:
         line, style = problem_line(problem)
-        out.log(f"    {line}", style)
+        out.stderr_log(f"    {line}", style)
     for note in received.notes:
-        out.log(f"    {note}", "magenta")
+        out.stderr_log(f"    {note}", "magenta")
 
 
 def _print_stats(out: Output, tallies: dict[str, Any]) -> None:
@@ -311,7 +314,7 @@ def _print_stats(out: Output, tallies: dict[str, Any]) -> None:
     table.add_row("failed", ", ".join(f"{c}: {n}" for c, n in tallies["failed"].items()) or "0")
     table.add_row("inbound", ", ".join(f"{k}: {n}" for k, n in tallies["inbound"].items())
                   or "0")
-    out.table(table)
+    out.stdout_table(table)
 
 
 @app.command("convert")
@@ -341,7 +344,7 @@ def convert(
     from ctwa.wire.lint import load_documents
     from ctwa.wire.numbers import check_phone
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     converter = Converter(load_msgid_map(msgid_map) if msgid_map else {},
                           check_phone(waba, "--waba") if waba else None)
     for path in files:
@@ -352,19 +355,21 @@ def convert(
     result = converter.result
     if out.json_mode:  # the JSON carries them: said once, there, and counted here
         if result.skipped or result.warnings:
-            out.say(f"{len(result.warnings)} warning(s) and {len(result.skipped)} left out: "
-                    "see `warnings` and `skipped` in the JSON", "yellow")
+            out.stderr_line(
+                f"{len(result.warnings)} warning(s) and {len(result.skipped)} left out: "
+                "see `warnings` and `skipped` in the JSON", "yellow")
     else:
         for line in result.skipped:
-            out.warn(f"left out: {line}")
+            out.stderr_warn(f"left out: {line}")
         for line in result.warnings:
-            out.warn(line)
+            out.stderr_warn(line)
     if result.placeholders:  # a count in the JSON; the advice is said here
-        out.warn(f"{result.placeholders} msgId(s) are placeholders (unmapped|<provider id>): "
-                 "Meta's ids are the provider's, not the msgIds CleverTap sent; pass "
-                 "--msgid-map FILE to fill them")
+        out.stderr_warn(
+            f"{result.placeholders} msgId(s) are placeholders (unmapped|<provider id>): "
+            "Meta's ids are the provider's, not the msgIds CleverTap sent; pass "
+            "--msgid-map FILE to fill them")
     if out.json_mode:
-        out.data(result.as_dict())
+        out.stdout_json(result.as_dict())
     else:
         from ctwa.infra.masking import scrub
         from ctwa.infra.safetext import mask_value
@@ -374,11 +379,12 @@ def convert(
         text = to_yaml(result, [scrub(str(f)) for f in files])
         if output is not None:
             output.write_text(text, encoding="utf-8")
-            out.say(f"wrote {len(result.callbacks)} callback(s) to {output}")
+            out.stderr_line(f"wrote {len(result.callbacks)} callback(s) to {output}")
         else:
             typer.echo(text, nl=False)
-    out.say(f"{len(result.callbacks)} CleverTap callback(s); check them with `ctwa lint`, send "
-            "them with `ctwa callback replay`", "dim")
+    out.stderr_line(
+        f"{len(result.callbacks)} CleverTap callback(s); check them with `ctwa lint`, send "
+        "them with `ctwa callback replay`", "dim")
 
 
 def register(root: typer.Typer) -> None:

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa.cli.options import seconds
+from ctwa.cli.commands import Typer
+from ctwa.cli.context import Invocation, of
+from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.roundtrip import CallbackTimeoutOpt, ListenOpt
 from ctwa.cli.send import (
@@ -25,8 +27,8 @@ from ctwa.cli.send import (
 )
 from ctwa.infra.errors import CtwaError, InputError
 
-app = typer.Typer(help="Certify a BSP integration against the spec's acceptance criteria.",
-                  invoke_without_command=True, no_args_is_help=False)
+app = Typer(help="Certify a BSP integration against the spec's acceptance criteria.",
+            invoke_without_command=True, no_args_is_help=False)
 
 
 @app.callback(invoke_without_command=True)
@@ -44,7 +46,7 @@ def certify(
     public_url: Annotated[str | None, typer.Option(
         "--public-url", metavar="URL", help="The public URL that reaches --listen (a tunnel), "
         "as configured at the BSP; said in the instructions.")] = None,
-    scale: Annotated[int | None, typer.Option(
+    scale: Annotated[int | None, int_option(
         "--scale", min=1, help="Also send N messages at 1500 in flight (real messages).")]
     = None,
     to_file: Annotated[Path | None, typer.Option(
@@ -100,7 +102,8 @@ def certify(
     1 when one failed, 130 on Ctrl-C (the report of what ran is still written)."""
     if ctx.invoked_subcommand is not None:
         return
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if not to:
         raise InputError("no test number given", hint="pass --to NUMBER (a phone you hold)")
     key = None
@@ -108,16 +111,17 @@ def certify(
         from ctwa.certify.evidence import load_private_key
 
         key = load_private_key(sign_key)
-    options, folder = _options(out, locals())
-    _run(out, options, folder, yes, strict, key)
+    options, folder = _options(inv, locals())
+    _run(inv, options, folder, yes, strict, key)
 
 
-def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
+def _options(inv: Invocation, given: dict[str, Any]) -> tuple[Any, Path]:
     from ctwa.certify.run import CertifyOptions
-    from ctwa.cli.send import _endpoint_of, _profile, _waba
+    from ctwa.cli.send import _endpoint_of, _waba
     from ctwa.templates.library import TemplateLibrary, default_root
     from ctwa.wire.numbers import check_phone
 
+    out = inv.out
     to = check_phone(given["to"], "--to")
     invalid = given["invalid_to"].lstrip("+")
     if not invalid.isdecimal():
@@ -142,15 +146,15 @@ def _options(out: Output, given: dict[str, Any]) -> tuple[Any, Path]:
     if not given["scale"] and (given["expect_errors"] or given["platform_counts"]):
         raise InputError("--expect-errors and --platform-counts judge the scale run",
                          hint="add --scale N --to-file NUMBERS")
-    profile_name, profile = _profile(out)
+    profile_name, profile = inv.profile()
     names = None if given["templates"] == "all-sendable" else [
         n.strip() for n in given["templates"].split(",") if n.strip()]
-    target = _endpoint_of(profile_name, profile, endpoint=given["endpoint"],
+    target = _endpoint_of(inv, profile_name, profile, endpoint=given["endpoint"],
                           auth=given["auth"], username=given["username"],
                           password=given["password"], token=given["token"],
                           header_name=given["header_name"], headers=given["header"])()
     for note in target.notes:  # which profile values the options given overrode
-        out.trace(note)
+        out.stderr_trace(note)
     options = CertifyOptions(
         to=to, waba=_waba(given["waba"], profile), endpoint=target,
         library=TemplateLibrary(given["library"] or default_root(profile_name)),
@@ -181,8 +185,9 @@ def _confirm(out: Output, yes: bool) -> Any:
     return confirm
 
 
-def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
+def _run(inv: Invocation, options: Any, folder: Path, yes: bool, strict: bool,
          key: Any = None) -> None:
+    out = inv.out
     from ctwa.certify.evidence import Exchanges
     from ctwa.certify.run import Certifier, chosen_templates
 
@@ -190,10 +195,10 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
     created = not folder.exists()  # a folder the user made (empty) is never removed
     folder.mkdir(parents=True, exist_ok=True)
     exchanges = Exchanges(folder / "exchanges.ndjson")
-    out.say(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "
-            f"{folder}/", "bold")
+    out.stderr_line(f"certify: {options.endpoint.url}, test number {options.to}; evidence in "
+                    f"{folder}/", "bold")
     try:
-        result = Certifier(options, exchanges, lambda text: out.say(text),
+        result = Certifier(options, exchanges, lambda text: out.stderr_line(text),
                            _confirm(out, yes)).run()
     except CtwaError:  # nothing to certify (unreachable, no template): no evidence left
         exchanges.close()
@@ -203,22 +208,23 @@ def _run(out: Output, options: Any, folder: Path, yes: bool, strict: bool,
         raise
     finally:
         exchanges.close()
-    code = _conclude(out, options, folder, result, strict, key)
+    code = _conclude(inv, options, folder, result, strict, key)
     if result.interrupted:
-        out.say("interrupted: the report above covers the checks that ran", "bold")
+        out.stderr_line("interrupted: the report above covers the checks that ran", "bold")
     untested = [c for c in result.checks if c.status == "not tested"]
     if untested and not result.interrupted and result.verdict.outcome != "failed":
-        out.warn(f"{len(untested)} automated check(s) not tested: "
-                 + ", ".join(c.name for c in untested))
+        out.stderr_warn(f"{len(untested)} automated check(s) not tested: "
+                        + ", ".join(c.name for c in untested))
     if code:
         raise typer.Exit(code)
 
 
-def _conclude(out: Output, options: Any, folder: Path, result: Any, strict: bool,
+def _conclude(inv: Invocation, options: Any, folder: Path, result: Any, strict: bool,
               key: Any = None) -> int:
     """The evidence: results.json, then the shared end of every run (the verdict rendered,
     the summary kept, report.html and junit.xml written), then the manifest of it all
     (signed with ``key`` when given)."""
+    out = inv.out
     import shlex
 
     from ctwa.certify.evidence import SPEC_VERSION, write_manifest
@@ -243,7 +249,7 @@ def _conclude(out: Output, options: Any, folder: Path, result: Any, strict: bool
               "interrupted": result.interrupted})
     (folder / "results.json").write_text(dumps_safe(summary, indent=2) + "\n",
                                          encoding="utf-8")
-    code = conclude(out, summary, document={
+    code = conclude(inv, summary, document={
         **{k: v for k, v in summary.items() if k != "data"}, "checks": checks,
         "evidence": str(folder), "signer": _signer(key)},
         report=folder / "report.html", junit=folder / "junit.xml", strict=strict)
@@ -253,14 +259,16 @@ def _conclude(out: Output, options: Any, folder: Path, result: Any, strict: bool
         return code
     where = shlex.quote(str(folder))
     if signer:
-        out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
-                 f"exchanges.ndjson, manifest.json, signed: manifest.sig, signer.pub)", "dim")
-        out.line(f"signed by {signer}; give CleverTap this fingerprint apart from the folder, "
-                 f"and check it with `ctwa certify verify {where} --fingerprint {signer}`")
+        out.stdout_line(
+            f"evidence: {folder}/ (report.html, results.json, junit.xml, "
+            f"exchanges.ndjson, manifest.json, signed: manifest.sig, signer.pub)", "dim")
+        out.stdout_line(
+            f"signed by {signer}; give CleverTap this fingerprint apart from the folder, "
+            f"and check it with `ctwa certify verify {where} --fingerprint {signer}`")
     else:
-        out.line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
-                 f"exchanges.ndjson, manifest.json); check it with "
-                 f"`ctwa certify verify {where}` (unsigned: sign with --sign-key)", "dim")
+        out.stdout_line(f"evidence: {folder}/ (report.html, results.json, junit.xml, "
+                        f"exchanges.ndjson, manifest.json); check it with "
+                        f"`ctwa certify verify {where}` (unsigned: sign with --sign-key)", "dim")
     return code
 
 
@@ -286,16 +294,16 @@ def keygen(ctx: typer.Context, out_path: Annotated[Path, typer.Option(
 
     from ctwa.certify.evidence import keygen as make
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     private, public, print_ = make(out_path)
     if out.json_mode:
-        out.data({"private_key": str(private), "public_key": str(public),
-                  "fingerprint": print_})
+        out.stdout_json({"private_key": str(private), "public_key": str(public),
+                         "fingerprint": print_})
         return
-    out.result(print_)
-    out.say(f"private key: {private} (readable by you only; never share it)")
-    out.say(f"public key: {public}; give `ctwa certify` the option --sign-key "
-            f"{shlex.quote(str(private))} to sign its evidence")
+    out.stdout_result(print_)
+    out.stderr_line(f"private key: {private} (readable by you only; never share it)")
+    out.stderr_line(f"public key: {public}; give `ctwa certify` the option --sign-key "
+                    f"{shlex.quote(str(private))} to sign its evidence")
 
 
 @app.command("verify")
@@ -316,25 +324,25 @@ def verify(
     author: anyone can rewrite it and its manifest."""
     from ctwa.certify.evidence import verify as check
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     if key is not None and fingerprint is not None:
         raise InputError("give --key or --fingerprint, not both")
     manifest = check(folder, key, fingerprint)
     signed = manifest["signed"]
     if out.json_mode:
-        out.data({"ok": True, **manifest})
+        out.stdout_json({"ok": True, **manifest})
         return
-    out.result(f"ok: {len(manifest['sha256'])} file(s) match the manifest (ctwa "
-               f"{manifest['ctwa_version']}, {manifest['spec']})")
+    out.stdout_result(f"ok: {len(manifest['sha256'])} file(s) match the manifest (ctwa "
+                      f"{manifest['ctwa_version']}, {manifest['spec']})")
     if signed is None:
-        out.warn("the folder is not signed: this proves it was not damaged by accident, not "
-                 "who wrote it (anyone can rewrite it and its manifest)")
+        out.stderr_warn("the folder is not signed: this proves it was not damaged by accident, not "
+                        "who wrote it (anyone can rewrite it and its manifest)")
     elif signed["trusted"]:
-        out.result(f"signed by {signed['fingerprint']}, as required")
+        out.stdout_result(f"signed by {signed['fingerprint']}, as required")
     else:
-        out.warn(f"signed by {signed['fingerprint']}, with the key in the folder itself: "
-                 "compare that fingerprint with the one the BSP gave you, or pass "
-                 "--fingerprint / --key")
+        out.stderr_warn(f"signed by {signed['fingerprint']}, with the key in the folder itself: "
+                        "compare that fingerprint with the one the BSP gave you, or pass "
+                        "--fingerprint / --key")
 
 
 def register(root: typer.Typer) -> None:

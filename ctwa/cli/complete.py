@@ -32,9 +32,9 @@ def regions(incomplete: str) -> list[str]:
 
 def profiles(incomplete: str) -> list[str]:
     try:
-        from ctwa.infra.config import ConfigStore
+        from ctwa.cli.context import Invocation
 
-        return _starting(ConfigStore().load().profiles, incomplete)
+        return _starting(Invocation().config.load().profiles, incomplete)
     except Exception:  # a broken config must not break the shell line
         return []
 
@@ -42,10 +42,10 @@ def profiles(incomplete: str) -> list[str]:
 def templates(incomplete: str) -> list[str]:
     """Template names in the current profile's library."""
     try:
-        from ctwa.infra.config import ConfigStore
+        from ctwa.cli.context import Invocation
         from ctwa.templates.library import TemplateLibrary, default_root
 
-        name, _ = ConfigStore().get(None)
+        name, _ = Invocation().profile()
         return _starting({e.name for e in TemplateLibrary(default_root(name)).index().values()},
                          incomplete)
     except Exception:

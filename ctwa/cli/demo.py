@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.context import of
 from ctwa.cli.output import Output
 from ctwa.infra.errors import CheckFailed
 
@@ -35,18 +36,25 @@ class StoryOutput(Output):
 
     story_to_stdout: bool = True
 
-    def say(self, text: str, style: str | None = None) -> None:
+    def story(self, text: str, style: str | None = None) -> None:
+        """A line of the story: on stdout, or on stderr with --json."""
         if self.story_to_stdout:
-            self.line(text, style)
+            self.stdout_line(text, style)
         else:
-            super().say(text, style)
+            self.stderr_line(text, style)
 
     def progress(self, text: str, style: str | None = None) -> None:
-        super().say(text, style)
+        """A line of progress, on stderr."""
+        self.stderr_line(text, style)
+
+
+def _story(out: Output, text: str, style: str | None = None) -> None:
+    """A line of the demo's story: the story's stream when it has one, else stderr."""
+    (out.story if isinstance(out, StoryOutput) else out.stderr_line)(text, style)
 
 
 def _progress(out: Output, text: str, style: str | None = None) -> None:
-    (out.progress if isinstance(out, StoryOutput) else out.say)(text, style)
+    (out.progress if isinstance(out, StoryOutput) else out.stderr_line)(text, style)
 
 
 @dataclass
@@ -72,7 +80,7 @@ class Demo:
         from click.testing import CliRunner
 
         args = ["--json", *argv] if json_output else list(argv)
-        self.out.say("  $ ctwa " + " ".join(shlex.quote(a) for a in argv), "dim")
+        _story(self.out, "  $ ctwa " + " ".join(shlex.quote(a) for a in argv), "dim")
         result = CliRunner().invoke(self.root, args, env=self.env, prog_name="ctwa")
         data = None
         if json_output and result.stdout.strip():
@@ -81,14 +89,14 @@ class Demo:
 
     def step(self, title: str) -> None:
         self.step_number += 1
-        self.out.say(f"\n[{self.step_number}/{self.steps}] {title}", "bold cyan")
+        _story(self.out, f"\n[{self.step_number}/{self.steps}] {title}", "bold cyan")
 
     def expect(self, name: str, ok: bool, summary: str, outcome: Outcome | None = None) -> None:
         if not ok:
             detail = f"\n{outcome.stderr.strip()}" if outcome and outcome.stderr.strip() else ""
             raise CheckFailed(f"demo step {self.step_number} ({name}) did not behave as "
                               f"expected: {summary}{detail}")
-        self.out.success(f"  ok: {summary}")
+        _story(self.out, f"  ok: {summary}", "green")
 
 
 def _wait_for(check: Callable[[], bool], seconds: float) -> bool:
@@ -120,7 +128,11 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
         status_delays=(0.02, 0.05, 0.08)))
     with RunningSandbox(settings) as box:
         urls, secrets = box.urls(), box.credentials()
+        # the user's CTWA_STORE too: the steps' sends go to the scratch store, beside the
+        # sandbox's callbacks (else the round trip finds them apart, and the user's store
+        # gets the demo's messages)
         env = {"CTWA_CONFIG_DIR": str(folder / "config"), "CTWA_DATA_DIR": str(folder / "data"),
+               "CTWA_STORE": str(folder / "data" / "store.sqlite3"),
                "CTWA_NO_KEYRING": "1", "CTWA_PASSWORD": secrets["bsp_password"],
                "CTWA_IMPORT_TOKEN": secrets["vendor_token"],
                "CTWA_PASSCODE": secrets["passcode"], "CTWA_PROFILE": "",
@@ -157,7 +169,7 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
         demo.step("Preview a template as a WhatsApp message")
         preview = demo.run("templates", "show", "Test_template", "--vars", "Asha",
                            json_output=False)
-        out.say(preview.stdout.rstrip())
+        _story(out, preview.stdout.rstrip())
         demo.expect("preview", preview.exit_code == 0, "rendered", preview)
 
         demo.step("Send templates and a freeform message, judged like CleverTap would")
@@ -208,7 +220,7 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
 
         _wait_for(settled, 15)
         tallies = stats()
-        out.say(f"  sent {tallies['sent']}, delivered {tallies['delivered']}, read "
+        _story(out, f"  sent {tallies['sent']}, delivered {tallies['delivered']}, read "
                 f"{tallies['read']}, failed "
                 + (", ".join(f"{code}: {n}" for code, n in sorted(tallies['failed'].items()))
                    or "0") + ", invalid callbacks "
@@ -228,7 +240,7 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
         story = trip.data or {}
         statuses = [e["status"] for e in story.get("timeline", []) if e["kind"] == "status"]
         for event in story.get("timeline", []):
-            out.say(f"  +{event['after_ms']:,.0f} ms  {event['status']}  "
+            _story(out, f"  +{event['after_ms']:,.0f} ms  {event['status']}  "
                     f"{'valid' if event['valid'] else 'INVALID'}")
         demo.expect("round trip", trip.exit_code == 0 and statuses[:3] == [
             "sent", "delivered", "read"], f"msgId {story.get('msgId')}: sent, delivered and "
@@ -250,7 +262,7 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
             rejects = list(csv.DictReader(handle))
         for reject in rejects[:6]:  # whole reasons, one line each
             code = f" ({reject['code']})" if reject.get("code") else ""
-            out.say(f"  row {reject['row']}: {reject['reason']}{code}", "yellow")
+            _story(out, f"  row {reject['row']}: {reject['reason']}{code}", "yellow")
         demo.results["upload"] = counts
 
         demo.step("Replay a callback fixture: one message's life, and a reply")
@@ -261,7 +273,7 @@ def run_demo(out: Output, folder: Path, root: Any) -> dict[str, Any]:
                     f"{replayed.get('sent')} callbacks sent, all answered 2xx", replay)
         tallies = stats()
         demo.results["replay"] = {"clicked": tallies["clicked"], "replies": tallies["replies"]}
-        out.say(f"  campaign stats now: clicked {tallies['clicked']}, replies "
+        _story(out, f"  campaign stats now: clicked {tallies['clicked']}, replies "
                 f"{tallies['replies']}")
 
         demo.step("ctwa bridge: CleverTap's endpoint in front of Meta's Cloud API (here its "
@@ -289,7 +301,7 @@ def _bridge_step(demo: Demo, box: Any, port: int,
     keys = BridgeSecrets(secrets["bsp_password"], secrets["meta_token"],
                          secrets["meta_app_secret"], "demo-verify-token")
     with BridgeThread(settings, keys) as running:
-        demo.out.say(f"  ctwa bridge on {running.url}: POST /messages for CleverTap, /webhook "
+        _story(demo.out, f"  ctwa bridge on {running.url}: POST /messages for CleverTap, /webhook "
                      "for Meta", "dim")
         _wait_for(lambda: running.bridge.last_sync is not None, 10)
         sent = demo.run("send-template", "--sample", "lto", "--to", CUSTOMER, "--endpoint",
@@ -312,7 +324,7 @@ def _bridge_step(demo: Demo, box: Any, port: int,
 
 
 def _epilogue(out: Output) -> None:
-    out.say("\nEvery step behaved as expected. Against real services:", "bold green")
+    _story(out, "\nEvery step behaved as expected. Against real services:", "bold green")
     for line in (
         "ctwa profile add acme --endpoint https://YOUR-BSP/clevertap --auth basic "
         "--username USER --waba NUMBER --account-id ACCOUNT --region in1 --use",
@@ -328,7 +340,7 @@ def _epilogue(out: Output) -> None:
         "ctwa bridge --phone-number-id ID --waba-id ID --status-url URL --inbound-url URL "
         "--username USER   # your own endpoint in front of Meta's Cloud API",
     ):
-        out.say(f"  {line}")
+        _story(out, f"  {line}")
 
 
 def demo(
@@ -338,7 +350,7 @@ def demo(
     = False,
 ) -> None:
     """Walk through the whole integration against the embedded sandbox, offline."""
-    out: Output = ctx.obj
+    out = of(ctx).out
     human = StoryOutput(json_mode=False, verbose=False, debug=out.debug,
                         story_to_stdout=not out.json_mode)
     folder = Path(tempfile.mkdtemp(prefix="ctwa-demo-"))
@@ -351,7 +363,7 @@ def demo(
     elapsed = round(time.monotonic() - started, 1)
     human.progress(f"\ndemo finished in {elapsed} s", "bold")
     if out.json_mode:
-        out.data({**results, "elapsed": elapsed})
+        out.stdout_json({**results, "elapsed": elapsed})
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from ctwa.cli.context import of
 from ctwa.cli.output import Output, problem_line
 from ctwa.infra.errors import ExitCode, InputError
 
@@ -42,7 +43,7 @@ def lint(
     """
     from ctwa.wire.lint import lint_paths
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     if kind is not None and kind not in KIND_NAMES:
         from ctwa.infra.suggest import did_you_mean
 
@@ -56,7 +57,7 @@ def lint(
                          "*.json, *.yaml or *.yml")
     failed = [r for r in results if not r.ok or (strict and r.warnings)]
     if out.json_mode:
-        out.data({"ok": not failed, "documents": [r.as_dict() for r in results]})
+        out.stdout_json({"ok": not failed, "documents": [r.as_dict() for r in results]})
     else:
         render_lint(out, results)
     if failed:
@@ -90,16 +91,20 @@ def render_lint(out: Output, results: list) -> None:
     for result in results:
         kind = result.kind or "unknown"
         if not result.problems:
-            out.line(f"ok    {result.source} ({kind})", "green")
+            out.stdout_line(f"ok    {result.source} ({kind})", "green")
             continue
         label = "FAIL " if result.errors else "warn "
-        out.line(f"{label} {result.source} ({kind})", "red" if result.errors else "yellow")
+        out.stdout_line(f"{label} {result.source} ({kind})", "red" if result.errors else "yellow")
         for problem in result.problems:
             line, style = problem_line(problem)
-            out.line(f"  {line}", style)
+            out.stdout_line(f"  {line}", style)
         errors += len(result.errors)
         warnings += len(result.warnings)
-    out.say(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")
+    out.stderr_line(f"{len(results)} document(s): {errors} error(s), {warnings} warning(s)")
+    webhooks = sum(1 for r in results if r.kind == "meta-webhook" and r.ok)
+    if webhooks:
+        out.stderr_line(f"{webhooks} Meta webhook(s) checked as Meta's format; CleverTap "
+                        "takes them only as its own callbacks: `ctwa callback convert FILE`")
 
 
 def register(app: typer.Typer) -> None:

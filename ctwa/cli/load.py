@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa.cli.output import Output
+from ctwa.cli.commands import Typer
+from ctwa.cli.context import of
 from ctwa.infra.errors import InputError
 
 SEND_COMMANDS = ("send-template", "send-freeform", "validate-endpoint")
 
-app = typer.Typer(help="Load runs beyond one machine.", no_args_is_help=True)
+app = Typer(help="Load runs beyond one machine.", no_args_is_help=True)
 
 
 @app.command("export", context_settings={"allow_extra_args": True,
@@ -33,7 +34,8 @@ def export(
     from ctwa.cli.loadmode import export_locust
     from ctwa.cli.send import REQUESTS
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if command not in SEND_COMMANDS:
         raise InputError(f"{command!r} cannot be exported",
                          hint="give one of " + ", ".join(SEND_COMMANDS) + " and its options")
@@ -43,7 +45,7 @@ def export(
     send = root.command.get_command(root, command)  # type: ignore[attr-defined]
     parsed = send.make_context(command, list(ctx.args), parent=ctx)
     build: Any = REQUESTS[command]
-    export_locust(out, build(out, **parsed.params), locust)
+    export_locust(out, build(inv, **parsed.params), locust)
 
 
 def register(root: typer.Typer) -> None:

@@ -8,22 +8,24 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.context import Invocation
+from ctwa.cli.options import float_option, int_option
 from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
 
 LOAD = "Load mode (campaign-like volume)"
-CountOpt = Annotated[int | None, typer.Option(
+CountOpt = Annotated[int | None, int_option(
     "--count", min=1, help="Send this many messages (load mode).", rich_help_panel=LOAD)]
 DurationOpt = Annotated[str | None, typer.Option(
     "--duration", help="Send for this long, e.g. 30s or 2m (load mode).",
     rich_help_panel=LOAD)]
-RateOpt = Annotated[float | None, typer.Option(
+RateOpt = Annotated[float | None, float_option(
     "--rate", min=0.1, help="Arrivals per second, whatever the endpoint's speed.",
     rich_help_panel=LOAD)]
-ConcurrencyOpt = Annotated[int | None, typer.Option(
+ConcurrencyOpt = Annotated[int | None, int_option(
     "--concurrency", min=1, max=20_000,
     help="Requests in flight (default: min(count, 1500), CleverTap's).", rich_help_panel=LOAD)]
-WorkersOpt = Annotated[int | None, typer.Option(
+WorkersOpt = Annotated[int | None, int_option(
     "--workers", min=1, max=64, help="Client processes (default: the number of cores).",
     rich_help_panel=LOAD)]
 ToFileOpt = Annotated[Path | None, typer.Option(
@@ -120,22 +122,23 @@ def export_locust(out: Output, request: Any, folder: Path) -> None:
         headers=headers, ctwa_version=__version__)
     written = write_project(folder, scenario)
     if out.json_mode:
-        out.data({"written": [str(p) for p in written]})
+        out.stdout_json({"written": [str(p) for p in written]})
         return
     for path in written:
-        out.result(f"wrote {path}")
+        out.stdout_result(f"wrote {path}")
     users = scenario.concurrency
     env = SECRET_ENV.get(auth.kind)
-    out.say("next (pip install 'ctwa[locust]'" + (f"; export {env} on every process" if env
-                                                 else "") + "):", "dim")
-    out.line(f"locust -f {folder}/locustfile.py --headless --processes 2 -u {users} "
-             f"-r {users} -t 60s --stop-timeout 10 --ctwa-json run.json "
-             "--ctwa-report run.html")
+    out.stderr_line("next (pip install 'ctwa[locust]'" + (f"; export {env} on every process" if env
+                                                         else "") + "):", "dim")
+    out.stdout_line(f"locust -f {folder}/locustfile.py --headless --processes 2 -u {users} "
+                    f"-r {users} -t 60s --stop-timeout 10 --ctwa-json run.json "
+                    "--ctwa-report run.html")
 
 
-def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
+def run_load_mode(inv: Invocation, job: Any, flags: LoadFlags) -> None:
     """A load run (ctwa.send.job.SendJob with ``load``): run it, then its verdict, the
     summary kept in the store with its report files, the rendering, the exit code."""
+    out = inv.out
     from ctwa.cli.roundtrip import render_round_trip, wait_progress
     from ctwa.send.job import Hooks, run_job
 
@@ -148,11 +151,11 @@ def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
                   f"for {load.duration:g}s" if load.duration is not None else
                   f"for {flags.duration}")
         pace = f" at {load.rate:g}/s" if load.rate else ""
-        out.say(f"load: {target}{pace} to {plan.url}, {plan.concurrency} in flight, "
-                f"{plan.workers} worker process(es)", "bold")
+        out.stderr_line(f"load: {target}{pace} to {plan.url}, {plan.concurrency} in flight, "
+                        f"{plan.workers} worker process(es)", "bold")
 
     with _load_progress(out) as on_progress:
-        hooks = Hooks(say=out.say, warn=out.warn, on_progress=on_progress,
+        hooks = Hooks(say=out.stderr_line, warn=out.stderr_warn, on_progress=on_progress,
                       on_wait=wait_progress(out, job.awaiting) if job.awaiting else None,
                       on_start=starting)
         done = run_job(job, hooks)
@@ -165,21 +168,21 @@ def run_load_mode(out: Output, job: Any, flags: LoadFlags) -> None:
         if report.round_trip is not None:
             render_round_trip(out, report.round_trip)
 
-    code = conclude(out, load_summary(report, done.started, done.ended),
+    code = conclude(inv, load_summary(report, done.started, done.ended),
                     document=report.as_dict(), render=render, report=flags.report,
                     junit=flags.junit)
     if report.interrupted:
-        out.say("interrupted: the report above covers what was sent; run the command again "
-                "for a full run", "bold")
+        out.stderr_line("interrupted: the report above covers what was sent; run the command again "
+                        "for a full run", "bold")
     elif report.stopped_on_auth:
-        out.error("the endpoint refused the credentials; check --username/--password or "
-                  "--token (or the profile's secrets) and run again")
+        out.stderr_error("the endpoint refused the credentials; check --username/--password or "
+                         "--token (or the profile's secrets) and run again")
     if code:
         raise typer.Exit(code)
 
 
 def _load_progress(out: Output):
-    if out.json_mode or not out.console.is_terminal:
+    if out.json_mode or not out.stderr_console.is_terminal:
         return contextlib.nullcontext()
     from contextlib import contextmanager
 
@@ -188,7 +191,7 @@ def _load_progress(out: Output):
 
     @contextmanager
     def live():
-        with Live(Text("starting..."), console=out.console, transient=True,
+        with Live(Text("starting..."), console=out.stderr_console, transient=True,
                   refresh_per_second=4) as view:
             def update(p: Any) -> None:
                 rate = p.answered / p.elapsed if p.elapsed else 0.0
@@ -201,8 +204,37 @@ def _load_progress(out: Output):
     return live()
 
 
-def _figures(values: dict[str, float], names: tuple[str, ...]) -> str:
-    return " / ".join(f"{values[name]:g}" for name in names)
+#: The percentiles the latency table has a column for; set-up and loop lag fill three.
+SPREAD = ("p50", "p90", "p95", "p99", "p99.9", "max")
+
+
+def _latency_table(report: Any) -> Any:
+    """The report's timings as a table of their own, one column per percentile: a row of six
+    figures reads across at 80 columns (in the counts table its figures wrapped mid-row), and
+    at 40 it stacks as one figure a line."""
+    from rich.table import Table
+
+    table = Table(box=None, show_header=True)
+    timings = []
+    if report.latency_ms:
+        timings.append(("from due" if report.service_ms else "answer time", report.latency_ms))
+    if report.service_ms:
+        timings.append(("from write", report.service_ms))
+    if report.connect_ms:
+        timings.append(("connection set-up", report.connect_ms))
+    if report.loop_lag_ms:
+        timings.append(("client loop lag", report.loop_lag_ms))
+    figures = [[f"{values[name]:g}" if name in values else "" for name in SPREAD]
+               for _, values in timings]
+    # right-aligned here (Output.stdout_table lays cells out unjustified, so that none is cut), all
+    # to one width: stacked at 40 columns, the `p50: 11.07` lines align as well
+    width = max(len(text) for text in (*SPREAD, *(f for row in figures for f in row)))
+    table.add_column("latency ms")
+    for name in SPREAD:
+        table.add_column(name.rjust(width))
+    for (label, _), row in zip(timings, figures, strict=True):
+        table.add_row(label, *(f.rjust(width) if f else "" for f in row))
+    return table
 
 
 def _render_load(out: Output, report: Any) -> None:
@@ -227,19 +259,8 @@ def _render_load(out: Output, report: Any) -> None:
         rows.append((f"failure {code} ({meaning})", f"{n:,}"))
     for status, n in report.http_statuses.items():
         rows.append((f"HTTP {status}", f"{n:,}"))
-    spread = ("p50", "p90", "p95", "p99", "p99.9", "max")
-    if report.latency_ms:
-        label = "latency ms from due" if report.service_ms else "latency ms"
-        rows.append((f"{label} p50/p90/p95/p99/p99.9/max", _figures(report.latency_ms, spread)))
-    if report.service_ms:
-        rows.append(("latency ms from write p50/p90/p95/p99/p99.9/max",
-                     _figures(report.service_ms, spread)))
     if report.connect_ms:
-        rows.append((f"connection set-up ms p50/p99/max ({report.connections:,} opened "
-                     "before the start)", _figures(report.connect_ms, ("p50", "p99", "max"))))
-    if report.loop_lag_ms:
-        rows.append(("client loop lag ms p50/p99/max",
-                     _figures(report.loop_lag_ms, ("p50", "p99", "max"))))
+        rows.append(("connections opened before the start", f"{report.connections:,}"))
     if report.gc_pause_ms:
         gc = report.gc_pause_ms
         rows.append(("client GC pauses: count / longest ms",
@@ -249,6 +270,9 @@ def _render_load(out: Output, report: Any) -> None:
              ("time", f"{report.elapsed:.1f} s ({report.workers} process(es), {report.loop})")]
     for label, value in rows:
         table.add_row(label, value)
-    out.table(table)
+    out.stdout_table(table)
+    latency = _latency_table(report)
+    if latency.row_count:
+        out.stdout_table(latency)
     for sample in report.error_samples[:5]:
-        out.line(f"  e.g. {sample}", "dim")
+        out.stdout_line(f"  e.g. {sample}", "dim")

@@ -8,6 +8,17 @@ OSC sequence from a remote reaches the terminal), lone surrogates replaced, and 
 escaped. The ``--json`` document is masked on its values, before it is serialised, and every
 control character and lone surrogate in it is a JSON escape: it always parses back, to the
 very names a later command takes.
+
+Every verb says its stream in its name, so a caller cannot send a result to stderr or a
+message to stdout by mistake:
+
+- ``stdout_*`` -- results, which pipes and files receive: ``stdout_line`` (one whole line),
+  ``stdout_result`` (rich renderables), ``stdout_table`` (a table, never cut), ``stdout_json``
+  (the one document of ``--json``); ``stdout_console`` is the rich console behind them.
+- ``stderr_*`` -- messages for people, never mixed into results: ``stderr_line`` (one line),
+  ``stderr_print`` (rich renderables), ``stderr_log`` (a log line, fast when piped),
+  ``stderr_success``, ``stderr_warn`` (``warning: ...``), ``stderr_error`` (``error: ...``),
+  ``stderr_trace`` (only with ``-v``); ``stderr_console`` is the rich console behind them.
 """
 
 from __future__ import annotations
@@ -77,22 +88,21 @@ class Output:
     json_mode: bool = False
     verbose: bool = False
     debug: bool = False
-    profile: str | None = None
-    _console: Console | None = field(default=None, repr=False)
+    _stderr: Console | None = field(default=None, repr=False)
     _stdout: Console | None = field(default=None, repr=False)
     _log_to_terminal: bool | None = field(default=None, repr=False)
 
     @property
-    def console(self) -> Console:
+    def stderr_console(self) -> Console:
         """The stderr console, created on first use (rich costs start-up time)."""
-        if self._console is None:
+        if self._stderr is None:
             from rich.console import Console
 
-            self._console = Console(stderr=True, highlight=False, soft_wrap=True)
-        return self._console
+            self._stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+        return self._stderr
 
     @property
-    def stdout(self) -> Console:
+    def stdout_console(self) -> Console:
         """The stdout console, for results (previews, tables) that pipes and files receive.
 
         Piped, it is as wide as the widest line: a name cut to fit 80 columns is a different
@@ -106,27 +116,27 @@ class Output:
             self._stdout = console
         return self._stdout
 
-    def line(self, text: str, style: str | None = None) -> None:
+    def stdout_line(self, text: str, style: str | None = None) -> None:
         """One line of a result for people (a lint verdict, a list entry), on stdout, whole."""
         from rich.markup import escape
 
         body = escape(shown(text))
-        self.stdout.print(f"[{style}]{body}[/]" if style else body, soft_wrap=True)
+        self.stdout_console.print(f"[{style}]{body}[/]" if style else body, soft_wrap=True)
 
-    def result(self, *renderables: Any) -> None:
+    def stdout_result(self, *renderables: Any) -> None:
         """A result for people, on stdout, wrapped at the width (never cut); a string is
         shown as text (never as Rich markup), made safe."""
-        self.stdout.print(*map(as_text, renderables), soft_wrap=False)
+        self.stdout_console.print(*map(as_text, renderables), soft_wrap=False)
 
     def preview_width(self) -> int:
         """The terminal's width when stdout is one, else 60 (a phone-like message)."""
-        return self.stdout.width if self.stdout.is_terminal else 60
+        return self.stdout_console.width if self.stdout_console.is_terminal else 60
 
     def table_width(self) -> int:
         """The width tables are laid out at: the terminal's, or when stdout is a pipe or a
         file, 80 unless ``COLUMNS`` says more."""
-        if self.stdout.is_terminal:
-            return self.stdout.width
+        if self.stdout_console.is_terminal:
+            return self.stdout_console.width
         import os
 
         try:
@@ -135,7 +145,7 @@ class Output:
             columns = 0
         return max(PIPED_TABLE_WIDTH, columns)
 
-    def table(self, table: Any) -> None:
+    def stdout_table(self, table: Any) -> None:
         """A result table on stdout, every value whole at any width: laid out as it is when
         it fits, with cells wrapped between words when that fits, else stacked (one
         ``header: value`` line per cell); never a character dropped. Every string in it is
@@ -143,10 +153,10 @@ class Output:
         from rich.measure import Measurement
 
         safe_table(table)
-        console, width = self.stdout, max(MIN_WIDTH, self.table_width())
+        console, width = self.stdout_console, max(MIN_WIDTH, self.table_width())
         title, table.title = table.title, None
         if title:
-            self.line(_plain(title), "bold")
+            self.stdout_line(_plain(title), "bold")
         for column in table.columns:
             column.no_wrap, column.overflow = True, "ignore"
         unbounded = console.options.update(width=PIPE_WIDTH)  # measured, not clamped
@@ -187,53 +197,53 @@ class Output:
                 for column, cell in zip(columns, cells, strict=True):
                     header = _plain(column.header)
                     if cell:
-                        self.line(f"{header}: {cell}" if header else cell)
-                self.line("")
+                        self.stdout_line(f"{header}: {cell}" if header else cell)
+                self.stdout_line("")
             else:
                 label, *values = cells
-                self.line(f"{label}: " + "  ".join(v for v in values if v) if values else
+                self.stdout_line(f"{label}: " + "  ".join(v for v in values if v) if values else
                           label)
 
-    def print(self, *renderables: Any) -> None:
+    def stderr_print(self, *renderables: Any) -> None:
         """Rich renderables (tables, panels) for people, on stderr; strings as text."""
         for renderable in renderables:
             safe_table(renderable)
-        self.console.print(*map(as_text, renderables))
+        self.stderr_console.print(*map(as_text, renderables))
 
-    def say(self, text: str, style: str | None = None) -> None:
+    def stderr_line(self, text: str, style: str | None = None) -> None:
         from rich.markup import escape
 
         body = escape(shown(text))
-        self.console.print(f"[{style}]{body}[/]" if style else body)
+        self.stderr_console.print(f"[{style}]{body}[/]" if style else body)
 
-    def log(self, text: str, style: str | None = None) -> None:
+    def stderr_log(self, text: str, style: str | None = None) -> None:
         """A log line that may come thousands of times a second (the listener's): written
         straight to stderr when it is not a terminal; rich's rendering (~90 us a line) would
         otherwise be what limits the server."""
         if self._log_to_terminal is None:
-            self._log_to_terminal = self.console.is_terminal
+            self._log_to_terminal = self.stderr_console.is_terminal
         if self._log_to_terminal:
-            self.say(text, style)
+            self.stderr_line(text, style)
             return
         import sys
 
         sys.stderr.write(shown(text) + "\n")
 
-    def success(self, text: str) -> None:
-        self.say(text, "green")
+    def stderr_success(self, text: str) -> None:
+        self.stderr_line(text, "green")
 
-    def warn(self, text: str) -> None:
-        self.say(f"warning: {text}", "yellow")
+    def stderr_warn(self, text: str) -> None:
+        self.stderr_line(f"warning: {text}", "yellow")
 
-    def error(self, text: str) -> None:
-        self.say(f"error: {text}", "bold red")
+    def stderr_error(self, text: str) -> None:
+        self.stderr_line(f"error: {text}", "bold red")
 
-    def trace(self, text: str) -> None:
+    def stderr_trace(self, text: str) -> None:
         """Verbose request/response traces (already masked by :mod:`ctwa.http`)."""
         if self.verbose:
-            self.say(text, "dim")
+            self.stderr_line(text, "dim")
 
-    def data(self, payload: Any) -> None:
+    def stdout_json(self, payload: Any) -> None:
         """The one JSON document of ``--json`` mode, on stdout."""
         sys.stdout.write(dumps_safe(payload, indent=2) + "\n")
         sys.stdout.flush()

@@ -7,12 +7,13 @@ from typing import Any
 import typer
 
 from ctwa.cli import complete
-from ctwa.cli.output import Output
+from ctwa.cli.commands import Typer
+from ctwa.cli.context import of
 from ctwa.infra.errors import ConfigError, InputError
 
-app = typer.Typer(help="Manage profiles: endpoint, auth, CleverTap account, callback and "
-                  "import URLs. Secrets go to the OS keyring, never to the config file.",
-                  no_args_is_help=True, rich_markup_mode=None)
+app = Typer(help="Manage profiles: endpoint, auth, CleverTap account, callback and "
+            "import URLs. Secrets go to the OS keyring, never to the config file.",
+            no_args_is_help=True, rich_markup_mode=None)
 
 AUTH_KINDS = ("basic", "bearer", "header", "none")
 SECRET_WORDS = ("password", "token", "passcode", "import-token", "import-password")
@@ -44,13 +45,7 @@ def _check_auth(value: str | None) -> str | None:
 
 
 def _complete_profile(incomplete: str) -> list[str]:
-    from ctwa.infra.config import ConfigStore
-
-    try:
-        names = ConfigStore().load().profiles
-    except Exception:
-        return []
-    return [name for name in names if name.startswith(incomplete)]
+    return complete.profiles(incomplete)
 
 
 @app.command("add")
@@ -81,9 +76,10 @@ def add(
     """Create a profile, or update the given fields of an existing one."""
     from pydantic import ValidationError
 
-    from ctwa.infra.config import ConfigStore, Profile
+    from ctwa.infra.config import Profile
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     given: dict[str, Any] = {
         "endpoint": endpoint, "auth": auth, "username": username, "auth_header": header_name,
         "waba_number": waba, "account_id": account_id, "region": region, "base_url": base_url,
@@ -92,7 +88,7 @@ def add(
         "import_username": import_username, "import_header": import_header,
         "track_clicks": track_clicks,
     }
-    store = ConfigStore()
+    store = inv.config
     existing = store.load().profiles.get(name)
     merged = (existing.model_dump() if existing else {}) | {
         k: v for k, v in given.items() if v is not None
@@ -106,11 +102,11 @@ def add(
     store.put(name, profile, make_current=use)
     verb = "updated" if existing else "created"
     if out.json_mode:
-        out.data({"profile": name, "action": verb, "settings": profile.model_dump()})
+        out.stdout_json({"profile": name, "action": verb, "settings": profile.model_dump()})
         return
-    out.success(f"profile {name!r} {verb} in {store.path}")
+    out.stderr_success(f"profile {name!r} {verb} in {store.path}")
     for needed in _secrets_needed(profile):
-        out.say(f"  set its {needed} with: ctwa profile set-secret {name} {needed}")
+        out.stderr_line(f"  set its {needed} with: ctwa profile set-secret {name} {needed}")
 
 
 def _secrets_needed(profile: Any) -> list[str]:
@@ -130,17 +126,17 @@ def _secrets_needed(profile: Any) -> list[str]:
 @app.command("list")
 def list_profiles(ctx: typer.Context) -> None:
     """List profiles; the current one is marked with *."""
-    from ctwa.infra.config import ConfigStore
-
-    out: Output = ctx.obj
-    config = ConfigStore().load()
+    inv = of(ctx)
+    out = inv.out
+    config = inv.config.load()
     if out.json_mode:
-        out.data({"current": config.current,
-                  "profiles": {n: p.model_dump(exclude_none=True)
-                               for n, p in config.profiles.items()}})
+        out.stdout_json({"current": config.current,
+                         "profiles": {n: p.model_dump(exclude_none=True)
+                                      for n, p in config.profiles.items()}})
         return
     if not config.profiles:
-        out.say("no profiles yet; create one with `ctwa profile add NAME --endpoint URL ...`")
+        out.stderr_line(
+            "no profiles yet; create one with `ctwa profile add NAME --endpoint URL ...`")
         return
     from rich.table import Table
 
@@ -149,7 +145,7 @@ def list_profiles(ctx: typer.Context) -> None:
         account = " ".join(x for x in (profile.account_id, profile.region) if x)
         table.add_row("*" if name == config.current else "", name, profile.endpoint or "",
                       profile.auth, account)
-    out.table(table)
+    out.stdout_table(table)
 
 
 @app.command("show")
@@ -159,16 +155,16 @@ def show(
                                help="Profile (default: the current one)."),
 ) -> None:
     """Show a profile's settings and where each secret comes from (values masked)."""
-    from ctwa.infra.config import ConfigStore
     from ctwa.infra.masking import mask_value
-    from ctwa.infra.secrets import SecretName, SecretResolver, SecretStore
+    from ctwa.infra.secrets import SecretName, SecretResolver
 
-    out: Output = ctx.obj
-    chosen, profile = ConfigStore().get(name or out.profile)
+    inv = of(ctx)
+    out = inv.out
+    chosen, profile = inv.profile(name)
     if chosen is None:
         raise ConfigError("no profile is selected",
                           hint="create one with `ctwa profile add NAME ...`")
-    resolver = SecretResolver(chosen, SecretStore(), interactive=False)
+    resolver = SecretResolver(chosen, inv.secrets, interactive=False)
     secrets = {}
     for secret in SecretName:
         found = resolver.resolve(secret)
@@ -176,7 +172,7 @@ def show(
                                  "value": mask_value(found.value), "note": found.note}
     settings = profile.model_dump()
     if out.json_mode:
-        out.data({"profile": chosen, "settings": settings, "secrets": secrets})
+        out.stdout_json({"profile": chosen, "settings": settings, "secrets": secrets})
         return
     from rich.table import Table
 
@@ -189,38 +185,38 @@ def show(
         shown = (f"{info['value']}  from {info['source']}{note}" if info["set"]
                  else f"(not set){note}")
         table.add_row(f"secret {key}", shown)
-    out.table(table)
+    out.stdout_table(table)
 
 
 @app.command("use")
 def use(ctx: typer.Context,
         name: str = typer.Argument(..., autocompletion=_complete_profile)) -> None:
     """Make a profile the current one."""
-    from ctwa.infra.config import ConfigStore
 
-    out: Output = ctx.obj
-    ConfigStore().use(name)
+    inv = of(ctx)
+    out = inv.out
+    inv.config.use(name)
     if out.json_mode:
-        out.data({"current": name})
+        out.stdout_json({"current": name})
     else:
-        out.success(f"now using profile {name!r}")
+        out.stderr_success(f"now using profile {name!r}")
 
 
 @app.command("remove")
 def remove(ctx: typer.Context,
            name: str = typer.Argument(..., autocompletion=_complete_profile)) -> None:
     """Remove a profile and its keyring entries."""
-    from ctwa.infra.config import ConfigStore
-    from ctwa.infra.secrets import SecretName, SecretStore
+    from ctwa.infra.secrets import SecretName
 
-    out: Output = ctx.obj
-    ConfigStore().remove(name)
-    store = SecretStore()
+    inv = of(ctx)
+    out = inv.out
+    inv.config.remove(name)
+    store = inv.secrets
     cleared = [s.value for s in SecretName if store.delete(name, s)]
     if out.json_mode:
-        out.data({"removed": name, "secrets_cleared": cleared})
+        out.stdout_json({"removed": name, "secrets_cleared": cleared})
     else:
-        out.success(f"removed profile {name!r}")
+        out.stderr_success(f"removed profile {name!r}")
 
 
 @app.command("set-secret")
@@ -231,16 +227,16 @@ def set_secret(
     stdin: bool = typer.Option(False, "--stdin", help="Read the value from standard input."),
 ) -> None:
     """Store a secret for a profile in the OS keyring (prompted, hidden, or from stdin)."""
-    from ctwa.infra.config import ConfigStore
-    from ctwa.infra.secrets import KeyringUnavailable, SecretName, SecretStore
+    from ctwa.infra.secrets import KeyringUnavailable, SecretName
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     try:
         which = SecretName(secret)
     except ValueError:
         raise InputError(f"unknown secret {secret!r}",
                          hint=f"use one of {', '.join(SECRET_WORDS)}") from None
-    ConfigStore().get(name)  # the profile must exist
+    inv.profile(name)  # the profile must exist
     if stdin:
         value = sys.stdin.readline().strip()  # a CR from a Windows-edited file is no part of it
     elif sys.stdin.isatty():
@@ -250,12 +246,12 @@ def set_secret(
     if not value:
         raise InputError("empty secret; nothing stored")
     try:
-        SecretStore().set(name, which, value)
+        inv.secrets.set(name, which, value)
     except KeyringUnavailable as exc:
         raise ConfigError(f"the {which.value} was not stored: {exc}",
                           hint=f"export {which.env_var}=... instead, or pass it as a flag") \
             from exc
     if out.json_mode:
-        out.data({"profile": name, "secret": which.value, "stored": "keyring"})
+        out.stdout_json({"profile": name, "secret": which.value, "stored": "keyring"})
     else:
-        out.success(f"stored the {which.value} of {name!r} in the OS keyring")
+        out.stderr_success(f"stored the {which.value} of {name!r} in the OS keyring")

@@ -7,6 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
+from ctwa.cli.commands import Typer
+from ctwa.cli.context import Invocation, of
+from ctwa.cli.options import int_option
 from ctwa.cli.output import Output
 from ctwa.infra.errors import ExitCode, InputError
 
@@ -40,12 +43,12 @@ def render_verdict(out: Output, verdict: Any) -> None:
     """The verdict's warnings on stderr, then on stdout one line per criterion and the
     outcome (nothing of it in --json mode: the document carries the verdict)."""
     for warning in verdict.warnings:
-        out.warn(warning)
+        out.stderr_warn(warning)
     if out.json_mode:
         return
     for criterion in verdict.criteria:
-        out.line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
-    out.line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
+        out.stdout_line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
+    out.stdout_line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
 
 
 def render_send_verdict(out: Output, verdict: Any) -> None:
@@ -55,29 +58,30 @@ def render_send_verdict(out: Output, verdict: Any) -> None:
         return
     for criterion in verdict.criteria:
         if criterion.status != "pass":
-            out.line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
-    out.line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
+            out.stdout_line(criterion.line, STATUS_STYLE.get(criterion.status, "yellow"))
+    out.stdout_line(f"verdict: {verdict.headline}", OUTCOME_STYLE[verdict.outcome])
 
 
-def finish_run(out: Output, summary: dict[str, Any], report: Path | None,
+def finish_run(inv: Invocation, summary: dict[str, Any], report: Path | None,
                junit: Path | None, keep: bool = True) -> int:
     """Keep the summary in the store (unless told not to use it), write the report files
     asked for, and return the exit code the summary's verdict gives."""
     from ctwa.report.verdict import of_summary
-    from ctwa.store.db import Store, StoreError
+    from ctwa.store.db import StoreError
 
+    out = inv.out
     verdict = of_summary(summary)
     if keep:
         try:
-            with Store() as store:
+            with inv.store() as store:
                 store.add_run(summary["id"], summary["kind"], verdict.outcome, summary)
         except StoreError as exc:
-            out.warn(f"the run's summary was not kept in the store: {exc}")
+            out.stderr_warn(f"the run's summary was not kept in the store: {exc}")
     write_reports(out, summary, report, junit)
     return verdict.exit_code()
 
 
-def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
+def conclude(inv: Invocation, summary: dict[str, Any], *, document: Any = None,
              render: Any = None, report: Path | None = None, junit: Path | None = None,
              keep: bool = True, strict: bool = False) -> int:
     """The end every long run shares, once its summary (with its verdict) is made:
@@ -86,14 +90,15 @@ def conclude(out: Output, summary: dict[str, Any], *, document: Any = None,
     verdict gives (``strict``: incomplete fails), for the command to raise after its hints."""
     from ctwa.report.verdict import of_summary
 
+    out = inv.out
     verdict = of_summary(summary)
     if out.json_mode:
         if document is not None:
-            out.data(document)
+            out.stdout_json(document)
     elif render is not None:
         render()
     render_verdict(out, verdict)
-    finish_run(out, summary, report, junit, keep)
+    finish_run(inv, summary, report, junit, keep)
     return verdict.exit_code(strict)
 
 
@@ -106,7 +111,7 @@ def write_reports(out: Output, summary: dict[str, Any], report: Path | None,
         from ctwa.report.html import render
 
         _write(report, render(summary))
-        out.say(f"report: {report}")
+        out.stderr_line(f"report: {report}")
     if junit is not None:
         from ctwa.report.junit import write_junit
 
@@ -114,7 +119,7 @@ def write_reports(out: Output, summary: dict[str, Any], report: Path | None,
             write_junit(summary, junit)
         except OSError as exc:
             raise InputError(f"{junit}: cannot write ({exc.strerror})") from exc
-        out.say(f"JUnit: {junit}")
+        out.stderr_line(f"JUnit: {junit}")
 
 
 def _write(path: Path, text: str) -> None:
@@ -124,33 +129,34 @@ def _write(path: Path, text: str) -> None:
         raise InputError(f"{path}: cannot write ({exc.strerror})") from exc
 
 
-runs_app = typer.Typer(help="Runs kept in the store (load, upload, import, replay, listen, "
-                       "certify).", no_args_is_help=True)
-report_app = typer.Typer(help="Render a kept run again, or compare two runs.",
-                         no_args_is_help=True)
+runs_app = Typer(help="Runs kept in the store (load, upload, import, replay, listen, "
+                 "certify).", no_args_is_help=True)
+report_app = Typer(help="Render a kept run again, or compare two runs.",
+                   no_args_is_help=True)
 
 
 @runs_app.command("list")
-def runs_list(ctx: typer.Context, limit: Annotated[int, typer.Option(
+def runs_list(ctx: typer.Context, limit: Annotated[int, int_option(
         "--limit", min=1, help="How many of the latest runs.")] = 20) -> None:
     """The latest runs, newest first: id, when, kind, outcome (passed, incomplete, failed)."""
     import time
 
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
-    with Store(readonly=True) as store:
+    inv = of(ctx)
+    out = inv.out
+    with inv.store(readonly=True) as store:
         runs = store.runs(limit)
     if out.json_mode:
-        out.data(runs)
+        out.stdout_json(runs)
         return
     if not runs:
-        out.say("no run kept yet: load runs, uploads, imports, replays and listens keep one")
+        out.stderr_line(
+            "no run kept yet: load runs, uploads, imports, replays and listens keep one")
         return
     for run in runs:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["at"]))
         outcome = run.get("outcome") or {1: "passed", 0: "failed"}.get(run["passed"], "-")
-        out.line(f"{run['id']:32} {when}  {run['command']:8} {outcome}")
+        out.stdout_line(f"{run['id']:32} {when}  {run['command']:8} {outcome}")
 
 
 @report_app.command("diff")
@@ -165,19 +171,19 @@ def report_diff(
 ) -> None:
     """Compare two runs side by side; exit 1 when NEW regressed past a threshold."""
     from ctwa.report.diff import compare, outcomes, parse_thresholds, resolve
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     thresholds = parse_thresholds(max_regression)
-    with Store(readonly=True) as store:
+    with inv.store(readonly=True) as store:
         first, second = resolve(base, store), resolve(new, store)
     rows = compare(first, second, thresholds)
     regressed = [row for row in rows if row.regressed]
     base_outcome, new_outcome, outcome_worse = outcomes(first, second)
     if out.json_mode:
-        out.data({"base": first.get("id"), "new": second.get("id"), "regressed":
-                  bool(regressed) or outcome_worse, "base_outcome": base_outcome,
-                  "new_outcome": new_outcome, "metrics": [row.__dict__ for row in rows]})
+        out.stdout_json({"base": first.get("id"), "new": second.get("id"), "regressed":
+                         bool(regressed) or outcome_worse, "base_outcome": base_outcome,
+                         "new_outcome": new_outcome, "metrics": [row.__dict__ for row in rows]})
     else:
         from rich.table import Table
 
@@ -189,14 +195,14 @@ def report_diff(
         for row in rows:
             table.add_row(row.metric, _num(row.base), _num(row.new), row.change, row.limit,
                           "REGRESSED" if row.regressed else "")
-        out.table(table)
+        out.stdout_table(table)
         named = [f"{r.metric} {r.change}" for r in regressed]
         if outcome_worse:
             named.insert(0, f"its verdict is {new_outcome} (BASE: {base_outcome})")
         if named:
-            out.error("NEW regressed: " + ", ".join(named))
+            out.stderr_error("NEW regressed: " + ", ".join(named))
         else:
-            out.say("no regression past the thresholds", "green")
+            out.stderr_line("no regression past the thresholds", "green")
     if regressed or outcome_worse:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -215,13 +221,13 @@ def report_render(
     """Write the HTML report (and JUnit XML) of a run kept in the store."""
     import json
 
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if report is None and junit is None:
         raise InputError("nothing to write", hint="give --report FILE.html and/or --junit FILE")
     check_report_paths(report, junit)
-    with Store(readonly=True) as store:
+    with inv.store(readonly=True) as store:
         kept = store.run(run)
     if kept is None:
         raise InputError(f"no run {run!r} in the store", hint="`ctwa runs list` shows them")

@@ -52,8 +52,8 @@ def wait_progress(out: Output, awaiting: Any) -> Any:
     def show(done: int, expected: int, waited: float) -> None:
         if waited - last[0] >= 5.0 and done < expected:
             last[0] = waited
-            out.say(f"waiting for callbacks: {done:,} of {expected:,} reached "
-                    f"{awaiting.until} ({waited:.0f} of {awaiting.timeout:g} s)", "dim")
+            out.stderr_line(f"waiting for callbacks: {done:,} of {expected:,} reached "
+                            f"{awaiting.until} ({waited:.0f} of {awaiting.timeout:g} s)", "dim")
 
     return show
 
@@ -64,37 +64,38 @@ def render_single_trip(out: Output, done: Any) -> None:
     awaiting, msg_id, trip, events = done.job.awaiting, done.msg_id, done.trip, done.events
     verdict = done.verdict
     if out.json_mode:
-        out.data({**done.result.as_dict(), "msgId": msg_id, "reached": done.reached,
-                  "interrupted": done.interrupted,
-                  "timeline": [{k: v for k, v in e.items() if k != "body"} for e in events],
-                  "round_trip": trip.as_dict(), "outcome": verdict.outcome,
-                  "criteria": [c.as_dict() for c in verdict.criteria]})
+        out.stdout_json({**done.result.as_dict(), "msgId": msg_id, "reached": done.reached,
+                         "interrupted": done.interrupted,
+                         "timeline": [{k: v for k, v in e.items() if k != "body"} for e in events],
+                         "round_trip": trip.as_dict(), "outcome": verdict.outcome,
+                         "criteria": [c.as_dict() for c in verdict.criteria]})
     else:
-        out.result(f"callbacks for {msg_id}:")
+        out.stdout_result(f"callbacks for {msg_id}:")
         for event in events:
             _event_line(out, event)
         if not events:
-            out.line("  (none)", "dim")
+            out.stdout_line("  (none)", "dim")
         _anomaly_lines(out, trip)
         diagnosis_lines(out, trip.diagnoses)
     if done.interrupted:
-        out.say(f"interrupted while waiting; `ctwa trace {msg_id}` shows the callbacks that "
-                "arrive later (while a listener keeps them)", "bold")
+        out.stderr_line(
+            f"interrupted while waiting; `ctwa trace {msg_id}` shows the callbacks that "
+            "arrive later (while a listener keeps them)", "bold")
     elif not done.reached:
         from ctwa.roundtrip.diagnose import line
 
         why = "; ".join(line(d) for d in trip.diagnoses[:1])
-        out.error(f"no {awaiting.until} status for {msg_id} within {awaiting.timeout:g} s"
-                  + (f"; {why}" if why else ""))
+        out.stderr_error(f"no {awaiting.until} status for {msg_id} within {awaiting.timeout:g} s"
+                         + (f"; {why}" if why else ""))
 
 
 def diagnosis_lines(out: Output, diagnoses: list[dict[str, Any]]) -> None:
     """Each cause the callbacks show: what was seen, what it means, what to change."""
     for diagnosis in diagnoses:
         style = "yellow" if diagnosis["cause"] == "warning" else "red"
-        out.line(f"DIAGNOSIS {diagnosis['seen']}", style)
-        out.line(f"  means: {diagnosis['meaning']}")
-        out.line(f"  fix:   {diagnosis['fix']}")
+        out.stdout_line(f"DIAGNOSIS {diagnosis['seen']}", style)
+        out.stdout_line(f"  means: {diagnosis['meaning']}")
+        out.stdout_line(f"  fix:   {diagnosis['fix']}")
 
 
 def _event_line(out: Output, event: dict[str, Any]) -> None:
@@ -109,8 +110,8 @@ def _event_line(out: Output, event: dict[str, Any]) -> None:
     verdict = "valid" if event["valid"] else "INVALID: " + "; ".join(errors[:3])
     if warnings:
         verdict += " (" + "; ".join(warnings[:2]) + ")"
-    out.line(f"  +{event['after_ms']:>9,.0f} ms  {what}{code}  {event['route']}  {verdict}",
-             None if event["valid"] else "red")
+    out.stdout_line(f"  +{event['after_ms']:>9,.0f} ms  {what}{code}  {event['route']}  {verdict}",
+                    None if event["valid"] else "red")
 
 
 def _anomaly_lines(out: Output, trip: Any) -> None:
@@ -118,30 +119,30 @@ def _anomaly_lines(out: Output, trip: Any) -> None:
 
     for kind, count in trip.anomalies.items():
         example = trip.examples.get(kind, [""])[0]
-        out.line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
-                 + (f", e.g. {example}" if example else ""), "red")
+        out.stdout_line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
+                        + (f", e.g. {example}" if example else ""), "red")
 
 
 def render_round_trip(out: Output, trip: dict[str, Any]) -> None:
     from ctwa.roundtrip.analyze import ANOMALY_TEXT
 
     furthest = trip["furthest"]
-    out.result(f"callbacks: of {trip['accepted']:,} accepted, furthest status: "
-               + ", ".join(f"{k} {v:,}" for k, v in furthest.items()))
+    out.stdout_result(f"callbacks: of {trip['accepted']:,} accepted, furthest status: "
+                      + ", ".join(f"{k} {v:,}" for k, v in furthest.items()))
     if trip["failed_codes"]:
-        out.line("  failed by code: " + ", ".join(f"{code} x{n:,}" for code, n in
-                                                  trip["failed_codes"].items()))
+        out.stdout_line("  failed by code: " + ", ".join(f"{code} x{n:,}" for code, n in
+                                                         trip["failed_codes"].items()))
     for status, figures in trip["time_to_status_ms"].items():
         if figures:
-            out.line(f"  time to {status} ms p50/p90/p99/max: "
-                     + " / ".join(f"{figures[k]:g}" for k in ("p50", "p90", "p99", "max")))
-    out.line(f"  reached {trip['until']} (or failed): {trip['complete']:,} of "
-             f"{trip['accepted']:,}; inbound replies: {trip['replies']:,}")
+            out.stdout_line(f"  time to {status} ms p50/p90/p99/max: "
+                            + " / ".join(f"{figures[k]:g}" for k in ("p50", "p90", "p99", "max")))
+    out.stdout_line(f"  reached {trip['until']} (or failed): {trip['complete']:,} of "
+                    f"{trip['accepted']:,}; inbound replies: {trip['replies']:,}")
     if trip.get("only_invalid"):
-        out.line(f"  of the {furthest['none']:,} that reached no status, "
-                 f"{trip['only_invalid']:,} got only invalid callbacks")
+        out.stdout_line(f"  of the {furthest['none']:,} that reached no status, "
+                        f"{trip['only_invalid']:,} got only invalid callbacks")
     for kind, count in trip["anomalies"].items():
         example = trip["examples"].get(kind, [""])[0]
-        out.line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
-                 + (f", e.g. {example}" if example else ""), "red")
+        out.stdout_line(f"ANOMALY {kind}: {count:,} ({ANOMALY_TEXT[kind]})"
+                        + (f", e.g. {example}" if example else ""), "red")
     diagnosis_lines(out, trip.get("diagnoses", []))

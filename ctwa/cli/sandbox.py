@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ctwa.cli.output import Output
+from ctwa.cli.context import of
+from ctwa.cli.options import float_option, int_option
 from ctwa.infra.errors import InputError
 
 
@@ -171,8 +172,8 @@ def _given(ctx: typer.Context, name: str) -> bool:
 def sandbox(
     ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535,
-                                      help="Port (0: a free one).")] = 8700,
+    port: Annotated[int, int_option("--port", min=0, max=65535,
+                                    help="Port (0: a free one).")] = 8700,
     config: Annotated[Path | None, typer.Option(
         "--config", help="YAML settings (any option below, by its long name).")] = None,
     latency: Annotated[str | None, typer.Option(
@@ -181,10 +182,10 @@ def sandbox(
     fail: Annotated[list[str] | None, typer.Option(
         "--fail", metavar="CODE=RATE", help="Answer a share of messages with a 2000-2004 "
         "failure, e.g. 2004=0.05 (repeatable).")] = None,
-    max_concurrency: Annotated[int, typer.Option(
+    max_concurrency: Annotated[int, int_option(
         "--max-concurrency", min=1, help="In-flight messages past which the BSP answers 429.")]
     = 2000,
-    reply_rate: Annotated[float, typer.Option(
+    reply_rate: Annotated[float, float_option(
         "--reply-rate", min=0.0, max=1.0, help="Share of messages that get an inbound reply.")]
     = 0.1,
     templates: Annotated[Path | None, typer.Option(
@@ -214,7 +215,7 @@ def sandbox(
     meta_webhook_url: Annotated[str | None, typer.Option(
         "--meta-webhook-url", metavar="URL", help="Where the mock Cloud API posts its signed "
         "webhooks (the bridge's /webhook); none are sent without it.")] = None,
-    meta_mps: Annotated[float, typer.Option(
+    meta_mps: Annotated[float, float_option(
         "--meta-mps", min=0.0, help="Messages/s the mock Cloud API takes before it answers "
         "130429 (Meta's default throughput is 80; 0: no limit).")] = 80.0,
     meta_tap_prefix: Annotated[list[str] | None, typer.Option(
@@ -231,7 +232,7 @@ def sandbox(
         "--meta-latency", metavar="DURATION",
         help="Mock Cloud API answer delay: 50ms, or a range 20ms-80ms.")]
     = None,
-    meta_batch: Annotated[int, typer.Option(
+    meta_batch: Annotated[int, int_option(
         "--meta-batch", min=1, max=1000, help="Updates per webhook POST at most, when they "
         "queue up (Meta batches under load; 1: one per POST always).")] = 100,
     meta_fault: Annotated[list[str] | None, typer.Option(
@@ -247,7 +248,7 @@ def sandbox(
     from ctwa.sandbox.bsp import FAULTS, BspSettings
     from ctwa.sandbox.server import RunningSandbox, SandboxSettings
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     options: dict[str, Any] = _settings_from_file(config) if config else {}
 
     def pick(name: str, flag: Any) -> Any:
@@ -290,34 +291,38 @@ def sandbox(
         secrets.update(meta_token=_shown(secrets["meta_token"], "token"),
                        meta_app_secret=_shown(secrets["meta_app_secret"], "app_secret"))
         if out.json_mode:
-            out.data({"urls": urls, "credentials": secrets})
+            out.stdout_json({"urls": urls, "credentials": secrets})
         else:
-            out.say(f"ctwa sandbox on {box.base_url} (Ctrl-C to stop)", "bold")
+            out.stderr_line(f"ctwa sandbox on {box.base_url} (Ctrl-C to stop)", "bold")
             for name, url in urls.items():
-                out.say(f"  {name:18} {url}")
-            out.say(f"  BSP basic auth     {secrets['bsp_username']} / {secrets['bsp_password']}"
-                    f"   vendor token {secrets['vendor_token']}")
-            out.say(f"  CleverTap account  {secrets['account_id']}   passcode "
-                    f"{secrets['passcode']}")
+                out.stderr_line(f"  {name:18} {url}")
+            out.stderr_line(
+                f"  BSP basic auth     {secrets['bsp_username']} / {secrets['bsp_password']}"
+                f"   vendor token {secrets['vendor_token']}")
+            out.stderr_line(f"  CleverTap account  {secrets['account_id']}   passcode "
+                            f"{secrets['passcode']}")
             meta = settings.meta
-            out.say(f"  Meta Cloud API     phone number id {meta.phone_number_id}   WABA id "
-                    f"{meta.waba_id}   {meta.mps:g} mps")
-            out.say(f"  Meta token         {secrets['meta_token']}   app secret "
-                    f"{secrets['meta_app_secret']}")
-            out.say(f"  Meta webhooks to   {meta.webhook_url or '(none: --meta-webhook-url)'}"
-                    + ("   verified first (CTWA_META_VERIFY_TOKEN)" if meta.verify_token
-                       else ""))
+            out.stderr_line(
+                f"  Meta Cloud API     phone number id {meta.phone_number_id}   WABA id "
+                f"{meta.waba_id}   {meta.mps:g} mps")
+            out.stderr_line(f"  Meta token         {secrets['meta_token']}   app secret "
+                            f"{secrets['meta_app_secret']}")
+            out.stderr_line(
+                f"  Meta webhooks to   {meta.webhook_url or '(none: --meta-webhook-url)'}"
+                + ("   verified first (CTWA_META_VERIFY_TOKEN)" if meta.verify_token
+                   else ""))
             if bsp.misbehave:
-                out.say("  misbehaving: " + "; ".join(
+                out.stderr_line("  misbehaving: " + "; ".join(
                     f"{name}" + (f"={bsp.shares[name]:g}" if name in bsp.shares else "")
                     + f" ({FAULTS[name]})" for name in bsp.misbehave), "yellow")
-            out.say("next, in another terminal (the sandbox's secrets are not secret):", "dim")
-            out.line(profile_command(urls, secrets))
+            out.stderr_line(
+                "next, in another terminal (the sandbox's secrets are not secret):", "dim")
+            out.stdout_line(profile_command(urls, secrets))
         try:
             while running.thread.is_alive():
                 running.thread.join(timeout=0.5)
         except KeyboardInterrupt:
-            out.say("stopping the sandbox")
+            out.stderr_line("stopping the sandbox")
 
 
 def _shown(value: str, name: str) -> str:

@@ -2,8 +2,8 @@
 
 import typer
 
+from ctwa.cli.context import of
 from ctwa.cli.lint import complete_schema_kind
-from ctwa.cli.output import Output
 from ctwa.infra.errors import InputError
 
 
@@ -16,20 +16,20 @@ def schema(
     """Print the JSON Schema of a wire format, to validate payloads in your own services."""
     from ctwa.wire.kinds import KINDS
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     if kind is None:
         if out.json_mode:
-            out.data({name: spec.title for name, spec in KINDS.items()})
+            out.stdout_json({name: spec.title for name, spec in KINDS.items()})
             return
         for name, spec in KINDS.items():
-            out.line(f"{name:16} {spec.title}")
+            out.stdout_line(f"{name:16} {spec.title}")
         return
     if kind not in KINDS:
         from ctwa.infra.suggest import did_you_mean
 
         raise InputError(f"unknown kind {kind!r}", hint=did_you_mean(
             kind, KINDS, "ctwa schema", otherwise=f"use one of {', '.join(KINDS)}"))
-    out.data(KINDS[kind].json_schema())
+    out.stdout_json(KINDS[kind].json_schema())
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli import complete
+from ctwa.cli.context import Invocation, of
 from ctwa.cli.loadmode import (
     ConcurrencyOpt,
     CountOpt,
@@ -74,22 +75,17 @@ MsgIdOpt = Annotated[str | None, typer.Option(
     "--msg-id", help="msgId to send (default: a fresh i|campaign|batch|j|variant id).")]
 DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", help="Print the payload on stdout and send nothing.")]
-def _profile(out: Output):
-    from ctwa.infra.config import ConfigStore
-
-    return ConfigStore().get(out.profile)
-
-
-def _endpoint_of(name: str | None, profile: Any, **flags: Any) -> Callable[..., Any]:
+def _endpoint_of(inv: Invocation, name: str | None, profile: Any,
+                 **flags: Any) -> Callable[..., Any]:
     """The endpoint, resolved only when something is sent: a dry run needs no credentials
     (and an export, ``secrets=False``, asks for none)."""
-    from ctwa.infra.secrets import SecretResolver, SecretStore
+    from ctwa.infra.secrets import SecretResolver
     from ctwa.send.endpoint import EndpointFlags, Service, resolve_endpoint
 
     flags["headers"] = tuple(flags.get("headers") or ())
 
     def resolve(secrets: bool = True) -> Any:
-        resolver = SecretResolver(name, SecretStore())
+        resolver = SecretResolver(name, inv.secrets)
         return resolve_endpoint(EndpointFlags(**flags), Service.messaging(profile), resolver,
                                 secrets=secrets)
 
@@ -137,28 +133,29 @@ class SendRequest:
             if awaiting.active else None)
 
 
-def _finish(out: Output, request: SendRequest) -> None:
+def _finish(inv: Invocation, request: SendRequest) -> None:
     """What every send command ends with: print the payload (dry run), or hand the job to
     the runner (one send or a load run, then the callbacks when awaited) and render what
     it did: run -> verdict -> summary -> store -> render -> exit."""
+    out = inv.out
     request.check()
     if request.dry_run:
         _print_payload(out, request.body, list(request.warnings))
         return
     job = request.job()
     for note in getattr(job.endpoint, "notes", ()):  # profile values the options overrode
-        out.trace(note)
+        out.stderr_trace(note)
     if job.load is not None:
         for warning in job.warnings:
-            out.warn(warning)
-        run_load_mode(out, job, request.load)
+            out.stderr_warn(warning)
+        run_load_mode(inv, job, request.load)
         return
     _deliver_and_report(out, job)
 
 
 def _options(given: dict[str, Any]) -> dict[str, Any]:
     """A command's parsed options, as its request builder takes them."""
-    return {k: v for k, v in given.items() if k not in ("ctx", "out")}
+    return {k: v for k, v in given.items() if k not in ("ctx", "inv", "out")}
 
 
 def _request(awaiting: AwaitFlags, body: Any, warnings: list[str], dry_run: bool,
@@ -193,7 +190,8 @@ def _deliver_and_report(out: Output, job: Any) -> None:
     from ctwa.cli.roundtrip import render_single_trip, wait_progress
     from ctwa.send.job import Hooks, run_job
 
-    hooks = Hooks(say=out.say, warn=out.warn, trace=out.trace if out.verbose else None,
+    hooks = Hooks(say=out.stderr_line, warn=out.stderr_warn,
+                  trace=out.stderr_trace if out.verbose else None,
                   on_wait=wait_progress(out, job.awaiting) if job.awaiting else None)
     done = run_job(job, hooks)
     result, verdict = done.result, done.verdict
@@ -207,12 +205,12 @@ def _deliver_and_report(out: Output, job: Any) -> None:
             raise typer.Exit(code)
         return
     if job.awaiting is not None:
-        out.warn("not waiting for callbacks: the message was not accepted, so CleverTap "
-                 "would not count any for it" + (f" ({result.verdict.summary})"
-                                                 if done.msg_id else " (it has no msgId)"))
+        out.stderr_warn("not waiting for callbacks: the message was not accepted, so CleverTap "
+                        "would not count any for it" + (f" ({result.verdict.summary})"
+                                                        if done.msg_id else " (it has no msgId)"))
     if out.json_mode:
-        out.data({**result.as_dict(), "outcome": verdict.outcome,
-                  "criteria": [c.as_dict() for c in verdict.criteria]})
+        out.stdout_json({**result.as_dict(), "outcome": verdict.outcome,
+                         "criteria": [c.as_dict() for c in verdict.criteria]})
     else:
         _render(out, result)
     render_send_verdict(out, verdict)
@@ -229,10 +227,11 @@ def _render(out: Output, result: Any) -> None:
     from ctwa.infra.masking import MASK, is_secret_header
 
     for warning in result.warnings:
-        out.warn(warning)
+        out.stderr_warn(warning)
     if not any(is_secret_header(k) or MASK in v for k, v in result.request_headers.items()):
-        out.say("note: no credentials were sent (auth: none); pass --username/--password or "
-                "--token, or use a profile, if the endpoint needs them", "yellow")
+        out.stderr_line(
+            "note: no credentials were sent (auth: none); pass --username/--password or "
+            "--token, or use a profile, if the endpoint needs them", "yellow")
     verdict = result.verdict
     from ctwa.wire.outbound import inner_payload
 
@@ -241,21 +240,21 @@ def _render(out: Output, result: Any) -> None:
     status = f"HTTP {result.response_status}, " if result.response_status is not None else ""
     where = f" msgId {msg_id}" if msg_id else ""
     latency = f"{verdict.latency_ms:g} ms" if verdict.latency_ms is not None else "no answer"
-    out.result(f"{verdict.outcome} ({status}{latency}){where}")
+    out.stdout_result(f"{verdict.outcome} ({status}{latency}){where}")
     for note in verdict.notes:
-        out.say(f"  also: {note}", "yellow")
+        out.stderr_line(f"  also: {note}", "yellow")
     if not verdict.accepted:
         if result.response_status is not None and not out.verbose:
             body = result.response_body
             shown = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-            out.say(f"  answer: {shown[:500]}", "dim")
-        out.error(verdict.describe())
+            out.stderr_line(f"  answer: {shown[:500]}", "dim")
+        out.stderr_error(verdict.describe())
 
 
 def _print_payload(out: Output, payload: Any, warnings: list[str]) -> None:
     for warning in warnings:
-        out.warn(warning)
-    out.data(payload)
+        out.stderr_warn(warning)
+    out.stdout_json(payload)
 
 
 # --- send-template ---------------------------------------------------------------------------
@@ -394,12 +393,12 @@ def send_template(
     --template-file) plus parameters, from one of the spec's samples (--sample), or from a
     payload file (--payload). Exit 0 accepted, 1 failed or too slow, 3 unreachable.
     """
-    out: Output = ctx.obj
-    _finish(out, template_request(out, **_options(locals())))
+    inv = of(ctx)
+    _finish(inv, template_request(inv, **_options(locals())))
 
 
 def template_request(
-    out: Output, *, template, language, template_file, library, allow_unapproved, sample,
+    inv: Invocation, *, template, language, template_file, library, allow_unapproved, sample,
     payload, no_lint, var, header_var, header_media, header_filename, location, button, coupon,
     offer_expires, prop, params_file, examples, to, waba, msg_id, dry_run, endpoint, auth,
     username, password, token, header_name, header, timeout, deadline, count, duration, rate,
@@ -420,7 +419,7 @@ def template_request(
     load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
     if load.active and not to:
         to = recipients(to, to_file)[0]
-    profile_name, profile = _profile(out)
+    profile_name, profile = inv.profile()
     warnings: list[str] = []
     if payload is not None or sample is not None:
         _refuse_unused("--payload" if payload is not None else f"--sample {sample}", {
@@ -459,7 +458,7 @@ def template_request(
         warnings += notes
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
     return _request(awaiting, body, warnings, dry_run, load, to, timeout, deadline,
-                    _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                    _endpoint_of(inv, profile_name, profile, endpoint=endpoint, auth=auth,
                                  username=username, password=password, token=token,
                                  header_name=header_name, headers=header),
                     inputs=(payload, template_file, params_file))
@@ -538,12 +537,12 @@ def send_freeform(
     junit: JunitOpt = None,
 ) -> None:
     """Send a freeform (session) message exactly as CleverTap would, and judge the answer."""
-    out: Output = ctx.obj
-    _finish(out, freeform_request(out, **_options(locals())))
+    inv = of(ctx)
+    _finish(inv, freeform_request(inv, **_options(locals())))
 
 
 def freeform_request(
-    out: Output, *, kind, text, media_url, caption, filename, to, waba, msg_id, dry_run,
+    inv: Invocation, *, kind, text, media_url, caption, filename, to, waba, msg_id, dry_run,
     endpoint, auth, username, password, token, header_name, header, timeout, deadline, count,
     duration, rate, concurrency, workers, to_file, await_callbacks, until, callback_timeout,
     listen, report, junit, **_: Any
@@ -559,7 +558,7 @@ def freeform_request(
         to = recipients(to, to_file)[0]
     if not to:
         raise InputError("no recipient given", hint="pass --to NUMBER")
-    profile_name, profile = _profile(out)
+    profile_name, profile = inv.profile()
     warnings: list[str] = []
     payload = build_freeform(kind, to=check_phone(to), waba=_waba(waba, profile, dry_run,
                                                                   warnings),
@@ -568,7 +567,7 @@ def freeform_request(
     body = payload.to_wire()
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
     return _request(awaiting, body, warnings, dry_run, load, to, timeout, deadline,
-                    _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                    _endpoint_of(inv, profile_name, profile, endpoint=endpoint, auth=auth,
                                  username=username, password=password, token=token,
                                  header_name=header_name, headers=header))
 
@@ -613,12 +612,12 @@ def validate_endpoint(
     CleverTap saves the provider only if the endpoint answers {"status": "success"} within
     one second.
     """
-    out: Output = ctx.obj
-    _finish(out, validation_request(out, **_options(locals())))
+    inv = of(ctx)
+    _finish(inv, validation_request(inv, **_options(locals())))
 
 
 def validation_request(
-    out: Output, *, wrapped, to, waba, msg_id, dry_run, endpoint, auth, username, password,
+    inv: Invocation, *, wrapped, to, waba, msg_id, dry_run, endpoint, auth, username, password,
     token, header_name, header, timeout, deadline, count, duration, rate, concurrency, workers,
     to_file, await_callbacks, until, callback_timeout, listen, report, junit, **_: Any
 ) -> SendRequest:
@@ -627,7 +626,7 @@ def validation_request(
     from ctwa.wire.numbers import check_phone
     from ctwa.wire.outbound import validation_payload
 
-    profile_name, profile = _profile(out)
+    profile_name, profile = inv.profile()
     given_waba = check_phone(waba, "--waba") if waba else None
     body: Any = validation_payload(to=check_phone(to), waba=given_waba or profile.waba_number
                                    or "919900000000", msg_id=msg_id).to_wire()
@@ -636,7 +635,7 @@ def validation_request(
     load = LoadFlags(count, duration, rate, concurrency, workers, to_file, report, junit)
     awaiting = AwaitFlags(await_callbacks, until, callback_timeout, listen)
     return _request(awaiting, body, [], dry_run, load, to, timeout, deadline,
-                    _endpoint_of(profile_name, profile, endpoint=endpoint, auth=auth,
+                    _endpoint_of(inv, profile_name, profile, endpoint=endpoint, auth=auth,
                                  username=username, password=password, token=token,
                                  header_name=header_name, headers=header))
 

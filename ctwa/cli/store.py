@@ -5,31 +5,32 @@ from typing import Annotated
 
 import typer
 
+from ctwa.cli.commands import Typer
+from ctwa.cli.context import of
 from ctwa.cli.options import seconds
-from ctwa.cli.output import Output
 from ctwa.cli.trace import when
 
-store_app = typer.Typer(help="The local store of sends, callbacks and runs.",
-                        no_args_is_help=True)
+store_app = Typer(help="The local store of sends, callbacks and runs.",
+                  no_args_is_help=True)
 
 
 @store_app.command("info")
 def store_info(ctx: typer.Context) -> None:
     """Where the store is, its size, and how many sends, callbacks and runs it holds."""
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
-    with Store(readonly=True) as store:
+    inv = of(ctx)
+    out = inv.out
+    with inv.store(readonly=True) as store:
         info = store.info()
     if out.json_mode:
-        out.data(info)
+        out.stdout_json(info)
         return
-    out.result(f"store {info['path']}")
-    out.line(f"  {info['bytes'] / 1e6:,.1f} MB, schema {info['schema']}")
-    out.line(f"  sends {info['sends']:,}, load runs {info['load_runs']:,}, callbacks "
-             f"{info['callbacks']:,}, runs {info['runs']:,}")
+    out.stdout_result(f"store {info['path']}")
+    out.stdout_line(f"  {info['bytes'] / 1e6:,.1f} MB, schema {info['schema']}")
+    out.stdout_line(f"  sends {info['sends']:,}, load runs {info['load_runs']:,}, callbacks "
+                    f"{info['callbacks']:,}, runs {info['runs']:,}")
     if info["oldest"]:
-        out.line(f"  oldest entry {when(info['oldest'])}")
+        out.stdout_line(f"  oldest entry {when(info['oldest'])}")
 
 
 @store_app.command("prune")
@@ -40,16 +41,16 @@ def store_prune(
         help="Delete what is older than this, e.g. 30d or 12h.")],
 ) -> None:
     """Delete sends, callbacks and runs older than --older-than, and give the space back."""
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
-    with Store() as store:
+    inv = of(ctx)
+    out = inv.out
+    with inv.store() as store:
         removed = store.prune(time.time() - older_than)
     if out.json_mode:
-        out.data({"removed": removed})
+        out.stdout_json({"removed": removed})
         return
-    out.result("removed " + ", ".join(f"{n:,} {table.replace('_', ' ')}"
-                                      for table, n in removed.items()))
+    out.stdout_result("removed " + ", ".join(f"{n:,} {table.replace('_', ' ')}"
+                                             for table, n in removed.items()))
 
 
 def register(app: typer.Typer) -> None:

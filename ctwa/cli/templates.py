@@ -7,7 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli import complete
-from ctwa.cli.options import seconds
+from ctwa.cli.commands import Typer
+from ctwa.cli.context import Invocation, of
+from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.reports import (
     JunitOpt,
@@ -18,15 +20,14 @@ from ctwa.cli.reports import (
 from ctwa.infra import envvars
 from ctwa.infra.errors import ExitCode, InputError
 
-app = typer.Typer(help="The local template library that import-templates fills and "
-                  "send-template reads.", no_args_is_help=True, rich_markup_mode=None)
+app = Typer(help="The local template library that import-templates fills and "
+            "send-template reads.", no_args_is_help=True, rich_markup_mode=None)
 
 
-def _library(out: Output, folder: Path | None):
-    from ctwa.infra.config import ConfigStore
+def _library(inv: Invocation, folder: Path | None):
     from ctwa.templates.library import TemplateLibrary, default_root
 
-    name, _ = ConfigStore().get(out.profile)
+    name, _ = inv.profile()
     return TemplateLibrary(folder or default_root(name))
 
 
@@ -38,7 +39,7 @@ def import_templates(
     url: Annotated[str | None, typer.Option(
         "--url", metavar="URL", help="Vendor's template import URL (default: the profile's).")]
     = None,
-    limit: Annotated[int, typer.Option(
+    limit: Annotated[int, int_option(
         "--limit", min=1, max=10_000, help="Templates per page (the spec recommends 50-500).")]
     = 50,
     out_dir: Annotated[Path | None, typer.Option(
@@ -50,8 +51,8 @@ def import_templates(
     status: Annotated[list[str] | None, typer.Option(
         "--status", help="Keep only templates with this status (repeatable), e.g. APPROVED.")]
     = None,
-    max_pages: Annotated[int, typer.Option("--max-pages", min=1, help="Stop after this many "
-                                           "pages.")] = 1000,
+    max_pages: Annotated[int, int_option("--max-pages", min=1, help="Stop after this many "
+                                         "pages.")] = 1000,
     prune: Annotated[bool, typer.Option(
         "--prune", help="Delete library templates the vendor no longer offers.")] = False,
     no_next: Annotated[bool, typer.Option(
@@ -85,25 +86,25 @@ def import_templates(
     import time
 
     from ctwa.http import make_client
-    from ctwa.infra.config import ConfigStore
-    from ctwa.infra.secrets import SecretResolver, SecretStore
+    from ctwa.infra.secrets import SecretResolver
     from ctwa.send.endpoint import EndpointFlags, Service, resolve_endpoint
     from ctwa.templates.importer import IMPORT_RETRY, Importer
     from ctwa.templates.library import TemplateLibrary, default_root
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     check_report_paths(report_file, junit)
-    profile_name, profile = ConfigStore().get(out.profile)
+    profile_name, profile = inv.profile()
     flags = EndpointFlags(url, auth, username, password, token, header_name, tuple(header or ()))
     target = resolve_endpoint(flags, Service.template_import(profile),
-                              SecretResolver(profile_name, SecretStore()))
+                              SecretResolver(profile_name, inv.secrets))
     for note in target.notes:  # which profile values the options given overrode
-        out.trace(note)
+        out.stderr_trace(note)
     library = TemplateLibrary(out_dir or default_root(profile_name))
     statuses = frozenset(s.upper() for s in status) if status else None
     with make_client(auth=target.auth, headers=target.headers, timeout=timeout,
                      retry=IMPORT_RETRY, follow_redirects=True, origin=target.url,
-                     trace=out.trace if out.verbose else None) as client, \
+                     trace=out.stderr_trace if out.verbose else None) as client, \
             _progress(out) as on_page:
         importer = Importer(client, library, statuses, track_clicks or profile.track_clicks,
                             prune, on_page, follow_next=not no_next)
@@ -113,21 +114,23 @@ def import_templates(
 
     summary = import_summary(report, started, time.time())
     summary["data"].update(_library_counts(library, report))
-    code = conclude(out, summary, document={
+    code = conclude(inv, summary, document={
         **report.as_dict(), "library": str(library.root), "verdict": summary["verdict"],
         "outcome": summary["outcome"]}, render=lambda: _report_import(out, report,
                                                                        library.root),
         report=report_file, junit=junit)
     if report.error:
-        out.error(report.error)
+        out.stderr_error(report.error)
         kept = len(report.added) + len(report.updated) + len(report.unchanged)
         if kept:
-            out.say(f"kept {kept} template(s) in {library.root}; run the same command again "
-                    "to finish the import")
+            out.stderr_line(
+                f"kept {kept} template(s) in {library.root}; run the same command again "
+                "to finish the import")
         raise typer.Exit(report.exit_code or code)
     if code:
         raise typer.Exit(code)
-    out.say("next: `ctwa templates list --sendable`, then `ctwa templates show NAME`", "dim")
+    out.stderr_line(
+        "next: `ctwa templates list --sendable`, then `ctwa templates show NAME`", "dim")
 
 
 
@@ -146,7 +149,7 @@ def _library_counts(library: Any, report: Any) -> dict[str, dict[str, int]]:
 
 
 def _progress(out: Output):
-    if out.json_mode or not out.console.is_terminal:
+    if out.json_mode or not out.stderr_console.is_terminal:
         return contextlib.nullcontext()
     from contextlib import contextmanager
 
@@ -155,7 +158,7 @@ def _progress(out: Output):
     @contextmanager
     def running():
         with Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                      console=out.console, transient=True) as progress:
+                      console=out.stderr_console, transient=True) as progress:
             task = progress.add_task("importing...", total=None)
 
             def on_page(pages: int, templates: int) -> None:
@@ -170,17 +173,19 @@ def _report_import(out: Output, report: Any, root: Path) -> None:
     from rich.table import Table
     # the notices are the verdict's warnings: render_verdict says them
     if report.duplicates:
-        out.warn(f"{len(report.duplicates)} template(s) offered more than once, the first kept: "
-                 + "; ".join(report.duplicates[:10])
-                 + (" ..." if len(report.duplicates) > 10 else ""))
+        out.stderr_warn(
+            f"{len(report.duplicates)} template(s) offered more than once, the first kept: "
+            + "; ".join(report.duplicates[:10])
+            + (" ..." if len(report.duplicates) > 10 else ""))
     for rejected in report.rejected:
-        out.warn(f"skipped {rejected.name} ({rejected.language}), page {rejected.page}: "
-                 f"{rejected.path}: {rejected.reason}")
+        out.stderr_warn(f"skipped {rejected.name} ({rejected.language}), page {rejected.page}: "
+                        f"{rejected.path}: {rejected.reason}")
     for flag in report.flagged:
-        out.say(f"note: {flag}", "yellow")
+        out.stderr_line(f"note: {flag}", "yellow")
     for label, parts in report.unsendable.items():
-        out.say(f"note: {label} cannot be sent through CleverTap: {', '.join(parts)}", "yellow")
-    out.line(f"import from {report.url}")  # whole: a table title would wrap the URL
+        out.stderr_line(
+            f"note: {label} cannot be sent through CleverTap: {', '.join(parts)}", "yellow")
+    out.stdout_line(f"import from {report.url}")  # whole: a table title would wrap the URL
     table = Table(box=None, show_header=False)
     rows = [("pages", report.pages), ("templates fetched", report.fetched),
             ("added", len(report.added)), ("updated", len(report.updated)),
@@ -193,8 +198,8 @@ def _report_import(out: Output, report: Any, root: Path) -> None:
     for label, value in rows:
         table.add_row(label, str(value))
     if report.fetched or not report.error:  # no table of zeros before an error line
-        out.table(table)
-    out.say(f"library: {root}")
+        out.stdout_table(table)
+    out.stderr_line(f"library: {root}")
 
 
 # --- templates list / show / lint ------------------------------------------------------------
@@ -221,8 +226,8 @@ def list_templates(
     """List the templates in the library (names whole, one per line, on stdout)."""
     from fnmatch import fnmatchcase
 
-    out: Output = ctx.obj
-    library = _library(out, folder)
+    out = of(ctx).out
+    library = _library(of(ctx), folder)
     categories = {c.upper() for c in category} if category else None
     statuses = {s.upper() for s in status} if status else None
     _check_statuses(statuses)
@@ -235,20 +240,20 @@ def list_templates(
                and (not sendable or e.can_send)]
     entries.sort(key=lambda e: (e.name, e.language))
     if out.json_mode:
-        out.data([{**vars(e), "can_send": e.can_send} for e in entries])
+        out.stdout_json([{**vars(e), "can_send": e.can_send} for e in entries])
         return
     if not entries:
         what = "templates matching these filters" if any(
             (category, status, language, name, sendable)) else "templates"
-        out.say(f"no {what} in {library.root}; run `ctwa import-templates`" if what ==
-                "templates" else f"no {what} in {library.root}")
+        out.stderr_line(f"no {what} in {library.root}; run `ctwa import-templates`" if what ==
+                        "templates" else f"no {what} in {library.root}")
         return
     from rich.table import Table
 
     table = Table("name", "language", "status", "category", "sendable", box=None)
     for e in entries:
         table.add_row(e.name, e.language, e.status or "", e.category or "", _why_not(e))
-    out.table(table)
+    out.stdout_table(table)
 
 
 def _why_not(entry: Any) -> str:
@@ -275,19 +280,19 @@ def show_template(
     from ctwa.send.build import is_named, parse_template
     from ctwa.send.params import parse_vars
 
-    out: Output = ctx.obj
-    raw = _library(out, folder).get(name, language)
+    out = of(ctx).out
+    raw = _library(of(ctx), folder).get(name, language)
     if out.json_mode:
-        out.data(raw)
+        out.stdout_json(raw)
         return
     template = parse_template(raw, name)
     named = is_named(template)
     values = _preview_values(template, parse_vars(var or []), named)
-    out.result(render_template(template, values, out.preview_width()))
+    out.stdout_result(render_template(template, values, out.preview_width()))
     if named:
-        out.result("sent in this order (the payload carries values, not names):")
+        out.stdout_result("sent in this order (the payload carries values, not names):")
         for where, what in parameter_order(template, values):
-            out.result(f"  {where}: {what}")
+            out.stdout_result(f"  {where}: {what}")
 
 
 def _preview_values(template: Any, given: dict[str, str], named: bool) -> dict[str, str]:
@@ -316,7 +321,7 @@ def lint_templates(
     from ctwa.wire.kinds import detect_kind
     from ctwa.wire.lint import expand_arrays, iter_files, lint_document, load_documents
 
-    out: Output = ctx.obj
+    out = of(ctx).out
     results = []
     for path in iter_files(paths):
         for source, doc in expand_arrays(load_documents(path)):
@@ -326,7 +331,8 @@ def lint_templates(
     if not results:
         raise InputError("no JSON or YAML files found")
     if out.json_mode:
-        out.data({"ok": all(r.ok for r in results), "documents": [r.as_dict() for r in results]})
+        out.stdout_json(
+            {"ok": all(r.ok for r in results), "documents": [r.as_dict() for r in results]})
     else:
         render_lint(out, results)
     if not all(r.ok for r in results):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ctwa.cli.output import Output
+from ctwa.cli.context import of
 from ctwa.cli.roundtrip import _event_line, diagnosis_lines
 from ctwa.infra.errors import InputError
 
@@ -20,35 +20,35 @@ def trace(
     """One message's whole story from the store: what was sent and answered, then every
     callback in arrival order with its delay and problems, and the replies to it."""
     from ctwa.roundtrip.story import story
-    from ctwa.store.db import Store
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if (msg_id is None) == (not last):
         raise InputError("give a MSGID or --last", hint="e.g. `ctwa trace --last`")
-    with Store(readonly=True) as store:
+    with inv.store(readonly=True) as store:
         told = story(store, msg_id, last=last)
     if out.json_mode:
-        out.data(told)
+        out.stdout_json(told)
         return
     send = told["send"]
-    out.result(f"msgId {told['msgId']}")
-    out.line(f"  sent {when(send['at'])} to {send.get('recipient') or '?'}: "
-             f"{send.get('kind') or '?'}" + (f" {send['template']}" if send.get("template")
-                                             else "") + f" -> {send.get('url') or '?'}")
+    out.stdout_result(f"msgId {told['msgId']}")
+    out.stdout_line(f"  sent {when(send['at'])} to {send.get('recipient') or '?'}: "
+                    f"{send.get('kind') or '?'}" + (f" {send['template']}" if send.get("template")
+                                                    else "") + f" -> {send.get('url') or '?'}")
     import json
 
     latency = send.get("latency_ms")
     answer = f"HTTP {send['http_status']}, " if send.get("http_status") else ""
-    out.line(f"  answer: {send.get('verdict') or '?'} ({answer}"
-             f"{f'{latency:g} ms' if latency is not None else 'no answer'})"
-             + (f" {json.dumps(send['answer'], ensure_ascii=False)}" if send.get("answer")
-                else ""))
+    out.stdout_line(f"  answer: {send.get('verdict') or '?'} ({answer}"
+                    f"{f'{latency:g} ms' if latency is not None else 'no answer'})"
+                    + (f" {json.dumps(send['answer'], ensure_ascii=False)}" if send.get("answer")
+                       else ""))
     if send.get("run"):
-        out.line(f"  part of load run {send['run']}", "dim")
+        out.stdout_line(f"  part of load run {send['run']}", "dim")
     for event in told["callbacks"]:
         _event_line(out, event)
     if not told["callbacks"]:
-        out.line("  no callback has arrived for it", "yellow")
+        out.stdout_line("  no callback has arrived for it", "yellow")
     diagnosis_lines(out, told.get("diagnoses", []))
 
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from ctwa.cli import complete
-from ctwa.cli.options import seconds
+from ctwa.cli.context import Invocation, of
+from ctwa.cli.options import int_option, seconds
 from ctwa.cli.output import Output
 from ctwa.cli.reports import (
     JunitOpt,
@@ -46,10 +47,10 @@ def upload_users(
         "--account-id", help=f"CleverTap account id. [env var: {envvars.ACCOUNT_ID}]")] = None,
     passcode: Annotated[str | None, typer.Option(
         "--passcode", help=f"CleverTap passcode. [env var: {envvars.PASSCODE}]")] = None,
-    batch_size: Annotated[int, typer.Option(
+    batch_size: Annotated[int, int_option(
         "--batch-size", min=1, max=1000, help="Records per request (CleverTap allows 1000).")]
     = 1000,
-    concurrency: Annotated[int, typer.Option(
+    concurrency: Annotated[int, int_option(
         "--concurrency", min=1, max=15,
         help="Requests in parallel (CleverTap allows 15 per account).")] = 5,
     encoding: Annotated[str, typer.Option(
@@ -75,7 +76,7 @@ def upload_users(
         "journal and rejects file are replaced).")] = False,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Check everything, show the first batch, send nothing.")] = False,
-    workers: Annotated[int | None, typer.Option(
+    workers: Annotated[int | None, int_option(
         "--workers", min=1, help="Processes checking rows (default: cores, for big files).")]
     = None,
     timeout: Annotated[float, typer.Option(
@@ -92,7 +93,8 @@ def upload_users(
     """
     from ctwa.upload.run import Uploader, UploadOptions
 
-    out: Output = ctx.obj
+    inv = of(ctx)
+    out = inv.out
     if default_region is not None and not (len(default_region) == 2 and
                                            default_region.isalpha()):
         raise InputError(f"--default-region {default_region!r}: use a two-letter country "
@@ -123,14 +125,14 @@ def upload_users(
     _check_journal(options, restart)
     client, url = None, None
     headers: dict[str, str] = {}
-    url, headers = _target(out, region, base_url, account_id, passcode, dry_run)
+    url, headers = _target(inv, region, base_url, account_id, passcode, dry_run)
     if not dry_run:
         from ctwa.http import make_client
         from ctwa.upload.clevertap import UPLOAD_RETRY
 
         client = make_client(headers=headers.items(), timeout=timeout, retry=UPLOAD_RETRY,
                              max_connections=concurrency, origin=url,
-                             trace=out.trace if out.verbose else None)
+                             trace=out.stderr_trace if out.verbose else None)
     import time
 
     started = time.time()
@@ -148,16 +150,16 @@ def upload_users(
     from ctwa.infra.masking import redact_header_value
 
     masked = {k: redact_header_value(k, v) if v else "(none)" for k, v in headers.items()}
-    code = conclude(out, summary, document={
+    code = conclude(inv, summary, document={
         **report.as_dict(), "request": {"url": url, "headers": masked},
         "verdict": summary["verdict"], "outcome": summary["outcome"]},
         render=lambda: _render(out, report, url, masked, csv_path), report=report_file,
         junit=junit)
     if report.interrupted and dry_run:  # nothing was sent, no journal to resume from
-        out.say("interrupted: a dry run sends nothing; run the same command again to check "
-                "the whole file", "bold")
+        out.stderr_line("interrupted: a dry run sends nothing; run the same command again to check "
+                        "the whole file", "bold")
     elif report.interrupted:
-        out.say("to finish the upload, run: " + _resume_command(), "bold")
+        out.stderr_line("to finish the upload, run: " + _resume_command(), "bold")
         _secret_note(out)
     if report.exit_code not in (0, 1, 130):  # could not reach CleverTap, bad credentials
         code = report.exit_code
@@ -165,16 +167,16 @@ def upload_users(
         raise typer.Exit(code)
 
 
-def _target(out: Output, region: str | None, base_url: str | None, account_id: str | None,
+def _target(inv: Invocation, region: str | None, base_url: str | None, account_id: str | None,
             passcode: str | None, dry_run: bool) -> tuple[str | None, dict[str, str]]:
-    from ctwa.infra.config import ConfigStore
     from ctwa.infra.errors import ConfigError
-    from ctwa.infra.secrets import SecretResolver, SecretStore
+    from ctwa.infra.secrets import SecretResolver
     from ctwa.send.endpoint import resolve_upload_target
 
-    name, profile = ConfigStore().get(out.profile)
+    out = inv.out
+    name, profile = inv.profile()
     try:
-        target = resolve_upload_target(profile, SecretResolver(name, SecretStore()),
+        target = resolve_upload_target(profile, SecretResolver(name, inv.secrets),
                                        account_id=account_id, passcode=passcode,
                                        region=region, base_url=base_url,
                                        require_passcode=not dry_run)
@@ -183,7 +185,7 @@ def _target(out: Output, region: str | None, base_url: str | None, account_id: s
             raise
         return None, {}  # a dry run checks the file without any account
     for note in target.notes:  # which profile values the options given overrode
-        out.trace(note)
+        out.stderr_trace(note)
     return target.url, target.headers
 
 
@@ -256,8 +258,9 @@ def _printed(args: list[str]) -> str:
 
 def _secret_note(out: Output) -> None:
     if any(a == "--passcode" or a.startswith("--passcode=") for a in sys.argv):
-        out.say(f"(the passcode is left out: export {envvars.PASSCODE}=... first, or keep it "
-                "in the profile with `ctwa profile set-secret NAME passcode`)", "dim")
+        out.stderr_line(
+            f"(the passcode is left out: export {envvars.PASSCODE}=... first, or keep it "
+            "in the profile with `ctwa profile set-secret NAME passcode`)", "dim")
 
 
 def _resume_command() -> str:
@@ -298,7 +301,7 @@ class _RowsPerSecond:
 
 
 def _progress(out: Output):
-    if out.json_mode or not out.console.is_terminal:
+    if out.json_mode or not out.stderr_console.is_terminal:
         return contextlib.nullcontext()
     from contextlib import contextmanager
 
@@ -306,7 +309,7 @@ def _progress(out: Output):
 
     @contextmanager
     def running():
-        with Progress(BarColumn(), TextColumn("{task.description}"), console=out.console,
+        with Progress(BarColumn(), TextColumn("{task.description}"), console=out.stderr_console,
                       transient=True) as bar:
             task = bar.add_task("reading", total=None)
             started = time.monotonic()
@@ -351,17 +354,18 @@ def _render(out: Output, report: Any, url: str | None, masked: dict[str, str],
 
     counts = report.counts
     for note in report.notes[:20]:
-        out.warn(note)
+        out.stderr_warn(note)
     for row, reason in report.rejected_sample:
-        out.say(f"row {row}: {reason}", "yellow")
+        out.stderr_line(f"row {row}: {reason}", "yellow")
     if report.dry_run and report.first_batch is not None:
         import json
 
-        out.say(f"first batch ({len(report.first_batch)} records) would go to "
-                f"{url or '(no account given: pass --account-id, or use a profile)'}", "bold")
+        out.stderr_line(
+            f"first batch ({len(report.first_batch)} records) would go to "
+            f"{url or '(no account given: pass --account-id, or use a profile)'}", "bold")
         for key, value in masked.items():
-            out.say(f"  {key}: {value}", "dim")
-        out.line(json.dumps({"d": report.first_batch}, indent=2, ensure_ascii=False))
+            out.stderr_line(f"  {key}: {value}", "dim")
+        out.stdout_line(json.dumps({"d": report.first_batch}, indent=2, ensure_ascii=False))
     table = Table(title="reconciliation" + (" (dry run)" if report.dry_run else ""),
                   box=None, show_header=False)
     table.add_row("rows read", f"{counts.rows_read:,}")
@@ -380,19 +384,20 @@ def _render(out: Output, report: Any, url: str | None, masked: dict[str, str],
     table.add_row("adds up", "yes" if counts.adds_up else "NO")
     table.add_row("time", f"{report.elapsed:.1f} s")
     if counts.rows_read or not report.error:  # no table of zeros before an error line
-        out.table(table)
+        out.stdout_table(table)
     if report.error:
-        out.error(report.error)
+        out.stderr_error(report.error)
     to_fix = counts.rejected + counts.refused
     if not report.dry_run and (to_fix or counts.not_uploaded):
-        out.say(f"rejects: {report.rejects}")
+        out.stderr_line(f"rejects: {report.rejects}")
     if not report.dry_run and not report.interrupted and to_fix:  # rows that need a fix
-        out.say(f"next: fix the rows in {report.rejects} and upload that file as it is: "
-                f"{_rejects_command(csv_path, report.rejects)}", "dim")
+        out.stderr_line(f"next: fix the rows in {report.rejects} and upload that file as it is: "
+                        f"{_rejects_command(csv_path, report.rejects)}", "dim")
         _secret_note(out)
     elif report.dry_run and counts.rejected:
-        out.say("(a dry run writes no rejects file; run without --dry-run to get one, or fix "
-                "the rows above)")
+        out.stderr_line(
+            "(a dry run writes no rejects file; run without --dry-run to get one, or fix "
+            "the rows above)")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,6 +23,17 @@ SECRET_HEADERS = frozenset(
 )
 
 _MIN_SECRET_LEN = 3  # masking one- or two-character strings would shred ordinary text
+#: Credentials ctwa publishes itself, never registered: the sandbox's mock BSP password
+#: (``ctwa``/``sandbox``, printed in `ctwa sandbox`'s banner and README's sandbox table;
+#: ctwa.sandbox.bsp.BspSettings). It guards nothing, and it is an ordinary word besides: the
+#: profile name the sandbox's own `profile add` line gives, the command's name, a word in
+#: ctwa's messages; masking it printed "profile ****". A length rule would not do instead:
+#: real passwords of seven letters exist, and "sandbox" is unsafe because it is public, not
+#: because it is short. The sandbox's other defaults (sandbox-passcode, sandbox-vendor-token,
+#: sandbox-meta-token...) are long, unique strings no ordinary text holds, so masking them
+#: costs nothing and they stay masked. A real BSP password "sandbox" goes unmasked: it is in
+#: ctwa's README, so no secret either.
+PUBLIC_CREDENTIALS = frozenset({"sandbox"})
 _lock = threading.Lock()
 _secrets: set[str] = set()
 #: One pattern for every registered value, longest first; rebuilt after a registration.
@@ -34,7 +45,7 @@ _extra_headers: set[str] = set()
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that :func:`scrub` removes it from any later text, in the
     forms it takes on the way: as is, JSON-escaped, and percent-encoded (in URLs, forms)."""
-    if not value or len(value) < _MIN_SECRET_LEN:
+    if not value or len(value) < _MIN_SECRET_LEN or value in PUBLIC_CREDENTIALS:
         return
     import json
     from urllib.parse import quote, quote_plus
@@ -51,6 +62,8 @@ def register_secret(value: str | None) -> None:
 
 def register_basic_auth(username: str, password: str) -> None:
     """Register a password and the Basic credential built from it (it shows up base64-encoded)."""
+    if password in PUBLIC_CREDENTIALS:
+        return  # and so is its Basic credential (the Authorization header is masked anyway)
     register_secret(password)
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     register_secret(token)

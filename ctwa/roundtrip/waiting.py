@@ -88,7 +88,6 @@ def listener_for(listen: str, store: Path, say: Callable[[str], None],
     records into this store, or one started here for the duration of the block."""
     sandbox = sandbox_callbacks(endpoint, store)
     if sandbox is not None:
-        # (worded without "sandbox": that is the mock BSP's password, masked in every line)
         say(f"callbacks come from ctwa's mock BSP, which sends them to its own {sandbox}/status "
             f"and {sandbox}/inbound; those keep them in {store}, where the wait reads them")
         yield ListenerInfo(sandbox, started_here=False)

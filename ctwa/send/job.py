@@ -47,6 +47,8 @@ class SendJob:
     warnings: tuple[str, ...] = ()
     load: LoadSettings | None = None
     awaiting: AwaitSettings | None = None
+    #: what a load run's row in the store is named after (``load-...``, ``certify-...``)
+    run_name: str = "load"
 
 
 def _nothing(*_: Any) -> None:
@@ -185,7 +187,7 @@ def _load(job: SendJob, hooks: Hooks) -> JobOutcome:
     run_id = None
     try:
         with Store() as store:
-            run_id = start_load_run(store, plan, job.payload)
+            run_id = start_load_run(store, plan, job.payload, name=job.run_name)
     except StoreError as exc:
         if job.awaiting is not None:  # the wait reads the store: it must work
             raise
@@ -202,22 +204,23 @@ def _load(job: SendJob, hooks: Hooks) -> JobOutcome:
     outcome = JobOutcome(job, report, report.verdict, started, time.time(),
                          interrupted=report.interrupted, plan=plan)
     if job.awaiting is not None and not report.interrupted:
-        _await_load(job.awaiting, plan, report, hooks)
+        outcome.trip = _await_load(job.awaiting, plan, report, hooks)
         outcome.interrupted = report.interrupted
     report.verdict = verdict(report)  # the one verdict, the round trip's criterion included
     outcome.verdict, outcome.ended = report.verdict, time.time()
     return outcome
 
 
-def _await_load(awaiting: AwaitSettings, plan: Any, report: Any, hooks: Hooks) -> None:
-    """Wait for the run's callbacks and put DLR completeness in the report."""
+def _await_load(awaiting: AwaitSettings, plan: Any, report: Any, hooks: Hooks) -> Any:
+    """Wait for the run's callbacks and put DLR completeness in the report; the round trip
+    (ctwa.roundtrip.waiting.RoundTrip), or None when the run kept no outcomes."""
     from ctwa.roundtrip.record import load_round_trip
     from ctwa.roundtrip.waiting import wait_for
     from ctwa.store.db import Store
 
     outcomes = report.outcomes
     if outcomes is None:
-        return
+        return None
     expected = outcomes.accepted_count()
     hooks.say(f"waiting up to {awaiting.timeout:g} s for the callbacks of {expected:,} "
               f"accepted message(s) to reach {awaiting.until}")
@@ -227,4 +230,6 @@ def _await_load(awaiting: AwaitSettings, plan: Any, report: Any, hooks: Hooks) -
                      expected=expected, on_progress=hooks.on_wait)
         except KeyboardInterrupt:  # Ctrl-C: judge what did arrive
             report.interrupted = True
-        report.round_trip = load_round_trip(store, plan, report, awaiting.until).as_dict()
+        trip = load_round_trip(store, plan, report, awaiting.until)
+    report.round_trip = trip.as_dict()
+    return trip

@@ -219,8 +219,14 @@ def params_from_mapping(data: Any, source: str) -> TemplateParams:
     if isinstance(location, dict):
         location = ",".join(str(location.get(k, "")) for k in
                             ("latitude", "longitude", "name", "address"))
+    elif location is not None and not isinstance(location, str):
+        raise InputError(f"{source}: location: expected \"LAT,LONG[,NAME[,ADDRESS]]\" or a "
+                         "mapping of latitude, longitude, name and address")
+    listed = data.get("cards")
+    if listed is not None and not isinstance(listed, list):
+        raise InputError(f"{source}: cards: expected a list, one entry per carousel card")
     cards = []
-    for i, card in enumerate(data.get("cards") or []):
+    for i, card in enumerate(listed or []):
         if not isinstance(card, dict):
             raise InputError(f"{source}: cards[{i}]: expected a mapping")
         cards.append(CardParams(

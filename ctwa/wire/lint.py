@@ -100,8 +100,12 @@ def lint_document(doc: Any, kind: str | None = None, source: str = "<document>")
         wrapped = _wrapped(doc, kind, source)
         if wrapped is not None:
             return wrapped
-    # detection already tells a webhook; a kind given as status or inbound is checked here
-    if name == webhook.KIND or (name in ("status", "inbound") and webhook.is_meta_webhook(doc)):
+    # A Meta webhook (detected, or --kind meta-webhook) is judged as Meta's format: Meta's own
+    # examples are correct. Where a CleverTap callback is expected (a kind given as status or
+    # inbound: replay, the listener's routes) it is explained as the wrong format instead.
+    if name == webhook.KIND:
+        return LintResult(source, webhook.KIND, webhook.check(doc))
+    if name in ("status", "inbound") and webhook.is_meta_webhook(doc):
         return LintResult(source, webhook.KIND, webhook.explain(doc))
     if name is None and isinstance(doc, list):
         return LintResult(source, None, [Problem(

@@ -176,3 +176,163 @@ def explain(doc: dict[str, Any]) -> list[Problem]:
                 once("context", [*where, "context", "id"], "Meta's `context.id` is the wamid "
                      "of the message replied to", hint="send the msgId CleverTap sent instead")
     return problems
+
+
+#: the statuses Meta's webhooks carry (Cloud API webhook reference: ``statuses[].status``)
+META_STATUSES = ("sent", "delivered", "read", "failed", "deleted", "warning", "played")
+#: message types whose content sits under a key of the type's own name (``"type": "text"``
+#: with ``"text": {...}``); ``contacts`` is a list, the rest objects. ``unsupported``,
+#: ``unknown`` and ``request_welcome`` carry no content key.
+META_CONTENT_TYPES = ("text", "image", "audio", "video", "document", "sticker", "location",
+                      "contacts", "button", "interactive", "reaction", "order", "system")
+META_MESSAGE_TYPES = (*META_CONTENT_TYPES, "unsupported", "unknown", "request_welcome")
+
+
+def check(doc: Any) -> list[Problem]:
+    """A document judged as what it is, Meta's webhook: its envelope (``object``, ``entry[].id``,
+    ``changes[].field`` and ``value``), each ``value``'s ``messaging_product`` and
+    ``metadata``, and each status and message Meta sends. A correct webhook has no problems;
+    that it is not CleverTap's format is :func:`explain`'s subject, for where a callback is
+    expected (``--kind status``, the listener, replay)."""
+    if not is_meta_webhook(doc):
+        return [Problem("error", "$", "not a Meta WhatsApp Cloud API webhook (no `object`, "
+                        "`entry`, `value` or Meta's `statuses[]` / `messages[]`)",
+                        hint="lint it without --kind to have its format detected")]
+    problems: list[Problem] = []
+
+    def error(path: list[PathPart], message: str, hint: str | None = None) -> None:
+        problems.append(Problem("error", json_path(path), message, hint))
+
+    def text(node: dict[str, Any], key: str, where: list[PathPart]) -> None:
+        if key not in node:
+            error([*where, key], f"missing `{key}`", hint=f"Meta always sends `{key}`")
+        elif not isinstance(node[key], str) or not node[key]:
+            error([*where, key], f"`{key}` must be a non-empty string, got "
+                  f"{_shown(node[key])}")
+
+    def epoch(node: dict[str, Any], where: list[PathPart]) -> None:
+        value = node.get("timestamp")
+        if "timestamp" not in node:
+            error([*where, "timestamp"], "missing `timestamp`", hint="Meta sends epoch seconds "
+                  'as a string, e.g. "1750263770"')
+        elif not (isinstance(value, str) and value.isdecimal()):
+            error([*where, "timestamp"], "`timestamp` must be epoch seconds as a string, got "
+                  f"{_shown(value)}", hint='e.g. "1750263770"')
+
+    enveloped = "entry" in doc or "object" in doc
+    if enveloped:
+        if doc.get("object") != "whatsapp_business_account":
+            error(["object"], "missing `object`" if "object" not in doc else
+                  f"`object` must be \"whatsapp_business_account\", got "
+                  f"{_shown(doc['object'])}", hint='write "object": '
+                  '"whatsapp_business_account"')
+        entries = doc.get("entry")
+        if not isinstance(entries, list) or not entries:
+            error(["entry"], "`entry` must be a non-empty list of entries")
+            entries = []
+        for e, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                error(["entry", e], f"an entry must be an object, got {_shown(entry)}")
+                continue
+            text(entry, "id", ["entry", e])  # the WhatsApp Business Account id
+            changes = entry.get("changes")
+            if not isinstance(changes, list) or not changes:
+                error(["entry", e, "changes"], "`changes` must be a non-empty list")
+                continue
+            for c, change in enumerate(changes):
+                where: list[PathPart] = ["entry", e, "changes", c]
+                if not isinstance(change, dict):
+                    error(where, f"a change must be an object, got {_shown(change)}")
+                    continue
+                text(change, "field", where)
+                if not isinstance(change.get("value"), dict):
+                    error([*where, "value"], "`value` must be an object, got "
+                          f"{_shown(change.get('value'))}")
+    for base, value in values(doc):
+        parent = _change(doc, base)
+        if parent is not None and parent.get("field") != "messages":
+            continue  # another webhook field (template updates, account events): not read here
+        if base or "messaging_product" in value or "metadata" in value:
+            _check_value_header(value, base, error, text)
+        for s, status in enumerate(_listed(value, "statuses", base, error)):
+            where = [*base, "statuses", s]
+            if not isinstance(status, dict):
+                error(where, f"a status must be an object, got {_shown(status)}")
+                continue
+            text(status, "id", where)
+            text(status, "recipient_id", where)
+            epoch(status, where)
+            if "status" not in status:
+                error([*where, "status"], "missing `status`",
+                      hint=f"one of {', '.join(META_STATUSES)}")
+            elif status["status"] not in META_STATUSES:
+                error([*where, "status"], f"`status` {_shown(status['status'])} is not "
+                      "one Meta sends", hint=f"one of {', '.join(META_STATUSES)}")
+            errors = status.get("errors")
+            if status.get("status") == "failed" and not (isinstance(errors, list) and errors):
+                error([*where, "errors"], "a failed status without `errors`", hint="Meta "
+                      "gives the reason as errors: [{code, title}]")
+            for r, item in enumerate(errors if isinstance(errors, list) else []):
+                if not isinstance(item, dict) or not isinstance(item.get("code"), int) \
+                        or isinstance(item.get("code"), bool):
+                    error([*where, "errors", r, "code"], "each error needs an integer `code`, "
+                          "Meta's error code")
+        for m, message in enumerate(_listed(value, "messages", base, error)):
+            where = [*base, "messages", m]
+            if not isinstance(message, dict):
+                error(where, f"a message must be an object, got {_shown(message)}")
+                continue
+            for key in ("from", "id", "type"):
+                text(message, key, where)
+            epoch(message, where)
+            kind = message.get("type")
+            if isinstance(kind, str) and kind and kind not in META_MESSAGE_TYPES:
+                problems.append(Problem("warning", json_path([*where, "type"]), f"message "
+                                        f"type {kind!r} is not one ctwa knows",
+                                        hint=f"Meta's are {', '.join(META_MESSAGE_TYPES)}"))
+            if kind in META_CONTENT_TYPES:
+                content = message.get(kind)
+                wanted = list if kind == "contacts" else dict
+                if not isinstance(content, wanted):
+                    error([*where, kind], f"a {kind} message carries its content in "
+                          f"`{kind}`, " + ("missing" if content is None else
+                                           f"got {_shown(content)}"))
+    return problems
+
+
+def _check_value_header(value: dict[str, Any], base: list[PathPart], error: Any,
+                        text: Any) -> None:
+    if value.get("messaging_product") != "whatsapp":
+        error([*base, "messaging_product"], "`messaging_product` must be \"whatsapp\", got "
+              f"{_shown(value.get('messaging_product'))}")
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        error([*base, "metadata"], "`metadata` must be an object with display_phone_number "
+              f"and phone_number_id, got {_shown(metadata)}")
+        return
+    for key in ("display_phone_number", "phone_number_id"):
+        text(metadata, key, [*base, "metadata"])
+
+
+def _listed(value: dict[str, Any], key: str, base: list[PathPart], error: Any) -> list[Any]:
+    items = value.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        error([*base, key], f"`{key}` must be a list, got {_shown(items)}")
+        return []
+    return items
+
+
+def _change(doc: dict[str, Any], base: list[PathPart]) -> dict[str, Any] | None:
+    """The ``changes[]`` item a value sits in (None for a bare value)."""
+    if len(base) < 4:
+        return None
+    change = doc["entry"][base[1]]["changes"][base[3]]
+    return change if isinstance(change, dict) else None
+
+
+def _shown(value: Any) -> str:
+    import json
+
+    return "nothing" if value is None else json.dumps(value, ensure_ascii=False, default=str)[:60]

@@ -100,6 +100,41 @@ def test_status_shows_a_running_bridge(cli, harness: Harness) -> None:
         "failed before reaching Meta" in human.stdout
 
 
+def test_status_of_a_missing_state_file_creates_nothing(cli, tmp_path: Path) -> None:
+    for state in (tmp_path / "missing.sqlite3", tmp_path / "nodir" / "b.sqlite3"):
+        for url in (str(state), f"sqlite://{state}"):
+            done = cli("bridge", "status", "--state", url)
+            assert done.exit_code == ExitCode.CONFIG, done.stdout + done.stderr
+            assert f"no bridge state at {state} (the file does not exist)" in done.stderr
+            assert f"ctwa bridge migrate --state {url}" in done.stderr
+            assert done.stderr.count("\n") <= 2 and "Traceback" not in done.stderr
+            assert not state.exists()
+    assert sorted(tmp_path.iterdir()) == []
+    default = cli("bridge", "status")  # the data directory's bridge.sqlite3, not made either
+    assert default.exit_code == ExitCode.CONFIG and "bridge.sqlite3" in default.stderr
+    from ctwa.cli.bridge import default_state
+
+    assert not Path(default_state()).exists()
+
+
+def test_status_of_a_postgresql_without_the_schema_creates_nothing(cli) -> None:
+    import psycopg
+
+    from tests.bridge.state import pg
+
+    url, schema = pg.fresh_schema_url()
+    try:
+        done = cli("bridge", "status", "--state", url)
+        assert done.exit_code == ExitCode.CONFIG, done.stdout + done.stderr
+        assert "is not migrated" in done.stderr and "ctwa bridge migrate" in done.stderr
+        with psycopg.connect(pg.server_url(), autocommit=True) as conn:
+            tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE "
+                                  "table_schema = %s", (schema,)).fetchone()
+        assert tables == (0,)
+    finally:
+        pg.drop_schema(schema)
+
+
 def test_an_unreachable_postgresql_is_exit_4(cli) -> None:
     done = cli("bridge", "status", "--state", "postgresql://ctwa:pw-CANARY-7f3a@127.0.0.1:9/x")
     assert done.exit_code == ExitCode.CONFIG, done.stderr

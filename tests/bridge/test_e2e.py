@@ -189,6 +189,10 @@ def test_sigkill_during_a_5000_message_run_loses_nothing(tmp_path: Path) -> None
                         status_delays=(0.01, 0.02, 0.03), read=False)
     state = tmp_path / "b.sqlite3"
     total = 5000
+    # the crash rule: a send in flight at the kill waits this long for Meta's status naming
+    # it before its failed DLR (2m by default; shorter here so the test does not wait that)
+    config = tmp_path / "bridge.yaml"
+    config.write_text("in_doubt_window: 20s\n")
     with LiveServer(listener.app()) as ct, \
             RunningSandbox(SandboxSettings(port=0, meta=meta, store_callbacks=False)) as box:
         status_url, inbound_url = f"{ct.url}/status", f"{ct.url}/inbound"
@@ -232,7 +236,7 @@ def test_sigkill_during_a_5000_message_run_loses_nothing(tmp_path: Path) -> None
         assert bridge.process.returncode == -signal.SIGKILL
         assert total // 2 <= len(accepted) < total
         restarted = start_bridge(port, box, status_url, inbound_url, state, tmp_path,
-                                 mps=1000, log_name="restarted.log")
+                                 mps=1000, config=config, log_name="restarted.log")
         try:
             def outcomes() -> dict[str, set[str]]:
                 seen: dict[str, set[str]] = {}
@@ -267,3 +271,9 @@ def test_sigkill_during_a_5000_message_run_loses_nothing(tmp_path: Path) -> None
     # nothing Meta got that CleverTap did not send; a message whose answer the kill cut off
     # may have been stored (and then sent), as CleverTap's timeout would leave it
     assert set(sends) <= set(accepted) | set(unanswered)
+    # the crash rule: a send in flight at the kill that Meta took is settled by Meta's status
+    # (sent, its statuses forwarded); only one Meta never got is failed with 1009
+    crashed = {entry.msgId for item in received if item.ok and item.kind == "status"
+               for entry in item.result.value.statuses
+               if entry.status == "failed" and entry.error and entry.error.code == 1009}
+    assert not crashed & set(sends), "a message Meta took was failed by the crash rule"

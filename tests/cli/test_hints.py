@@ -148,6 +148,7 @@ SITUATIONS = [
     ["profile", "add", "acme", "--auth", "basic", "--username", "u"],
     ["load", "export", "--locust", "DIR", "send-template", "--sample", "lto", "--to",
      "919000000001", "--endpoint", "http://127.0.0.1:9/bsp"],
+    ["bridge", "status", "--state", "MISSING"],
 ]
 
 
@@ -159,7 +160,8 @@ def test_the_advice_each_command_prints_runs_as_printed(cli, tmp_path, situation
     broken.write_text("events:\n  - status: sent\n    msgId: ''\n")
     (tmp_path / "file.json").write_text("{}")
     args = [{"USERS": str(users), "BROKEN": str(broken), "DIR": str(tmp_path / "lt"),
-             "FILE": str(tmp_path / "file.json")}.get(a, a) for a in situation]
+             "FILE": str(tmp_path / "file.json"),
+             "MISSING": str(tmp_path / "missing.sqlite3")}.get(a, a) for a in situation]
     if args[0] == "profile" and args[1] != "add":
         cli("profile", "add", "acme", "--auth", "basic", "--username", "u")
     done = cli(*args)

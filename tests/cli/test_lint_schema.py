@@ -133,6 +133,14 @@ def test_lint_recognises_ctwas_own_fixtures_and_params_files(cli) -> None:
     assert "(callback-fixture)" in done.stdout and "(params)" in done.stdout
 
 
+def test_lint_passes_the_projects_own_examples(cli) -> None:
+    from tests.conftest import EXAMPLES
+
+    done = cli("lint", str(EXAMPLES))
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert "FAIL" not in done.stdout and "(meta-webhook)" in done.stdout
+
+
 def test_a_broken_params_file_is_an_error(cli, tmp_path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text("buttons:\n  x: 1\n")

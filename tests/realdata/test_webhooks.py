@@ -38,9 +38,18 @@ def bare_messages() -> dict:
 
 @pytest.mark.parametrize("doc", [load(n) for n in WEBHOOKS] + [bare_statuses(),
                                                                bare_messages()])
-def test_every_shape_is_recognised_with_or_without_a_kind(doc) -> None:
+def test_every_shape_is_judged_as_metas_format_when_detected(doc) -> None:
     assert is_meta_webhook(doc)
-    for kind in (None, "status", "inbound"):
+    for kind in (None, "meta-webhook"):
+        result = lint_document(doc, kind)
+        assert result.kind == "meta-webhook" and result.ok, result.problems
+
+
+@pytest.mark.parametrize("doc", [load(n) for n in WEBHOOKS] + [bare_statuses(),
+                                                               bare_messages()])
+def test_every_shape_is_explained_where_a_callback_is_expected(doc) -> None:
+    assert is_meta_webhook(doc)
+    for kind in ("status", "inbound"):
         result = lint_document(doc, kind)
         assert result.kind == "meta-webhook" and not result.ok
         first = result.problems[0]
@@ -51,7 +60,7 @@ def test_every_shape_is_recognised_with_or_without_a_kind(doc) -> None:
 
 
 def test_the_differences_are_named() -> None:
-    problems = lint_document(load("cloudapi_statuses.json")).problems
+    problems = lint_document(load("cloudapi_statuses.json"), "status").problems
     messages = " | ".join(p.message for p in problems)
     assert "provider's message id (a wamid), not the msgId CleverTap sent" in messages
     assert "error code 131026 is not a CleverTap code" in messages
@@ -60,16 +69,80 @@ def test_the_differences_are_named() -> None:
     failed = next(p for p in problems if "131026" in p.message)
     assert "code: 1007" in (failed.hint or "")
     assert not any("remove" in (p.hint or "") and "entry" in p.path for p in problems)
-    inbound = " | ".join(p.message for p in lint_document(load("cloudapi_messages.json")).problems)
+    inbound = " | ".join(p.message for p in lint_document(load("cloudapi_messages.json"),
+                                                          "inbound").problems)
     assert "media id" in inbound and '"document" is "file"' in inbound
 
 
 def test_ctwa_lint_names_the_format(cli) -> None:
-    result = cli("lint", str(FIXTURES / "cloudapi_statuses.json"))
+    result = cli("lint", "--kind", "status", str(FIXTURES / "cloudapi_statuses.json"))
     assert result.exit_code == ExitCode.FAILED
     output = result.stdout + result.stderr
     assert "(meta-webhook)" in output and "not CleverTap's callback format" in output
     assert not any(word in output for word in INTERNALS)
+
+
+def test_ctwa_lint_passes_a_correct_webhook_and_says_how_to_go_on(cli) -> None:
+    result = cli("lint", str(FIXTURES / "cloudapi_statuses.json"))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "ok    " in result.stdout and "(meta-webhook)" in result.stdout
+    assert "ctwa callback convert" in result.stderr
+
+
+BROKEN_WEBHOOKS = [
+    ({"object": "page", "entry": []}, ["$.object", "$.entry"]),
+    ({"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages",
+      "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "1"},
+                "statuses": [{"id": "wamid.1", "status": "bogus", "timestamp": 1750263770,
+                              "recipient_id": "1650"},
+                             {"id": "wamid.2", "status": "failed", "timestamp": "1",
+                              "recipient_id": "1650"}]}}]}]},
+     ["$.entry[0].id", "$.entry[0].changes[0].value.metadata.display_phone_number",
+      "$.entry[0].changes[0].value.statuses[0].timestamp",
+      "$.entry[0].changes[0].value.statuses[0].status",
+      "$.entry[0].changes[0].value.statuses[1].errors"]),
+    ({"messaging_product": "whatsapp", "metadata": {"display_phone_number": "1",
+      "phone_number_id": "2"}, "messages": [{"from": "1650", "id": "wamid.3",
+                                             "timestamp": "1", "type": "image"}]},
+     ["$.messages[0].image"]),
+]
+
+
+@pytest.mark.parametrize(("doc", "paths"), BROKEN_WEBHOOKS)
+def test_a_malformed_webhook_is_an_error_at_its_path(doc, paths) -> None:
+    result = lint_document(doc)
+    assert result.kind == "meta-webhook" and not result.ok
+    assert [p.path for p in result.errors] == paths
+    text = json.dumps([p.as_dict() for p in result.problems])
+    assert not any(word in text for word in INTERNALS)
+
+
+def test_what_a_webhook_lacks_is_named_missing() -> None:
+    result = lint_document({"entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1",
+                                                      "phone_number_id": "2"},
+        "statuses": [{"id": "wamid.1", "timestamp": "1", "recipient_id": "1650"}]}}]}]})
+    said = {p.path: p.message for p in result.errors}
+    assert said == {"$.object": "missing `object`",
+                    "$.entry[0].changes[0].value.statuses[0].status": "missing `status`"}
+
+
+def test_other_webhook_fields_are_not_read_as_messages() -> None:
+    update = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "message_template_status_update",
+        "value": {"event": "APPROVED", "message_template_id": 1, "message_template_name": "x",
+                  "message_template_language": "en_US", "reason": "NONE"}}]}]}
+    result = lint_document(update)
+    assert result.kind == "meta-webhook" and result.ok, result.problems
+
+
+def test_kind_meta_webhook_on_a_clevertap_callback_says_it_is_none(cli, tmp_path) -> None:
+    ours = tmp_path / "ours.json"
+    ours.write_text(json.dumps({"payloadVersion": "0.1", "statuses": [
+        {"msgId": "i|1|2|3|0", "status": "sent", "timestamp": "1750263770"}]}))
+    result = cli("lint", "--kind", "meta-webhook", str(ours))
+    assert result.exit_code == ExitCode.FAILED
+    assert "not a Meta WhatsApp Cloud API webhook" in result.stdout
 
 
 def test_callbacks_with_pydantic_union_errors_read_plainly() -> None:

@@ -143,7 +143,7 @@ def test_the_progress_bar_on_a_terminal_shows_the_line(monkeypatch) -> None:
 
     monkeypatch.setenv("TERM", "xterm")  # rich paints no live bar on the suite's dumb one
     buffer = io.StringIO()
-    out = Output(_console=Console(file=buffer, force_terminal=True, width=120))
+    out = Output(_stderr=Console(file=buffer, force_terminal=True, width=120))
     with _progress(out) as update:
         update(SimpleNamespace(counts=SimpleNamespace(rows_read=2000), batches_sent=2),
                2_000_000, 4_000_000)

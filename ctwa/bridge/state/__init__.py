@@ -2,6 +2,7 @@
 
 from ctwa.bridge.state.base import (
     RANK,
+    Accepted,
     BridgeState,
     CallbackItem,
     CallbackSpec,
@@ -9,6 +10,7 @@ from ctwa.bridge.state.base import (
     ClusterStatus,
     Depths,
     Enqueued,
+    Mapped,
     Migrated,
     Replica,
     SchemaMismatch,
@@ -22,6 +24,7 @@ from ctwa.bridge.state.base import (
 
 __all__ = [
     "RANK",
+    "Accepted",
     "BridgeState",
     "CallbackItem",
     "CallbackSpec",
@@ -29,6 +32,7 @@ __all__ = [
     "ClusterStatus",
     "Depths",
     "Enqueued",
+    "Mapped",
     "Migrated",
     "Replica",
     "SchemaMismatch",

@@ -20,9 +20,18 @@ What the bridge relies on, whichever backend:
   in the same transaction) or failed (its failed DLR enqueued in the same transaction). A
   lease that runs out returns the item to the queue, so a dead replica's work is done by
   another. **The crash rule:** an item whose lease ran out while it was *in flight* (its replica
-  died between asking Meta and recording the answer) is never resent: it is failed with code
-  1009 and a reason naming the crash, and that failed DLR is enqueued, so nothing is ever sent
-  to Meta twice (Meta's Cloud API has no idempotency key to make a resend safe).
+  died between asking Meta and recording the answer) is never resent (Meta's Cloud API has no
+  idempotency key to make a resend safe). It becomes *in doubt*: Meta may or may not have
+  taken it. Every send carries its msgId as ``biz_opaque_callback_data``, which Meta returns in
+  each status webhook, so a status for an unknown wamid naming an in-doubt msgId (looked up
+  with ``accepted``) settles it: ``complete_send`` records its wamid and it is sent, its
+  statuses flowing to CleverTap as any other's. One still in doubt ``in_doubt_window`` after
+  the crash (:data:`IN_DOUBT_SECONDS` by default; no status came, so Meta most likely never
+  took it) is failed with code 1009 and a reason naming the crash, its failed DLR enqueued in
+  the same transaction. A wamid recorded for a send already failed (a status later than the
+  window, or a dead replica's answer recorded late) is kept in the map marked *late*
+  (:class:`Mapped`): replies still find the msgId, but the bridge forwards no status of it
+  (the failed DLR was the message's one outcome).
 * **Leases live as long as their replica.** An item's lease runs out only when its own lease
   time has passed AND its replica has not called ``heartbeat`` within that lease length, so a
   slow but live replica keeps its work and only a replica that stopped heartbeating loses it.
@@ -49,7 +58,10 @@ What the bridge relies on, whichever backend:
   agree), spaced ``1/mps`` apart with no burst: N replicas together stay at ``mps``.
   ``slow_down`` pushes the bucket back for everyone (Meta's rate-limit answer).
 
-Compatible changes only after the first commit; a change that is not says so here.
+Compatible changes only after the first commit; a change that is not says so here. Schema 2
+(the in-doubt rule) only adds columns and an index: a replica of the older code already
+running keeps working on it (it refuses to start on it), but only replicas of this code
+settle or fail sends in doubt, so upgrade every replica.
 """
 
 from __future__ import annotations
@@ -85,7 +97,7 @@ class SchemaMismatch(StateError):
 # --- ranks and names -------------------------------------------------------------------------
 
 Route = Literal["status", "inbound"]
-SendState = Literal["queued", "claimed", "in_flight", "sent", "failed"]
+SendState = Literal["queued", "claimed", "in_flight", "in_doubt", "sent", "failed"]
 Queue = Literal["sends", "webhooks", "callbacks"]
 
 #: Order of the callbacks of one message. ``clicked`` comes after ``read`` (a tap on a button
@@ -110,6 +122,11 @@ ORDER_SETTLE_SECONDS = 3.0
 
 #: The code and title of the DLR for a send in flight at a crash (the crash rule).
 CRASH_CODE = 1009
+#: How long a send in flight at a crash stays in doubt, waiting for a status from Meta that
+#: names its msgId, before the crash rule fails it (the bridge's ``in_doubt_window``). Meta
+#: sends ``sent`` within seconds of taking a message; its webhook retries run longer, which
+#: is why a late status is still recorded (and counted), though no longer forwarded.
+IN_DOUBT_SECONDS = 120.0
 
 
 # --- records ---------------------------------------------------------------------------------
@@ -132,6 +149,30 @@ class SendItem:
     payload: dict[str, Any]
     attempts: int  # how many times it was claimed before this claim
     created_at: float  # epoch seconds, when CleverTap's payload was accepted
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the state knows of one accepted msgId (``accepted``)."""
+
+    id: int
+    msg_id: str
+    kind: str
+    state: SendState
+    wamid: str | None
+    code: int | None  # CleverTap's 1000-1010 when failed
+    reason: str | None
+    created_at: float
+    doubt_until: float | None  # in doubt: when the crash rule fails it (epoch seconds)
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """A wamid's entry in the map: the msgId it was sent for, and ``late`` when it was recorded
+    after the send had been failed (its statuses are not forwarded; see the crash rule)."""
+
+    msg_id: str
+    late: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,6 +226,7 @@ class Depths:
     sends_in_flight: int = 0
     webhooks_pending: int = 0  # stored, not yet turned into callbacks
     callbacks_pending: int = 0  # not yet delivered to CleverTap (claimed included)
+    sends_in_doubt: int = 0  # in flight at a crash, waiting for Meta's status (crash rule)
 
 
 @dataclass(frozen=True)
@@ -227,6 +269,9 @@ class TemplatePage:
 class BridgeState(Protocol):
     backend: str
     url: str  # shown to users: a path or a URL without its password
+    #: seconds a send in flight at a crash stays in doubt (the crash rule; the bridge sets it
+    #: from its ``in_doubt_window``)
+    in_doubt_window: float
 
     # lifecycle
     async def migrate(self) -> Migrated:
@@ -249,7 +294,8 @@ class BridgeState(Protocol):
 
     async def claim_sends(self, replica: str, limit: int, lease: float) -> list[SendItem]:
         """Up to ``limit`` queued sends (oldest first, due ones only) for this replica alone.
-        Also applies expired leases first (back to the queue, or the crash rule)."""
+        Also applies expired leases first (back to the queue, or the crash rule: in flight ->
+        in doubt, and in doubt past its window -> failed with its DLR)."""
         ...
 
     async def mark_in_flight(self, id: int) -> None:
@@ -257,9 +303,10 @@ class BridgeState(Protocol):
         ...
 
     async def complete_send(self, id: int, wamid: str) -> bool:
-        """Meta accepted it: record the wamid <-> msg_id map and finish it in one transaction.
-        False when the item had already been failed by the crash rule (its lease ran out while
-        in flight); the map is recorded anyway so Meta's statuses still find the msgId."""
+        """Meta accepted it: record the wamid <-> msg_id map and finish it in one transaction
+        (an in-doubt send too: Meta's status named it). False when the item had already been
+        finished (failed by the crash rule, or sent); the map is recorded anyway, marked late
+        for a failed one (:class:`Mapped`)."""
         ...
 
     async def fail_send(self, id: int, code: int, reason: str,
@@ -272,6 +319,14 @@ class BridgeState(Protocol):
         ...
 
     async def lookup_msg_id(self, wamid: str) -> str | None: ...
+
+    async def lookup_wamid(self, wamid: str) -> Mapped | None:
+        """The map's entry for ``wamid`` (its msgId, and whether it was recorded late)."""
+        ...
+
+    async def accepted(self, msg_id: str) -> Accepted | None:
+        """The send accepted for CleverTap's ``msg_id``, whatever its state; None if none."""
+        ...
 
     # webhook inbox
     async def store_webhook(self, raw_body: bytes) -> int:
@@ -305,6 +360,12 @@ class BridgeState(Protocol):
     async def complete_callback(self, id: int) -> None: ...
 
     async def retry_callback(self, id: int, not_before: float, error: str) -> None: ...
+
+    async def hasten_callbacks(self, route: Route) -> int:
+        """CleverTap took a callback on ``route`` again after refusals: every callback of that
+        route waiting out a retry delay (grown while CleverTap was down) is due now, so the
+        backlog drains at once rather than over the backoff cap. Returns how many."""
+        ...
 
     # templates cache
     async def replace_templates(self, templates: list[dict[str, Any]]) -> int:
@@ -362,10 +423,11 @@ def crash_dlr(msg_id: str, reason: str, now: float | None = None) -> dict[str, A
     return callback.model_dump(mode="json", exclude_none=True)
 
 
-def crash_reason(replica: str | None) -> str:
+def crash_reason(replica: str | None, window: float | None = None) -> str:
     """The reason the crash rule records (and the DLR's error title carries)."""
-    return (f"bridge replica {replica or '?'} stopped while sending this message to Meta; "
-            "not resent, so it is never sent twice")
+    waited = "" if window is None else f" and Meta sent no status for it within {window:g} s"
+    return (f"bridge replica {replica or '?'} stopped while sending this message to Meta"
+            f"{waited}; not resent, so it is never sent twice")
 
 
 def new_replica_id(label: str = "") -> str:

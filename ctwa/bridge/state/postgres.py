@@ -44,15 +44,18 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ctwa.bridge.state._wait import bounded, settle
 from ctwa.bridge.state.base import (
+    IN_DOUBT_SECONDS,
     ORDER_HOLD_SECONDS,
     ORDER_SETTLE_SECONDS,
     RANK,
+    Accepted,
     CallbackItem,
     CallbackSpec,
     Click,
     ClusterStatus,
     Depths,
     Enqueued,
+    Mapped,
     Migrated,
     Queue,
     Replica,
@@ -189,6 +192,13 @@ CREATE TABLE bridge_replicas (
     last_seen DOUBLE PRECISION NOT NULL
 );
 """),
+    # the crash rule's in-doubt sends (base.py): until when one waits for Meta's status, and
+    # wamids recorded after their send was failed (their statuses are not forwarded)
+    (2, """
+ALTER TABLE bridge_sends ADD COLUMN doubt_until DOUBLE PRECISION;
+ALTER TABLE bridge_wamids ADD COLUMN late BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX bridge_sends_doubt ON bridge_sends (doubt_until) WHERE state = 'in_doubt';
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 #: Serialises concurrent ``migrate()`` calls of several replicas (any constant works).
@@ -227,7 +237,7 @@ class PostgresState:
         self._fast: AsyncConnectionPool[Any] | None = None
         #: the acknowledging writes' own connections: never waiting behind workers' reads
         self._ackpool: AsyncConnectionPool[Any] | None = None
-        self._lookups: asyncio.Queue[tuple[str, asyncio.Future[str | None], float]] = (
+        self._lookups: asyncio.Queue[tuple[str, asyncio.Future[Mapped | None], float]] = (
             asyncio.Queue())
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
         self._acks: asyncio.Queue[_Op] = asyncio.Queue()  # never behind the workers' ops
@@ -244,6 +254,8 @@ class PostgresState:
         self.order_hold = ORDER_HOLD_SECONDS
         #: see base.ORDER_SETTLE_SECONDS; tests shorten it
         self.order_settle = ORDER_SETTLE_SECONDS
+        #: see base.IN_DOUBT_SECONDS; the bridge sets its in_doubt_window
+        self.in_doubt_window = IN_DOUBT_SECONDS
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -647,18 +659,31 @@ class PostgresState:
             f"AND {_REPLICA_SILENT} FOR UPDATE SKIP LOCKED)", (back,))
         if table != "bridge_sends":
             return
+        # the crash rule (base.py): in flight at a crash -> in doubt, waiting for Meta's
+        # status; still in doubt after the window -> failed with its DLR
         cur = await conn.execute(
-            "SELECT id, msg_id, replica FROM bridge_sends t WHERE state = 'in_flight' "
+            "SELECT id, replica FROM bridge_sends t WHERE state = 'in_flight' "
             f"AND lease_until < {NOW} AND {_REPLICA_SILENT} FOR UPDATE SKIP LOCKED")
         crashed = await cur.fetchall()
-        for id_, msg_id, replica in crashed:
-            reason = crash_reason(replica)
+        if crashed:
+            async with conn.cursor() as many:
+                await many.executemany(
+                    f"UPDATE bridge_sends SET state = 'in_doubt', doubt_until = {NOW} + %s, "
+                    "reason = %s, lease_until = NULL WHERE id = %s",
+                    [(self.in_doubt_window, crash_reason(replica), id_)
+                     for id_, replica in crashed])
+        cur = await conn.execute(
+            "SELECT id, msg_id, replica FROM bridge_sends WHERE state = 'in_doubt' "
+            f"AND doubt_until <= {NOW} FOR UPDATE SKIP LOCKED")
+        doubtful = await cur.fetchall()
+        for id_, msg_id, replica in doubtful:
+            reason = crash_reason(replica, self.in_doubt_window)
             await conn.execute(
                 f"UPDATE bridge_sends SET state = 'failed', code = 1009, reason = %s, "
                 f"finished_at = {NOW}, lease_until = NULL WHERE id = %s", (reason, id_))
             await self._insert_callback(conn, msg_id, "status", crash_dlr(msg_id, reason),
                                         RANK["failed"], dedupe=True, hold=False)
-        if crashed:
+        if doubtful:
             await conn.execute("SELECT pg_notify(%s, '')", (CHANNELS["callbacks"],))
 
     # --- send outbox -------------------------------------------------------------------------
@@ -734,12 +759,26 @@ class PostgresState:
         await self._grouped(run, notify=("sends",))
 
     async def lookup_msg_id(self, wamid: str) -> str | None:
+        found = await self.lookup_wamid(wamid)
+        return None if found is None else found.msg_id
+
+    async def lookup_wamid(self, wamid: str) -> Mapped | None:
         if self._closed:
             raise StateUnavailable(f"state {self.url} is closed")
         self._start_writers()
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Mapped | None] = asyncio.get_running_loop().create_future()
         self._lookups.put_nowait((wamid, future, time.monotonic() + self.timeout))
         return await bounded(future, self.timeout + 0.5, self._unavailable)
+
+    async def accepted(self, msg_id: str) -> Accepted | None:
+        async def run(conn: Conn) -> Accepted | None:
+            cur = await conn.execute("SELECT id, msg_id, kind, state, wamid, code, reason, "
+                                     "created_at, doubt_until FROM bridge_sends "
+                                     "WHERE msg_id = %s", (msg_id,))
+            row = await cur.fetchone()
+            return None if row is None else Accepted(int(row[0]), *row[1:])
+
+        return await self._direct(run)
 
     async def _lookup_reader(self) -> None:
         """Concurrent ``lookup_msg_id`` calls (a webhook worker resolving 100 statuses at
@@ -751,10 +790,10 @@ class PostgresState:
 
             wamids = [item[0] for item in batch]
 
-            async def run(conn: Conn, wamids: list[str] = wamids) -> dict[str, str]:
-                cur = await conn.execute("SELECT wamid, msg_id FROM bridge_wamids WHERE "
+            async def run(conn: Conn, wamids: list[str] = wamids) -> dict[str, Mapped]:
+                cur = await conn.execute("SELECT wamid, msg_id, late FROM bridge_wamids WHERE "
                                          "wamid = ANY(%s)", (wamids,))
-                return {row[0]: row[1] for row in await cur.fetchall()}
+                return {row[0]: Mapped(row[1], bool(row[2])) for row in await cur.fetchall()}
 
             try:
                 found = await self._direct(run)
@@ -865,6 +904,15 @@ class PostgresState:
                                (not_before, error[:500], id))
 
         await self._grouped(run)
+
+    async def hasten_callbacks(self, route: Route) -> int:
+        async def run(conn: Conn) -> int:
+            cur = await conn.execute(f"UPDATE bridge_callbacks SET not_before = {NOW} WHERE "
+                                     "state = 'pending' AND route = %s AND "
+                                     f"not_before > {NOW} AND attempts > 0", (route,))
+            return int(cur.rowcount)
+
+        return int(await self._grouped(run, notify=("callbacks",)))
 
     # --- templates ---------------------------------------------------------------------------
 
@@ -991,11 +1039,12 @@ class PostgresState:
         sends = {state: int(count) for state, count in await cur.fetchall()}
         cur = await conn.execute(
             "SELECT (SELECT COUNT(*) FROM bridge_webhooks WHERE state IN ('pending', 'claimed')),"
-            " (SELECT COUNT(*) FROM bridge_callbacks WHERE state IN ('pending', 'claimed'))")
+            " (SELECT COUNT(*) FROM bridge_callbacks WHERE state IN ('pending', 'claimed')),"
+            " (SELECT COUNT(*) FROM bridge_sends WHERE state = 'in_doubt')")
         row = await cur.fetchone()
         assert row is not None
         return Depths(sends.get("queued", 0), sends.get("claimed", 0),
-                      sends.get("in_flight", 0), int(row[0]), int(row[1]))
+                      sends.get("in_flight", 0), int(row[0]), int(row[1]), int(row[2]))
 
     async def depths(self) -> Depths:
         return await self._direct(self._depths)
@@ -1060,8 +1109,9 @@ async def _batch_complete_send(conn: Conn, args: list[tuple[int, str]]) -> list[
                     replica = CASE WHEN old.state = 'failed' THEN s.replica END,
                     lease_until = NULL
                 FROM old WHERE s.id = old.id RETURNING old.id, old.state),
-        ins AS (INSERT INTO bridge_wamids (wamid, msg_id, created_at)
-                SELECT wamid, msg_id, {NOW} FROM old ON CONFLICT (wamid) DO NOTHING)
+        ins AS (INSERT INTO bridge_wamids (wamid, msg_id, created_at, late)
+                SELECT wamid, msg_id, {NOW}, old.state = 'failed' FROM old
+                ON CONFLICT (wamid) DO NOTHING)
         SELECT id, state FROM upd""", (list(unique), list(unique.values())))
     before = {row[0]: row[1] for row in await cur.fetchall()}
     return [StateError(f"send {id_} does not exist") if id_ not in before

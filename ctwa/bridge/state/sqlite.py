@@ -22,7 +22,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,15 +31,18 @@ import orjson
 
 from ctwa.bridge.state._wait import bounded, settle_all
 from ctwa.bridge.state.base import (
+    IN_DOUBT_SECONDS,
     ORDER_HOLD_SECONDS,
     ORDER_SETTLE_SECONDS,
     RANK,
+    Accepted,
     CallbackItem,
     CallbackSpec,
     Click,
     ClusterStatus,
     Depths,
     Enqueued,
+    Mapped,
     Migrated,
     Queue,
     Replica,
@@ -147,6 +150,13 @@ CREATE TABLE bridge_replicas (
     last_seen REAL NOT NULL
 );
 """),
+    # the crash rule's in-doubt sends (base.py): until when one waits for Meta's status, and
+    # wamids recorded after their send was failed (their statuses are not forwarded)
+    (2, """
+ALTER TABLE bridge_sends ADD COLUMN doubt_until REAL;
+ALTER TABLE bridge_wamids ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX bridge_sends_doubt ON bridge_sends (doubt_until) WHERE state = 'in_doubt';
+"""),
 ]
 VERSION = MIGRATIONS[-1][0]
 
@@ -217,6 +227,11 @@ class SqliteState:
         self.order_hold = ORDER_HOLD_SECONDS
         #: see base.ORDER_SETTLE_SECONDS; tests shorten it
         self.order_settle = ORDER_SETTLE_SECONDS
+        #: see base.IN_DOUBT_SECONDS; the bridge sets its in_doubt_window
+        self.in_doubt_window = IN_DOUBT_SECONDS
+        #: epoch seconds now: every time this backend stores or compares (tests inject one)
+        self.clock: Callable[[], float] = time.time
+        self._crash_dlrs = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -400,15 +415,51 @@ class SqliteState:
                      (back, now, now))
         if table != "bridge_sends":
             return
+        # the crash rule (base.py): in flight at a crash -> in doubt, waiting for Meta's
+        # status; still in doubt after the window -> failed with its DLR
         crashed = conn.execute(
-            "SELECT id, msg_id, replica FROM bridge_sends AS t WHERE state = 'in_flight' "
+            "SELECT id, replica FROM bridge_sends AS t WHERE state = 'in_flight' "
             f"AND lease_until < ? AND {_REPLICA_SILENT}", (now, now)).fetchall()
-        for id_, msg_id, replica in crashed:
-            reason = crash_reason(replica)
+        conn.executemany(
+            "UPDATE bridge_sends SET state = 'in_doubt', doubt_until = ?, reason = ?, "
+            "lease_until = NULL WHERE id = ?",
+            [(now + self.in_doubt_window, crash_reason(replica), id_)
+             for id_, replica in crashed])
+        doubtful = conn.execute(
+            "SELECT id, msg_id, replica FROM bridge_sends WHERE state = 'in_doubt' "
+            "AND doubt_until <= ?", (now,)).fetchall()
+        for id_, msg_id, replica in doubtful:
+            reason = crash_reason(replica, self.in_doubt_window)
             conn.execute("UPDATE bridge_sends SET state = 'failed', code = 1009, reason = ?, "
                          "finished_at = ?, lease_until = NULL WHERE id = ?", (reason, now, id_))
             self._insert_callback(conn, msg_id, "status", crash_dlr(msg_id, reason, now),
                                   RANK["failed"], dedupe=True, now=now, hold=False)
+        if doubtful:
+            self._crash_dlrs = True  # the claim's caller wakes the callback deliverers
+
+    def _claim(self, conn: sqlite3.Connection, table: str, columns: str, replica: str,
+               limit: int, lease: float,
+               select: Callable[[float], tuple[str, Any]] | None = None) -> list[Sequence[Any]]:
+        """Claim rows of a queue under a lease, for ``replica`` alone (inside the caller's
+        transaction): expired leases first (``_reap``), then up to ``limit`` waiting rows that
+        are due, oldest first (or those of ``select(now)``: a query and its parameters, whose
+        first column is ``id``). Returns the rows: ``id`` first, then ``columns``."""
+        now = self.clock()
+        self._reap(conn, table, now)
+        if select is not None:
+            query, params = select(now)
+        else:
+            waiting = "queued" if table == "bridge_sends" else "pending"
+            query = (f"SELECT id, {columns} FROM {table} WHERE state = ? AND not_before <= ? "
+                     "ORDER BY id LIMIT ?")
+            params = (waiting, now, limit)
+        rows = conn.execute(query, params).fetchall()
+        if rows:
+            conn.executemany(
+                f"UPDATE {table} SET state = 'claimed', replica = ?, lease_until = ?, "
+                "lease_seconds = ?, attempts = attempts + 1 WHERE id = ?",
+                [(replica, now + lease, lease, row[0]) for row in rows])
+        return rows
 
     # --- send outbox -------------------------------------------------------------------------
 
@@ -416,7 +467,7 @@ class SqliteState:
         body = orjson.dumps(payload)
 
         def run(conn: sqlite3.Connection) -> Enqueued:
-            now = time.time()
+            now = self.clock()
             cur = conn.execute(
                 "INSERT INTO bridge_sends (msg_id, kind, payload, not_before, created_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING",
@@ -427,7 +478,7 @@ class SqliteState:
                                (msg_id,)).fetchone()
             return Enqueued(int(row[0]), True)
 
-        started = time.time()
+        started = self.clock()
         try:
             result = await self._call(run, ack=True)
         except StateUnavailable:
@@ -453,28 +504,23 @@ class SqliteState:
 
     async def claim_sends(self, replica: str, limit: int, lease: float) -> list[SendItem]:
         def run(conn: sqlite3.Connection) -> list[SendItem]:
-            now = time.time()
-            self._reap(conn, "bridge_sends", now)
-            rows = conn.execute(
-                "SELECT id, msg_id, kind, payload, attempts, created_at FROM bridge_sends "
-                "WHERE state = 'queued' AND not_before <= ? ORDER BY id LIMIT ?",
-                (now, limit)).fetchall()
-            if rows:
-                conn.executemany(
-                    "UPDATE bridge_sends SET state = 'claimed', replica = ?, lease_until = ?, "
-                    "lease_seconds = ?, attempts = attempts + 1 WHERE id = ?",
-                    [(replica, now + lease, lease, row[0]) for row in rows])
+            rows = self._claim(conn, "bridge_sends", "msg_id, kind, payload, attempts, "
+                               "created_at", replica, limit, lease)
             return [SendItem(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5])
                     for row in rows]
 
-        return await self._call(run)
+        items = await self._call(run)
+        if self._crash_dlrs:
+            self._crash_dlrs = False
+            self._wake("callbacks")
+        return items
 
     async def mark_in_flight(self, id: int) -> None:
         def run(conn: sqlite3.Connection) -> None:
             cur = conn.execute(
                 "UPDATE bridge_sends SET state = 'in_flight', "
                 "lease_until = ? + COALESCE(lease_seconds, 30) "
-                "WHERE id = ? AND state = 'claimed'", (time.time(), id))
+                "WHERE id = ? AND state = 'claimed'", (self.clock(), id))
             if cur.rowcount != 1:
                 raise StateError(f"send {id} is not claimed any more (its lease ran out); "
                                  "not sending it")
@@ -483,13 +529,14 @@ class SqliteState:
 
     async def complete_send(self, id: int, wamid: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
-            now = time.time()
+            now = self.clock()
             row = conn.execute("SELECT msg_id, state FROM bridge_sends WHERE id = ?",
                                (id,)).fetchone()
             if row is None:
                 raise StateError(f"send {id} does not exist")
-            conn.execute("INSERT INTO bridge_wamids (wamid, msg_id, created_at) VALUES "
-                         "(?, ?, ?) ON CONFLICT (wamid) DO NOTHING", (wamid, row[0], now))
+            conn.execute("INSERT INTO bridge_wamids (wamid, msg_id, created_at, late) VALUES "
+                         "(?, ?, ?, ?) ON CONFLICT (wamid) DO NOTHING",
+                         (wamid, row[0], now, int(row[1] == "failed")))
             if row[1] in ("sent", "failed"):
                 conn.execute("UPDATE bridge_sends SET wamid = ? WHERE id = ?", (wamid, id))
                 return False
@@ -502,7 +549,7 @@ class SqliteState:
     async def fail_send(self, id: int, code: int, reason: str,
                         dlr_payload: dict[str, Any]) -> None:
         def run(conn: sqlite3.Connection) -> None:
-            now = time.time()
+            now = self.clock()
             row = conn.execute("SELECT msg_id, state FROM bridge_sends WHERE id = ?",
                                (id,)).fetchone()
             if row is None:
@@ -525,10 +572,23 @@ class SqliteState:
             (not_before, id)))
 
     async def lookup_msg_id(self, wamid: str) -> str | None:
-        def run(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute("SELECT msg_id FROM bridge_wamids WHERE wamid = ?",
+        found = await self.lookup_wamid(wamid)
+        return None if found is None else found.msg_id
+
+    async def lookup_wamid(self, wamid: str) -> Mapped | None:
+        def run(conn: sqlite3.Connection) -> Mapped | None:
+            row = conn.execute("SELECT msg_id, late FROM bridge_wamids WHERE wamid = ?",
                                (wamid,)).fetchone()
-            return None if row is None else str(row[0])
+            return None if row is None else Mapped(str(row[0]), bool(row[1]))
+
+        return await self._call(run)
+
+    async def accepted(self, msg_id: str) -> Accepted | None:
+        def run(conn: sqlite3.Connection) -> Accepted | None:
+            row = conn.execute("SELECT id, msg_id, kind, state, wamid, code, reason, "
+                               "created_at, doubt_until FROM bridge_sends WHERE msg_id = ?",
+                               (msg_id,)).fetchone()
+            return None if row is None else Accepted(*row)
 
         return await self._call(run)
 
@@ -536,7 +596,7 @@ class SqliteState:
 
     async def store_webhook(self, raw_body: bytes) -> int:
         def run(conn: sqlite3.Connection) -> int:
-            now = time.time()
+            now = self.clock()
             cur = conn.execute("INSERT INTO bridge_webhooks (body, not_before, received_at) "
                                "VALUES (?, ?, ?)", (bytes(raw_body), now, now))
             return int(cur.lastrowid or 0)
@@ -547,23 +607,15 @@ class SqliteState:
 
     async def claim_webhooks(self, replica: str, limit: int, lease: float) -> list[WebhookItem]:
         def run(conn: sqlite3.Connection) -> list[WebhookItem]:
-            now = time.time()
-            self._reap(conn, "bridge_webhooks", now)
-            rows = conn.execute(
-                "SELECT id, body, received_at, attempts FROM bridge_webhooks "
-                "WHERE state = 'pending' AND not_before <= ? ORDER BY id LIMIT ?",
-                (now, limit)).fetchall()
-            conn.executemany(
-                "UPDATE bridge_webhooks SET state = 'claimed', replica = ?, lease_until = ?, "
-                "lease_seconds = ?, attempts = attempts + 1 WHERE id = ?",
-                [(replica, now + lease, lease, row[0]) for row in rows])
+            rows = self._claim(conn, "bridge_webhooks", "body, received_at, attempts",
+                               replica, limit, lease)
             return [WebhookItem(row[0], bytes(row[1]), row[2], row[3]) for row in rows]
 
         return await self._call(run)
 
     async def finish_webhook(self, id: int, callbacks: list[CallbackSpec]) -> int:
         def run(conn: sqlite3.Connection) -> int:
-            now = time.time()
+            now = self.clock()
             cur = conn.execute("UPDATE bridge_webhooks SET state = 'done', finished_at = ?, "
                                "replica = NULL, lease_until = NULL "
                                "WHERE id = ? AND state != 'done'", (now, id))
@@ -601,7 +653,7 @@ class SqliteState:
     async def enqueue_callback(self, msg_id: str, route: Route, payload: dict[str, Any],
                                rank: int, *, dedupe: bool = True) -> bool:
         added = await self._call(lambda conn: self._insert_callback(
-            conn, msg_id, route, payload, rank, dedupe=dedupe, now=time.time()))
+            conn, msg_id, route, payload, rank, dedupe=dedupe, now=self.clock()))
         if added:
             self._wake("callbacks")
         return bool(added)
@@ -609,14 +661,9 @@ class SqliteState:
     async def claim_callbacks(self, replica: str, limit: int,
                               lease: float) -> list[CallbackItem]:
         def run(conn: sqlite3.Connection) -> list[CallbackItem]:
-            now = time.time()
-            self._reap(conn, "bridge_callbacks", now)
-            rows = conn.execute(_CLAIM_CALLBACKS, {"now": now, "limit": limit,
-                                                   "settle": self.order_settle}).fetchall()
-            conn.executemany(
-                "UPDATE bridge_callbacks SET state = 'claimed', replica = ?, lease_until = ?, "
-                "lease_seconds = ?, attempts = attempts + 1 WHERE id = ?",
-                [(replica, now + lease, lease, row[0]) for row in rows])
+            rows = self._claim(conn, "bridge_callbacks", "", replica, limit, lease,
+                               select=lambda now: (_CLAIM_CALLBACKS, {
+                                   "now": now, "limit": limit, "settle": self.order_settle}))
             return [CallbackItem(row[0], row[1], row[2], orjson.loads(row[3]), row[4], row[5],
                                  row[6], row[7]) for row in rows]
 
@@ -625,7 +672,7 @@ class SqliteState:
     async def complete_callback(self, id: int) -> None:
         await self._call(lambda conn: conn.execute(
             "UPDATE bridge_callbacks SET state = 'done', delivered_at = ?, replica = NULL, "
-            "lease_until = NULL WHERE id = ?", (time.time(), id)))
+            "lease_until = NULL WHERE id = ?", (self.clock(), id)))
         self._wake("callbacks")  # the message's next callback may be due now
 
     async def retry_callback(self, id: int, not_before: float, error: str) -> None:
@@ -633,6 +680,19 @@ class SqliteState:
             "UPDATE bridge_callbacks SET state = 'pending', replica = NULL, lease_until = NULL, "
             "not_before = ?, last_error = ? WHERE id = ? AND state = 'claimed'",
             (not_before, error[:500], id)))
+
+    async def hasten_callbacks(self, route: Route) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            now = self.clock()
+            cur = conn.execute("UPDATE bridge_callbacks SET not_before = ? WHERE "
+                               "state = 'pending' AND route = ? AND not_before > ? "
+                               "AND attempts > 0", (now, route, now))
+            return int(cur.rowcount)
+
+        count = await self._call(run)
+        if count:
+            self._wake("callbacks")
+        return count
 
     # --- templates ---------------------------------------------------------------------------
 
@@ -683,7 +743,7 @@ class SqliteState:
         await self._call(lambda conn: conn.execute(
             "INSERT INTO bridge_clicks (token, msg_id, destination, created_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (token) DO UPDATE SET msg_id = excluded.msg_id, "
-            "destination = excluded.destination", (token, msg_id, destination, time.time())))
+            "destination = excluded.destination", (token, msg_id, destination, self.clock())))
 
     async def get_click(self, token: str) -> Click | None:
         def run(conn: sqlite3.Connection) -> Click | None:
@@ -700,7 +760,7 @@ class SqliteState:
             raise ValueError("take_tokens needs n >= 1 and mps > 0")
 
         def run(conn: sqlite3.Connection) -> float:
-            now = time.time()
+            now = self.clock()
             row = conn.execute("SELECT tat, paused_until FROM bridge_buckets WHERE "
                                "number_id = ?", (number_id,)).fetchone()
             start = now if row is None else max(row[0], now, row[1])
@@ -713,7 +773,7 @@ class SqliteState:
 
     async def slow_down(self, number_id: str, seconds: float) -> None:
         def run(conn: sqlite3.Connection) -> None:
-            until = time.time() + seconds
+            until = self.clock() + seconds
             conn.execute("INSERT INTO bridge_buckets (number_id, tat, paused_until) VALUES "
                          "(?, ?, ?) ON CONFLICT (number_id) DO UPDATE SET "
                          "tat = MAX(tat, excluded.tat), "
@@ -731,27 +791,28 @@ class SqliteState:
             # one row: the leases of this replica's items count from its last_seen
             conn.execute("INSERT INTO bridge_replicas (name, info, last_seen) VALUES (?, ?, ?) "
                          "ON CONFLICT (name) DO UPDATE SET info = excluded.info, "
-                         "last_seen = excluded.last_seen", (replica, body, time.time()))
+                         "last_seen = excluded.last_seen", (replica, body, self.clock()))
 
         await self._call(run)
 
     def _depths(self, conn: sqlite3.Connection) -> Depths:
         sends = dict(conn.execute(
             "SELECT state, COUNT(*) FROM bridge_sends WHERE state IN "
-            "('queued', 'claimed', 'in_flight') GROUP BY state").fetchall())
+            "('queued', 'claimed', 'in_flight', 'in_doubt') GROUP BY state").fetchall())
         webhooks = conn.execute("SELECT COUNT(*) FROM bridge_webhooks WHERE state IN "
                                 "('pending', 'claimed')").fetchone()[0]
         callbacks = conn.execute("SELECT COUNT(*) FROM bridge_callbacks WHERE state IN "
                                  "('pending', 'claimed')").fetchone()[0]
         return Depths(sends.get("queued", 0), sends.get("claimed", 0),
-                      sends.get("in_flight", 0), webhooks, callbacks)
+                      sends.get("in_flight", 0), webhooks, callbacks,
+                      sends.get("in_doubt", 0))
 
     async def depths(self) -> Depths:
         return await self._call(self._depths)
 
     async def cluster_status(self) -> ClusterStatus:
         def run(conn: sqlite3.Connection) -> ClusterStatus:
-            now = time.time()
+            now = self.clock()
             replicas = [Replica(name, orjson.loads(info), seen, max(0.0, now - seen))
                         for name, info, seen in conn.execute(
                             "SELECT name, info, last_seen FROM bridge_replicas ORDER BY name")]

@@ -128,7 +128,7 @@ def test_postgresql_newer_schema_refused_at_open(own_cluster: Cluster) -> None:
     run(prepare())
     with psycopg.connect(own_cluster.url, autocommit=True) as conn:
         conn.execute("INSERT INTO bridge_schema (version) VALUES (7)")
-    with pytest.raises(SchemaMismatch, match="version 7, newer than this ctwa's 1"):
+    with pytest.raises(SchemaMismatch, match="version 7, newer than this ctwa's 2"):
         run(open_state(own_cluster.url))
 
 

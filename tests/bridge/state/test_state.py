@@ -19,7 +19,7 @@ from ctwa.bridge.state import (
     StateError,
     open_state,
 )
-from ctwa.bridge.state.base import CRASH_CODE, InvalidCursor, new_replica_id
+from ctwa.bridge.state.base import CRASH_CODE, InvalidCursor, Mapped, new_replica_id
 
 T = TypeVar("T")
 
@@ -63,10 +63,10 @@ def test_migrate_is_versioned_and_idempotent(state_url: str) -> None:
         try:
             assert await state.schema_version() == 0
             first = await state.migrate()
-            assert (first.before, first.after) == (0, 1)
+            assert (first.before, first.after) == (0, 2)
             again = await state.migrate()
-            assert (again.before, again.after) == (1, 1)
-            assert await state.schema_version() == 1
+            assert (again.before, again.after) == (2, 2)
+            assert await state.schema_version() == 2
         finally:
             await state.close()
 
@@ -111,7 +111,7 @@ def test_newer_schema_is_refused_naming_both_versions(state_url: str) -> None:
     with pytest.raises(SchemaMismatch) as caught:
         run(open_state(state_url))
     text = str(caught.value)
-    assert "99" in text and "newer than this ctwa's 1" in text
+    assert "99" in text and "newer than this ctwa's 2" in text
     assert "\n" not in text
 
 
@@ -204,9 +204,11 @@ def test_heartbeat_keeps_a_live_replicas_leases(state_url: str) -> None:
     run(body())
 
 
-def test_crash_rule_fails_a_send_in_flight_with_1009_and_never_resends(state_url: str) -> None:
+def test_crash_rule_fails_a_send_in_doubt_past_its_window_with_1009_never_resent(
+        state_url: str) -> None:
     async def body() -> None:
         async with opened(state_url) as state:
+            state.in_doubt_window = 0.5
             await state.enqueue_send("m1", "template", {})
             await state.enqueue_send("m2", "template", {})
             item1, item2 = await state.claim_sends("victim", 5, 0.3)
@@ -214,24 +216,107 @@ def test_crash_rule_fails_a_send_in_flight_with_1009_and_never_resends(state_url
             await asyncio.sleep(0.6)
             survivors = await state.claim_sends("survivor", 5, 30)
             assert [i.msg_id for i in survivors] == ["m2"]  # only the one never in flight
-            await asyncio.sleep(0.3)
+            doubt = await state.accepted("m1")
+            assert doubt is not None and doubt.state == "in_doubt"
+            assert doubt.doubt_until is not None and "victim" in (doubt.reason or "")
+            assert (await state.depths()).sends_in_doubt == 1
+            assert await drain_callbacks(state) == []  # no DLR yet: Meta may have taken it
+            await asyncio.sleep(0.8)
             assert await state.claim_sends("survivor", 5, 30) == []
             callbacks = await drain_callbacks(state)
             assert [c.msg_id for c in callbacks] == ["m1"]
             status = callbacks[0].payload["statuses"][0]
             assert status["status"] == "failed" and status["msgId"] == "m1"
             assert status["error"]["code"] == CRASH_CODE
-            assert "victim" in status["error"]["title"] and "never sent twice" in \
-                status["error"]["title"]
-            # Meta's answer recorded late by the dead replica: the map is kept for statuses,
-            # but the send stays failed (one outcome)
+            title = status["error"]["title"]
+            assert "victim" in title and "never sent twice" in title
+            assert "no status for it within 0.5 s" in title
+            # Meta's answer recorded late by the dead replica (or a status past the window):
+            # the map is kept, marked late, and the send stays failed (one outcome)
             assert await state.complete_send(item1.id, "wamid.LATE") is False
             assert await state.lookup_msg_id("wamid.LATE") == "m1"
+            assert await state.lookup_wamid("wamid.LATE") == Mapped("m1", late=True)
+            failed = await state.accepted("m1")
+            assert failed is not None and failed.state == "failed" and failed.code == 1009
             cluster = await state.cluster_status()
             assert cluster.failed == 1 and cluster.sent == 0
+            assert cluster.depths.sends_in_doubt == 0
             assert item2.msg_id == "m2"
 
     run(body())
+
+
+def test_a_status_naming_a_send_in_doubt_settles_it_as_sent(state_url: str) -> None:
+    async def body() -> None:
+        async with opened(state_url) as state:
+            await state.enqueue_send("m1", "template", {})
+            (item,) = await state.claim_sends("victim", 5, 0.3)
+            await state.mark_in_flight(item.id)
+            await asyncio.sleep(0.6)
+            assert await state.claim_sends("survivor", 5, 30) == []
+            doubt = await state.accepted("m1")
+            assert doubt is not None and doubt.state == "in_doubt" and doubt.id == item.id
+            # Meta's status named msgId m1 (biz_opaque_callback_data): it took the send
+            assert await state.complete_send(doubt.id, "wamid.M1") is True
+            assert await state.lookup_wamid("wamid.M1") == Mapped("m1", late=False)
+            sent = await state.accepted("m1")
+            assert sent is not None and (sent.state, sent.wamid) == ("sent", "wamid.M1")
+            await asyncio.sleep(0.3)
+            assert await state.claim_sends("survivor", 5, 30) == []
+            assert await drain_callbacks(state) == []  # no failed DLR, ever
+            cluster = await state.cluster_status()
+            assert (cluster.sent, cluster.failed, cluster.depths.sends_in_doubt) == (1, 0, 0)
+            assert await state.accepted("m2") is None
+            assert await state.lookup_wamid("wamid.NONE") is None
+
+    run(body())
+
+
+def test_migration_2_upgrades_a_version_1_state_keeping_its_rows(
+        state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ctwa.bridge.state import postgres, sqlite
+
+    module = sqlite if state_url.startswith("sqlite://") else postgres
+    first = module.MIGRATIONS[:1]
+
+    async def old() -> None:  # the schema ctwa before the in-doubt rule made, two sends
+        async with opened(state_url) as state:
+            await state.enqueue_send("m1", "template", {})
+            await state.enqueue_send("m2", "template", {})
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "MIGRATIONS", first)
+        patch.setattr(module, "VERSION", 1)
+        run(old())
+    sent = ("UPDATE bridge_sends SET state = 'sent', wamid = 'wamid.OLD' WHERE msg_id = 'm1'",
+            "INSERT INTO bridge_wamids (wamid, msg_id, created_at) VALUES ('wamid.OLD', 'm1', 0)")
+    if module is sqlite:
+        import sqlite3
+
+        with sqlite3.connect(sqlite.sqlite_path(state_url)) as conn:
+            for statement in sent:
+                conn.execute(statement)
+    else:
+        import psycopg
+
+        with psycopg.connect(state_url, autocommit=True) as conn:
+            for statement in sent:
+                conn.execute(statement)
+
+    async def upgraded() -> None:
+        state = await open_state(state_url)
+        try:
+            assert await state.schema_version() == 1
+            done = await state.migrate()
+            assert (done.before, done.after) == (1, 2)
+            assert await state.lookup_wamid("wamid.OLD") == Mapped("m1", late=False)
+            assert [i.msg_id for i in await state.claim_sends("r", 5, 30)] == ["m2"]
+            m1 = await state.accepted("m1")
+            assert m1 is not None and m1.state == "sent" and m1.doubt_until is None
+        finally:
+            await state.close()
+
+    run(upgraded())
 
 
 def test_complete_fail_and_retry(state_url: str) -> None:
@@ -380,6 +465,31 @@ def test_a_callback_being_retried_holds_back_the_next_one(state_url: str) -> Non
             assert again.last_error == "CleverTap answered 503"
             await state.complete_callback(again.id)
             assert [c.payload["s"] for c in await drain_callbacks(state)] == ["delivered"]
+
+    run(body())
+
+
+def test_hasten_makes_a_routes_retries_due_now_keeping_order(state_url: str) -> None:
+    async def body() -> None:
+        async with opened(state_url) as state:
+            await state.enqueue_callback("m1", "status", {"s": "sent"}, RANK["sent"])
+            await state.enqueue_callback("m1", "status", {"s": "delivered"},
+                                         RANK["delivered"])
+            await state.enqueue_callback("in:w1", "inbound", {"s": "reply"}, RANK["inbound"])
+            claimed = await state.claim_callbacks("r", 10, 30)
+            assert sorted(c.payload["s"] for c in claimed) == ["reply", "sent"]
+            for item in claimed:  # CleverTap down: both wait out a long backoff
+                await state.retry_callback(item.id, time.time() + 300, "HTTP 503")
+            assert await state.claim_callbacks("r", 10, 30) == []
+            assert await state.hasten_callbacks("status") == 1  # the one retried only
+            (again,) = await state.claim_callbacks("r", 10, 30)
+            assert again.payload["s"] == "sent" and again.attempts == 1
+            assert await state.claim_callbacks("r", 10, 30) == []  # delivered after sent
+            await state.complete_callback(again.id)
+            assert [c.payload["s"] for c in await drain_callbacks(state)] == ["delivered"]
+            assert await state.hasten_callbacks("status") == 0
+            assert await state.hasten_callbacks("inbound") == 1
+            assert [c.payload["s"] for c in await drain_callbacks(state)] == ["reply"]
 
     run(body())
 
@@ -569,7 +679,7 @@ def test_cluster_status_shows_replicas_depths_and_ages(state_url: str) -> None:
             assert status.depths.callbacks_pending == 1
             assert status.oldest_send_age is not None and status.oldest_send_age >= 0.15
             assert status.callback_lag is not None and status.callback_lag >= 0.15
-            assert status.schema_version == 1 and status.backend in ("sqlite", "postgresql")
+            assert status.schema_version == 2 and status.backend in ("sqlite", "postgresql")
 
     run(body())
 
