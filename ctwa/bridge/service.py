@@ -1,11 +1,17 @@
 """The running bridge: its state, its HTTP clients, and the four workers behind the app.
 
-- **sender**: claims queued sends, takes each one's slot from the number's token bucket
-  (shared by every replica through the state, paced by ``ctwa.bridge.state.pacing.Pacer``:
-  a late slot is forfeited, never sent in a burst, and a one-second window on top), marks
-  each in flight just before the request, and
-  records Meta's answer: a wamid, a failed DLR with the 1000-1010 code of
-  ``ctwa.wire.webhook.META_ERROR_CODES`` (the ``callback convert`` table), or a retry.
+- **sender**: claims queued sends, marks each in flight, then takes its slot from the
+  number's token bucket (shared by every replica through the state, paced by
+  ``ctwa.bridge.state.pacing.Pacer``: a late slot is forfeited, never sent in a burst, and a
+  one-second window on top) and sends it at once; records Meta's answer: a wamid, a failed
+  DLR with the 1000-1010 code of ``ctwa.wire.webhook.META_ERROR_CODES`` (the ``callback
+  convert`` table), or a retry. The slot comes after ``mark_in_flight`` because that write
+  is grouped with others and commits when it can (tens of ms, seconds on a loaded machine):
+  taken before it, slots passed while the commit waited and its sends left together, up to
+  1,929 in one second at ``--mps`` 1000. At most :data:`LOOKAHEAD` seconds of sends wait
+  for their slot marked in flight (the crash rule fails them too, never resends them).
+  ``CTWA_BRIDGE_SEND_TRACE=FILE`` appends one line per request to Meta (``time.monotonic()``
+  as it leaves, and the msgId) for measuring the rate from the outside.
 - **webhook processor**: turns stored webhooks into CleverTap callbacks (``webhooks.py``).
 - **callback deliverer**: posts callbacks to CleverTap's status and inbound URLs; a refusal
   or an unreachable CleverTap is retried with backoff (capped, never given up: CleverTap down
@@ -61,6 +67,7 @@ from ctwa.bridge.state import (
     CallbackSpec,
     SendItem,
     StateError,
+    StateUnavailable,
     WebhookItem,
 )
 from ctwa.bridge.translate import ClickSettings, UnsendableRequest, translate
@@ -82,6 +89,8 @@ RETRY_LIMIT = 5
 #: How long a claim is held; heartbeats renew it, so it only runs out when a replica dies.
 LEASE = 15.0
 HEARTBEAT = 3.0
+#: How many seconds of sends (at ``--mps``) may be marked in flight waiting for their slot.
+LOOKAHEAD = 0.25
 TEMPLATE_CACHE_SECONDS = 10.0
 MEDIA_CHUNK = 64 * 1024
 
@@ -183,6 +192,43 @@ class SecondWindow:
             await asyncio.sleep(self.sent[0] + 1.0 - now)
 
 
+class _Turn:
+    """One send's place in the sender's lookahead: released once its slot is taken (or the
+    send ends before), and the moment written to the send trace."""
+
+    def __init__(self, ahead: asyncio.Semaphore, trace: Any) -> None:
+        self.ahead, self.trace, self.held = ahead, trace, True
+        self.left = False  # the request to Meta has left
+
+    def taken(self, msg_id: str) -> None:
+        self.left = True
+        if self.trace is not None:
+            self.trace.write(f"{time.monotonic():.6f} {msg_id}\n")
+        self.done()
+
+    def done(self) -> None:
+        if self.held:
+            self.held = False
+            self.ahead.release()
+
+
+def _send_trace() -> Any:
+    """``CTWA_BRIDGE_SEND_TRACE``: a file to append each request's departure to (line by
+    line, so that a ``kill -9`` loses none written), or None."""
+    import os
+    from pathlib import Path
+
+    path = os.environ.get("CTWA_BRIDGE_SEND_TRACE")
+    if not path:
+        return None
+    try:
+        return Path(path).open("a", buffering=1, encoding="utf-8")
+    except OSError as exc:
+        log.error("CTWA_BRIDGE_SEND_TRACE: cannot write %s (%s); no trace",
+                  path, exc.strerror or exc)
+        return None
+
+
 @dataclass
 class Bridge:
     settings: BridgeSettings
@@ -200,6 +246,7 @@ class Bridge:
     _pools: dict[str, Any] = field(default_factory=dict)
     _stopping: bool = False
     pacer: Any = None
+    _window: Any = None
     #: routes whose last delivery CleverTap did not take, and when each route's waiting
     #: callbacks were last hastened (see _deliver)
     _refusing: set[str] = field(default_factory=set)
@@ -409,33 +456,69 @@ class Bridge:
         # the shared bucket, each slot used on time or forfeited (every replica together
         # stays at or under --mps), and this replica's own one-second window on top
         self.pacer = Pacer(self.state, s.phone_number_id, s.mps)
-        window = SecondWindow(s.mps)
-        while True:
-            items = await self.state.claim_sends(self.replica, batch, LEASE)
-            if not items:
-                await self._idle("sends", 1.0)
-                continue
-            for item in items:
-                await self.pacer.turn()
-                await window.admit()
-                await gate.acquire()
-                task = asyncio.ensure_future(self._send_one(item))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                task.add_done_callback(lambda _: gate.release())
-
-    async def _send_one(self, item: SendItem) -> None:
+        self._window = SecondWindow(s.mps)
+        ahead = asyncio.Semaphore(int(max(4, s.mps * LOOKAHEAD)))
+        trace = _send_trace()
         try:
-            await self._send(item)
+            while True:
+                items = await self.state.claim_sends(self.replica, batch, LEASE)
+                if not items:
+                    await self._idle("sends", 1.0)
+                    continue
+                for item in items:
+                    await ahead.acquire()
+                    await gate.acquire()
+                    turn = _Turn(ahead, trace)
+                    task = asyncio.ensure_future(self._send_one(item, turn))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                    task.add_done_callback(lambda _: gate.release())
+        finally:
+            if trace is not None:
+                trace.close()
+
+    async def _send_one(self, item: SendItem, turn: _Turn | None = None) -> None:
+        try:
+            await self._send(item, turn)
         except asyncio.CancelledError:
             raise
         except StateError as exc:
-            log.error("send %s: the state failed: %s (its lease will bring it back)",
-                      item.msg_id, exc)
+            if turn is not None and not turn.left:
+                # nothing went to Meta: back to the queue now (this replica is alive, so its
+                # heartbeats would hold the claim, and the send with it, until it stops)
+                await self._give_back(item, exc)
+            else:
+                log.error("send %s: the state failed: %s (the crash rule takes it when this "
+                          "replica stops)", item.msg_id, exc)
         except Exception:
             log.exception("send %s failed in the bridge", item.msg_id)
+        finally:
+            if turn is not None:
+                turn.done()
 
-    async def _send(self, item: SendItem) -> None:
+    async def _give_back(self, item: SendItem, error: StateError) -> None:
+        """A send the state failed for before its request left: queued again in a moment,
+        asked again with backoff while the claim holds."""
+        deadline = time.monotonic() + LEASE
+        attempt = 0
+        while True:
+            try:
+                await self.state.retry_send(item.id, now() + 1.0)
+                log.warning("send %s: the state failed before the request (%s); queued again",
+                            item.msg_id, error)
+                self.wake("sends")
+                return
+            except StateUnavailable as exc:
+                attempt += 1
+                pause = backoff(attempt, 2.0, 0.1)
+                if time.monotonic() + pause > deadline:
+                    log.error("send %s: the state failed (%s) and could not queue it again "
+                              "(%s); it goes on when this replica restarts", item.msg_id,
+                              error, exc)
+                    return
+                await asyncio.sleep(pause)
+
+    async def _send(self, item: SendItem, turn: _Turn | None = None) -> None:
         from ctwa.http.raw import HttpError
 
         try:
@@ -455,6 +538,11 @@ class Bridge:
             await self.state.put_click(click.token, item.msg_id, click.destination)
         body = orjson.dumps(translation.body)
         await self.state.mark_in_flight(item.id)
+        # the slot now, when nothing but the request is left (see the module's docstring)
+        await self.pacer.turn()
+        await self._window.admit()
+        if turn is not None:
+            turn.taken(item.msg_id)
         self.metrics.sends.inc()
         pool = self._pools["meta"]
         try:
@@ -482,7 +570,7 @@ class Bridge:
         self.metrics.meta_answers.labels(str(status), str(meta_code(status, answer))).inc()
         if verdict.outcome == "sent":
             assert verdict.wamid is not None
-            await self.state.complete_send(item.id, verdict.wamid)
+            await self._record_wamid(item, verdict.wamid)
             self.metrics.send_outcomes.labels("sent").inc()
         elif verdict.outcome == "retry":
             if verdict.slow_down:  # Meta said: too fast; every replica waits
@@ -493,6 +581,27 @@ class Bridge:
                      verdict.delay)
         else:
             await self._fail(item, verdict.code, verdict.reason)
+
+    async def _record_wamid(self, item: SendItem, wamid: str) -> None:
+        """Meta took the message: its wamid must be recorded, or Meta's statuses for it find
+        no msgId. A state that did not answer in time (a loaded machine: the statement's
+        own timeout) is asked again, with backoff, while this replica's heartbeats still hold
+        the claim (:data:`LEASE`); ``complete_send`` is idempotent. After that the error
+        goes up and the crash rule takes the send (never resent)."""
+        deadline = time.monotonic() + LEASE
+        attempt = 0
+        while True:
+            try:
+                await self.state.complete_send(item.id, wamid)
+                return
+            except StateUnavailable as exc:
+                attempt += 1
+                pause = backoff(attempt, 2.0, 0.1)
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning("send %s: recording its wamid failed (%s); again in %.1f s",
+                            item.msg_id, exc, pause)
+                await asyncio.sleep(pause)
 
     async def _fail(self, item: SendItem, code: int, reason: str) -> None:
         await self.state.fail_send(item.id, code, reason, failed_dlr(item.msg_id, code))
@@ -508,7 +617,18 @@ class Bridge:
             if not items:
                 await self._idle("webhooks", 1.0)
                 continue
-            await asyncio.gather(*(self._webhook(item) for item in items))
+            await asyncio.gather(*(self._webhook_or_defer(item) for item in items))
+
+    async def _webhook_or_defer(self, item: WebhookItem) -> None:
+        """A webhook the state failed for is put back for a moment later: left claimed, a
+        live replica's heartbeats would hold it, and its statuses, until the replica stops
+        (a cluster run lost 1,783 'read' callbacks so)."""
+        try:
+            await self._webhook(item)
+        except StateError as exc:
+            log.error("webhook %d: the state failed: %s; again in 1 s", item.id, exc)
+            with contextlib.suppress(StateError):
+                await self.state.defer_webhook(item.id, now() + 1.0)
 
     async def _webhook(self, item: WebhookItem) -> None:
         try:
@@ -597,7 +717,18 @@ class Bridge:
             if not items:
                 await self._idle("callbacks", 0.5)
                 continue
-            await asyncio.gather(*(self._deliver(item) for item in items))
+            await asyncio.gather(*(self._deliver_or_retry(item) for item in items))
+
+    async def _deliver_or_retry(self, item: CallbackItem) -> None:
+        """As for webhooks: a callback the state failed for is put back, not left claimed
+        (delivered again if it was delivered: callbacks are at least once)."""
+        try:
+            await self._deliver(item)
+        except StateError as exc:
+            log.error("callback %s: the state failed: %s; again in 1 s", item.msg_id, exc)
+            with contextlib.suppress(StateError):
+                await self.state.retry_callback(item.id, now() + 1.0,
+                                                f"the state failed: {exc}"[:300])
 
     async def _deliver(self, item: CallbackItem) -> None:
         from ctwa.http.raw import HttpError

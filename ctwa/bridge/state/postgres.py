@@ -16,7 +16,9 @@
 * **Bounded**: the pool waits at most ``timeout`` (``ack_timeout`` for acknowledging writes)
   for a connection, statements time out server-side at ``timeout``, and every call is bounded
   on the client as well, so a lost database gives :class:`StateUnavailable` quickly, and the
-  pool reconnects in the background so the first call after it is back works again.
+  pool reconnects in the background so the first call after it is back works again. One
+  exception: an ``enqueue_send`` whose commit has begun by its ack deadline waits for the
+  commit's outcome (up to ``timeout``), so that "not stored" is never said of a stored row.
 * The rate-limit bucket and heartbeats are written with ``synchronous_commit = off``: losing
   their last few hundred milliseconds in a database crash costs nothing, and they are the
   only writes made many times a second that no one acknowledges.
@@ -77,6 +79,14 @@ Conn = psycopg.AsyncConnection[Any]
 
 POOL_SIZE = 8
 MAX_GROUP = 500
+#: ``enqueue_send`` tells its caller "not stored" this long after its ack deadline unless the
+#: row's commit has begun (then the caller waits for the commit's outcome); a row whose
+#: caller was told so, or will be within ``COMMIT_MARGIN``, is removed in its own
+#: transaction rather than committed. (Told 2004, then committed and sent all the same:
+#: 1,069-1,120 of 20,000 in loaded cluster runs, when the writer's own deadline cut off
+#: commits in flight and when a worker claimed a row before its withdrawal.)
+GIVE_UP_AFTER = 0.5
+COMMIT_MARGIN = 0.3
 GROUP_WRITERS = 2
 SEND_WRITERS = 2
 REAP_EVERY = 0.25
@@ -231,8 +241,10 @@ class PostgresState:
             asyncio.Queue())
         self._ops: asyncio.Queue[_Op] = asyncio.Queue()
         self._acks: asyncio.Queue[_Op] = asyncio.Queue()  # never behind the workers' ops
-        self._sends: asyncio.Queue[tuple[str, str, bytes, asyncio.Future[Enqueued], float]] = (
-            asyncio.Queue())
+        #: msg_id, kind, payload, the caller's future, its ack deadline, and a flag the writer
+        #: sets when the row's commit begins (the caller then waits for its outcome)
+        self._sends: asyncio.Queue[tuple[str, str, bytes, asyncio.Future[Enqueued], float,
+                                         list[bool]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._events: dict[str, asyncio.Event] = {}
@@ -519,8 +531,6 @@ class PostgresState:
                     live.append(item)
             if not live:
                 continue
-            limit = max(0.05, min(item[4] for item in live) - now)
-
             async def insert(conn: Conn, items: list[Any] = live) -> dict[str, tuple[int, bool]]:
                 cur = await conn.execute(
                     "INSERT INTO bridge_sends (msg_id, kind, payload, not_before, created_at) "
@@ -531,8 +541,22 @@ class PostgresState:
                     ([i[0] for i in items], [i[1] for i in items],
                      [i[2].decode() for i in items]))
                 fresh = {row[1]: int(row[0]) for row in await cur.fetchall()}
+                # a caller answered "not stored" by now, or who will be before the commit
+                # is back, is not stored: its row goes in this same transaction (after the
+                # commit a worker of another replica could claim it before the withdrawal);
+                # the others' callers now wait for the commit's outcome (no await between
+                # this check and the flags: a caller's timer runs before or after both)
+                late = {i[0] for i in items if i[0] in fresh and (
+                    i[3].done() or time.monotonic() > i[4] + GIVE_UP_AFTER - COMMIT_MARGIN)}
+                for i in items:
+                    if i[0] not in late:
+                        i[5][0] = True
+                if late:
+                    await conn.execute("DELETE FROM bridge_sends WHERE id = ANY(%s)",
+                                       ([fresh.pop(m) for m in late],))
                 found: dict[str, tuple[int, bool]] = {m: (i, False) for m, i in fresh.items()}
-                others = [i[0] for i in items if i[0] not in fresh]
+                found.update(dict.fromkeys(late, (0, False)))
+                others = [i[0] for i in items if i[0] not in fresh and i[0] not in late]
                 if others:
                     cur = await conn.execute("SELECT msg_id, id FROM bridge_sends WHERE "
                                              "msg_id = ANY(%s)", (others,))
@@ -543,7 +567,10 @@ class PostgresState:
                 return found
 
             try:
-                found = await self._direct(insert, limit=limit, ack=True)
+                # not cut off at the callers' deadline (a commit cut off in flight may have
+                # been applied, and its callers told 2004): they are answered by their own
+                # timers until the commit begins, and wait for it from then on
+                found = await self._direct(insert, ack=True)
             except BaseException as exc:
                 error = exc if isinstance(exc, StateError) else self._unavailable(exc)
                 for item in live:
@@ -553,8 +580,11 @@ class PostgresState:
                 continue
             seen: set[str] = set()
             given_up: list[int] = []
-            for msg_id, _, _, future, _ in live:
+            for msg_id, _, _, future, _, _ in live:
                 id_, duplicate = found.get(msg_id, (0, True))
+                if id_ == 0 and not duplicate:  # withdrawn before the commit
+                    settle(future, None, self._unavailable())
+                    continue
                 if future.done() and not duplicate and msg_id not in seen:
                     given_up.append(id_)  # its caller was already told "not stored"
                 settle(future, Enqueued(id_, duplicate or msg_id in seen), None)
@@ -662,10 +692,24 @@ class PostgresState:
         if self._closed:
             raise StateUnavailable(f"state {self.url} is closed")
         self._start_writers()
-        future: asyncio.Future[Enqueued] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Enqueued] = loop.create_future()
+        committing = [False]
         self._sends.put_nowait((msg_id, kind, orjson.dumps(payload), future,
-                                time.monotonic() + self.ack_timeout))
-        return await bounded(future, self.ack_timeout + 0.5, self._unavailable)
+                                time.monotonic() + self.ack_timeout, committing))
+
+        def give_up() -> None:  # "not stored", unless its commit has begun: then its outcome
+            if not committing[0]:
+                settle(future, None, self._unavailable())
+
+        handles = (loop.call_later(self.ack_timeout + GIVE_UP_AFTER, give_up),
+                   loop.call_later(self.timeout + 1.0,  # a commit that never answers
+                                   lambda: settle(future, None, self._unavailable())))
+        try:
+            return await future
+        finally:
+            for handle in handles:
+                handle.cancel()
 
     async def claim_sends(self, replica: str, limit: int, lease: float) -> list[SendItem]:
         async def run(conn: Conn) -> list[SendItem]:
