@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from ctwa.bridge.payloads import Refusal, read_payload
+from ctwa.bridge.throttle import ThrottledLog
 from ctwa.bridge.translate import TemplateMismatch, check_against_template
 from ctwa.bridge.webhooks import SIGNATURE_HEADER, signature_ok
 from ctwa.infra.asgi import BodyTooLarge, read_limited
@@ -67,6 +68,7 @@ def make_app(bridge: Bridge) -> Callable[..., Awaitable[None]]:
     """The bridge's ASGI app: Starlette's routes, with POST /messages and POST /webhook taken
     first, straight on ASGI."""
     settings, secrets, metrics = bridge.settings, bridge.secrets, bridge.metrics
+    unavailable = ThrottledLog(log)  # one line per 5 s of refusals, not one per request
     expected_user = settings.username.encode()
     expected_password = secrets.password.encode()
 
@@ -149,7 +151,7 @@ def make_app(bridge: Bridge) -> Callable[..., Awaitable[None]]:
             return _failure_bytes(refusal.code, refusal.message)
         except StateUnavailable as exc:
             metrics.refused.labels("2004").inc()
-            log.error("POST /messages: the state is unavailable: %s", exc)
+            unavailable.error("POST /messages: the state is unavailable: %s", exc)
             return _failure_bytes(2004, "the bridge cannot store the message now; try again",
                                   503)
         log.debug("POST /messages: %s %s accepted", payload.kind, payload.msg_id)
@@ -193,7 +195,7 @@ def make_app(bridge: Bridge) -> Callable[..., Awaitable[None]]:
         try:
             await bridge.state.store_webhook(raw)
         except StateUnavailable as exc:
-            log.error("POST /webhook: the state is unavailable: %s", exc)
+            unavailable.error("POST /webhook: the state is unavailable: %s", exc)
             return 503, b"try again"  # Meta retries
         metrics.webhooks.inc()
         bridge.wake("webhooks")
