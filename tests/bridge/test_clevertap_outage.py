@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -61,14 +62,29 @@ class CleverTap:
 
         return Starlette(routes=[Route("/{route}", callback, methods=["POST"])])
 
+    placeholder: socket.socket | None = None
+
     def start(self) -> None:
+        if self.placeholder is not None:
+            self.placeholder.close()
+            self.placeholder = None
         self.server = ThreadServer(self.app(), "127.0.0.1", self.port)
         self.server.start()
 
-    def stop(self) -> None:
+    def stop(self, *, hold_port: bool = False) -> None:
+        """Stop listening; with ``hold_port`` the port stays bound (not listening, so a
+        connection is refused) and no other socket can take it during the outage: an
+        outgoing connection's ephemeral port could, and the restart would then fail."""
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if hold_port and self.placeholder is None:
+            self.placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.placeholder.bind(("127.0.0.1", self.port))
+        elif not hold_port and self.placeholder is not None:
+            self.placeholder.close()
+            self.placeholder = None
 
     def statuses(self) -> dict[str, list[str]]:
         seen: dict[str, list[str]] = {}
@@ -112,7 +128,7 @@ def test_clevertap_down_ten_minutes_loses_nothing_and_keeps_order(tmp_path: Path
                     unreachable = False
                     while (elapsed := time.monotonic() - start) < OUTAGE:
                         if not unreachable and elapsed >= OUTAGE / 2:
-                            clevertap.stop()  # refusing, then nobody listening at all
+                            clevertap.stop(hold_port=True)  # refusing, then nobody listening
                             unreachable = True
                         first = next(batches)
                         send(range(first, first + 10))  # during: Meta's statuses keep coming
