@@ -170,15 +170,21 @@ def uptime() -> str:
         return ""
 
 
+def bridge_env(tmp: Path) -> dict[str, str]:
+    """The environment of every process a bridge benchmark starts: its own config and data
+    folders under ``tmp``, and the bridge's and the sandbox's secrets (never on argv)."""
+    return {"CTWA_DATA_DIR": str(tmp / "data"), "CTWA_CONFIG_DIR": str(tmp / "config"),
+            "CTWA_BRIDGE_PASSWORD": PASSWORD, "CTWA_META_TOKEN": "sandbox-meta-token",
+            "CTWA_META_APP_SECRET": "sandbox-app-secret", "CTWA_META_VERIFY_TOKEN": "v",
+            "CTWA_PASSWORD": PASSWORD}
+
+
 def run(count: int, mps: float, tmp: Path, webhooks: int, extra: list[str] | None = None,
         profile: Path | None = None, state_url: str | None = None) -> dict[str, Any]:
     bridge_port, sandbox_port, listen_port = free_port(), free_port(), free_port()
     bridge = f"http://127.0.0.1:{bridge_port}"
     sandbox = f"http://127.0.0.1:{sandbox_port}"
-    env = {"CTWA_DATA_DIR": str(tmp / "data"), "CTWA_CONFIG_DIR": str(tmp / "config"),
-           "CTWA_BRIDGE_PASSWORD": PASSWORD, "CTWA_META_TOKEN": "sandbox-meta-token",
-           "CTWA_META_APP_SECRET": "sandbox-app-secret", "CTWA_META_VERIFY_TOKEN": "v",
-           "CTWA_PASSWORD": PASSWORD}
+    env = bridge_env(tmp)
     numbers = tmp / "numbers.txt"
     numbers.write_text("".join(f"9190000{n:05d}\n" for n in range(1, 1001)
                                if not str(n).endswith(("26", "50", "47"))))

@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge import PASSWORD, SANDBOX, process
+from bridge import SANDBOX, bridge_env, process
 
 from ctwa.bridge.state.throwaway import start_cluster
 from ctwa.infra.ports import free_port
@@ -43,11 +43,7 @@ def run(state: str, replicas: int, count: int, tmp: Path,
     proxy_port, sandbox_port, listen_port = free_port(), free_port(), free_port()
     front = f"http://127.0.0.1:{ports[0] if direct else proxy_port}"
     sandbox = f"http://127.0.0.1:{sandbox_port}"
-    env = {"CTWA_DATA_DIR": str(tmp / "data"), "CTWA_CONFIG_DIR": str(tmp / "config"),
-           "CTWA_BRIDGE_PASSWORD": PASSWORD, "CTWA_META_TOKEN": "sandbox-meta-token",
-           "CTWA_META_APP_SECRET": "sandbox-app-secret", "CTWA_META_VERIFY_TOKEN": "v",
-           "CTWA_PASSWORD": PASSWORD,
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**bridge_env(tmp), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     numbers = tmp / "numbers.txt"
     numbers.write_text("".join(f"9190000{n:05d}\n" for n in range(1, 1001)
                                if not str(n).endswith(("26", "50", "47"))))
