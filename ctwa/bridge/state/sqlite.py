@@ -410,13 +410,10 @@ class SqliteState:
         except sqlite3.Error as exc:
             error = _explain(self.path, exc, self.timeout)
             return [(job, None, error) for job in jobs]
-        # the whole batch starts at once, as soon as the lock is held: a caller whose time
-        # runs out while the jobs before its own run is waited for, not refused half-way
         now = time.monotonic()
-        started = [job.start(now) for job in jobs]
         done: list[tuple[_Job, Any, BaseException | None]] = []
-        for job, live in zip(jobs, started, strict=True):
-            if not live:
+        for job in jobs:
+            if not job.start(now):
                 done.append((job, None, StateUnavailable(
                     f"state {self.path} was too busy to take this within the deadline")))
                 continue
