@@ -26,25 +26,10 @@ def settle_all(answers: list[tuple[asyncio.Future[Any], Any, BaseException | Non
 
 
 async def bounded(future: asyncio.Future[T], limit: float,
-                  on_timeout: Callable[[], BaseException],
-                  extend: Callable[[], float] | None = None) -> T:
-    """``await future``, or raise ``on_timeout()`` after ``limit`` seconds.
-
-    ``extend``, asked once when ``limit`` runs out, may grant more seconds: a write whose
-    commit has begun is waited for (its outcome, stored or not, is what the caller must say),
-    where one still queued is given up (so it is never run)."""
+                  on_timeout: Callable[[], BaseException]) -> T:
+    """``await future``, or raise ``on_timeout()`` after ``limit`` seconds."""
     loop = asyncio.get_running_loop()
-    handle: asyncio.TimerHandle
-
-    def expire() -> None:
-        nonlocal handle
-        more = extend() if extend is not None else 0.0
-        if more > 0:
-            handle = loop.call_later(more, lambda: settle(future, None, on_timeout()))
-        else:
-            settle(future, None, on_timeout())
-
-    handle = loop.call_later(limit, expire)
+    handle = loop.call_later(limit, lambda: settle(future, None, on_timeout()))
     try:
         return await future
     finally:

@@ -179,42 +179,6 @@ class _Job:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     deadline: float
-    #: "queued" until the writer takes it ("started") or its caller gives up ("abandoned"):
-    #: changed under _PHASE so that never both happen (a caller told "not stored" whose
-    #: write then commits is a message answered 2004 and sent all the same)
-    phase: str = "queued"
-
-    def start(self, now: float) -> bool:
-        """The writer's side: take the job unless its caller gave up or its deadline passed."""
-        with _PHASE:
-            if self.phase == "started":  # run again alone after its batch failed
-                return True
-            if self.phase == "abandoned" or self.deadline < now:
-                self.phase = "abandoned"
-                return False
-            self.phase = "started"
-            return True
-
-    def give_up(self, more: float) -> float:
-        """The caller's side, when its time is up: a job already started is waited for
-        ``more`` seconds (its commit decides the answer); one still queued is abandoned."""
-        with _PHASE:
-            if self.phase == "started":
-                return more
-            self.phase = "abandoned"
-            return 0.0
-
-
-_PHASE = threading.Lock()
-
-
-class _Unanswered(StateUnavailable):
-    """No answer in time; ``may_land`` when the write had begun and may still commit (only
-    then is there anything to withdraw)."""
-
-    def __init__(self, message: str, *, hint: str, may_land: bool) -> None:
-        super().__init__(message, hint=hint)
-        self.may_land = may_land
 
 
 def _explain(path: Path, exc: BaseException, timeout: float) -> StateError:
@@ -350,17 +314,12 @@ class SqliteState:
         limit = self.ack_timeout if ack else self.timeout
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        job = _Job(fn, future, loop, time.monotonic() + limit)
-        self._jobs.put(job)
-        # the thread answers every job (run, refused past its deadline, or failed); a job
-        # still queued when the time is up is abandoned (never run), one whose transaction
-        # has begun (BEGIN IMMEDIATE may wait for another process's lock, the commit for the
-        # disk) is waited for up to the state's own timeout, so the answer matches the disk
-        return await bounded(future, limit, lambda: _Unanswered(
+        self._jobs.put(_Job(fn, future, loop, time.monotonic() + limit))
+        # the thread answers every job (run, refused past its deadline, or failed); the extra
+        # second only covers a commit that itself stalls on the disk
+        return await bounded(future, limit + 1.0, lambda: StateUnavailable(
             f"state {self.path} did not answer within {limit:g} s",
-            hint="the disk is stalled or another process holds the lock",
-            may_land=job.phase == "started"),
-            extend=lambda: job.give_up(self.timeout + 1.0))
+            hint="the disk is stalled or another process holds the lock"))
 
     def _run(self) -> None:
         assert self._conn is not None
@@ -385,12 +344,23 @@ class SqliteState:
                 return
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        results = self._transaction(conn, batch)
-        if results is None:  # one of them failed in the middle: each again, alone
-            results = []
-            for job in batch:
-                alone = self._transaction(conn, [job])
-                results.extend(alone if alone is not None else [(job, None, self._error)])
+        now = time.monotonic()
+        results: list[tuple[_Job, Any, BaseException | None]] = []
+        live = []
+        for job in batch:
+            if job.deadline < now:
+                results.append((job, None, StateUnavailable(
+                    f"state {self.path} was too busy to take this within the deadline")))
+            else:
+                live.append(job)
+        if live:
+            done = self._transaction(conn, live)
+            if done is None:  # one of them failed in the middle: each again, alone
+                done = []
+                for job in live:
+                    alone = self._transaction(conn, [job])
+                    done.extend(alone if alone is not None else [(job, None, self._error)])
+            results.extend(done)
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for job, value, outcome in results:
             by_loop.setdefault(job.loop, []).append((job.future, value, outcome))
@@ -403,20 +373,14 @@ class SqliteState:
         """Run ``jobs`` in one transaction. A job may refuse with a StateError raised before
         it wrote anything (that job fails alone); any other failure rolls the whole
         transaction back and returns None (the caller then runs each alone), or, for a single
-        job, fails it. A job starts only once the lock is held: one whose caller gave up
-        while ``BEGIN IMMEDIATE`` waited for another process is refused, never run."""
+        job, fails it."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             error = _explain(self.path, exc, self.timeout)
             return [(job, None, error) for job in jobs]
-        now = time.monotonic()
         done: list[tuple[_Job, Any, BaseException | None]] = []
         for job in jobs:
-            if not job.start(now):
-                done.append((job, None, StateUnavailable(
-                    f"state {self.path} was too busy to take this within the deadline")))
-                continue
             try:
                 done.append((job, job.fn(conn), None))
             except StateError as exc:
@@ -517,11 +481,9 @@ class SqliteState:
         started = self.clock()
         try:
             result = await self._call(run, ack=True)
-        except StateUnavailable as exc:
-            if not getattr(exc, "may_land", False):
-                raise  # never run: nothing to take back (a DELETE could hit a retry's row)
+        except StateUnavailable:
             # the caller answers CleverTap 2004: if the row was committed all the same (the
-            # commit outlasted even the state's timeout), take it back so it is never sent
+            # commit's answer came after the timer), take it back so it is never sent
             def withdraw(conn: sqlite3.Connection) -> None:
                 conn.execute("DELETE FROM bridge_sends WHERE msg_id = ? AND state = 'queued' "
                              "AND created_at >= ?", (msg_id, started))
